@@ -1,0 +1,78 @@
+# MixPE developer entry points. Everything runs inside a private virtual environment (.venv) that
+# this Makefile creates and keeps in sync with pyproject.toml.
+#
+#   make test                 fast tests (no `slow` marker)
+#   make sim TEST=mpgemm SEED=3 WAVES=1 PRESET=w4a8-g128-16x16
+#
+# See `make help`.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stamp
+MIXPE  := $(BIN)/mixpe
+
+# Options passed through to the CLI only when the variable is set.
+CFG_OPTS := $(if $(PRESET),--preset $(PRESET)) $(if $(CONFIG),--config $(CONFIG))
+SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on,$(WAVES)),--waves)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv verilog sim test test-all bench lint clean distclean
+
+help:
+	@echo "MixPE targets:"
+	@echo "  make verilog   emit Verilog for a configuration        (PRESET, CONFIG)"
+	@echo "  make sim       run one cocotb testbench under Verilator (TEST, PRESET, CONFIG, SEED, WAVES)"
+	@echo "  make test      fast test suite: pytest -m 'not slow'"
+	@echo "  make test-all  all tests, including slow sweeps"
+	@echo "  make bench     cycle/throughput benchmark              (PRESET, CONFIG)"
+	@echo "  make lint      Verilator lint of the generated Verilog"
+	@echo "  make venv      create/update .venv only"
+	@echo "  make clean     remove build/ ; make distclean also removes .venv"
+	@echo "Variables:"
+	@echo "  PRESET=name    named configuration, e.g. w4a8-g128-16x16"
+	@echo "  CONFIG=path    JSON configuration file"
+	@echo "  TEST=name      testbench for 'make sim' (e.g. mpgemm)"
+	@echo "  SEED=n         random seed (replays a run)"
+	@echo "  WAVES=1        dump waveforms (FST if liblz4-dev is installed, else VCD)"
+	@echo "  PYTHON=python3 interpreter used to create .venv"
+
+# The venv is (re)built whenever pyproject.toml changes. torch is pinned in pyproject.toml so that
+# pip takes the local CPU wheel. liblz4-dev (lz4.h, for Verilator FST traces) is installed when
+# missing and we are root; failing that, waveforms fall back to VCD.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e .
+	@if [ ! -f /usr/include/lz4.h ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing liblz4-dev (Verilator FST tracing)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev; } >/dev/null 2>&1 \
+			|| echo "warning: could not install liblz4-dev; waveforms will be VCD instead of FST"; \
+	fi
+	@touch $@
+
+venv: $(STAMP)
+
+verilog: $(STAMP)
+	$(MIXPE) verilog $(CFG_OPTS)
+
+sim: $(STAMP)
+	@test -n "$(TEST)" || { echo "usage: make sim TEST=<name> [PRESET=..|CONFIG=..] [SEED=n] [WAVES=1]"; exit 2; }
+	$(MIXPE) sim --test $(TEST) $(SIM_OPTS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(MIXPE) bench $(CFG_OPTS)
+
+lint: $(STAMP)
+	$(MIXPE) lint
+
+clean:
+	rm -rf build
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Bit-exact PyTorch reference models of the MixPE accelerator."""

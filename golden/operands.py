@@ -1,0 +1,261 @@
+"""Operands of one mixed-precision GEMM: INT8 activations with per-token FP32 scales, and low-bit
+weight codes with per-group FP16 scales and integer zero points.
+
+Shapes: activations ``x`` (M, K), ``act_scale`` (M,); weights (N, K) with G = K / g groups per
+output channel, so ``scales`` and ``zeros`` are (N, G). The real-valued GEMM is
+``y[m, n] = act_scale[m] * sum_k x[m, k] * (codes[n, k] - zeros[n, k // g]) * scales[n, k // g]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from hw.config import MixPEConfig
+
+__all__ = ["OperandError", "QuantizedWeights", "OPERAND_KINDS", "validate_operands", "random_operands",
+           "quantize_activations_int8", "quantize_weights_rtn"]
+
+INT8_MIN, INT8_MAX = -128, 127
+FP16_MAX = 65504.0
+FP16_MIN_NORMAL = 2.0 ** -14
+FP32_MIN_NORMAL = 2.0 ** -126
+#: Kinds of :func:`random_operands`.
+OPERAND_KINDS = ("uniform", "worst", "signs", "zeros")
+
+
+class OperandError(ValueError):
+    """An operand is invalid; the message names the tensor, its shape or value and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedWeights:
+    """Group-wise quantized N x K weights (N output channels, K reduction, G = K / g groups).
+
+    codes
+        int64 (N, K), unsigned codes in ``[0, 2**b - 1]``.
+    scales
+        torch.float16 (N, G), one scale per output channel and group.
+    zeros
+        int64 (N, G), integer zero points in ``[0, 2**b - 1]``.
+    """
+
+    codes: torch.Tensor
+    scales: torch.Tensor
+    zeros: torch.Tensor
+
+
+def _check_tensor(name: str, value, dtype: torch.dtype, rank: int, meaning: str) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise OperandError(f"{name}: got {type(value).__name__}, expected a {dtype} tensor of rank {rank} ({meaning})")
+    if value.dtype != dtype:
+        raise OperandError(f"{name}: dtype {value.dtype}, expected {dtype} ({meaning})")
+    if value.dim() != rank:
+        raise OperandError(f"{name}: shape {tuple(value.shape)} has rank {value.dim()}, expected rank {rank} ({meaning})")
+    if value.numel() == 0:
+        raise OperandError(f"{name}: shape {tuple(value.shape)} has an empty dimension; all dimensions must be >= 1")
+
+
+def _check_shape(name: str, value: torch.Tensor, expected: tuple, why: str) -> None:
+    if tuple(value.shape) != expected:
+        raise OperandError(f"{name}: shape {tuple(value.shape)}, expected {expected} ({why})")
+
+
+def _check_range(name: str, value: torch.Tensor, low: int, high: int, meaning: str) -> None:
+    bad = (value < low) | (value > high)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise OperandError(f"{name}: value {int(value[index])} at index {index} is outside {meaning} [{low}, {high}]")
+
+
+def _check_scales(name: str, value: torch.Tensor, min_normal: float, fmt: str) -> None:
+    """Reject non-finite and subnormal scales (zero is allowed)."""
+    wide = value.double()
+    bad = ~torch.isfinite(wide) | ((wide != 0) & (wide.abs() < min_normal))
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise OperandError(f"{name}: value {float(wide[index])!r} at index {index} is not allowed; scales must be "
+                           f"finite and either zero or normal {fmt} numbers (|s| >= {min_normal!r})")
+
+
+def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
+                      weights: QuantizedWeights) -> None:
+    """Raise :class:`OperandError` unless the operands are exactly what the hardware accepts.
+
+    x: int64 (M, K) INT8 codes; act_scale: float32 (M,) finite, zero or normal per-token scales, or
+    ``None`` when only the integer part is used; weights: :class:`QuantizedWeights` for N x K with
+    K a multiple of ``config.group_size``. Nothing is truncated or clamped.
+    """
+    group = config.group_size
+    _check_tensor("x", x, torch.int64, 2, "INT8 activation codes, shape (M, K)")
+    m, k = x.shape
+    if k % group:
+        raise OperandError(f"x: shape {tuple(x.shape)} has K={k}, which is not a multiple of group_size={group}")
+    if not isinstance(weights, QuantizedWeights):
+        raise OperandError(f"weights: got {type(weights).__name__}, expected QuantizedWeights")
+    _check_tensor("weights.codes", weights.codes, torch.int64, 2, "weight codes, shape (N, K)")
+    n = weights.codes.shape[0]
+    _check_shape("weights.codes", weights.codes, (n, k), f"K must match x of shape {tuple(x.shape)}")
+    groups = k // group
+    _check_tensor("weights.scales", weights.scales, torch.float16, 2, "FP16 group scales, shape (N, K/g)")
+    _check_shape("weights.scales", weights.scales, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
+    _check_tensor("weights.zeros", weights.zeros, torch.int64, 2, "integer zero points, shape (N, K/g)")
+    _check_shape("weights.zeros", weights.zeros, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
+    if act_scale is not None:
+        _check_tensor("act_scale", act_scale, torch.float32, 1, "per-token FP32 scales, shape (M,)")
+        _check_shape("act_scale", act_scale, (m,), f"one scale per row of x of shape {tuple(x.shape)}")
+
+    _check_range("x", x, INT8_MIN, INT8_MAX, "the INT8 range")
+    _check_range("weights.codes", weights.codes, 0, config.code_max, f"the {config.weight_bits}-bit code range")
+    _check_range("weights.zeros", weights.zeros, 0, config.code_max, f"the {config.weight_bits}-bit code range")
+    if config.weight_encoding == "signed":
+        off = weights.zeros != config.symmetric_zero
+        if off.any():
+            index = tuple(int(i) for i in off.nonzero()[0])
+            raise OperandError(f"weights.zeros: value {int(weights.zeros[index])} at index {index}; the signed "
+                               f"encoding requires every zero point to be {config.symmetric_zero}")
+    _check_scales("weights.scales", weights.scales, FP16_MIN_NORMAL, "FP16")
+    if act_scale is not None:
+        _check_scales("act_scale", act_scale, FP32_MIN_NORMAL, "FP32")
+
+
+def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind: str = "uniform"
+                    ) -> tuple[torch.Tensor, torch.Tensor, QuantizedWeights]:
+    """Seeded random operands (x (M, K), act_scale (M,), weights N x K) of one of :data:`OPERAND_KINDS`.
+
+    uniform
+        Random activations, codes and zero points; scales ~ U(0.001, 0.1) rounded to FP16,
+        act scales ~ U(0.001, 0.05).
+    worst
+        Largest |D| per group: x = -128 everywhere; even channels have codes 2**b - 1 with zero
+        point 0, odd channels codes 0 with zero point 2**b - 1 (the signed encoding keeps its
+        fixed zero point); every third channel has the largest finite FP16 scale 65504.
+    signs
+        Cancellation: activations alternate in sign (x[2i+1] = -x[2i], so every A = 0), each odd
+        group repeats the previous group's codes with neighbours swapped (D_j = -D_{j-1}) and a
+        scale one FP16 step larger, so the group accumulation nearly cancels.
+    zeros
+        Even rows have all-zero activations; even channels have codes equal to their zero point.
+    """
+    for name, value in (("m", m), ("n", n), ("k", k)):
+        if not isinstance(value, int) or value < 1:
+            raise OperandError(f"{name}={value!r}: must be a positive integer")
+    if k % config.group_size:
+        raise OperandError(f"k={k}: must be a multiple of group_size={config.group_size}")
+    if kind not in OPERAND_KINDS:
+        raise OperandError(f"kind={kind!r}: allowed values are {OPERAND_KINDS}")
+    gen = torch.Generator().manual_seed(seed)
+    group, groups, code_max = config.group_size, k // config.group_size, config.code_max
+
+    def uniform(low: float, high: float, shape: tuple) -> torch.Tensor:
+        return low + (high - low) * torch.rand(shape, generator=gen, dtype=torch.float64)
+
+    x = torch.randint(INT8_MIN, INT8_MAX + 1, (m, k), generator=gen)
+    codes = torch.randint(0, code_max + 1, (n, k), generator=gen)
+    zeros = torch.randint(0, code_max + 1, (n, groups), generator=gen)
+    scales = uniform(0.001, 0.1, (n, groups)).half()
+    act_scale = uniform(0.001, 0.05, (m,)).float()
+    channel = torch.arange(n)[:, None]
+
+    if kind == "worst":
+        x = torch.full((m, k), INT8_MIN)
+        even = channel % 2 == 0
+        codes = torch.where(even, code_max, 0).expand(n, k).clone()
+        zeros = torch.where(even, 0, code_max).expand(n, groups).clone()
+        scales = torch.where(channel % 3 == 0, torch.tensor(FP16_MAX, dtype=torch.float16), scales)
+    elif kind == "signs":
+        magnitude = torch.randint(1, INT8_MAX + 1, (m, group // 2), generator=gen)
+        x = torch.stack([magnitude, -magnitude], dim=-1).reshape(m, group).repeat(1, groups)
+        codes = codes.view(n, groups, group // 2, 2)
+        swapped = codes.flip(-1)
+        odd_group = torch.arange(groups) % 2 == 1
+        codes = torch.where(odd_group[None, :, None, None], swapped.roll(1, dims=1), codes).reshape(n, k)
+        next_up = torch.nextafter(scales.roll(1, dims=1), torch.tensor(float("inf"), dtype=torch.float16))
+        scales = torch.where(odd_group[None, :], next_up, scales)
+    elif kind == "zeros":
+        x = torch.where(torch.arange(m)[:, None] % 2 == 0, 0, x)
+        zero_codes = zeros.repeat_interleave(group, dim=1)
+        codes = torch.where(channel % 2 == 0, zero_codes, codes)
+
+    if config.weight_encoding == "signed":
+        if kind == "zeros":
+            codes = torch.where(channel % 2 == 0, config.symmetric_zero, codes)
+        zeros = torch.full((n, groups), config.symmetric_zero)
+    weights = QuantizedWeights(codes=codes.contiguous(), scales=scales.contiguous(), zeros=zeros.contiguous())
+    validate_operands(config, x, act_scale, weights)
+    return x, act_scale, weights
+
+
+def quantize_activations_int8(x_float: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-token INT8 quantization of real activations (M, K).
+
+    Returns (int64 codes (M, K) in [-127, 127], float32 scales (M,)) with scale = absmax / 127
+    rounded to FP32 and codes = round-half-even(x / scale); all-zero rows get scale 1.0.
+    Raises :class:`OperandError` for non-finite inputs or a row whose scale would be subnormal.
+    """
+    if not isinstance(x_float, torch.Tensor) or not x_float.is_floating_point() or x_float.dim() != 2:
+        raise OperandError(f"x_float: expected a floating-point tensor of rank 2 (M, K), got "
+                           f"{getattr(x_float, 'dtype', type(x_float).__name__)} "
+                           f"of shape {tuple(getattr(x_float, 'shape', ()))}")
+    wide = x_float.double()
+    if not torch.isfinite(wide).all():
+        raise OperandError("x_float: contains non-finite values; activations must be finite")
+    absmax = wide.abs().amax(dim=1)
+    scale = torch.where(absmax == 0, 1.0, absmax / INT8_MAX).float()
+    tiny = scale.double() < FP32_MIN_NORMAL
+    if tiny.any():
+        row = int(tiny.nonzero()[0])
+        raise OperandError(f"x_float: row {row} has absmax {float(absmax[row])!r}, whose scale absmax/127 is "
+                           f"subnormal in FP32 (the hardware flushes it); rows must be zero or have absmax >= "
+                           f"{INT8_MAX * FP32_MIN_NORMAL!r}")
+    codes = torch.round(wide / scale.double()[:, None]).to(torch.int64)
+    return codes, scale
+
+
+def quantize_weights_rtn(config: MixPEConfig, w_float: torch.Tensor) -> QuantizedWeights:
+    """Round-to-nearest group-wise quantization of real weights (N, K) along K.
+
+    unsigned
+        Asymmetric: per group lo = min(w, 0), hi = max(w, 0), scale = (hi - lo) / (2**b - 1),
+        zero = round(-lo / scale).
+    signed
+        Symmetric: scale = absmax / (2**(b-1) - 1) (absmax for b = 2), zero = 2**(b-1).
+
+    Scales are rounded to FP16 and raised to at least the smallest normal FP16 2**-14 (an
+    all-zero group gets that scale); codes are round-half-even(w / scale) + zero computed against
+    the FP16 scale and clamped to [0, 2**b - 1], which is where the quantizer's clipping error
+    lives. Raises :class:`OperandError` for non-finite weights or a scale beyond FP16 range.
+    """
+    if not isinstance(w_float, torch.Tensor) or not w_float.is_floating_point() or w_float.dim() != 2:
+        raise OperandError(f"w_float: expected a floating-point tensor of rank 2 (N, K), got "
+                           f"{getattr(w_float, 'dtype', type(w_float).__name__)} "
+                           f"of shape {tuple(getattr(w_float, 'shape', ()))}")
+    n, k = w_float.shape
+    group = config.group_size
+    if n == 0 or k == 0 or k % group:
+        raise OperandError(f"w_float: shape {(n, k)}; N must be >= 1 and K a positive multiple of group_size={group}")
+    wide = w_float.double()
+    if not torch.isfinite(wide).all():
+        raise OperandError("w_float: contains non-finite values; weights must be finite")
+    grouped = wide.view(n, k // group, group)
+    if config.weight_encoding == "unsigned":
+        low = grouped.amin(dim=-1).clamp(max=0)
+        high = grouped.amax(dim=-1).clamp(min=0)
+        raw_scale = (high - low) / config.code_max
+    else:
+        raw_scale = grouped.abs().amax(dim=-1) / max(config.symmetric_zero - 1, 1)
+    too_large = raw_scale > FP16_MAX
+    if too_large.any():
+        index = tuple(int(i) for i in too_large.nonzero()[0])
+        raise OperandError(f"w_float: group {index} needs scale {float(raw_scale[index])!r}, beyond the FP16 "
+                           f"maximum {FP16_MAX}")
+    scales = raw_scale.clamp(min=FP16_MIN_NORMAL).half()
+    scale_wide = scales.double()
+    if config.weight_encoding == "unsigned":
+        zeros = torch.round(-low / scale_wide).clamp(0, config.code_max).to(torch.int64)
+    else:
+        zeros = torch.full((n, k // group), config.symmetric_zero)
+    codes = torch.round(grouped / scale_wide[..., None]) + zeros[..., None]
+    codes = codes.clamp(0, config.code_max).to(torch.int64).reshape(n, k)
+    return QuantizedWeights(codes=codes, scales=scales, zeros=zeros)

@@ -1,0 +1,102 @@
+"""The R x C output-stationary PE array with its input skew network and per-column drain."""
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import MixPEConfig
+from .layouts import activation_layout, weight_layout
+from .pe import ProcessingElement
+
+__all__ = ["PEArray"]
+
+
+class PEArray(wiring.Component):
+    """Tokens on rows, output channels on columns, K streaming through in time.
+
+    One K step enters per cycle, unskewed: ``x`` (one activation per row), ``w`` (one code per
+    column), ``valid`` and ``group_last``. The array registers it and delays row r by r cycles and
+    column c by c cycles, so PE(r, c) sees step k at ``t + 1 + r + c`` for a step presented at
+    cycle t. Activations and flags move right one PE per cycle, codes move down.
+
+    When a group completes, PE(r, c) holds its partial sum in its drain register at
+    ``t_last + 2 + r + c``. Column c's ``drain[c]`` is the one-hot OR of the drain registers of
+    its rows, so it carries rows 0, 1, ..., R-1 on consecutive cycles; this requires consecutive
+    group ends to be at least R cycles apart (the issue stage guarantees it).
+
+    Ports:
+        x: In(ArrayLayout(signed(act_bits), R)), w: In(ArrayLayout(unsigned(b), C))
+        valid, group_last: In(1)
+        drain: Out(ArrayLayout(signed(psum_bits), C)), drain_valid: Out(C)
+    """
+
+    def __init__(self, config: MixPEConfig):
+        self._config = config
+        super().__init__({
+            "x": In(activation_layout(config)),
+            "w": In(weight_layout(config)),
+            "valid": In(1),
+            "group_last": In(1),
+            "drain": Out(data.ArrayLayout(signed(config.psum_bits), config.cols)),
+            "drain_valid": Out(config.cols),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a group's last step at the inputs to PE(0, 0)'s drain; PE(r, c) adds r + c."""
+        return self._config.drain_offset
+
+    def elaborate(self, platform):
+        config = self._config
+        rows, cols = config.rows, config.cols
+        m = Module()
+
+        pes = [[ProcessingElement(config) for _ in range(cols)] for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                m.submodules[f"pe_{r}_{c}"] = pes[r][c]
+
+        # Skew network: row r is delayed by 1 + r cycles, column c by 1 + c cycles.
+        for r in range(rows):
+            x, valid, group_last = self.x[r], self.valid, self.group_last
+            for stage in range(1 + r):
+                x_next = Signal.like(x, name=f"skew_x_{r}_{stage}")
+                valid_next = Signal(name=f"skew_valid_{r}_{stage}")
+                last_next = Signal(name=f"skew_last_{r}_{stage}")
+                m.d.sync += [x_next.eq(x), valid_next.eq(valid), last_next.eq(group_last)]
+                x, valid, group_last = x_next, valid_next, last_next
+            m.d.comb += [pes[r][0].x.eq(x), pes[r][0].valid.eq(valid), pes[r][0].group_last.eq(group_last)]
+        for c in range(cols):
+            w = self.w[c]
+            for stage in range(1 + c):
+                w_next = Signal(unsigned(config.weight_bits), name=f"skew_w_{c}_{stage}")
+                m.d.sync += w_next.eq(w)
+                w = w_next
+            m.d.comb += pes[0][c].w.eq(w)
+
+        for r in range(rows):
+            for c in range(cols):
+                pe = pes[r][c]
+                if c + 1 < cols:
+                    right = pes[r][c + 1]
+                    m.d.comb += [right.x.eq(pe.x_out), right.valid.eq(pe.valid_out),
+                                 right.group_last.eq(pe.group_last_out)]
+                if r + 1 < rows:
+                    m.d.comb += pes[r + 1][c].w.eq(pe.w_out)
+
+        for c in range(cols):
+            drain = 0
+            for r in range(rows):
+                drain = drain | (pes[r][c].psum.as_unsigned() & pes[r][c].psum_valid.replicate(config.psum_bits))
+            m.d.comb += [
+                self.drain[c].eq(drain),
+                self.drain_valid[c].eq(_any(pes[r][c].psum_valid for r in range(rows))),
+            ]
+        return m
+
+
+def _any(bits):
+    result = 0
+    for bit in bits:
+        result = result | bit
+    return result

@@ -1,0 +1,248 @@
+"""The one configuration object that drives the RTL, golden models, testbenches, cycle model and packer.
+
+A :class:`MixPEConfig` is frozen and validated at construction. Every bit width and latency of
+the generated hardware is a property derived from it, so there is a single place to read them.
+Presets are named ``w<weight bits><activation>-g<group>-<rows>x<cols>`` (for example
+``w4a8-g128-16x16``, the default); any name of that shape is a valid preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+
+__all__ = ["ConfigError", "MixPEConfig", "ACTIVATIONS", "DEFAULT_PRESET", "PRESETS", "from_preset",
+           "load_config", "ceil_log2"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the parameter, its value and what is allowed."""
+
+
+#: Activation formats: preset token -> (format name, total bits). Only INT8 has RTL so far.
+ACTIVATIONS = {
+    "a8": ("int8", 8),
+}
+SUPPORTED_ACTIVATIONS = tuple(name for name, _ in ACTIVATIONS.values())
+WEIGHT_BITS = (2, 3, 4, 8)
+WEIGHT_ENCODINGS = ("unsigned", "signed")
+MAX_ARRAY_DIM = 128
+GROUP_SIZES = tuple(2 ** n for n in range(3, 11))  # 8 .. 1024
+
+DEFAULT_PRESET = "w4a8-g128-16x16"
+#: Presets that the documentation and tests name; any name matching the preset pattern also works.
+PRESETS = (
+    "w4a8-g128-16x16",
+    "w4a8-g64-8x8",
+    "w4a8-g128-32x32",
+    "w4a8-g32-4x4",
+    "w2a8-g64-8x8",
+    "w3a8-g64-8x8",
+    "w8a8-g128-8x8",
+)
+
+_PRESET_PATTERN = re.compile(r"^w(?P<bits>\d+)(?P<act>a8)-g(?P<group>\d+)-(?P<rows>\d+)x(?P<cols>\d+)$")
+
+
+def ceil_log2(n: int) -> int:
+    """Smallest ``k`` with ``2**k >= n`` (``n >= 1``)."""
+    return (n - 1).bit_length()
+
+
+@dataclasses.dataclass(frozen=True)
+class MixPEConfig:
+    """Parameters of one MixPE core.
+
+    rows
+        Array rows R: token rows of the output tile computed at once.
+    cols
+        Array columns C: output channels of the tile.
+    weight_bits
+        Bits per weight code b (2, 3, 4 or 8). Codes are unsigned ``0 .. 2**b - 1``.
+    weight_encoding
+        ``"unsigned"``: any integer zero point per group; ``"signed"``: symmetric signed codes
+        stored with the offset ``2**(b-1)``, which is then the zero point of every group.
+    activation
+        Activation format; ``"int8"`` (two's complement, one FP32 scale per token).
+    group_size
+        Quantization group size g along K (power of two, 8 .. 1024).
+    name
+        Preset or file name used to name build directories.
+    """
+
+    rows: int = 16
+    cols: int = 16
+    weight_bits: int = 4
+    weight_encoding: str = "unsigned"
+    activation: str = "int8"
+    group_size: int = 128
+    name: str = "custom"
+
+    def __post_init__(self):
+        for field in ("rows", "cols", "weight_bits", "group_size"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{field}={value!r}: must be an integer")
+        for field in ("rows", "cols"):
+            value = getattr(self, field)
+            if not 1 <= value <= MAX_ARRAY_DIM:
+                raise ConfigError(f"{field}={value}: must be between 1 and {MAX_ARRAY_DIM}")
+        if self.weight_bits not in WEIGHT_BITS:
+            raise ConfigError(f"weight_bits={self.weight_bits}: allowed values are {WEIGHT_BITS}")
+        if self.weight_encoding not in WEIGHT_ENCODINGS:
+            raise ConfigError(f"weight_encoding={self.weight_encoding!r}: allowed values are {WEIGHT_ENCODINGS}")
+        if self.activation not in SUPPORTED_ACTIVATIONS:
+            raise ConfigError(f"activation={self.activation!r}: allowed values are {SUPPORTED_ACTIVATIONS}")
+        if self.group_size not in GROUP_SIZES:
+            raise ConfigError(f"group_size={self.group_size}: must be a power of two from "
+                              f"{GROUP_SIZES[0]} to {GROUP_SIZES[-1]}")
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.name):
+            raise ConfigError(f"name={self.name!r}: must be a non-empty string of letters, digits, '._+-'")
+
+    # -- activation ---------------------------------------------------------------------------
+
+    @property
+    def act_bits(self) -> int:
+        """Width of one activation element on the activation stream."""
+        return 8
+
+    # -- datapath widths (all signed two's complement unless stated) ---------------------------
+
+    @property
+    def code_max(self) -> int:
+        """Largest weight code, ``2**b - 1``."""
+        return 2 ** self.weight_bits - 1
+
+    @property
+    def symmetric_zero(self) -> int:
+        """Zero point of every group in the signed encoding, ``2**(b-1)``."""
+        return 2 ** (self.weight_bits - 1)
+
+    @property
+    def group_log2(self) -> int:
+        return ceil_log2(self.group_size)
+
+    @property
+    def product_bits(self) -> int:
+        """Shift & add product x*Q: |x*Q| <= 128*(2**b - 1) < 2**(7+b), so 8+b bits."""
+        return self.act_bits + self.weight_bits
+
+    @property
+    def psum_bits(self) -> int:
+        """Group partial sum P = sum x*Q over g terms: product bits + log2 g."""
+        return self.product_bits + self.group_log2
+
+    @property
+    def asum_bits(self) -> int:
+        """Activation group sum A = sum x: |A| <= 128*g = 2**(7+log2 g), so 8 + log2 g bits."""
+        return self.act_bits + self.group_log2
+
+    @property
+    def dsum_bits(self) -> int:
+        """D = P - z*A = sum (Q - z)*x with |Q - z| <= 2**b - 1: the same bound as P."""
+        return self.psum_bits
+
+    @property
+    def dsum_exact_in_fp32(self) -> bool:
+        """Whether every D converts to FP32 exactly (|D| <= 2**24)."""
+        return self.dsum_bits - 1 <= 24
+
+    # -- schedule ----------------------------------------------------------------------------
+
+    @property
+    def group_interval(self) -> int:
+        """Minimum cycles between the first beats of two consecutive groups.
+
+        Each column's group-dequant unit drains R partial sums per group, one per cycle, so a
+        group may start no sooner than R cycles after the previous one; the per-group scales sit
+        in a ping-pong register pair while they sweep across the C columns, which needs
+        ``2 * interval >= C + 1``. So the interval is ``max(g, R, ceil((C + 1) / 2))``; when it
+        exceeds g the array idles between groups (dequant stalls)."""
+        return max(self.group_size, self.rows, (self.cols + 2) // 2)
+
+    @property
+    def dequant_stall_per_group(self) -> int:
+        """Idle cycles the issue stage inserts before each group after the first."""
+        return self.group_interval - self.group_size
+
+    # -- latencies (cycles; see hw/mpgemm.py for the timeline) ---------------------------------
+
+    @property
+    def gdu_latency(self) -> int:
+        """Cycles from a drained partial sum at a GDU input to its accumulator write being visible."""
+        return 5
+
+    @property
+    def drain_offset(self) -> int:
+        """Cycles from issuing a group's last K step to PE(0, 0)'s drain register holding its sum.
+
+        The issued step is registered into the skew network (1) and accumulated by PE(0, 0) into
+        its drain register (1); PE(r, c) drains ``r + c`` cycles later."""
+        return 2
+
+    @property
+    def result_offset(self) -> int:
+        """Cycles from issuing a tile's last K step to its first result row being offered."""
+        return self.drain_offset + (self.cols - 1) + self.gdu_latency
+
+    # -- identity ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        params = dataclasses.asdict(self)
+        derived = {name: getattr(self, name) for name in (
+            "act_bits", "product_bits", "psum_bits", "asum_bits", "dsum_bits", "group_interval",
+            "gdu_latency", "drain_offset", "result_offset")}
+        return {"params": params, "derived": derived, "hash": self.hash}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @property
+    def hash(self) -> str:
+        """Short hash of the parameters that change the hardware (not the name)."""
+        params = dataclasses.asdict(self)
+        del params["name"]
+        return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+    def replace(self, **changes) -> "MixPEConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict, name: str | None = None) -> "MixPEConfig":
+        params = dict(data.get("params", data))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration parameter(s) {unknown}; allowed: {sorted(known)}")
+        if name is not None and "name" not in params:
+            params["name"] = name
+        return cls(**params)
+
+
+def from_preset(name: str) -> MixPEConfig:
+    """Build the configuration named ``w<bits><act>-g<group>-<rows>x<cols>``."""
+    match = _PRESET_PATTERN.match(name or "")
+    if not match:
+        raise ConfigError(f"preset={name!r}: expected a name like 'w4a8-g128-16x16' "
+                          f"(w<weight bits><activation>-g<group>-<rows>x<cols>); known presets: {', '.join(PRESETS)}")
+    return MixPEConfig(rows=int(match["rows"]), cols=int(match["cols"]), weight_bits=int(match["bits"]),
+                       activation=ACTIVATIONS[match["act"]][0], group_size=int(match["group"]), name=name)
+
+
+def load_config(preset: str | None = None, path: str | Path | None = None) -> MixPEConfig:
+    """Configuration from a JSON file (``CONFIG=path``) or a preset name (``PRESET=name``)."""
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config={str(path)!r}: file not found")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"config={str(path)!r}: not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config={str(path)!r}: expected a JSON object")
+        return MixPEConfig.from_dict(data, name=path.stem)
+    return from_preset(preset or DEFAULT_PRESET)

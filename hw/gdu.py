@@ -1,0 +1,122 @@
+"""Group-dequant unit (GDU): applies zero point, scale and token scale once per group, per column."""
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import MixPEConfig
+from .fp_add import Float32Adder
+from .fp_int_to_float import IntToFloat32
+from .fp_mul import Float32Multiplier
+from .fp_widen import WidenToFloat32
+from .layouts import FP16_BITS, FP32_BITS, row_info_layout
+
+__all__ = ["GroupDequant"]
+
+
+class GroupDequant(wiring.Component):
+    """Dequantizes one column's partial sums into FP32 output accumulators.
+
+    For each drained partial sum P of row r and group j (one per cycle, rows in order):
+
+    ========  =============================================================================
+    stage 0   D = P - z * A                   exact integer, ``dsum_bits`` signed
+    stage 1   f = fp32(D)                     round to nearest even
+    stage 2   t = f * fp32(s)                 s is the column's FP16 scale of group j
+    stage 3   acc = t (first group) or acc[r] + t
+    stage 4   acc[r] := acc, or acc * s_x[r] on the tile's last group (the result)
+    ========  =============================================================================
+
+    FP32 arithmetic follows :mod:`golden.fp32` (IEEE binary32, RNE, subnormals flushed). The
+    accumulators live in a 2 x R memory: one bank per tile in flight, read by the result stage
+    through ``read_addr``/``read_data`` (address ``bank * R + row``).
+
+    ``scale``/``zero`` must hold the group's parameters on the cycle row 0 arrives; they are
+    latched for the other rows. The write of a last-group row pulses ``result_written``.
+
+    Latency: ``latency`` cycles from a partial sum at the input to its accumulator write being
+    readable."""
+
+    def __init__(self, config: MixPEConfig):
+        self._config = config
+        rows = config.rows
+        super().__init__({
+            "psum": In(signed(config.psum_bits)),
+            "info": In(row_info_layout(config)),
+            "scale": In(FP16_BITS),
+            "zero": In(unsigned(config.weight_bits)),
+            "read_addr": In(range(2 * rows)),
+            "read_data": Out(FP32_BITS),
+            "result_written": Out(1),
+            "result_bank": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        return self._config.gdu_latency
+
+    def elaborate(self, platform):
+        config = self._config
+        rows = config.rows
+        m = Module()
+        info = self.info
+
+        # Stage 0: integer zero-point correction (parameters latched on row 0).
+        scale_held = Signal(FP16_BITS)
+        zero_held = Signal(unsigned(config.weight_bits))
+        is_row0 = info.row == 0
+        scale_now = Mux(is_row0, self.scale, scale_held)
+        zero_now = Mux(is_row0, self.zero, zero_held)
+        with m.If(info.valid & is_row0):
+            m.d.sync += [scale_held.eq(self.scale), zero_held.eq(self.zero)]
+
+        s1 = Signal(row_info_layout(config), name="s1_info")
+        s1_dsum = Signal(signed(config.dsum_bits))
+        s1_scale = Signal(FP16_BITS)
+        m.d.sync += [s1.eq(info), s1_dsum.eq(self.psum - zero_now * info.asum), s1_scale.eq(scale_now)]
+
+        # Stage 1: integer to FP32.
+        to_float = m.submodules.to_float = IntToFloat32(config.dsum_bits)
+        s2 = Signal.like(s1, name="s2_info")
+        s2_value = Signal(FP32_BITS)
+        s2_scale = Signal(FP16_BITS)
+        m.d.comb += to_float.i.eq(s1_dsum)
+        m.d.sync += [s2.eq(s1), s2_value.eq(to_float.o), s2_scale.eq(s1_scale)]
+
+        # Stage 2: multiply by the group scale.
+        widen = m.submodules.widen = WidenToFloat32(5, 10)
+        scale_mul = m.submodules.scale_mul = Float32Multiplier()
+        s3 = Signal.like(s1, name="s3_info")
+        s3_value = Signal(FP32_BITS)
+        m.d.comb += [widen.i.eq(s2_scale), scale_mul.a.eq(s2_value), scale_mul.b.eq(widen.o)]
+        m.d.sync += [s3.eq(s2), s3_value.eq(scale_mul.o)]
+
+        # Stage 3: accumulate across groups.
+        acc_memory = m.submodules.acc_memory = memory.Memory(shape=unsigned(FP32_BITS), depth=2 * rows, init=[])
+        acc_read = acc_memory.read_port(domain="comb")
+        result_read = acc_memory.read_port(domain="comb")
+        acc_write = acc_memory.write_port()
+        accumulate = m.submodules.accumulate = Float32Adder()
+        s4 = Signal.like(s1, name="s4_info")
+        s4_value = Signal(FP32_BITS)
+        m.d.comb += [
+            acc_read.addr.eq(s3.bank * rows + s3.row),
+            accumulate.a.eq(acc_read.data),
+            accumulate.b.eq(s3_value),
+        ]
+        m.d.sync += [s4.eq(s3), s4_value.eq(Mux(s3.first, s3_value, accumulate.o))]
+
+        # Stage 4: token scale on the last group, then write back.
+        token_mul = m.submodules.token_mul = Float32Multiplier()
+        m.d.comb += [
+            token_mul.a.eq(s4_value),
+            token_mul.b.eq(s4.act_scale),
+            acc_write.addr.eq(s4.bank * rows + s4.row),
+            acc_write.data.eq(Mux(s4.last, token_mul.o, s4_value)),
+            acc_write.en.eq(s4.valid),
+            self.result_written.eq(s4.valid & s4.last),
+            self.result_bank.eq(s4.bank),
+            result_read.addr.eq(self.read_addr),
+            self.read_data.eq(result_read.data),
+        ]
+        return m

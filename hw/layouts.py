@@ -1,0 +1,126 @@
+"""Bit layouts of every stream and sideband of the MixPE core, shared by the RTL, testbenches and packer.
+
+All layouts are ``amaranth.lib.data`` layouts built from a :class:`~hw.config.MixPEConfig`.
+Fields are packed LSB first in declaration order; array element ``i`` sits at ``i * width``.
+:func:`pack` and :func:`unpack` convert between Python values and the flat integers seen on the
+Verilog ports, walking the same layout objects (no hand-written shifts elsewhere).
+"""
+
+from amaranth import signed, unsigned
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+from .config import MixPEConfig
+
+__all__ = ["activation_layout", "weight_layout", "group_layout", "result_layout", "row_info_layout",
+           "row_index_shape", "pack", "unpack", "LayoutValueError"]
+
+FP32_BITS = 32
+FP16_BITS = 16
+
+
+class LayoutValueError(ValueError):
+    """A value does not fit the field it is packed into."""
+
+
+def row_index_shape(config: MixPEConfig) -> Shape:
+    return unsigned(max(1, (config.rows - 1).bit_length()))
+
+
+def activation_layout(config: MixPEConfig) -> data.ArrayLayout:
+    """One K step of the activation tile: element r is token row r (INT8 two's complement)."""
+    return data.ArrayLayout(signed(config.act_bits), config.rows)
+
+
+def weight_layout(config: MixPEConfig) -> data.ArrayLayout:
+    """One K step of the weight tile: element c is the unsigned code of output column c."""
+    return data.ArrayLayout(unsigned(config.weight_bits), config.cols)
+
+
+def group_layout(config: MixPEConfig) -> data.StructLayout:
+    """Dequantization parameters of one group, consumed with the group's first K step.
+
+    ``scale``: raw FP16 scale per column; ``zero``: integer zero point per column;
+    ``act_scale``: raw FP32 per-token scale per row, used only when ``last`` is set;
+    ``last``: this group is the last one of the tile (K ends here)."""
+    return data.StructLayout({
+        "scale": data.ArrayLayout(unsigned(FP16_BITS), config.cols),
+        "zero": data.ArrayLayout(unsigned(config.weight_bits), config.cols),
+        "act_scale": data.ArrayLayout(unsigned(FP32_BITS), config.rows),
+        "last": unsigned(1),
+    })
+
+
+def result_layout(config: MixPEConfig) -> data.StructLayout:
+    """One output row of a tile: raw FP32 per column, its row index, and end-of-tile flag."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(unsigned(FP32_BITS), config.cols),
+        "row": row_index_shape(config),
+        "last": unsigned(1),
+    })
+
+
+def row_info_layout(config: MixPEConfig) -> data.StructLayout:
+    """Per-row sideband that travels along the bottom of the array with the drained partial sums.
+
+    ``asum``: activation group sum A of the row; ``act_scale``: raw FP32 token scale;
+    ``first``/``last``: first/last group of the tile; ``bank``: output accumulator bank of the
+    tile; ``parity``: group parity selecting the ping-pong dequant parameter register."""
+    return data.StructLayout({
+        "valid": unsigned(1),
+        "row": row_index_shape(config),
+        "asum": signed(config.asum_bits),
+        "act_scale": unsigned(FP32_BITS),
+        "first": unsigned(1),
+        "last": unsigned(1),
+        "bank": unsigned(1),
+        "parity": unsigned(1),
+    })
+
+
+def _pack_into(layout, value, path) -> int:
+    if isinstance(layout, data.StructLayout):
+        if not isinstance(value, dict):
+            raise LayoutValueError(f"{path}: expected a dict with fields {list(layout.members)}, got {type(value).__name__}")
+        extra = set(value) - set(layout.members)
+        if extra:
+            raise LayoutValueError(f"{path}: unknown field(s) {sorted(extra)}; fields are {list(layout.members)}")
+        bits = 0
+        for name, field in layout:
+            if name in value:
+                bits |= _pack_into(field.shape, value[name], f"{path}.{name}") << field.offset
+        return bits
+    if isinstance(layout, data.ArrayLayout):
+        values = list(value)
+        if len(values) != layout.length:
+            raise LayoutValueError(f"{path}: expected {layout.length} elements, got {len(values)}")
+        width = Shape.cast(layout.elem_shape).width
+        bits = 0
+        for index, element in enumerate(values):
+            bits |= _pack_into(layout.elem_shape, element, f"{path}[{index}]") << (index * width)
+        return bits
+    shape = Shape.cast(layout)
+    value = int(value)
+    low, high = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed else (0, (1 << shape.width) - 1)
+    if not low <= value <= high:
+        raise LayoutValueError(f"{path}: value {value} does not fit {shape} (allowed {low} .. {high})")
+    return value & ((1 << shape.width) - 1)
+
+
+def pack(layout, value, name: str = "payload") -> int:
+    """Flat integer of ``value`` (dict for structs, sequence for arrays, int for scalars)."""
+    return _pack_into(layout, value, name)
+
+
+def unpack(layout, bits: int):
+    """Inverse of :func:`pack`: dicts, lists and (signed where the shape is) ints."""
+    if isinstance(layout, data.StructLayout):
+        return {name: unpack(field.shape, bits >> field.offset) for name, field in layout}
+    if isinstance(layout, data.ArrayLayout):
+        width = Shape.cast(layout.elem_shape).width
+        return [unpack(layout.elem_shape, bits >> (index * width)) for index in range(layout.length)]
+    shape = Shape.cast(layout)
+    bits &= (1 << shape.width) - 1
+    if shape.signed and bits >> (shape.width - 1):
+        bits -= 1 << shape.width
+    return bits

@@ -1,0 +1,320 @@
+"""Tests of the golden models: operands, float64 reference, bit-exact MixPE numerics and error bound."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import struct
+import time
+import zlib
+
+import pytest
+import torch
+
+from golden.fp32 import fadd32, fmul32, fp16_to_fp32, int_to_fp32
+from golden.mpgemm import bitexact_mpgemm, error_bound, group_partials
+from golden.operands import (OPERAND_KINDS, OperandError, QuantizedWeights, quantize_activations_int8,
+                             quantize_weights_rtn, random_operands, validate_operands)
+from golden.reference import dequantize_weights, reference_mpgemm
+from hw.config import MixPEConfig
+
+ENCODINGS = ("unsigned", "signed")
+
+
+def seed_for(*params) -> int:
+    """A fixed seed per parameter combination (stable across runs and processes)."""
+    return zlib.crc32("-".join(map(str, params)).encode())
+
+
+def fp32_bits(y: torch.Tensor) -> torch.Tensor:
+    return y.contiguous().view(torch.int32)
+
+
+def scalar_mpgemm(config: MixPEConfig, x, act_scale, weights) -> torch.Tensor:
+    """Element-by-element model of the contract: Python integer loops, one fp32 call per operation."""
+    group = config.group_size
+    xs, codes, zeros = x.tolist(), weights.codes.tolist(), weights.zeros.tolist()
+    scales = weights.scales.tolist()
+    m_count, k = x.shape
+    n_count = weights.codes.shape[0]
+    y = torch.empty(m_count, n_count, dtype=torch.float32)
+    for m, n in itertools.product(range(m_count), range(n_count)):
+        acc = None
+        for j in range(k // group):
+            p = sum(xs[m][i] * codes[n][i] for i in range(j * group, (j + 1) * group))
+            a = sum(xs[m][i] for i in range(j * group, (j + 1) * group))
+            d = p - zeros[n][j] * a
+            raw16 = struct.unpack("<H", struct.pack("<e", scales[n][j]))[0]
+            term = fmul32(int_to_fp32(torch.tensor([d])), fp16_to_fp32(torch.tensor([raw16])))
+            acc = term if j == 0 else fadd32(acc, term)
+        y[m, n] = fmul32(acc, act_scale[m:m + 1])[0]
+    return y
+
+
+# -- bit-exact model ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", OPERAND_KINDS)
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("bits", (2, 3, 4, 8))
+@pytest.mark.parametrize("group", (8, 32, 64, 128))
+def test_bitexact_equals_scalar_model(group, bits, encoding, kind):
+    config = MixPEConfig(weight_bits=bits, group_size=group, weight_encoding=encoding)
+    seed = seed_for("scalar", group, bits, encoding, kind)
+    x, act_scale, weights = random_operands(config, 2, 3, 3 * group, seed, kind)
+    fast = bitexact_mpgemm(config, x, act_scale, weights)
+    slow = scalar_mpgemm(config, x, act_scale, weights)
+    assert fast.dtype == torch.float32 and fast.shape == (2, 3)
+    assert torch.equal(fp32_bits(fast), fp32_bits(slow)), f"seed={seed}: {fast} != {slow}"
+
+
+def test_group_partials_shapes_and_values():
+    config = MixPEConfig(weight_bits=3, group_size=8)
+    seed = seed_for("partials")
+    x, _, weights = random_operands(config, 3, 5, 32, seed)
+    p, a, d = group_partials(config, x, weights)
+    assert p.shape == (3, 5, 4) and a.shape == (3, 4) and d.shape == (3, 5, 4)
+    assert p.dtype == a.dtype == d.dtype == torch.int64
+    x_groups = x.view(3, 4, 8)
+    codes_groups = weights.codes.view(5, 4, 8)
+    expected_p = (x_groups[:, None] * codes_groups[None]).sum(-1)
+    assert torch.equal(p, expected_p), f"seed={seed}"
+    assert torch.equal(a, x_groups.sum(-1)), f"seed={seed}"
+    assert torch.equal(d, expected_p - weights.zeros[None] * a[:, None]), f"seed={seed}"
+
+
+# -- error bound ----------------------------------------------------------------------------------
+
+BOUND_CASES = [  # (group size, weight bits, encoding, groups)
+    (8, 4, "unsigned", 32),
+    (32, 2, "signed", 32),
+    (128, 8, "unsigned", 8),
+    (128, 3, "signed", 4),
+    (1024, 4, "unsigned", 2),
+]
+
+
+@pytest.mark.parametrize("kind", OPERAND_KINDS)
+@pytest.mark.parametrize("group,bits,encoding,groups", BOUND_CASES)
+def test_error_bound_holds(group, bits, encoding, groups, kind):
+    config = MixPEConfig(weight_bits=bits, group_size=group, weight_encoding=encoding)
+    seed = seed_for("bound", group, bits, encoding, groups, kind)
+    x, act_scale, weights = random_operands(config, 8, 32, groups * group, seed, kind)
+    y = bitexact_mpgemm(config, x, act_scale, weights).double()
+    reference = reference_mpgemm(x, act_scale, weights, group)
+    bound = error_bound(config, x, act_scale, weights)
+    error = (y - reference).abs()
+    assert torch.isfinite(bound).all(), f"seed={seed}: no FP32 overflow expected"
+    assert (error <= bound).all(), f"seed={seed}: error {error.max().item()} exceeds bound"
+    ratio = (error / bound).nan_to_num(0.0).max().item()
+    print(f"\n{kind} g={group} b={bits} {encoding} G={groups} seed={seed}: max error/bound = {ratio:.3g}")
+    if kind == "uniform":
+        assert ratio > 0.01, f"seed={seed}: bound is vacuous (max error/bound {ratio:.3g})"
+        relative = (bound / y.abs()).median().item()
+        print(f"median bound/|y| = {relative:.3g}")
+        assert relative < 1e-5, f"seed={seed}: median bound/|y| = {relative:.3g}"
+
+
+def test_error_bound_is_inf_on_fp32_overflow():
+    config = MixPEConfig(group_size=8)
+    seed = seed_for("overflow")
+    x, act_scale, weights = random_operands(config, 2, 6, 16, seed, "worst")
+    huge_scale = torch.full_like(act_scale, 3.0e38)
+    y = bitexact_mpgemm(config, x, huge_scale, weights)
+    bound = error_bound(config, x, huge_scale, weights)
+    assert torch.isinf(y).any(), f"seed={seed}"
+    assert torch.isinf(bound[torch.isinf(y)]).all(), f"seed={seed}"
+
+
+# -- algebra and widths ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("group", (8, 64))
+def test_eq5_group_formula_equals_dequantize_then_matmul(group, encoding):
+    """sum_j s_j (P_j - z_j A_j) == x @ ((Q - z) * s).T, exactly, with integer scales."""
+    config = MixPEConfig(weight_bits=4, group_size=group, weight_encoding=encoding)
+    seed = seed_for("eq5", group, encoding)
+    gen = torch.Generator().manual_seed(seed)
+    x, _, weights = random_operands(config, 4, 6, 4 * group, seed)
+    scales = torch.randint(1, 9, weights.scales.shape, generator=gen).half()
+    weights = dataclasses.replace(weights, scales=scales)
+    act_scale = torch.ones(4)
+    _, _, d = group_partials(config, x, weights)
+    per_group = (d.double() * scales.double()[None]).sum(-1)
+    dequantized = reference_mpgemm(x, act_scale, weights, group)
+    assert torch.equal(per_group, dequantized), f"seed={seed}"
+    assert torch.equal(dequantized, x.double() @ dequantize_weights(weights, group).T), f"seed={seed}"
+
+
+def signed_width(value: int) -> int:
+    """Bits of the narrowest two's complement field holding ``value``."""
+    return (value if value >= 0 else -value - 1).bit_length() + 1
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("group", (8, 128, 1024))
+@pytest.mark.parametrize("bits", (2, 3, 4, 8))
+def test_worst_case_d_fills_dsum_bits(bits, group, encoding):
+    config = MixPEConfig(weight_bits=bits, group_size=group, weight_encoding=encoding)
+    seed = seed_for("worst-d", bits, group, encoding)
+    x, _, weights = random_operands(config, 1, 2, group, seed, "worst")
+    _, _, d = group_partials(config, x, weights)
+    widths = [signed_width(value) for value in d.flatten().tolist()]
+    assert max(widths) == config.dsum_bits, f"seed={seed}: D={d.flatten().tolist()} dsum_bits={config.dsum_bits}"
+    if encoding == "unsigned":
+        extreme = 128 * group * config.code_max
+        assert sorted(d.flatten().tolist()) == [-extreme, extreme], f"seed={seed}"
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+BASE = MixPEConfig(weight_bits=4, group_size=8)
+SIGNED = BASE.replace(weight_encoding="signed")
+
+
+def valid_operands(config: MixPEConfig = BASE):
+    """x (3, 16), act_scale (3,), weights 4 x 16 with 2 groups."""
+    return random_operands(config, 3, 4, 16, seed_for("valid", config.weight_encoding))
+
+
+def with_weights(**changes):
+    def mutate(x, act_scale, weights):
+        return x, act_scale, dataclasses.replace(weights, **changes)
+    return mutate
+
+
+def set_item(tensor: torch.Tensor, index, value) -> torch.Tensor:
+    changed = tensor.clone()
+    changed[index] = value
+    return changed
+
+
+_x, _a, _w = valid_operands()
+BAD_CASES = {  # case: (mutation, config, tensor named, fragment of the message)
+    "x not a tensor": (lambda x, a, w: (x.tolist(), a, w), BASE, "x", "list"),
+    "x dtype": (lambda x, a, w: (x.int(), a, w), BASE, "x", "torch.int32"),
+    "x rank": (lambda x, a, w: (x.flatten(), a, w), BASE, "x", "(48,)"),
+    "x empty": (lambda x, a, w: (x[:0], a[:0], w), BASE, "x", "(0, 16)"),
+    "x above int8": (lambda x, a, w: (set_item(x, (1, 2), 128), a, w), BASE, "x", "128"),
+    "x below int8": (lambda x, a, w: (set_item(x, (0, 0), -129), a, w), BASE, "x", "-129"),
+    "K not multiple of group": (lambda x, a, w: (x[:, :12], a, dataclasses.replace(w, codes=w.codes[:, :12])),
+                                BASE, "x", "K=12"),
+    "weights type": (lambda x, a, w: (x, a, (w.codes, w.scales, w.zeros)), BASE, "weights", "tuple"),
+    "codes K mismatch": (lambda x, a, w: (x[:, :8], a, w), BASE, "weights.codes", "(4, 16)"),
+    "codes dtype": (with_weights(codes=_w.codes.int()), BASE, "weights.codes", "torch.int32"),
+    "codes empty N": (with_weights(codes=_w.codes[:0], scales=_w.scales[:0], zeros=_w.zeros[:0]),
+                      BASE, "weights.codes", "(0, 16)"),
+    "codes above range": (with_weights(codes=set_item(_w.codes, (2, 3), 16)), BASE, "weights.codes", "16"),
+    "codes negative": (with_weights(codes=set_item(_w.codes, (0, 1), -1)), BASE, "weights.codes", "-1"),
+    "scales dtype": (with_weights(scales=_w.scales.float()), BASE, "weights.scales", "torch.float32"),
+    "scales shape": (with_weights(scales=_w.scales[:, :1]), BASE, "weights.scales", "(4, 1)"),
+    "scales inf": (with_weights(scales=set_item(_w.scales, (1, 1), float("inf"))), BASE, "weights.scales", "inf"),
+    "scales nan": (with_weights(scales=set_item(_w.scales, (1, 0), float("nan"))), BASE, "weights.scales", "nan"),
+    "scales subnormal": (with_weights(scales=set_item(_w.scales, (0, 1), 2.0 ** -20)), BASE, "weights.scales",
+                         repr(2.0 ** -20)),
+    "zeros dtype": (with_weights(zeros=_w.zeros.double()), BASE, "weights.zeros", "torch.float64"),
+    "zeros shape": (with_weights(zeros=_w.zeros.T), BASE, "weights.zeros", "(2, 4)"),
+    "zeros above range": (with_weights(zeros=set_item(_w.zeros, (3, 0), 16)), BASE, "weights.zeros", "16"),
+    "zeros not symmetric": (with_weights(zeros=set_item(valid_operands(SIGNED)[2].zeros, (0, 0), 7)), SIGNED,
+                            "weights.zeros", "must be 8"),
+    "act_scale dtype": (lambda x, a, w: (x, a.double(), w), BASE, "act_scale", "torch.float64"),
+    "act_scale shape": (lambda x, a, w: (x, a[:2], w), BASE, "act_scale", "(2,)"),
+    "act_scale rank": (lambda x, a, w: (x, a[:, None], w), BASE, "act_scale", "(3, 1)"),
+    "act_scale inf": (lambda x, a, w: (x, set_item(a, 0, float("-inf")), w), BASE, "act_scale", "-inf"),
+    "act_scale nan": (lambda x, a, w: (x, set_item(a, 2, float("nan")), w), BASE, "act_scale", "nan"),
+    "act_scale subnormal": (lambda x, a, w: (x, set_item(a, 1, 1e-40), w), BASE, "act_scale", "at index (1,)"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_validation_names_the_tensor(case):
+    mutate, config, name, fragment = BAD_CASES[case]
+    x, act_scale, weights = mutate(*valid_operands(config))
+    with pytest.raises(OperandError) as error:
+        validate_operands(config, x, act_scale, weights)
+    message = str(error.value)
+    assert message.startswith(f"{name}:"), message
+    assert fragment in message, message
+    with pytest.raises(OperandError, match=f"^{name}:"):
+        bitexact_mpgemm(config, x, act_scale, weights)
+
+
+def test_valid_operands_pass_and_are_not_modified():
+    x, act_scale, weights = valid_operands()
+    copies = [t.clone() for t in (x, act_scale, weights.codes, weights.scales, weights.zeros)]
+    validate_operands(BASE, x, act_scale, weights)
+    bitexact_mpgemm(BASE, x, act_scale, weights)
+    for before, after in zip(copies, (x, act_scale, weights.codes, weights.scales, weights.zeros)):
+        assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda: random_operands(BASE, 2, 2, 12, 0), "k=12"),
+    (lambda: random_operands(BASE, 0, 2, 8, 0), "m=0"),
+    (lambda: random_operands(BASE, 2, 2, 8, 0, kind="gaussian"), "kind='gaussian'"),
+    (lambda: quantize_activations_int8(torch.tensor([[1.0, float("nan")]])), "x_float"),
+    (lambda: quantize_activations_int8(torch.tensor([[1e-39, 0.0]])), "x_float: row 0"),
+    (lambda: quantize_weights_rtn(BASE, torch.ones(2, 12)), "w_float"),
+    (lambda: quantize_weights_rtn(BASE, torch.full((1, 8), 1e9)), "w_float: group (0, 0)"),
+])
+def test_generators_and_quantizers_reject_bad_input(call, fragment):
+    with pytest.raises(OperandError) as error:
+        call()
+    assert fragment in str(error.value), str(error.value)
+
+
+# -- quantizers -----------------------------------------------------------------------------------
+
+def test_quantize_activations_int8():
+    x_float = torch.tensor([[127.0, 0.5, 1.5, -2.5], [0.0, 0.0, 0.0, 0.0], [0.3, -0.2, 0.1, 0.0]])
+    codes, scale = quantize_activations_int8(x_float)
+    assert codes.dtype == torch.int64 and scale.dtype == torch.float32
+    assert codes[0].tolist() == [127, 0, 2, -2]  # round half to even
+    assert codes[1].tolist() == [0, 0, 0, 0] and scale[1].item() == 1.0
+    assert codes[2, 0].item() == 127
+    seed = seed_for("act-quant")
+    x_float = torch.randn(16, 64, generator=torch.Generator().manual_seed(seed))
+    codes, scale = quantize_activations_int8(x_float)
+    assert codes.abs().max() <= 127, f"seed={seed}"
+    error = (codes * scale.double()[:, None] - x_float.double()).abs()
+    assert (error <= 0.5 * scale.double()[:, None] * (1 + 1e-6)).all(), f"seed={seed}"
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("bits", (2, 3, 4, 8))
+def test_quantize_weights_rtn(bits, encoding):
+    config = MixPEConfig(weight_bits=bits, group_size=32, weight_encoding=encoding)
+    seed = seed_for("rtn", bits, encoding)
+    w_float = 0.05 * torch.randn(8, 128, generator=torch.Generator().manual_seed(seed))
+    w_float[3, 32:64] = 0.0  # an all-zero group
+    weights = quantize_weights_rtn(config, w_float)
+    x, act_scale = torch.zeros(1, 128, dtype=torch.int64), torch.ones(1)
+    validate_operands(config, x, act_scale, weights)
+    assert weights.scales[3, 1].item() == 2.0 ** -14, f"seed={seed}"
+    assert (weights.codes[3, 32:64] == weights.zeros[3, 1]).all(), f"seed={seed}"
+    scale = weights.scales.double().repeat_interleave(32, dim=1)
+    error = (dequantize_weights(weights, 32) - w_float.double()).abs()
+    # half a step, plus the shift of the grid caused by rounding the scale to FP16
+    tolerance = scale * (0.5 + (config.code_max + 1) * 2.0 ** -10)
+    assert (error <= tolerance).all(), f"seed={seed}: max error/scale {(error / scale).max().item():.3g}"
+
+
+# -- size -----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_mixtral_expert_gemm_timing():
+    """M=64 tokens x K=4096 x N=14336 (one Mixtral expert's up projection) with the default config."""
+    config = MixPEConfig()
+    seed = seed_for("mixtral")
+    x, act_scale, weights = random_operands(config, 64, 14336, 4096, seed)
+    start = time.perf_counter()
+    y = bitexact_mpgemm(config, x, act_scale, weights)
+    elapsed = time.perf_counter() - start
+    print(f"\nbitexact_mpgemm M=64 K=4096 N=14336 g={config.group_size}: {elapsed:.2f} s")
+    assert y.shape == (64, 14336) and torch.isfinite(y).all(), f"seed={seed}"
+    assert elapsed < 20, f"seed={seed}: {elapsed:.1f} s"
+    block = QuantizedWeights(codes=weights.codes[:64], scales=weights.scales[:64], zeros=weights.zeros[:64])
+    y_block = bitexact_mpgemm(config, x[:4], act_scale[:4], block)
+    assert torch.equal(fp32_bits(y_block), fp32_bits(y[:4, :64])), f"seed={seed}"
+    bound = error_bound(config, x[:4], act_scale[:4], block)
+    reference = reference_mpgemm(x[:4], act_scale[:4], block, config.group_size)
+    assert ((y_block.double() - reference).abs() <= bound).all(), f"seed={seed}"

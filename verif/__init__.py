@@ -1,0 +1,1 @@
+"""Verification infrastructure: Verilator toolchain set-up, the cocotb runner and cocotb testbenches."""

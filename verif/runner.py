@@ -1,0 +1,219 @@
+"""Build and run a cocotb testbench on Verilog generated from an Amaranth component (Verilator).
+
+Builds are cached per design: the Verilog is written to ``build_dir/<toplevel>.v`` only when its text
+changed, and Verilator (``--skip-identical``, on by default for ``--cc``) plus make then skip the
+C++ compile on a rerun. Traced and untraced builds use separate object directories
+(``build_dir/sim`` and ``build_dir/sim_waves``) so switching ``waves`` does not force rebuilds.
+
+:func:`run_cocotb` never raises because tests failed (it returns a :class:`CocotbResult`; callers
+assert), inside or outside pytest. It raises :class:`BuildError` when Verilator or the C++ build fails
+and :class:`SimulationError` when the simulation produced no results file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from verif.toolchain import apply_verilator_env, fst_supported
+
+__all__ = ["CocotbResult", "BuildError", "SimulationError", "run_cocotb", "write_if_changed",
+           "VERILATOR_BUILD_ARGS"]
+
+#: Warnings that Amaranth-generated Verilog triggers by construction (unused/undriven bits of
+#: flattened ports, width-extended constants, intermediate wires, ``initial`` reset values...).
+VERILATOR_BUILD_ARGS: tuple[str, ...] = (
+    "-Wno-fatal",
+    "-Wno-lint",
+    "-Wno-style",
+    "-Wno-UNOPTFLAT",
+    "-Wno-MULTIDRIVEN",
+    "-O3",
+    "--x-assign", "fast",
+    "--x-initial", "fast",
+)
+
+
+class BuildError(RuntimeError):
+    """Verilator or the C++ compile of the simulation model failed."""
+
+
+class SimulationError(RuntimeError):
+    """The simulator did not produce a results file (crash, bad test module...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CocotbResult:
+    passed: bool
+    num_tests: int
+    num_failed: int
+    results_xml: Path
+    wave_file: Path | None
+    #: Wall-clock seconds of the simulation run (``Runner.test``), including Python start-up.
+    sim_time_s: float
+    #: Wall-clock seconds of the build step (near zero-work when cached).
+    build_time_s: float = 0.0
+    #: Whether the build step recompiled the simulator executable.
+    rebuilt: bool = False
+    seed: int | None = None
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` unless it already holds exactly that; returns True if written."""
+    path = Path(path)
+    try:
+        if path.read_text() == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("1", "yes", "true", "on")
+
+
+@contextlib.contextmanager
+def _patched_environ(set_: Mapping[str, str], unset: tuple[str, ...] = ()) -> Iterator[None]:
+    """Temporarily set/unset ``os.environ`` entries (cocotb's runner lets ``os.environ`` override its
+    own ``extra_env``/``seed``, and reads ``WAVES`` from it)."""
+    saved = {k: os.environ.get(k) for k in (*set_, *unset)}
+    try:
+        for k in unset:
+            os.environ.pop(k, None)
+        os.environ.update(set_)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no build log)"
+    return "\n".join(text[-lines:])
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str,
+               testcase: str | None = None, extra_env: dict[str, str] | None = None,
+               seed: int | None = None, waves: bool = False, timescale=("1ns", "1ps"),
+               build_args: list[str] | tuple[str, ...] = (),
+               replay_hint: str | None = None) -> CocotbResult:
+    """Build (cached) and run cocotb test module ``test_module`` against ``verilog``.
+
+    ``test_module`` is an importable module path (``verif.tb_smoke``); ``extra_env`` is passed to the
+    simulation (it wins over ``os.environ``); ``seed`` becomes ``COCOTB_RANDOM_SEED`` (a fresh one is
+    drawn and printed when None). ``waves`` (or ``WAVES=1`` in the environment) records FST when
+    Verilator's FST writer can be compiled here, else VCD. ``build_args`` are added to the Verilator
+    command line; ``replay_hint`` is a command to print for reproducing the run, with ``{seed}``.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    waves = bool(waves) or _truthy(os.environ.get("WAVES"))
+    apply_verilator_env()
+
+    source = build_dir / f"{toplevel}.v"
+    write_if_changed(source, verilog)
+
+    args = list(VERILATOR_BUILD_ARGS) + ["-j", str(max(1, min(os.cpu_count() or 1, 4)))]
+    wave_file: Path | None = None
+    if waves:
+        if fst_supported():
+            args += ["--trace-fst", "--trace-structs"]
+            wave_file = build_dir / f"{toplevel}.fst"
+        else:
+            args += ["--trace-structs"]
+            wave_file = build_dir / f"{toplevel}.vcd"
+            print("note: FST tracing needs lz4.h (Debian package liblz4-dev, installed by `make` as root); "
+                  "writing VCD instead", flush=True)
+    args += list(build_args)
+
+    sim_dir = build_dir / ("sim_waves" if waves else "sim")
+    binary = sim_dir / toplevel
+    log = sim_dir / "build.log"
+    before = _mtime(binary)
+    runner = get_runner("verilator")
+    t0 = time.monotonic()
+    with _patched_environ({}, unset=("WAVES",)):
+        sim_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=sim_dir, build_args=args,
+                         timescale=timescale, waves=waves, log_file=log)
+        except (RuntimeError, SystemExit) as exc:
+            raise BuildError(f"Verilator build of {toplevel} failed ({exc}); log {log}:\n{_tail(log)}") from None
+    build_time = time.monotonic() - t0
+    rebuilt = _mtime(binary) != before
+    print(f"build: {toplevel} {'compiled' if rebuilt else 'up to date'} in {build_time:.1f} s ({sim_dir})",
+          flush=True)
+
+    if seed is None:
+        seed = random.SystemRandom().randrange(1, 2**31)
+    seed = int(seed)
+    hint = replay_hint.format(seed=seed) if replay_hint else f"pass seed={seed} (COCOTB_RANDOM_SEED={seed})"
+    print(f"seed={seed}  (replay: {hint})", flush=True)
+
+    results_xml = sim_dir / "results.xml"
+    with contextlib.suppress(FileNotFoundError):
+        results_xml.unlink()
+    test_args = ["--trace-file", str(wave_file)] if wave_file is not None else []
+    env = {str(k): str(v) for k, v in (extra_env or {}).items()}
+    env["COCOTB_RANDOM_SEED"] = str(seed)
+    t1 = time.monotonic()
+    exit_code = 0
+    # Under pytest, Runner.test() sys.exit()s on failing tests; outside it, only on a simulator
+    # crash. Either way we read results.xml ourselves so both cases behave the same.
+    with _patched_environ(env, unset=("WAVES",)):
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, seed=seed,
+                        extra_env=env, waves=waves, build_dir=sim_dir, test_dir=sim_dir,
+                        results_xml=str(results_xml), test_args=test_args, timescale=timescale)
+        except SystemExit as exc:
+            exit_code = exc.code if isinstance(exc.code, int) else 1
+    sim_time = time.monotonic() - t1
+
+    try:
+        num_tests, num_failed = get_results(results_xml)
+    except RuntimeError as exc:
+        raise SimulationError(
+            f"simulation of {toplevel} with {test_module} produced no usable results "
+            f"(exit code {exit_code}): {exc}") from None
+    passed = num_failed == 0 and num_tests > 0 and exit_code == 0
+    if wave_file is not None and not wave_file.exists():
+        print(f"warning: expected waveform {wave_file} was not written", flush=True)
+        wave_file = None
+    status = "PASS" if passed else "FAIL"
+    print(f"{status}: {num_tests - num_failed}/{num_tests} cocotb tests passed in {sim_time:.1f} s "
+          f"(results {results_xml})", flush=True)
+    if not passed:
+        print(f"replay: seed={seed}: {hint}", flush=True)
+    if wave_file is not None:
+        print(f"waves: {wave_file}", flush=True)
+    sys.stdout.flush()
+    return CocotbResult(passed=passed, num_tests=num_tests, num_failed=num_failed, results_xml=results_xml,
+                        wave_file=wave_file, sim_time_s=sim_time, build_time_s=build_time, rebuilt=rebuilt,
+                        seed=seed)

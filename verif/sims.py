@@ -1,0 +1,128 @@
+"""Python side of the RTL simulations: prepares a job, runs the cocotb testbench, returns a summary.
+
+:func:`run_mpgemm` packs a quantized GEMM with :mod:`sw.packer`, computes the expected result
+beats with the bit-exact golden model and the expected cycle count with :mod:`gen.cycle_model`,
+then runs ``verif.tb_mpgemm`` on the core's Verilog under Verilator (build cached per
+configuration hash under ``build/sim/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from gen.cycle_model import CycleReport, predict_cycles
+from gen.verilog import build_block, emit_verilog
+from golden.mpgemm import bitexact_mpgemm
+from golden.operands import QuantizedWeights
+from hw.config import MixPEConfig
+from sw.packer import pack_gemm, pad_operands, result_beats, tile_grid
+from verif.runner import run_cocotb
+
+__all__ = ["SimSummary", "run_mpgemm", "build_dir_for", "BUILD_ROOT"]
+
+BUILD_ROOT = Path("build")
+
+
+@dataclasses.dataclass
+class SimSummary:
+    """Outcome of one RTL run."""
+    passed: bool
+    seed: int
+    cycles: int | None
+    predicted: CycleReport
+    mismatch_count: int
+    mismatches: list[str]
+    result_beats: int
+    wall_time_s: float
+    build_time_s: float
+    wave_file: Path | None
+
+    @property
+    def cycles_match(self) -> bool:
+        return self.cycles == self.predicted.cycles
+
+
+def build_dir_for(config: MixPEConfig, block: str) -> Path:
+    return BUILD_ROOT / "sim" / f"{block}-{config.hash}"
+
+
+def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, weights: QuantizedWeights,
+               *, seed: int | None = None, stall_in: float = 0.0, stall_out: float = 0.0,
+               waves: bool = False, check_cycles: bool | None = None) -> SimSummary:
+    """Run the GEMM through the ``mpgemm`` RTL and check every result beat bit-exactly.
+
+    With no stalls the measured cycle count must equal the cycle model (``check_cycles``
+    defaults to that); with random stalls the cycle count can only grow, which is checked."""
+    seed = random.randrange(2 ** 31) if seed is None else seed
+    m, n = x.shape[0], weights.codes.shape[0]
+    tiles = pack_gemm(config, x, act_scale, weights)
+    y_padded = bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights))
+    expected = result_beats(config, y_padded, m, n)
+    predicted = predict_cycles(config, [tile.groups for tile in tiles],
+                               useful_macs=m * n * x.shape[1])
+    if check_cycles is None:
+        check_cycles = stall_in == 0.0 and stall_out == 0.0
+
+    build_dir = build_dir_for(config, "mpgemm")
+    run_dir = build_dir / "runs"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    job_path, summary_path = run_dir / f"job-{seed}.pt", run_dir / f"summary-{seed}.json"
+    slack = 1.0 / (1.0 - max(stall_in, stall_out)) ** 2
+    torch.save({
+        "config": dataclasses.asdict(config),
+        "tiles": [{"act": t.act, "wgt": t.wgt, "grp": t.grp} for t in tiles],
+        "tile_origins": tile_grid(config, m, n),
+        "expected": expected,
+        "stall_in": stall_in,
+        "stall_out": stall_out,
+        "expected_cycles": predicted.cycles if check_cycles else None,
+        "timeout_cycles": int(predicted.cycles * 4 * slack) + 1000,
+    }, job_path)
+    summary_path.unlink(missing_ok=True)
+
+    start = time.perf_counter()
+    result = run_cocotb(
+        verilog=emit_verilog(build_block("mpgemm", config), "mpgemm"),
+        toplevel="mpgemm", build_dir=build_dir, test_module="verif.tb_mpgemm", seed=seed, waves=waves,
+        extra_env={"MIXPE_JOB": str(job_path.resolve()), "MIXPE_SUMMARY": str(summary_path.resolve())},
+        replay_hint=f"make sim TEST=mpgemm CONFIG=... SEED={{seed}}")
+    wall = time.perf_counter() - start
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    cycles = summary.get("cycles")
+    passed = result.passed and bool(summary) and summary["mismatch_count"] == 0 and not summary["timed_out"]
+    if passed and not check_cycles:
+        passed = cycles is not None and cycles >= predicted.cycles
+    job_path.unlink(missing_ok=True)
+    return SimSummary(
+        passed=passed, seed=seed, cycles=cycles, predicted=predicted,
+        mismatch_count=summary.get("mismatch_count", -1), mismatches=summary.get("mismatches", []),
+        result_beats=summary.get("received", 0), wall_time_s=wall, build_time_s=result.build_time_s,
+        wave_file=result.wave_file)
+
+
+#: Block-level testbenches: TEST name -> (block, cocotb test module).
+BLOCK_TESTBENCHES = {
+    "pe": ("pe", "verif.tb_pe"),
+    "gdu": ("gdu", "verif.tb_gdu"),
+}
+
+
+def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves: bool = False):
+    """Run the block-level testbench ``test`` (``pe`` or ``gdu``); returns the cocotb result."""
+    if test not in BLOCK_TESTBENCHES:
+        raise ValueError(f"test={test!r}: block testbenches are {sorted(BLOCK_TESTBENCHES)}")
+    block, module = BLOCK_TESTBENCHES[test]
+    build_dir = build_dir_for(config, block)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    config_path = build_dir / "config.json"
+    config_path.write_text(json.dumps(dataclasses.asdict(config)))
+    return run_cocotb(verilog=emit_verilog(build_block(block, config), block), toplevel=block,
+                      build_dir=build_dir, test_module=module, seed=seed, waves=waves,
+                      extra_env={"MIXPE_CONFIG": str(config_path.resolve())},
+                      replay_hint=f"make sim TEST={test} PRESET={config.name} SEED={{seed}}")

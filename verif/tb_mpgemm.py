@@ -1,0 +1,133 @@
+"""cocotb testbench of the ``mpgemm`` core: stream drivers, result monitor and scoreboard.
+
+The job (prepared by :func:`verif.sims.run_mpgemm`, path in ``MIXPE_JOB``) holds the packed
+beats of every tile, the bit-exact golden result rows and the stall probabilities. Sources feed
+``act``, ``wgt`` and ``grp`` with random idle cycles; the sink applies random back-pressure on
+``res`` and the scoreboard checks every result beat against the golden model the cycle it
+appears. The summary (cycles from the first issued K step to the last result, mismatches) is
+written to ``MIXPE_SUMMARY`` as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import struct
+
+import cocotb
+import torch
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+from hw.config import MixPEConfig
+from hw.layouts import result_layout, unpack
+from verif.streams import StreamSink, StreamSource, random_stalls
+
+MAX_REPORTED_MISMATCHES = 10
+
+
+def _fp32(bits: int) -> float:
+    return struct.unpack("<f", struct.pack("<I", bits & 0xFFFFFFFF))[0]
+
+
+class Scoreboard:
+    """Compares each result beat with the expected beat of the same index, in order."""
+
+    def __init__(self, config: MixPEConfig, expected: list[int], tile_origins: list[tuple[int, int]]):
+        self._layout = result_layout(config)
+        self._config = config
+        self._expected = expected
+        self._origins = tile_origins
+        self.received = 0
+        self.mismatches: list[str] = []
+        self.mismatch_count = 0
+        self.last_cycle: int | None = None
+
+    def check(self, payload: int, cycle: int) -> None:
+        index = self.received
+        self.received += 1
+        self.last_cycle = cycle
+        if index >= len(self._expected):
+            self._report(f"unexpected extra result beat #{index} at cycle {cycle}")
+            return
+        if payload == self._expected[index]:
+            return
+        got, want = unpack(self._layout, payload), unpack(self._layout, self._expected[index])
+        tile, row0 = divmod(index, self._config.rows)
+        origin = self._origins[tile]
+        details = [f"{field}: got {got[field]} expected {want[field]}" for field in ("row", "last")
+                   if got[field] != want[field]]
+        for column, (g, w) in enumerate(zip(got["data"], want["data"])):
+            if g != w:
+                details.append(f"y[{origin[0] + want['row']}, {origin[1] + column}] got {g & 0xFFFFFFFF:#010x} "
+                               f"({_fp32(g):.9g}) expected {w & 0xFFFFFFFF:#010x} ({_fp32(w):.9g})")
+        self._report(f"result beat #{index} (tile {tile}, row {row0}) at cycle {cycle}: " + "; ".join(details[:4]))
+
+    def _report(self, message: str) -> None:
+        self.mismatch_count += 1
+        if len(self.mismatches) < MAX_REPORTED_MISMATCHES:
+            self.mismatches.append(message)
+
+
+async def _first_transfer_cycle(dut, period_steps: int) -> int:
+    from cocotb.simtime import get_sim_time
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if dut.act__valid.value == 1 and dut.act__ready.value == 1:
+            await RisingEdge(dut.clk)
+            return get_sim_time("step") // period_steps
+
+
+@cocotb.test()
+async def mpgemm(dut):
+    job = torch.load(os.environ["MIXPE_JOB"], weights_only=False)
+    config = MixPEConfig.from_dict(job["config"])
+    rng = random.Random(cocotb.RANDOM_SEED)
+    period_ns = 10
+
+    Clock(dut.clk, period_ns, unit="ns").start()
+    dut.rst.value = 1
+    sources = {name: StreamSource(dut, name, dut.clk, idle=random_stalls(rng, job["stall_in"]))
+               for name in ("act", "wgt", "grp")}
+    scoreboard = Scoreboard(config, job["expected"], job["tile_origins"])
+    sink = StreamSink(dut, "res", dut.clk, pause=random_stalls(rng, job["stall_out"]), callback=scoreboard.check)
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 1)
+
+    first_issue = cocotb.start_soon(_first_transfer_cycle(dut, period_ns * 1000))
+    for tile in job["tiles"]:
+        sources["act"].send_many(tile["act"])
+        sources["wgt"].send_many(tile["wgt"])
+        sources["grp"].send_many(tile["grp"])
+    expected_beats = len(job["expected"])
+    timeout = job["timeout_cycles"]
+    waited = 0
+    while scoreboard.received < expected_beats and waited < timeout:
+        await ClockCycles(dut.clk, 64)
+        waited += 64
+    await ClockCycles(dut.clk, 8)  # catch spurious extra beats
+
+    first = first_issue.result() if first_issue.done() else None
+    cycles = None if first is None or scoreboard.last_cycle is None else scoreboard.last_cycle - first + 1
+    summary = {
+        "received": scoreboard.received,
+        "expected": expected_beats,
+        "mismatch_count": scoreboard.mismatch_count,
+        "mismatches": scoreboard.mismatches,
+        "cycles": cycles,
+        "first_issue_cycle": first,
+        "sink_transfers": sink.transfers,
+        "timed_out": scoreboard.received < expected_beats,
+    }
+    with open(os.environ["MIXPE_SUMMARY"], "w") as handle:
+        json.dump(summary, handle, indent=2)
+    for message in scoreboard.mismatches:
+        dut._log.error(message)
+    assert not summary["timed_out"], f"timed out after {timeout} cycles with {scoreboard.received}/{expected_beats} result beats"
+    assert scoreboard.mismatch_count == 0, f"{scoreboard.mismatch_count} result beats differ from the golden model"
+    expected_cycles = job.get("expected_cycles")
+    if expected_cycles is not None:
+        assert cycles == expected_cycles, f"cycle count {cycles} != cycle model {expected_cycles}"
