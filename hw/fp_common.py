@@ -22,6 +22,7 @@ __all__ = [
     "FLOAT32_MAN_BITS",
     "FLOAT32_BIAS",
     "FLOAT32_MAX_BIASED_EXPONENT",
+    "FLOAT32_SIGNIFICAND_BITS",
     "CANONICAL_NAN",
     "DecodedFloat",
     "decode_float",

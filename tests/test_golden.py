@@ -215,7 +215,7 @@ BAD_CASES = {  # case: (mutation, config, tensor named, fragment of the message)
     "zeros shape": (with_weights(zeros=_w.zeros.T), BASE, "weights.zeros", "(2, 4)"),
     "zeros above range": (with_weights(zeros=set_item(_w.zeros, (3, 0), 16)), BASE, "weights.zeros", "16"),
     "zeros not symmetric": (with_weights(zeros=set_item(valid_operands(SIGNED)[2].zeros, (0, 0), 7)), SIGNED,
-                            "weights.zeros", "must be 8"),
+                            "weights.zeros", "zero point to be 8"),
     "act_scale dtype": (lambda x, a, w: (x, a.double(), w), BASE, "act_scale", "torch.float64"),
     "act_scale shape": (lambda x, a, w: (x, a[:2], w), BASE, "act_scale", "(2,)"),
     "act_scale rank": (lambda x, a, w: (x, a[:, None], w), BASE, "act_scale", "(3, 1)"),

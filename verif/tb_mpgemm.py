@@ -73,10 +73,10 @@ class Scoreboard:
 async def _first_transfer_cycle(dut, period_steps: int) -> int:
     from cocotb.simtime import get_sim_time
     while True:
-        await RisingEdge(dut.clk)
         await ReadOnly()
-        if dut.act__valid.value == 1 and dut.act__ready.value == 1:
-            await RisingEdge(dut.clk)
+        transfer = dut.act__valid.value == 1 and dut.act__ready.value == 1
+        await RisingEdge(dut.clk)
+        if transfer:
             return get_sim_time("step") // period_steps
 
 

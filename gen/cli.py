@@ -1,0 +1,123 @@
+"""``mixpe``: the command line behind the make targets.
+
+Every subcommand takes the configuration from ``--preset NAME`` (default ``w4a8-g128-16x16``) or
+``--config FILE`` (a JSON file as written next to every artifact), and exits non-zero when
+anything it checks fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hw.config import DEFAULT_PRESET, PRESETS, ConfigError, MixPEConfig, load_config
+
+__all__ = ["main"]
+
+BUILD_ROOT = Path("build")
+
+
+def _config(args) -> MixPEConfig:
+    return load_config(preset=args.preset, path=args.config)
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--preset", default=None,
+                       help=f"preset name w<weight bits><activation>-g<group>-<rows>x<cols> "
+                            f"(default {DEFAULT_PRESET}; e.g. {', '.join(PRESETS[:4])})")
+    group.add_argument("--config", default=None, metavar="FILE",
+                       help="JSON configuration file (overrides --preset), e.g. a config.json written by 'verilog'")
+
+
+def cmd_verilog(args) -> int:
+    from gen.verilog import write_core
+    config = _config(args)
+    out_dir = Path(args.out or BUILD_ROOT / "verilog" / config.name)
+    path = write_core(config, out_dir)
+    print(f"wrote {path} and {out_dir / 'config.json'} ({config.rows}x{config.cols}, W{config.weight_bits}"
+          f" {config.activation}, g={config.group_size}, hash {config.hash})")
+    return 0
+
+
+def cmd_lint(args) -> int:
+    from gen.lint import lint_verilog
+    config = _config(args)
+    ok = True
+    for block in args.blocks:
+        report = lint_verilog(config, block)
+        print(f"{block}: {'clean' if report.clean else 'WARNINGS'} ({report.command})")
+        if not report.clean:
+            print(report.output)
+            ok = False
+    return 0 if ok else 1
+
+
+def cmd_sim(args) -> int:
+    from verif.scenarios import run_scenario
+    config = _config(args)
+    return 0 if run_scenario(args.test, config, seed=args.seed, waves=args.waves) else 1
+
+
+def cmd_bench(args) -> int:
+    from gen.bench import run_bench
+    config = _config(args)
+    out = Path(args.out or BUILD_ROOT / "bench" / "bench.json")
+    return 0 if run_bench(config, out, quick=args.quick) else 1
+
+
+def cmd_config(args) -> int:
+    config = _config(args)
+    sys.stdout.write(config.to_json())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from verif.scenarios import SCENARIOS
+    parser = argparse.ArgumentParser(prog="mixpe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("verilog", help="write the core's Verilog and config.json")
+    _add_config_options(p)
+    p.add_argument("--out", help="output directory (default build/verilog/<config name>/)")
+    p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser("sim", help="run one cocotb testbench under Verilator and print a summary")
+    _add_config_options(p)
+    p.add_argument("--test", required=True, choices=sorted(SCENARIOS),
+                   help="; ".join(f"{name}: {doc}" for name, (doc, _) in sorted(SCENARIOS.items())))
+    p.add_argument("--seed", type=int, default=None, help="random seed (printed on every run; reuse to replay)")
+    p.add_argument("--waves", action="store_true", help="write an FST waveform (VCD if liblz4-dev is missing)")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("bench", help="simulation speed and array utilization; writes build/bench/bench.json")
+    _add_config_options(p)
+    p.add_argument("--out", help="output JSON path (default build/bench/bench.json)")
+    p.add_argument("--quick", action="store_true", help="smaller shapes (for smoke testing the benchmark)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("lint", help="Verilator --lint-only -Wall on the generated Verilog")
+    _add_config_options(p)
+    p.add_argument("--blocks", nargs="+", default=["mpgemm"], help="blocks to lint (default mpgemm)")
+    p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("config", help="print the resolved configuration with derived widths as JSON")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        print(f"mixpe: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
