@@ -56,6 +56,8 @@ __all__ = ["bitexact_mpgemm", "group_partials", "error_bound"]
 FP32_MAX = float(torch.finfo(torch.float32).max)
 FP32_UNIT_ROUNDOFF = 2.0 ** -24
 FP64_UNIT_ROUNDOFF = 2.0 ** -53
+#: Outputs per tile of :func:`bitexact_mpgemm`: the FP32 chain's temporaries then stay in cache.
+TILE_OUTPUTS = 2 ** 15
 
 
 def _gamma(n: int, unit_roundoff: float) -> float:
@@ -110,12 +112,20 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
                     weights: QuantizedWeights) -> torch.Tensor:
     """The hardware's result, float32 (M, N), bit for bit (see the module docstring)."""
     validate_operands(config, x, act_scale, weights)
+    m, n = x.shape[0], weights.codes.shape[0]
     scales = _scales_fp32(weights)
-    acc = None
-    for j, _, _, d in _iter_group_partials(config, x, weights):
-        term = fmul32(int_to_fp32(d), scales[:, j][None, :])
-        acc = term if j == 0 else fadd32(acc, term)
-    return fmul32(acc, act_scale[:, None])
+    y = torch.empty(m, n, dtype=torch.float32)
+    width = max(1, TILE_OUTPUTS // m)
+    for start in range(0, n, width):
+        channels = slice(start, start + width)
+        block = QuantizedWeights(codes=weights.codes[channels], scales=weights.scales[channels],
+                                 zeros=weights.zeros[channels])
+        acc = None
+        for j, _, _, d in _iter_group_partials(config, x, block):
+            term = fmul32(int_to_fp32(d), scales[channels, j][None, :])
+            acc = term if j == 0 else fadd32(acc, term)
+        y[:, channels] = fmul32(acc, act_scale[:, None])
+    return y
 
 
 def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,

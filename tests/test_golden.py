@@ -188,7 +188,7 @@ def set_item(tensor: torch.Tensor, index, value) -> torch.Tensor:
     return changed
 
 
-_x, _a, _w = valid_operands()
+_, _, _w = valid_operands()
 BAD_CASES = {  # case: (mutation, config, tensor named, fragment of the message)
     "x not a tensor": (lambda x, a, w: (x.tolist(), a, w), BASE, "x", "list"),
     "x dtype": (lambda x, a, w: (x.int(), a, w), BASE, "x", "torch.int32"),
@@ -311,7 +311,7 @@ def test_mixtral_expert_gemm_timing():
     elapsed = time.perf_counter() - start
     print(f"\nbitexact_mpgemm M=64 K=4096 N=14336 g={config.group_size}: {elapsed:.2f} s")
     assert y.shape == (64, 14336) and torch.isfinite(y).all(), f"seed={seed}"
-    assert elapsed < 20, f"seed={seed}: {elapsed:.1f} s"
+    assert elapsed < 60, f"seed={seed}: {elapsed:.1f} s (a few seconds expected on an idle 2-core machine)"
     block = QuantizedWeights(codes=weights.codes[:64], scales=weights.scales[:64], zeros=weights.zeros[:64])
     y_block = bitexact_mpgemm(config, x[:4], act_scale[:4], block)
     assert torch.equal(fp32_bits(y_block), fp32_bits(y[:4, :64])), f"seed={seed}"

@@ -37,6 +37,9 @@ VERILATOR_BUILD_ARGS: tuple[str, ...] = (
     "-O3",
     "--x-assign", "fast",
     "--x-initial", "fast",
+    # cocotb's runner marks every signal public (VPI access to internals); the testbenches only
+    # touch top-level ports, and keeping internals private cuts build time and memory several-fold.
+    "--no-public-flat-rw",
 )
 
 
@@ -139,6 +142,9 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
 
     source = build_dir / f"{toplevel}.v"
     write_if_changed(source, verilog)
+    # Only the top module's ports stay VPI-writable (see --no-public-flat-rw above).
+    public_ports = build_dir / "public_ports.vlt"
+    write_if_changed(public_ports, f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
 
     args = list(VERILATOR_BUILD_ARGS) + ["-j", str(max(1, min(os.cpu_count() or 1, 4)))]
     wave_file: Path | None = None
@@ -151,7 +157,7 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
             wave_file = build_dir / f"{toplevel}.vcd"
             print("note: FST tracing needs lz4.h (Debian package liblz4-dev, installed by `make` as root); "
                   "writing VCD instead", flush=True)
-    args += list(build_args)
+    args += list(build_args) + [str(public_ports)]
 
     sim_dir = build_dir / ("sim_waves" if waves else "sim")
     binary = sim_dir / toplevel

@@ -22,6 +22,7 @@ from golden.mpgemm import bitexact_mpgemm
 from golden.operands import QuantizedWeights
 from hw.config import MixPEConfig
 from sw.packer import pack_gemm, pad_operands, result_beats, tile_grid
+from verif.gdu_cases import gdu_job
 from verif.runner import run_cocotb
 
 __all__ = ["SimSummary", "run_mpgemm", "build_dir_for", "BUILD_ROOT"]
@@ -72,9 +73,9 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
     build_dir = build_dir_for(config, "mpgemm")
     run_dir = build_dir / "runs"
     run_dir.mkdir(parents=True, exist_ok=True)
-    job_path, summary_path = run_dir / f"job-{seed}.pt", run_dir / f"summary-{seed}.json"
+    job_path, summary_path = run_dir / f"job-{seed}.json", run_dir / f"summary-{seed}.json"
     slack = 1.0 / (1.0 - max(stall_in, stall_out)) ** 2
-    torch.save({
+    job_path.write_text(json.dumps({
         "config": dataclasses.asdict(config),
         "tiles": [{"act": t.act, "wgt": t.wgt, "grp": t.grp} for t in tiles],
         "tile_origins": tile_grid(config, m, n),
@@ -83,7 +84,7 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
         "stall_out": stall_out,
         "expected_cycles": predicted.cycles if check_cycles else None,
         "timeout_cycles": int(predicted.cycles * 4 * slack) + 1000,
-    }, job_path)
+    }))
     summary_path.unlink(missing_ok=True)
 
     start = time.perf_counter()
@@ -120,9 +121,12 @@ def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves:
     block, module = BLOCK_TESTBENCHES[test]
     build_dir = build_dir_for(config, block)
     build_dir.mkdir(parents=True, exist_ok=True)
+    seed = random.randrange(2 ** 31) if seed is None else seed
     config_path = build_dir / "config.json"
     config_path.write_text(json.dumps(dataclasses.asdict(config)))
+    job_path = build_dir / f"job-{seed}.json"
+    job_path.write_text(json.dumps(gdu_job(config, seed) if test == "gdu" else {}))
     return run_cocotb(verilog=emit_verilog(build_block(block, config), block), toplevel=block,
                       build_dir=build_dir, test_module=module, seed=seed, waves=waves,
-                      extra_env={"MIXPE_CONFIG": str(config_path.resolve())},
+                      extra_env={"MIXPE_CONFIG": str(config_path.resolve()), "MIXPE_JOB": str(job_path.resolve())},
                       replay_hint=f"make sim TEST={test} PRESET={config.name} SEED={{seed}}")

@@ -1,0 +1,70 @@
+"""Edge cases and golden results for the group-dequant unit testbench (:mod:`verif.tb_gdu`).
+
+Computed on the Python side (the cocotb process stays free of torch, whose import is slow there).
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from golden.fp32 import bits, fadd32, fmul32, fp16_to_fp32, from_bits, int_to_fp32
+from hw.config import MixPEConfig
+
+__all__ = ["make_cases", "golden_tile"]
+
+FP16_MAX = 0x7BFF          # 65504
+FP16_ONE = 0x3C00
+
+
+def golden_tile(psums, asums, scales, zeros, act_scales):
+    """Expected raw FP32 per row: psums/asums [G][R] ints, scales/zeros [G] ints, act_scales [R] raw."""
+    groups = len(psums)
+    acc = None
+    for j in range(groups):
+        d = torch.tensor([p - zeros[j] * a for p, a in zip(psums[j], asums[j])], dtype=torch.int64)
+        term = fmul32(int_to_fp32(d), fp16_to_fp32(torch.tensor([scales[j]] * len(d))))
+        acc = term if j == 0 else fadd32(acc, term)
+    final = fmul32(acc, from_bits(torch.tensor(act_scales, dtype=torch.int64)))
+    return [int(v) & 0xFFFFFFFF for v in bits(final)]
+
+
+def make_cases(config: MixPEConfig, rng: random.Random):
+    rows, g, top = config.rows, config.group_size, config.code_max
+    p_max = 128 * top * g            # |P| bound; |D| reaches it
+    a_min, a_max = -128 * g, 127 * g
+    one = 0x3F800000
+
+    def case(name, groups, psum, asum, scale, zero, act_scale=one):
+        return {"name": name,
+                "psums": [[psum(j, r) for r in range(rows)] for j in range(groups)],
+                "asums": [[asum(j, r) for r in range(rows)] for j in range(groups)],
+                "scales": [scale(j) for j in range(groups)],
+                "zeros": [zero(j) for j in range(groups)],
+                "act_scales": [act_scale] * rows if isinstance(act_scale, int) else act_scale}
+
+    return [
+        case("zeros", 2, lambda j, r: 0, lambda j, r: 0, lambda j: FP16_ONE, lambda j: top),
+        case("largest_negative_D", 3, lambda j, r: -p_max, lambda j, r: 0, lambda j: FP16_MAX, lambda j: 0),
+        case("largest_positive_D", 3, lambda j, r: 0, lambda j, r: a_min, lambda j: FP16_MAX, lambda j: top),
+        case("sign_changes_cancel", 4, lambda j, r: (1 if j % 2 else -1) * 1000 * (r + 1), lambda j, r: 0,
+             lambda j: 0x2E66, lambda j: 0),
+        case("overflow_to_inf", 2, lambda j, r: p_max, lambda j, r: 0, lambda j: FP16_MAX, lambda j: 0,
+             act_scale=0x7E967699),  # 1e38
+        case("single_group", 1, lambda j, r: rng.randrange(-p_max, p_max), lambda j, r: rng.randrange(a_min, a_max),
+             lambda j: rng.randrange(0x0400, 0x7C00), lambda j: rng.randrange(top + 1)),
+        case("random", 6, lambda j, r: rng.randrange(-p_max // 2, p_max // 2),
+             lambda j, r: rng.randrange(a_min, a_max), lambda j: rng.randrange(0x0400, 0x7C00) | rng.choice([0, 0x8000]),
+             lambda j: rng.randrange(top + 1),
+             act_scale=[0x3C000000 + rng.randrange(1 << 23) for _ in range(rows)]),
+    ]
+
+
+def gdu_job(config: MixPEConfig, seed: int) -> dict:
+    """Cases with their expected raw FP32 results per row, as a JSON-able dict."""
+    cases = make_cases(config, random.Random(seed))
+    for case in cases:
+        case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
+                                       case["act_scales"])
+    return {"config": config.to_dict()["params"], "cases": cases}
