@@ -148,13 +148,20 @@ class MPGemm(wiring.Component):
             for index in range(2):
                 with m.If(parity == index):
                     m.d.sync += [params[index].scale.eq(pending.scale), params[index].zero.eq(pending.zero)]
+            m.d.sync += parity.eq(~parity)
+        # The row sideband of a group is read while the activation-sum unit emits its rows, from
+        # t_L + 2 to t_L + 1 + R, and the next group may end as early as t_L + R: so the
+        # descriptor is taken one cycle after the group ends (``pending`` still holds it then,
+        # since a new group's parameters land at the end of that cycle at the earliest).
+        group_ended = Signal()
+        m.d.sync += group_ended.eq(group_ends)
+        with m.If(group_ended):
             m.d.sync += [
                 drain_act_scale.eq(pending.act_scale),
                 drain_first.eq(pending_first),
                 drain_last.eq(pending.last),
                 drain_bank.eq(pending_bank),
-                drain_parity.eq(parity),
-                parity.eq(~parity),
+                drain_parity.eq(~parity),
             ]
 
         # Row sideband along the bottom of the array: column c sees row r at t_L + 2 + r + c.

@@ -123,7 +123,8 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
                testcase: str | None = None, extra_env: dict[str, str] | None = None,
                seed: int | None = None, waves: bool = False, timescale=("1ns", "1ps"),
                build_args: list[str] | tuple[str, ...] = (),
-               replay_hint: str | None = None) -> CocotbResult:
+               replay_hint: str | None = None, extra_sources: list[Path] | tuple[Path, ...] = (),
+               plusargs: list[str] | tuple[str, ...] = ()) -> CocotbResult:
     """Build (cached) and run cocotb test module ``test_module`` against ``verilog``.
 
     ``test_module`` is an importable module path (``verif.tb_smoke``); ``extra_env`` is passed to the
@@ -131,6 +132,8 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     drawn and printed when None). ``waves`` (or ``WAVES=1`` in the environment) records FST when
     Verilator's FST writer can be compiled here, else VCD. ``build_args`` are added to the Verilator
     command line; ``replay_hint`` is a command to print for reproducing the run, with ``{seed}``.
+    ``extra_sources`` are HDL files compiled with the Verilog (e.g. a wrapper that is ``toplevel``);
+    ``plusargs`` are passed to the simulation binary (``+name=value``).
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -168,7 +171,7 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     with _patched_environ({}, unset=("WAVES",)):
         sim_dir.mkdir(parents=True, exist_ok=True)
         try:
-            runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=sim_dir, build_args=args,
+            runner.build(sources=[source, *map(str, extra_sources)], hdl_toplevel=toplevel, build_dir=sim_dir, build_args=args,
                          timescale=timescale, waves=waves, log_file=log)
         except (RuntimeError, SystemExit) as exc:
             raise BuildError(f"Verilator build of {toplevel} failed ({exc}); log {log}:\n{_tail(log)}") from None
@@ -187,6 +190,7 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     with contextlib.suppress(FileNotFoundError):
         results_xml.unlink()
     test_args = ["--trace-file", str(wave_file)] if wave_file is not None else []
+    test_args += list(plusargs)
     env = {str(k): str(v) for k, v in (extra_env or {}).items()}
     env["COCOTB_RANDOM_SEED"] = str(seed)
     t1 = time.monotonic()

@@ -43,6 +43,7 @@ class SimSummary:
     wall_time_s: float
     build_time_s: float
     wave_file: Path | None
+    results_xml: Path | None = None
 
     @property
     def cycles_match(self) -> bool:
@@ -104,7 +105,7 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
         passed=passed, seed=seed, cycles=cycles, predicted=predicted,
         mismatch_count=summary.get("mismatch_count", -1), mismatches=summary.get("mismatches", []),
         result_beats=summary.get("received", 0), wall_time_s=wall, build_time_s=result.build_time_s,
-        wave_file=result.wave_file)
+        wave_file=result.wave_file, results_xml=result.results_xml)
 
 
 #: Block-level testbenches: TEST name -> (block, cocotb test module).

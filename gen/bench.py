@@ -1,0 +1,109 @@
+"""``make bench``: array utilization and simulation speed, measured side by side in one run.
+
+For a few GEMM shapes on the configured core it runs the cocotb testbench (every beat checked
+against the golden model) and reports the measured cycles, the cycle model's prediction, the
+utilization (useful MACs per cycle over R x C) and the simulation speed. The first shape also
+runs through the free-running Verilator harness (:mod:`verif.freerun`) on the same stimulus, and
+the ratio of the speeds shows the testbench overhead: the stream-driver testbench (a Python
+coroutine per stream and cycle) and the memory-fed cocotb testbench (:mod:`verif.tb_player`:
+cocotb drives clock and reset, stimulus and golden beats sit in simulated memories). Results go to ``build/bench/bench.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+from golden.mpgemm import bitexact_mpgemm
+from golden.operands import random_operands
+from hw.config import MixPEConfig
+from sw.packer import pack_gemm, pad_operands, result_beats
+from verif.freerun import run_freerun, run_player
+from verif.sims import run_mpgemm
+
+__all__ = ["bench_shapes", "run_bench"]
+
+UTILIZATION_TARGET = 0.99
+SEED = 2024
+
+
+def bench_shapes(config: MixPEConfig, quick: bool = False) -> list[dict]:
+    """Shapes: a long tile stream (K = 4g), single-group tiles, and a partial tile over many groups."""
+    rows, cols, g = config.rows, config.cols, config.group_size
+    tiles = 4 if quick else 16
+    return [
+        {"name": f"stream-{tiles}-tiles-K4g", "m": rows, "n": tiles * cols, "k": 4 * g, "freerun": True},
+        {"name": "single-group-tiles", "m": 2 * rows, "n": 2 * cols, "k": g, "freerun": False},
+        {"name": "partial-tile-K8g", "m": rows // 2 + 1, "n": cols, "k": (2 if quick else 8) * g, "freerun": False},
+    ]
+
+
+def _test_seconds(results_xml: Path) -> float:
+    """Wall time cocotb measured for the test itself (without simulator start-up)."""
+    root = ElementTree.parse(results_xml).getroot()
+    return sum(float(case.get("time", 0)) for case in root.iter("testcase"))
+
+
+def run_bench(config: MixPEConfig, out: Path, quick: bool = False) -> bool:
+    records, ok = [], True
+    for shape in bench_shapes(config, quick):
+        m, n, k = shape["m"], shape["n"], shape["k"]
+        x, act_scale, weights = random_operands(config, m, n, k, seed=SEED)
+        summary = run_mpgemm(config, x, act_scale, weights, seed=SEED)
+        cycles = summary.cycles or 0
+        useful = summary.predicted.useful_macs
+        test_seconds = _test_seconds(Path(summary.results_xml)) if summary.results_xml else float("nan")
+        record = {
+            "name": shape["name"], "m": m, "n": n, "k": k, "tiles": len(summary.predicted.tile_done),
+            "passed": summary.passed, "cycles": cycles, "model_cycles": summary.predicted.cycles,
+            "dequant_stalls": summary.predicted.dequant_stalls, "bank_stalls": summary.predicted.bank_stalls,
+            "useful_macs": useful, "utilization": useful / (config.rows * config.cols * cycles) if cycles else 0.0,
+            "cocotb": {"test_seconds": test_seconds, "process_seconds": summary.wall_time_s,
+                       "cycles_per_second": cycles / test_seconds if test_seconds else 0.0,
+                       "macs_per_second": useful / test_seconds if test_seconds else 0.0},
+        }
+        ok &= summary.passed
+        if shape["freerun"]:
+            tiles = pack_gemm(config, x, act_scale, weights)
+            expected = result_beats(config, bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights)), m, n)
+            free = run_freerun(config, tiles, len(expected))
+            record["freerun"] = {"cycles": free.cycles, "seconds": free.seconds, "bit_exact": free.beats == expected,
+                                 "cycles_per_second": free.cycles / free.seconds,
+                                 "macs_per_second": useful / free.seconds}
+            player = run_player(config, tiles, expected, seed=SEED)
+            record["cocotb_memory_fed"] = {"passed": player.passed, "cycles": player.cycles,
+                                           "test_seconds": player.test_seconds,
+                                           "cycles_per_second": player.cycles / player.test_seconds,
+                                           "macs_per_second": useful / player.test_seconds}
+            free_speed = record["freerun"]["cycles_per_second"]
+            record["cocotb_to_freerun_speed"] = record["cocotb"]["cycles_per_second"] / free_speed
+            record["cocotb_memory_fed_to_freerun_speed"] = record["cocotb_memory_fed"]["cycles_per_second"] / free_speed
+            ok &= free.beats == expected and free.cycles == cycles and player.passed and player.cycles == cycles
+        records.append(record)
+        _print_record(config, record)
+
+    stream = records[0]
+    target_met = stream["utilization"] >= UTILIZATION_TARGET
+    result = {"config": config.to_dict(), "cases": records, "utilization_target": UTILIZATION_TARGET,
+              "utilization_target_met": target_met, "all_passed": bool(ok), "seed": SEED,
+              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"utilization of the K=4g tile stream: {stream['utilization']:.4f} (target >= {UTILIZATION_TARGET}: "
+          f"{'met' if target_met else 'NOT met'}); wrote {out}")
+    return bool(ok)
+
+
+def _print_record(config: MixPEConfig, r: dict) -> None:
+    line = (f"{'PASS' if r['passed'] else 'FAIL'} {r['name']:<22} M={r['m']} N={r['n']} K={r['k']} tiles={r['tiles']} "
+            f"cycles={r['cycles']} (model {r['model_cycles']}) util={r['utilization']:.4f} "
+            f"cocotb {r['cocotb']['cycles_per_second']:,.0f} cycles/s {r['cocotb']['macs_per_second'] / 1e6:.2f} MMAC/s")
+    if "freerun" in r:
+        f = r["freerun"]
+        line += (f" | free-running {f['cycles_per_second']:,.0f} cycles/s {f['macs_per_second'] / 1e6:.1f} MMAC/s "
+                 f"bit-exact={f['bit_exact']} | cocotb stream drivers / free-running = {r['cocotb_to_freerun_speed']:.1%}"
+                 f" | cocotb memory-fed {r['cocotb_memory_fed']['cycles_per_second']:,.0f} cycles/s = "
+                 f"{r['cocotb_memory_fed_to_freerun_speed']:.1%} of free-running")
+    print(line, flush=True)
