@@ -68,6 +68,28 @@ def cmd_bench(args) -> int:
     return 0 if run_bench(config, out, quick=args.quick) else 1
 
 
+def cmd_synth(args) -> int:
+    from gen.synth import DEFAULT_BLOCKS, DESIGNS, SynthError, resolve_liberty, run_synthesis, write_reports
+    config = _config(args)
+    blocks = list(args.blocks or DEFAULT_BLOCKS)
+    if args.array and "array" not in blocks:
+        blocks.append("array")
+    out_root = Path(args.out or BUILD_ROOT / "synth")
+    try:
+        liberty = resolve_liberty(args.liberty)
+        if liberty:
+            print(f"liberty {liberty.name} ({liberty.path}): {liberty.cell_count} cells, GE reference "
+                  f"{liberty.nand2_cell} = {liberty.nand2_area:g}")
+        records = run_synthesis(config, designs=args.designs or DESIGNS, blocks=blocks, liberty=liberty,
+                                out_root=out_root, use_cache=not args.no_cache)
+        paths = write_reports(config, records, liberty, out_root)
+    except SynthError as error:
+        print(f"mixpe synth: {error}", file=sys.stderr)
+        return 1
+    print("wrote " + ", ".join(str(path) for path in paths.values()))
+    return 0
+
+
 def cmd_config(args) -> int:
     config = _config(args)
     sys.stdout.write(config.to_json())
@@ -103,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p)
     p.add_argument("--blocks", nargs="+", default=["mpgemm"], help="blocks to lint (default mpgemm)")
     p.set_defaults(func=cmd_lint)
+
+    from gen.synth import BLOCKS as SYNTH_BLOCKS, DEFAULT_BLOCKS as SYNTH_DEFAULT_BLOCKS, DESIGNS as SYNTH_DESIGNS
+    p = sub.add_parser("synth", help="Yosys area report of MixPE and baseline PEs; writes build/synth/report.{md,json}")
+    _add_config_options(p)
+    p.add_argument("--liberty", default=None, metavar="PATH|osu018",
+                   help="Liberty file for library mapping (area in um2 and library GE); 'osu018' is Debian's "
+                        "qflow-tech-osu018 (installed with apt-get when missing and root)")
+    p.add_argument("--blocks", nargs="+", choices=SYNTH_BLOCKS, default=None,
+                   help=f"blocks to synthesize, for every design that has them (default "
+                        f"{' '.join(SYNTH_DEFAULT_BLOCKS)}; 'top' is the whole mpgemm core and slow)")
+    p.add_argument("--array", action="store_true",
+                   help="also synthesize the whole MixPE R x C array block (slow: ~1 min for 16x16)")
+    p.add_argument("--designs", nargs="+", choices=SYNTH_DESIGNS, default=None,
+                   help="designs to synthesize (default all: " + " ".join(SYNTH_DESIGNS) + ")")
+    p.add_argument("--out", help="output directory (default build/synth/)")
+    p.add_argument("--no-cache", action="store_true", help="ignore cached results and synthesize again")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("config", help="print the resolved configuration with derived widths as JSON")
     _add_config_options(p)

@@ -114,18 +114,14 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     validate_operands(config, x, act_scale, weights)
     m, n = x.shape[0], weights.codes.shape[0]
     scales = _scales_fp32(weights)
-    y = torch.empty(m, n, dtype=torch.float32)
+    acc = torch.empty(m, n, dtype=torch.float32)
     width = max(1, TILE_OUTPUTS // m)
-    for start in range(0, n, width):
-        channels = slice(start, start + width)
-        block = QuantizedWeights(codes=weights.codes[channels], scales=weights.scales[channels],
-                                 zeros=weights.zeros[channels])
-        acc = None
-        for j, _, _, d in _iter_group_partials(config, x, block):
-            term = fmul32(int_to_fp32(d), scales[channels, j][None, :])
-            acc = term if j == 0 else fadd32(acc, term)
-        y[:, channels] = fmul32(acc, act_scale[:, None])
-    return y
+    for j, _, _, d in _iter_group_partials(config, x, weights):
+        for start in range(0, n, width):
+            channels = slice(start, start + width)
+            term = fmul32(int_to_fp32(d[:, channels]), scales[channels, j][None, :])
+            acc[:, channels] = term if j == 0 else fadd32(acc[:, channels], term)
+    return fmul32(acc, act_scale[:, None])
 
 
 def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,

@@ -36,6 +36,15 @@ def make_cases(config: MixPEConfig, rng: random.Random):
     a_min, a_max = -128 * g, 127 * g
     one = 0x3F800000
 
+    def group_sums(x_low, x_high):
+        """(P, A) of a real group: P and A of independent random draws could give a D = P - z*A
+        that no group can produce (and that the D register is not sized for)."""
+        xs = [rng.randrange(x_low, x_high) for _ in range(g)]
+        return sum(x * rng.randrange(top + 1) for x in xs), sum(xs)
+
+    # Per group and row; groups with large activations of one sign push |D| to the extremes.
+    sums = [[group_sums(*rng.choice([(-128, 128), (-128, -100), (100, 128)])) for _ in range(rows)] for _ in range(6)]
+
     def case(name, groups, psum, asum, scale, zero, act_scale=one):
         return {"name": name,
                 "psums": [[psum(j, r) for r in range(rows)] for j in range(groups)],
@@ -52,11 +61,10 @@ def make_cases(config: MixPEConfig, rng: random.Random):
              lambda j: 0x2E66, lambda j: 0),
         case("overflow_to_inf", 2, lambda j, r: p_max, lambda j, r: 0, lambda j: FP16_MAX, lambda j: 0,
              act_scale=0x7E967699),  # 1e38
-        case("single_group", 1, lambda j, r: rng.randrange(-p_max, p_max), lambda j, r: rng.randrange(a_min, a_max),
+        case("single_group", 1, lambda j, r: sums[j][r][0], lambda j, r: sums[j][r][1],
              lambda j: rng.randrange(0x0400, 0x7C00), lambda j: rng.randrange(top + 1)),
-        case("random", 6, lambda j, r: rng.randrange(-p_max // 2, p_max // 2),
-             lambda j, r: rng.randrange(a_min, a_max), lambda j: rng.randrange(0x0400, 0x7C00) | rng.choice([0, 0x8000]),
-             lambda j: rng.randrange(top + 1),
+        case("random", 6, lambda j, r: sums[j][r][0], lambda j, r: sums[j][r][1],
+             lambda j: rng.randrange(0x0400, 0x7C00) | rng.choice([0, 0x8000]), lambda j: rng.randrange(top + 1),
              act_scale=[0x3C000000 + rng.randrange(1 << 23) for _ in range(rows)]),
     ]
 

@@ -20,8 +20,10 @@ def _seed(seed: int | None) -> int:
 
 
 def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: str = "uniform",
-              stall: float = 0.0, waves: bool = False, label: str = "mpgemm") -> bool:
-    """Run one GEMM on the RTL, print a one-line summary, return whether everything matched."""
+              stall: float = 0.0, waves: bool = False, label: str = "mpgemm", replay: str | None = None) -> bool:
+    """Run one GEMM on the RTL, print a one-line summary, return whether everything matched.
+
+    ``replay`` is the command that reproduces the run, printed when it fails."""
     x, act_scale, weights = random_operands(config, m, n, k, seed=seed, kind=kind)
     summary = run_mpgemm(config, x, act_scale, weights, seed=seed, stall_in=stall, stall_out=stall, waves=waves)
     exact = bitexact_mpgemm(config, x, act_scale, weights).double()
@@ -44,17 +46,24 @@ def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: s
           f"within-bound={within_bound} seed={seed} wall={summary.wall_time_s:.1f}s")
     for message in summary.mismatches:
         print(f"    {message}")
+    if not ok:
+        print(f"    replay: {replay or f'seed {seed}'}")
     if summary.wave_file:
         print(f"    waveform: {summary.wave_file}")
     return ok
 
 
+def _replay(test: str, config: MixPEConfig, seed: int) -> str:
+    return f"make sim TEST={test} PRESET={config.name} SEED={seed}  (or CONFIG=<its config.json>)"
+
+
 def scenario_mpgemm(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
     """a GEMM with partial tiles over 4 groups, stall-free (cycle-exact) then with random stalls"""
     seed = _seed(seed)
+    replay = _replay("mpgemm", config, seed)
     m, n, k = config.rows + config.rows // 2 + 1, 2 * config.cols - 1, 4 * config.group_size
-    ok = gemm_case(config, m, n, k, seed, waves=waves)
-    return gemm_case(config, m, n, k, seed + 1, stall=0.25) and ok
+    ok = gemm_case(config, m, n, k, seed, waves=waves, replay=replay)
+    return gemm_case(config, m, n, k, seed + 1, stall=0.25, replay=replay) and ok
 
 
 def scenario_array(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
@@ -69,7 +78,8 @@ def scenario_array(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
         (rng.randrange(1, rows + 1), cols, 3 * g, "signs"),
         (rows, rng.randrange(1, cols + 1), g, "zeros"),
     ]
-    results = [gemm_case(config, m, n, k, seed + i, kind=kind, label="array", waves=waves)
+    results = [gemm_case(config, m, n, k, seed + i, kind=kind, label="array", waves=waves,
+                         replay=_replay("array", config, seed))
                for i, (m, n, k, kind) in enumerate(cases)]
     return all(results)
 

@@ -93,7 +93,7 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
         verilog=emit_verilog(build_block("mpgemm", config), "mpgemm"),
         toplevel="mpgemm", build_dir=build_dir, test_module="verif.tb_mpgemm", seed=seed, waves=waves,
         extra_env={"MIXPE_JOB": str(job_path.resolve()), "MIXPE_SUMMARY": str(summary_path.resolve())},
-        replay_hint=f"make sim TEST=mpgemm CONFIG=... SEED={{seed}}")
+        replay_hint=f"seed {{seed}} of a {m}x{n}x{x.shape[1]} GEMM on {config.name}")
     wall = time.perf_counter() - start
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     cycles = summary.get("cycles")
