@@ -14,10 +14,12 @@ MIXPE  := $(BIN)/mixpe
 
 # Options passed through to the CLI only when the variable is set.
 CFG_OPTS := $(if $(PRESET),--preset $(PRESET)) $(if $(CONFIG),--config $(CONFIG))
+SYNTH_OPTS := $(CFG_OPTS) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(filter 1 yes true on,$(ARRAY)),--array) \
+              $(if $(BLOCKS),--blocks $(BLOCKS))
 SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on,$(WAVES)),--waves)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv verilog sim test test-all bench lint clean distclean
+.PHONY: help venv verilog sim test test-all bench lint synth clean distclean
 
 help:
 	@echo "MixPE targets:"
@@ -27,6 +29,7 @@ help:
 	@echo "  make test-all  all tests, including slow sweeps"
 	@echo "  make bench     cycle/throughput benchmark              (PRESET, CONFIG)"
 	@echo "  make lint      Verilator lint of the generated Verilog"
+	@echo "  make synth     Yosys area report, MixPE vs baseline PEs  (PRESET, CONFIG, LIBERTY, ARRAY, BLOCKS)"
 	@echo "  make venv      create/update .venv only"
 	@echo "  make clean     remove build/ ; make distclean also removes .venv"
 	@echo "Variables:"
@@ -35,6 +38,8 @@ help:
 	@echo "  TEST=name      testbench for 'make sim' (e.g. mpgemm)"
 	@echo "  SEED=n         random seed (replays a run)"
 	@echo "  WAVES=1        dump waveforms (FST if liblz4-dev is installed, else VCD)"
+	@echo "  LIBERTY=osu018 Liberty file for 'make synth' (osu018 or a path): adds um2 and library GE"
+	@echo "  ARRAY=1        'make synth' also synthesizes the whole MixPE array (slow)"
 	@echo "  PYTHON=python3 interpreter used to create .venv"
 
 # The venv is (re)built whenever pyproject.toml changes. torch is pinned in pyproject.toml so that
@@ -70,6 +75,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(MIXPE) lint
+
+synth: $(STAMP)
+	$(MIXPE) synth $(SYNTH_OPTS)
 
 clean:
 	rm -rf build

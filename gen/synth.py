@@ -355,7 +355,11 @@ def _run_yosys(work: Path, timeout: float | None) -> None:
     if result.returncode != 0:
         output = "\n".join(part for part in (result.stdout.strip(), result.stderr.strip()) if part)
         excerpt = _log_excerpt(log) if log else output[-3000:]
-        raise SynthError(f"Yosys failed (exit {result.returncode}) in {work}; log {log_path}:\n{excerpt}")
+        hint = ""
+        if "Can't open ABC output file" in log and "abc -liberty" in (work / "synth.ys").read_text():
+            hint = ("\nhint: ABC produced no netlist for this Liberty file; ABC needs at least a buffer, an "
+                    "inverter and 2-input gates whose 'function' it can parse (its own messages are not logged)")
+        raise SynthError(f"Yosys failed (exit {result.returncode}) in {work}; log {log_path}:\n{excerpt}{hint}")
 
 
 def _module_stats(path: Path, work: Path) -> dict:
@@ -691,20 +695,26 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
         gdu = index.get(("mixpe", "gdu"))
         if mixpe and gdu:
             share = gdu[ratio_key] * config.cols / mixpe[f"total_{ratio_key}"]
-            lines += ["", f"The {config.cols} GDUs are {100 * share:.1f} % of the MixPE total at this size; the "
-                      f"share falls as R grows (one GDU per column, amortized over R rows)."]
+            lines += ["", f"The {config.cols} GDUs are {100 * share:.1f} % of the MixPE total here. Each holds "
+                      f"its 2 x R x 32-bit accumulator bank ({2 * config.rows * 32} bits) as flip-flops and "
+                      f"multiplexers (this flow has no SRAM or register-file macro) next to two FP32 "
+                      f"multipliers, an FP32 adder and an int-to-float converter; one GDU serves the R rows "
+                      f"of its column, so its share falls as R grows."]
 
     lines += ["", "## Against the paper's design-space figure", "",
-              "The MixPE authors' simulator repository (first commit, `dse.py`) plotted a *normalized "
-              "area-power efficiency product* per PE: MixPE INT4xFP16 **4.82x** an FP16xFP16 PE; "
-              "MixPE INT4xINT8 **2.29x** an INT8xINT8 PE (133.38 vs 58.28); a conventional INT4xINT8 "
-              "PE equal to the INT8 PE.", ""]
+              "The MixPE authors' simulator repository (first commit, `dse.py`, deleted later) plotted a "
+              "*normalized area-power efficiency product* per PE, FP16xFP16 = 1: INT8xINT8 58.28, "
+              "conventional INT4xINT8 58.28 (i.e. their conventional W4A8 PE is the INT8 PE), "
+              "MixPE INT4xINT8 133.38 (**2.29x** the INT8 PE), MixPE INT4xFP16 **4.82x** the FP16 PE. "
+              "Here a ratio is baseline area / MixPE area (both 1 MAC/cycle), so larger favours MixPE.", ""]
     if mixpe_pe:
-        claims = [("int8_mult", "MixPE INT4xINT8 vs INT8xINT8 PE", "2.29x (area x power)"),
-                  ("fp16_fp16", "MixPE **W4A8** vs FP16xFP16 PE (paper: MixPE **W4A16** vs FP16)", "4.82x (W4A16, area x power)"),
-                  ("dequant_fp", "MixPE W4A8 vs conventional dequantize-then-multiply PE", "not in the figure"),
-                  ("int4x8_mult", "shift & add vs '*' multiplier, same widths", "not in the figure")]
-        lines += ["| comparison | measured area ratio (PE) | measured (array incl. dequant) | paper |",
+        claims = [("int8_mult", "MixPE W4A8 vs INT8xINT8 PE", "2.29x (133.38 / 58.28)"),
+                  ("fp16_fp16", "MixPE W4A8 vs FP16xFP16 PE",
+                   "133.38x for W4A8; the 4.82x claim is MixPE **W4A16** vs FP16, not measurable here"),
+                  ("dequant_fp", "MixPE W4A8 vs conventional dequantize-to-FP PE",
+                   "their conventional INT4xINT8 PE is the INT8 PE: 2.29x"),
+                  ("int4x8_mult", "shift & add vs a '*' multiplier at the same widths", "not in the figure")]
+        lines += ["| comparison | measured area ratio, PE | measured, array incl. dequant | paper (area x power product) |",
                   "|---|---:|---:|---|"]
         array_index = {a["design"]: a for a in arrays}
         for design, what, paper in claims:
@@ -713,24 +723,32 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
                 continue
             pe_ratio = record[ratio_key] / mixpe_pe[ratio_key]
             arr = array_index.get(design)
-            array_ratio = arr[f"ratio_{ratio_key}"] if arr and arr.get(f"ratio_{ratio_key}") else None
+            array_ratio = arr.get(f"ratio_{ratio_key}") if arr else None
             lines.append(f"| {what} | {pe_ratio:.2f}x | {_fmt(array_ratio, 2)}{'x' if array_ratio else ''} | {paper} |")
     lines += [
         "",
         "What differs, honestly:",
         "",
-        "* We measure **area only**, no power; the paper's figure is an area x power product "
-        "(and its per-PE powers in `systolic_array_synth.csv` look scaled, not synthesized).",
+        "* We measure **area only**, no power, while the figure multiplies area and power efficiency "
+        "(and the per-PE powers in the authors' `systolic_array_synth.csv` look scaled rather than "
+        "synthesized). If power improved by the same factor as area, a product of 2.29x would be "
+        "an area ratio of about 1.51x (the square root) - an inference, not a claim of the paper.",
         "* Only W4A8 exists in this RTL, so the 4.82x W4A16-vs-FP16 claim cannot be checked; the "
-        "fp16_fp16 row compares a W4A8 MixPE PE with an FP16 PE, a different (easier) comparison.",
-        "* Generic Yosys/ABC netlists or OSU 0.18 µm cells, not the paper's (unnamed) 28 nm library; "
-        "no timing constraints, no retiming, no clock gating.",
-        "* The PE-level ratio leaves out the dequant units; the array table adds them (MixPE needs "
-        "one GDU per column and one act_sum; the integer baselines need the same for grouped weights).",
-        "* int4x8_mult shows how much of the advantage is the narrow weight rather than shift & add: "
-        "Yosys builds a small multiplier from partial products much like the explicit shift & add.",
-        "",
+        "fp16_fp16 row compares the W4A8 MixPE PE with an FP16 PE.",
+        "* Generic Yosys/ABC gates or OSU 0.18 µm cells, not the paper's (unnamed) 28 nm library; no "
+        "timing constraints, so no gate sizing or pipelining. All PEs are single-cycle: the FP PEs' "
+        "much larger depth would cost frequency or pipeline registers that are not counted here.",
+        "* The PE-level ratio leaves the dequant units out; the array table adds them. MixPE needs one "
+        "GDU per column and one act_sum; the integer baselines need the same for grouped weights, "
+        "the conventional PE needs only the token-scale multiply.",
     ]
+    shift_add = index.get(("int4x8_mult", "pe"))
+    if shift_add and mixpe_pe:
+        delta = 100 * (shift_add[ratio_key] / mixpe_pe[ratio_key] - 1)
+        lines.append(f"* int4x8_mult is {delta:+.1f} % against MixPE's PE: almost all of the PE-level gain "
+                     f"comes from the {config.weight_bits}-bit weight operand; Yosys/ABC builds the small "
+                     f"'*' multiplier from the same partial products as the explicit shift & add.")
+    lines.append("")
     if png_name:
         lines += [f"![area per PE and per array]({png_name})", ""]
     lines += ["Reproduce: `make synth` (`PRESET=`, `CONFIG=`, `LIBERTY=osu018|PATH`, `ARRAY=1`); "
@@ -767,6 +785,9 @@ def _plot(config: MixPEConfig, records: list[dict], arrays: list[dict], path: Pa
         edges = [a[f"edge_{key}"] for a in arrays]
         ax.bar(names, pes, color="#2b7bba", label="R x C PEs")
         ax.bar(names, edges, bottom=pes, color="#f0a030", label="dequant / edge units")
+        for i, entry in enumerate(arrays):
+            if entry.get(f"ratio_{key}"):
+                ax.text(i, pes[i] + edges[i], f"{entry[f'ratio_{key}']:.2f}x", ha="center", va="bottom")
         ax.set_title(f"{config.rows} x {config.cols} array incl. dequant")
         ax.set_ylabel(unit)
         ax.legend()

@@ -189,6 +189,8 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     results_xml = sim_dir / "results.xml"
     with contextlib.suppress(FileNotFoundError):
         results_xml.unlink()
+    if wave_file is not None:  # one waveform per seed, so several runs of a scenario keep theirs
+        wave_file = wave_file.with_name(f"{wave_file.stem}-seed{seed}{wave_file.suffix}")
     test_args = ["--trace-file", str(wave_file)] if wave_file is not None else []
     test_args += list(plusargs)
     env = {str(k): str(v) for k, v in (extra_env or {}).items()}
