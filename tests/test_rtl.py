@@ -57,3 +57,9 @@ def test_back_to_back_single_group_tiles_with_bank_stalls():
 def test_random_stalls_long_stream():
     config = MixPEConfig(rows=4, cols=4, group_size=32, name="w4a8-g32-4x4")
     assert gemm_case(config, 8, 8, 256, seed=26, stall=0.4)
+
+
+@pytest.mark.slow
+def test_mpgemm_32x32_preset():
+    """The large preset (a ~10 minute Verilator build on 2 cores): `make test-all` only."""
+    assert run_scenario("mpgemm", from_preset("w4a8-g128-32x32"), seed=27)
