@@ -197,39 +197,27 @@ class Liberty:
                    nand2_cell=nand2[0], nand2_area=nand2[1], cell_count=len(cells))
 
 
+#: Comments and strings (skipped whole), braces, and the start of an unterminated comment or string.
+_LIBERTY_TOKEN_RE = re.compile(r'/\*.*?\*/|"(?:[^"\\]|\\.)*"|[{}]|/\*|"', re.DOTALL)
+
+
 def _liberty_problem(text: str) -> str | None:
     """A short description of what makes ``text`` unusable as a Liberty file, or None."""
     if not re.search(r"\blibrary\s*\([^)]*\)\s*\{", text):
         return "no 'library (name) {' group"
     depth = 0
-    in_comment = False
-    index = 0
-    while index < len(text):
-        if in_comment:
-            end = text.find("*/", index)
-            if end < 0:
-                return "unterminated /* comment"
-            index, in_comment = end + 2, False
-            continue
-        char = text[index]
-        if text.startswith("/*", index):
-            in_comment = True
-            index += 2
-            continue
-        if char == '"':
-            end = text.find('"', index + 1)
-            if end < 0:
-                return "unterminated string"
-            index = end + 1
-            continue
-        if char == "{":
+    for token in _LIBERTY_TOKEN_RE.finditer(text):
+        value = token.group()
+        if value == "/*":
+            return "unterminated /* comment"
+        if value == '"':
+            return "unterminated string"
+        if value == "{":
             depth += 1
-        elif char == "}":
+        elif value == "}":
             depth -= 1
             if depth < 0:
-                line = text.count("\n", 0, index) + 1
-                return f"unbalanced '}}' at line {line}"
-        index += 1
+                return f"unbalanced '}}' at line {text.count(chr(10), 0, token.start()) + 1}"
     if depth != 0:
         return f"{depth} unclosed '{{' group(s) (truncated file?)"
     if not _CELL_RE.search(text):

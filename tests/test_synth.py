@@ -182,3 +182,12 @@ def test_cli(out_root, tmp_path, capsys):
                      str(tmp_path / "missing.lib"), "--out", str(tmp_path)]) == 1
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.slow
+def test_whole_core_synthesizes(out_root, pe_records):
+    """The whole mpgemm core of the 2 x 2 configuration (about a minute)."""
+    record = synthesize(CONFIG, "mixpe", "top", out_root=out_root)
+    assert record["macs_per_cycle"] == CONFIG.rows * CONFIG.cols
+    assert record["area_ge"] > CONFIG.rows * CONFIG.cols * pe_records["mixpe"]["area_ge"]
+    assert record["depth"] >= pe_records["mixpe"]["depth"]
