@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
 
-__all__ = ["ProcessingElement", "shift_add_product"]
+__all__ = ["ProcessingElement", "SystolicPE", "shift_add_product"]
 
 
 def shift_add_product(activation, code, weight_bits: int):
@@ -19,60 +19,71 @@ def shift_add_product(activation, code, weight_bits: int):
     return total
 
 
-class ProcessingElement(wiring.Component):
-    """One PE of the output-stationary array.
+class SystolicPE(wiring.Component):
+    """Skeleton shared by the MixPE PE and the baseline PEs of :mod:`hw.baselines`.
 
-    Each cycle with ``valid`` set it adds ``x * w`` (shift & add) to its group accumulator. On
-    the group's last step (``group_last``) the completed sum moves to the drain register
-    ``psum`` (valid for exactly one cycle, ``psum_valid``) and accumulation restarts from zero,
-    so the next group accumulates while this one drains. The activation, its flags and the
-    weight code are registered out to the right and bottom neighbours (one cycle per hop).
-
-    Ports (widths from the configuration):
-        x, valid, group_last: In    activation (signed act_bits) and flags from the left
-        w: In                       weight code (unsigned weight_bits) from the top
-        x_out, valid_out, group_last_out, w_out: Out   registered copies for the neighbours
-        psum: Out(signed(psum_bits)), psum_valid: Out(1)   drain register
+    Operands arrive from the left (``x``, ``valid``, ``group_last`` and any ``side`` operands)
+    and the top (``w``) and are registered out to the right and bottom neighbours (``<name>_out``).
+    Each cycle with ``valid`` the subclass's :meth:`accumulate` gives the running sum plus this
+    step's product; on the group's last step (``group_last``) that sum moves to the drain register
+    ``psum`` (``psum_valid`` for exactly one cycle) and the accumulator restarts from zero, so the
+    next group accumulates while this one drains (double buffer).
 
     Latency: ``psum`` holds a group's sum one cycle after its last step is presented."""
 
-    def __init__(self, config: MixPEConfig):
+    def __init__(self, config: MixPEConfig, *, x_shape, w_shape, sum_shape, side: dict | None = None):
         self._config = config
-        super().__init__({
-            "x": In(signed(config.act_bits)),
-            "valid": In(1),
-            "group_last": In(1),
-            "w": In(unsigned(config.weight_bits)),
-            "x_out": Out(signed(config.act_bits)),
-            "valid_out": Out(1),
-            "group_last_out": Out(1),
-            "w_out": Out(unsigned(config.weight_bits)),
-            "psum": Out(signed(config.psum_bits)),
-            "psum_valid": Out(1),
-        })
+        self._sum_shape = sum_shape
+        self._side = dict(side or {})
+        operands = {"x": x_shape, "w": w_shape, **self._side}
+        members = {"x": In(x_shape), "valid": In(1), "group_last": In(1), "w": In(w_shape)}
+        members.update({name: In(shape) for name, shape in self._side.items()})
+        members.update({f"{name}_out": Out(shape) for name, shape in operands.items()})
+        members.update({"valid_out": Out(1), "group_last_out": Out(1), "psum": Out(sum_shape), "psum_valid": Out(1)})
+        super().__init__(members)
 
     @property
     def latency(self) -> int:
         """Cycles from a group's last step at the inputs to its sum in ``psum``."""
         return 1
 
-    def elaborate(self, platform):
-        config = self._config
-        m = Module()
-        accumulator = Signal(signed(config.psum_bits))
-        product = Signal(signed(config.product_bits))
-        m.d.comb += product.eq(shift_add_product(self.x, self.w, config.weight_bits))
+    def accumulate(self, m: Module, accumulator):
+        """The value ``accumulator`` + (this step's product), built in ``m``."""
+        raise NotImplementedError
 
+    def elaborate(self, platform):
+        m = Module()
+        accumulator = Signal(self._sum_shape)
+        total = self.accumulate(m, accumulator)
+        for name in ("x", "w", *self._side):
+            m.d.sync += getattr(self, f"{name}_out").eq(getattr(self, name))
         m.d.sync += [
-            self.x_out.eq(self.x),
             self.valid_out.eq(self.valid),
             self.group_last_out.eq(self.group_last),
-            self.w_out.eq(self.w),
             self.psum_valid.eq(self.valid & self.group_last),
         ]
         with m.If(self.valid):
             with m.If(self.group_last):
-                m.d.sync += [self.psum.eq(accumulator + product), accumulator.eq(0)]
+                m.d.sync += [self.psum.eq(total), accumulator.eq(0)]
             with m.Else():
-                m.d.sync += accumulator.eq(accumulator + product)
+                m.d.sync += accumulator.eq(total)
         return m
+
+
+class ProcessingElement(SystolicPE):
+    """One MixPE PE: ``x * w`` by shift & add (no multiplier) into an integer group accumulator.
+
+    Ports (widths from the configuration):
+        x: In(signed(act_bits)), w: In(unsigned(weight_bits)), valid, group_last: In(1)
+        x_out, w_out, valid_out, group_last_out: Out   registered copies for the neighbours
+        psum: Out(signed(psum_bits)), psum_valid: Out(1)   drain register (see :class:`SystolicPE`)
+    """
+
+    def __init__(self, config: MixPEConfig):
+        super().__init__(config, x_shape=signed(config.act_bits), w_shape=unsigned(config.weight_bits),
+                         sum_shape=signed(config.psum_bits))
+
+    def accumulate(self, m, accumulator):
+        product = Signal(signed(self._config.product_bits))
+        m.d.comb += product.eq(shift_add_product(self.x, self.w, self._config.weight_bits))
+        return accumulator + product

@@ -1,10 +1,9 @@
 """Baseline: the conventional mixed-precision PE that dequantizes every weight before multiplying."""
 
-from amaranth import Module, Signal, signed, unsigned
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Signal, signed, unsigned
 
 from ..config import MixPEConfig
+from ..pe import SystolicPE
 from ..fp_add import Float32Adder
 from ..fp_int_to_float import IntToFloat32
 from ..fp_mul import Float32Multiplier
@@ -14,7 +13,7 @@ from ..layouts import FP16_BITS, FP32_BITS
 __all__ = ["DequantFloatPE"]
 
 
-class DequantFloatPE(wiring.Component):
+class DequantFloatPE(SystolicPE):
     """Dequantize-then-multiply PE for b-bit codes and INT8 activations, FP32 accumulation.
 
     Every step with ``valid`` computes, in IEEE binary32 with the numerics of
@@ -43,32 +42,11 @@ class DequantFloatPE(wiring.Component):
     """
 
     def __init__(self, config: MixPEConfig):
-        self._config = config
-        super().__init__({
-            "x": In(signed(config.act_bits)),
-            "valid": In(1),
-            "group_last": In(1),
-            "w": In(unsigned(config.weight_bits)),
-            "scale": In(FP16_BITS),
-            "zero": In(unsigned(config.weight_bits)),
-            "x_out": Out(signed(config.act_bits)),
-            "valid_out": Out(1),
-            "group_last_out": Out(1),
-            "w_out": Out(unsigned(config.weight_bits)),
-            "scale_out": Out(FP16_BITS),
-            "zero_out": Out(unsigned(config.weight_bits)),
-            "psum": Out(FP32_BITS),
-            "psum_valid": Out(1),
-        })
+        super().__init__(config, x_shape=signed(config.act_bits), w_shape=unsigned(config.weight_bits),
+                         sum_shape=FP32_BITS, side={"scale": FP16_BITS, "zero": unsigned(config.weight_bits)})
 
-    @property
-    def latency(self) -> int:
-        return 1
-
-    def elaborate(self, platform):
+    def accumulate(self, m, accumulator):
         config = self._config
-        m = Module()
-
         difference = Signal(signed(config.weight_bits + 1))
         m.d.comb += difference.eq(self.w - self.zero)
 
@@ -77,9 +55,7 @@ class DequantFloatPE(wiring.Component):
         dequant = m.submodules.dequant = Float32Multiplier()
         act_to_float = m.submodules.act_to_float = IntToFloat32(config.act_bits)
         multiply = m.submodules.multiply = Float32Multiplier()
-        accumulate = m.submodules.accumulate = Float32Adder()
-
-        accumulator = Signal(FP32_BITS)
+        add = m.submodules.accumulate = Float32Adder()
         m.d.comb += [
             weight_to_float.i.eq(difference),
             scale_widen.i.eq(self.scale),
@@ -88,21 +64,7 @@ class DequantFloatPE(wiring.Component):
             act_to_float.i.eq(self.x),
             multiply.a.eq(act_to_float.o),
             multiply.b.eq(dequant.o),
-            accumulate.a.eq(accumulator),
-            accumulate.b.eq(multiply.o),
+            add.a.eq(accumulator),
+            add.b.eq(multiply.o),
         ]
-        m.d.sync += [
-            self.x_out.eq(self.x),
-            self.valid_out.eq(self.valid),
-            self.group_last_out.eq(self.group_last),
-            self.w_out.eq(self.w),
-            self.scale_out.eq(self.scale),
-            self.zero_out.eq(self.zero),
-            self.psum_valid.eq(self.valid & self.group_last),
-        ]
-        with m.If(self.valid):
-            with m.If(self.group_last):
-                m.d.sync += [self.psum.eq(accumulate.o), accumulator.eq(0)]
-            with m.Else():
-                m.d.sync += accumulator.eq(accumulate.o)
-        return m
+        return add.o

@@ -1,10 +1,9 @@
 """Baseline: INT8 x INT8 multiplier PE with an integer group accumulator."""
 
-from amaranth import Module, Signal, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Signal, signed
 
 from ..config import MixPEConfig
+from ..pe import SystolicPE
 
 __all__ = ["Int8MultiplierPE"]
 
@@ -12,7 +11,7 @@ __all__ = ["Int8MultiplierPE"]
 WEIGHT_BITS = 8
 
 
-class Int8MultiplierPE(wiring.Component):
+class Int8MultiplierPE(SystolicPE):
     """The conventional INT8 PE: ``x * w`` with a ``*`` multiplier, both signed 8-bit.
 
     Same array role and timing as :class:`hw.pe.ProcessingElement` (see :mod:`hw.baselines`):
@@ -26,18 +25,8 @@ class Int8MultiplierPE(wiring.Component):
 
     def __init__(self, config: MixPEConfig):
         self._config = config
-        super().__init__({
-            "x": In(signed(config.act_bits)),
-            "valid": In(1),
-            "group_last": In(1),
-            "w": In(signed(WEIGHT_BITS)),
-            "x_out": Out(signed(config.act_bits)),
-            "valid_out": Out(1),
-            "group_last_out": Out(1),
-            "w_out": Out(signed(WEIGHT_BITS)),
-            "psum": Out(signed(self.psum_bits)),
-            "psum_valid": Out(1),
-        })
+        super().__init__(config, x_shape=signed(config.act_bits), w_shape=signed(WEIGHT_BITS),
+                         sum_shape=signed(self.psum_bits))
 
     @property
     def product_bits(self) -> int:
@@ -47,25 +36,7 @@ class Int8MultiplierPE(wiring.Component):
     def psum_bits(self) -> int:
         return self.product_bits + self._config.group_log2
 
-    @property
-    def latency(self) -> int:
-        return 1
-
-    def elaborate(self, platform):
-        m = Module()
-        accumulator = Signal(signed(self.psum_bits))
+    def accumulate(self, m, accumulator):
         product = Signal(signed(self.product_bits))
         m.d.comb += product.eq(self.x * self.w)
-        m.d.sync += [
-            self.x_out.eq(self.x),
-            self.valid_out.eq(self.valid),
-            self.group_last_out.eq(self.group_last),
-            self.w_out.eq(self.w),
-            self.psum_valid.eq(self.valid & self.group_last),
-        ]
-        with m.If(self.valid):
-            with m.If(self.group_last):
-                m.d.sync += [self.psum.eq(accumulator + product), accumulator.eq(0)]
-            with m.Else():
-                m.d.sync += accumulator.eq(accumulator + product)
-        return m
+        return accumulator + product
