@@ -35,6 +35,33 @@ rounds only in its K-term sums: |y_ref - y*| <= gamma^(64)_K * |a| * sum_k |x * 
 unit roundoff 2**-53. The bound is the sum of both terms, inflated by 1 + gamma^(64)_{K+G+10} for
 the float64 rounding of its own evaluation.
 
+Float offsets (``config.zero_mode == "float_offset"``, llama.cpp Q4_1: w = d*q + m with FP16 d
+and m per group). The integer correction is dropped and the group's term is formed in FP32::
+
+    t    = fmul32(int_to_fp32(P), fp16_to_fp32(scales[n,j]))       (d)
+    o    = fmul32(int_to_fp32(A), fp16_to_fp32(offsets[n,j]))      (m)
+    term = fadd32(t, o)
+
+then acc and y exactly as above with term in place of t (:func:`group_partials` reports D = P).
+The exact result is y* = a * sum_j (d_j P_j + m_j A_j) = a * sum_k x_k (d q_k + m), again the
+exact value of the float64 reference. Error: nonzero t_j, o_j are FP32 numbers of magnitude in
+[2**-14, 2**42) (|P|, |A| >= 1 integers, |d|, |m| >= 2**-14 normal FP16, |P| < 2**25, |A| <= 2**17),
+so multiples of 2**-37, and so is their sum: term_j is exactly 0 or >= 2**-37, never flushed,
+never overflowing. term_j = d P (1 + d0)(1 + d1)(1 + d2) + m A (1 + d0')(1 + d1')(1 + d2) with d0,
+d0' the conversions (0 unless |P| resp. |A| > 2**24), d1, d1' the products and d2 the addition:
+|term_j - (d_j P_j + m_j A_j)| <= gamma_2 (|d_j P_j| + |m_j A_j|) when the conversions are exact.
+With the accumulation and the final product, the d P part of group j collects
+n_j = (G - max(j, 1)) + 3 + [|P_j| > 2**24] factors and the m A part
+n'_j = (G - max(j, 1)) + 3 + [|A_j| > 2**24]::
+
+    |y - y*| <= |a| * sum_j (gamma_{n_j} |d_j P_j| + gamma_{n'_j} |m_j A_j|)
+             <= gamma_{G+3} * |a| * sum_j (|d_j P_j| + |m_j A_j|)          (all conversions exact).
+
+The float64 reference's weights d*q + m are exact (multiples of 2**-24 below 2**24), but its
+products x*a*w may now round: Higham's inner-product bound gamma^(64)_K * |a| * sum_k |x w| covers
+both (the same element term as above, with |w| in place of |(Q - z) s|). The evaluation
+inflation becomes 1 + gamma^(64)_{K+2G+10} (two group terms per group).
+
 Not covered: a result flushed to zero by the final product (only possible when
 |act_scale| < 2**-89, since a nonzero |acc| >= 2**-37), and overflow to infinity: where
 |y_ref| + bound exceeds the largest FP32 number the bound is returned as inf.
@@ -66,10 +93,15 @@ def _gamma(n: int, unit_roundoff: float) -> float:
     return n * unit_roundoff / (1 - n * unit_roundoff)
 
 
+def _fp16_fp32(values: torch.Tensor) -> torch.Tensor:
+    """FP16 values widened to FP32 through their raw 16-bit codes, float32 (same shape)."""
+    raw16 = values.view(torch.int16).to(torch.int64) & 0xFFFF
+    return fp16_to_fp32(raw16)
+
+
 def _scales_fp32(weights: QuantizedWeights) -> torch.Tensor:
     """FP16 group scales widened to FP32 through their raw 16-bit codes, float32 (N, G)."""
-    raw16 = weights.scales.view(torch.int16).to(torch.int64) & 0xFFFF
-    return fp16_to_fp32(raw16)
+    return _fp16_fp32(weights.scales)
 
 
 def _iter_group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights
@@ -87,7 +119,7 @@ def _iter_group_partials(config: MixPEConfig, x: torch.Tensor, weights: Quantize
         x_group = x[:, columns]
         p = (x_group.double() @ weights.codes[:, columns].double().T).to(torch.int64)
         a = x_group.sum(dim=1)
-        d = p - weights.zeros[:, j][None, :] * a[:, None]
+        d = p if config.float_offset else p - weights.zeros[:, j][None, :] * a[:, None]
         assert bool((d >= -d_limit).all() and (d < d_limit).all()), \
             f"group {j}: D outside the {config.dsum_bits}-bit signed range"
         yield j, p, a, d
@@ -98,7 +130,7 @@ def group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeigh
     """Exact integer group sums for x (M, K) and weights N x K with G = K / g groups.
 
     Returns int64 (P (M, N, G), A (M, G), D (M, N, G)) with P = sum x*Q, A = sum x and
-    D = P - z*A over each group.
+    D = P - z*A over each group (with float offsets, which have no integer correction, D = P).
     """
     validate_operands(config, x, None, weights)
     parts = list(_iter_group_partials(config, x, weights))
@@ -114,12 +146,17 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     validate_operands(config, x, act_scale, weights)
     m, n = x.shape[0], weights.codes.shape[0]
     scales = _scales_fp32(weights)
+    offsets = _fp16_fp32(weights.offsets) if config.float_offset else None
     acc = torch.empty(m, n, dtype=torch.float32)
     width = max(1, TILE_OUTPUTS // m)
-    for j, _, _, d in _iter_group_partials(config, x, weights):
+    for j, _, a, d in _iter_group_partials(config, x, weights):
+        a_fp32 = int_to_fp32(a)[:, None] if config.float_offset else None
         for start in range(0, n, width):
             channels = slice(start, start + width)
             term = fmul32(int_to_fp32(d[:, channels]), scales[channels, j][None, :])
+            if config.float_offset:
+                offset_j = offsets[channels, j][None, :]
+                term = fadd32(term, fmul32(a_fp32.expand(m, offset_j.shape[1]), offset_j.expand(m, -1)))
             acc[:, channels] = term if j == 0 else fadd32(acc[:, channels], term)
     return fmul32(acc, act_scale[:, None])
 
@@ -137,16 +174,30 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,
     scales = weights.scales.double().abs()
     group_terms = torch.zeros(m, weights.codes.shape[0], dtype=torch.float64)
     element_terms = torch.zeros_like(group_terms)
-    for j, _, _, d in _iter_group_partials(config, x, weights):
+
+    def gamma_for(values: torch.Tensor, roundings: int) -> torch.Tensor:
+        """gamma_n per element, one more rounding where int_to_fp32 rounds (|value| > 2**24)."""
+        return torch.where(values.abs() > 2 ** 24, _gamma(roundings + 1, FP32_UNIT_ROUNDOFF),
+                           _gamma(roundings, FP32_UNIT_ROUNDOFF))
+
+    for j, _, a, d in _iter_group_partials(config, x, weights):
         columns = slice(j * config.group_size, (j + 1) * config.group_size)
         roundings = groups - max(j, 1) + 2
-        gamma = torch.where(d.abs() > 2 ** 24, _gamma(roundings + 1, FP32_UNIT_ROUNDOFF),
-                            _gamma(roundings, FP32_UNIT_ROUNDOFF))
-        group_terms += gamma * d.double().abs() * scales[:, j][None, :]
-        centred = (weights.codes[:, columns] - weights.zeros[:, j][:, None]).abs().double()
-        element_terms += x[:, columns].double().abs() @ (centred * scales[:, j][:, None]).T
+        if config.float_offset:
+            roundings += 1                                  # the addition t + o
+            offsets = weights.offsets[:, j].double().abs()[None, :]
+            group_terms += (gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
+                            + (gamma_for(a, roundings) * a.double().abs())[:, None] * offsets)
+            weight = (weights.codes[:, columns].double() * weights.scales[:, j].double()[:, None]
+                      + weights.offsets[:, j].double()[:, None]).abs()
+        else:
+            group_terms += gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
+            centred = (weights.codes[:, columns] - weights.zeros[:, j][:, None]).abs().double()
+            weight = centred * scales[:, j][:, None]
+        element_terms += x[:, columns].double().abs() @ weight.T
     act = act_scale.double().abs()[:, None]
     bound = act * (group_terms + _gamma(k, FP64_UNIT_ROUNDOFF) * element_terms)
-    bound = bound * (1 + _gamma(k + groups + 10, FP64_UNIT_ROUNDOFF))
+    terms_per_group = 2 if config.float_offset else 1
+    bound = bound * (1 + _gamma(k + terms_per_group * groups + 10, FP64_UNIT_ROUNDOFF))
     reference = reference_mpgemm(x, act_scale, weights, config.group_size)
     return torch.where(reference.abs() + bound > FP32_MAX, float("inf"), bound)

@@ -1,9 +1,12 @@
 """Operands of one mixed-precision GEMM: INT8 activations with per-token FP32 scales, and low-bit
-weight codes with per-group FP16 scales and integer zero points.
+weight codes with per-group FP16 scales and integer zero points (or, in ``zero_mode="float_offset"``,
+FP16 float offsets as in llama.cpp Q4_1).
 
 Shapes: activations ``x`` (M, K), ``act_scale`` (M,); weights (N, K) with G = K / g groups per
-output channel, so ``scales`` and ``zeros`` are (N, G). The real-valued GEMM is
-``y[m, n] = act_scale[m] * sum_k x[m, k] * (codes[n, k] - zeros[n, k // g]) * scales[n, k // g]``.
+output channel, so ``scales`` and ``zeros`` (or ``offsets``) are (N, G). The real-valued GEMM is
+``y[m, n] = act_scale[m] * sum_k x[m, k] * W[n, k]`` with
+``W[n, k] = (codes[n, k] - zeros[n, k // g]) * scales[n, k // g]`` (integer zero points) or
+``W[n, k] = codes[n, k] * scales[n, k // g] + offsets[n, k // g]`` (float offsets).
 """
 
 from __future__ import annotations
@@ -38,12 +41,16 @@ class QuantizedWeights:
     scales
         torch.float16 (N, G), one scale per output channel and group.
     zeros
-        int64 (N, G), integer zero points in ``[0, 2**b - 1]``.
+        int64 (N, G), integer zero points in ``[0, 2**b - 1]`` (``zero_mode="integer"``), else None.
+    offsets
+        torch.float16 (N, G), float offsets m of ``w = scale * q + m`` (``zero_mode="float_offset"``,
+        llama.cpp Q4_1), else None. Exactly one of ``zeros`` and ``offsets`` is given.
     """
 
     codes: torch.Tensor
     scales: torch.Tensor
-    zeros: torch.Tensor
+    zeros: torch.Tensor | None = None
+    offsets: torch.Tensor | None = None
 
 
 def _check_tensor(name: str, value, dtype: torch.dtype, rank: int, meaning: str) -> None:
@@ -69,13 +76,13 @@ def _check_range(name: str, value: torch.Tensor, low: int, high: int, meaning: s
         raise OperandError(f"{name}: value {int(value[index])} at index {index} is outside {meaning} [{low}, {high}]")
 
 
-def _check_scales(name: str, value: torch.Tensor, min_normal: float, fmt: str) -> None:
+def _check_scales(name: str, value: torch.Tensor, min_normal: float, fmt: str, what: str = "scales") -> None:
     """Reject non-finite and subnormal scales (zero is allowed)."""
     wide = value.double()
     bad = ~torch.isfinite(wide) | ((wide != 0) & (wide.abs() < min_normal))
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0])
-        raise OperandError(f"{name}: value {float(wide[index])!r} at index {index} is not allowed; scales must be "
+        raise OperandError(f"{name}: value {float(wide[index])!r} at index {index} is not allowed; {what} must be "
                            f"finite and either zero or normal {fmt} numbers (|s| >= {min_normal!r})")
 
 
@@ -100,15 +107,26 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
     groups = k // group
     _check_tensor("weights.scales", weights.scales, torch.float16, 2, "FP16 group scales, shape (N, K/g)")
     _check_shape("weights.scales", weights.scales, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
-    _check_tensor("weights.zeros", weights.zeros, torch.int64, 2, "integer zero points, shape (N, K/g)")
-    _check_shape("weights.zeros", weights.zeros, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
+    present, absent = ("offsets", "zeros") if config.float_offset else ("zeros", "offsets")
+    if getattr(weights, absent) is not None or getattr(weights, present) is None:
+        raise OperandError(f"weights.{present if getattr(weights, present) is None else absent}: zero_mode="
+                           f"{config.zero_mode!r} needs weights.{present} and weights.{absent}=None")
+    if config.float_offset:
+        _check_tensor("weights.offsets", weights.offsets, torch.float16, 2, "FP16 group offsets, shape (N, K/g)")
+        _check_shape("weights.offsets", weights.offsets, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
+    else:
+        _check_tensor("weights.zeros", weights.zeros, torch.int64, 2, "integer zero points, shape (N, K/g)")
+        _check_shape("weights.zeros", weights.zeros, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
     if act_scale is not None:
         _check_tensor("act_scale", act_scale, torch.float32, 1, "per-token FP32 scales, shape (M,)")
         _check_shape("act_scale", act_scale, (m,), f"one scale per row of x of shape {tuple(x.shape)}")
 
     _check_range("x", x, INT8_MIN, INT8_MAX, "the INT8 range")
     _check_range("weights.codes", weights.codes, 0, config.code_max, f"the {config.weight_bits}-bit code range")
-    _check_range("weights.zeros", weights.zeros, 0, config.code_max, f"the {config.weight_bits}-bit code range")
+    if config.float_offset:
+        _check_scales("weights.offsets", weights.offsets, FP16_MIN_NORMAL, "FP16", "offsets")
+    else:
+        _check_range("weights.zeros", weights.zeros, 0, config.code_max, f"the {config.weight_bits}-bit code range")
     if config.weight_encoding == "signed":
         off = weights.zeros != config.symmetric_zero
         if off.any():
@@ -137,6 +155,12 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
         scale one FP16 step larger, so the group accumulation nearly cancels.
     zeros
         Even rows have all-zero activations; even channels have codes equal to their zero point.
+
+    With ``zero_mode="float_offset"`` the weights carry ``offsets = -zero * scale`` rounded to
+    FP16 (clamped to +-65504, subnormals flushed to 0) instead of zero points; ``uniform`` then
+    also flips the sign of a random quarter of them. So ``worst`` has the largest |A * m|
+    (x = -128, m = -65504) beside the largest |P| * 65504, and ``zeros`` makes the two products
+    of even channels cancel up to the FP16 rounding of the offset.
     """
     for name, value in (("m", m), ("n", n), ("k", k)):
         if not isinstance(value, int) or value < 1:
@@ -182,7 +206,14 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
         if kind == "zeros":
             codes = torch.where(channel % 2 == 0, config.symmetric_zero, codes)
         zeros = torch.full((n, groups), config.symmetric_zero)
-    weights = QuantizedWeights(codes=codes.contiguous(), scales=scales.contiguous(), zeros=zeros.contiguous())
+    if config.float_offset:
+        offsets = (-(zeros.double() * scales.double())).clamp(-FP16_MAX, FP16_MAX)
+        if kind == "uniform":
+            offsets = torch.where(torch.rand(offsets.shape, generator=gen) < 0.25, -offsets, offsets)
+        offsets = torch.where(offsets.abs() < FP16_MIN_NORMAL, 0.0, offsets).half()
+        weights = QuantizedWeights(codes=codes.contiguous(), scales=scales.contiguous(), offsets=offsets.contiguous())
+    else:
+        weights = QuantizedWeights(codes=codes.contiguous(), scales=scales.contiguous(), zeros=zeros.contiguous())
     validate_operands(config, x, act_scale, weights)
     return x, act_scale, weights
 

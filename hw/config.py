@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 __all__ = ["ConfigError", "MixPEConfig", "ACTIVATIONS", "DEFAULT_PRESET", "PRESETS", "from_preset",
-           "load_config", "ceil_log2"]
+           "load_config", "ceil_log2", "ZERO_MODES"]
 
 
 class ConfigError(ValueError):
@@ -29,6 +29,9 @@ ACTIVATIONS = {
 SUPPORTED_ACTIVATIONS = tuple(name for name, _ in ACTIVATIONS.values())
 WEIGHT_BITS = (2, 3, 4, 8)
 WEIGHT_ENCODINGS = ("unsigned", "signed")
+#: How a group's zero is applied: an integer zero point ``s*(q - z)``, or an FP16 float offset
+#: ``d*q + m`` (llama.cpp Q4_1).
+ZERO_MODES = ("integer", "float_offset")
 MAX_ARRAY_DIM = 128
 GROUP_SIZES = tuple(2 ** n for n in range(3, 11))  # 8 .. 1024
 
@@ -69,6 +72,10 @@ class MixPEConfig:
         Activation format; ``"int8"`` (two's complement, one FP32 scale per token).
     group_size
         Quantization group size g along K (power of two, 8 .. 1024).
+    zero_mode
+        ``"integer"``: per group an integer zero point z, ``w = s * (q - z)``; ``"float_offset"``:
+        per group an FP16 scale d and an FP16 offset m, ``w = d * q + m`` (llama.cpp Q4_1), which
+        needs ``weight_encoding="unsigned"``.
     name
         Preset or file name used to name build directories.
     """
@@ -79,6 +86,7 @@ class MixPEConfig:
     weight_encoding: str = "unsigned"
     activation: str = "int8"
     group_size: int = 128
+    zero_mode: str = "integer"
     name: str = "custom"
 
     def __post_init__(self):
@@ -99,6 +107,11 @@ class MixPEConfig:
         if self.group_size not in GROUP_SIZES:
             raise ConfigError(f"group_size={self.group_size}: must be a power of two from "
                               f"{GROUP_SIZES[0]} to {GROUP_SIZES[-1]}")
+        if self.zero_mode not in ZERO_MODES:
+            raise ConfigError(f"zero_mode={self.zero_mode!r}: allowed values are {ZERO_MODES}")
+        if self.zero_mode == "float_offset" and self.weight_encoding != "unsigned":
+            raise ConfigError(f"weight_encoding={self.weight_encoding!r}: zero_mode='float_offset' requires "
+                              f"weight_encoding='unsigned' (the offset replaces the zero point)")
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.name):
             raise ConfigError(f"name={self.name!r}: must be a non-empty string of letters, digits, '._+-'")
 
@@ -120,6 +133,16 @@ class MixPEConfig:
     def symmetric_zero(self) -> int:
         """Zero point of every group in the signed encoding, ``2**(b-1)``."""
         return 2 ** (self.weight_bits - 1)
+
+    @property
+    def float_offset(self) -> bool:
+        """Whether groups carry FP16 float offsets (``zero_mode="float_offset"``) instead of zero points."""
+        return self.zero_mode == "float_offset"
+
+    @property
+    def zero_field(self) -> str:
+        """Name of the per-column zero parameter on the ``grp`` stream: ``zero`` or ``offset``."""
+        return "offset" if self.float_offset else "zero"
 
     @property
     def group_log2(self) -> int:
@@ -172,8 +195,10 @@ class MixPEConfig:
 
     @property
     def gdu_latency(self) -> int:
-        """Cycles from a drained partial sum at a GDU input to its accumulator write being visible."""
-        return 5
+        """Cycles from a drained partial sum at a GDU input to its accumulator write being visible.
+
+        The float-offset mode adds one stage (``fp32(P)*d + fp32(A)*m``: the sum of the two products)."""
+        return 6 if self.float_offset else 5
 
     @property
     def drain_offset(self) -> int:
@@ -202,9 +227,14 @@ class MixPEConfig:
 
     @property
     def hash(self) -> str:
-        """Short hash of the parameters that change the hardware (not the name)."""
+        """Short hash of the parameters that change the hardware (not the name).
+
+        ``zero_mode`` enters only when it is not the default ``"integer"``, so that the hashes
+        (and cached builds) of integer-mode configurations are those from before the field existed."""
         params = dataclasses.asdict(self)
         del params["name"]
+        if params["zero_mode"] == "integer":
+            del params["zero_mode"]
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
     def replace(self, **changes) -> "MixPEConfig":

@@ -9,7 +9,7 @@ from .fp_add import Float32Adder
 from .fp_int_to_float import IntToFloat32
 from .fp_mul import Float32Multiplier
 from .fp_widen import WidenToFloat32
-from .layouts import FP16_BITS, FP32_BITS, row_info_layout
+from .layouts import FP16_BITS, FP32_BITS, row_info_layout, zero_shape
 
 __all__ = ["GroupDequant"]
 
@@ -27,11 +27,20 @@ class GroupDequant(wiring.Component):
     stage 4   acc[r] := acc, or acc * s_x[r] on the tile's last group (the result)
     ========  =============================================================================
 
+    With ``zero_mode="float_offset"`` (llama.cpp Q4_1) the ``zero`` port is ``offset``, a raw FP16
+    offset m, and one stage is added (latency 6)::
+
+        stage 0   P passed through (no integer correction)
+        stage 1   fp32(P), fp32(A)
+        stage 2   t = fp32(P) * fp32(d), o = fp32(A) * fp32(m)
+        stage 2b  term = t + o
+        stage 3/4 as above with term in place of t
+
     FP32 arithmetic follows :mod:`golden.fp32` (IEEE binary32, RNE, subnormals flushed). The
     accumulators live in a 2 x R memory: one bank per tile in flight, read by the result stage
     through ``read_addr``/``read_data`` (address ``bank * R + row``).
 
-    ``scale``/``zero`` must hold the group's parameters on the cycle row 0 arrives; they are
+    ``scale``/``zero`` (or ``offset``) must hold the group's parameters on the cycle row 0 arrives; they are
     latched for the other rows. The write of a last-group row pulses ``result_written``.
 
     Latency: ``latency`` cycles from a partial sum at the input to its accumulator write being
@@ -44,7 +53,7 @@ class GroupDequant(wiring.Component):
             "psum": In(signed(config.psum_bits)),
             "info": In(row_info_layout(config)),
             "scale": In(FP16_BITS),
-            "zero": In(unsigned(config.weight_bits)),
+            config.zero_field: In(zero_shape(config)),
             "read_addr": In(range(2 * rows)),
             "read_data": Out(FP32_BITS),
             "result_written": Out(1),
@@ -61,35 +70,61 @@ class GroupDequant(wiring.Component):
         m = Module()
         info = self.info
 
-        # Stage 0: integer zero-point correction (parameters latched on row 0).
+        # Stage 0: integer zero-point correction, or (float offsets) P passed through; the
+        # parameters are latched on row 0.
+        zero_port = getattr(self, config.zero_field)
         scale_held = Signal(FP16_BITS)
-        zero_held = Signal(unsigned(config.weight_bits))
+        zero_held = Signal.like(zero_port, name=f"{config.zero_field}_held")
         is_row0 = info.row == 0
         scale_now = Mux(is_row0, self.scale, scale_held)
-        zero_now = Mux(is_row0, self.zero, zero_held)
+        zero_now = Mux(is_row0, zero_port, zero_held)
         with m.If(info.valid & is_row0):
-            m.d.sync += [scale_held.eq(self.scale), zero_held.eq(self.zero)]
+            m.d.sync += [scale_held.eq(self.scale), zero_held.eq(zero_port)]
 
         s1 = Signal(row_info_layout(config), name="s1_info")
         s1_dsum = Signal(signed(config.dsum_bits))
         s1_scale = Signal(FP16_BITS)
-        m.d.sync += [s1.eq(info), s1_dsum.eq(self.psum - zero_now * info.asum), s1_scale.eq(scale_now)]
+        dsum = self.psum if config.float_offset else self.psum - zero_now * info.asum
+        m.d.sync += [s1.eq(info), s1_dsum.eq(dsum), s1_scale.eq(scale_now)]
+        if config.float_offset:
+            s1_offset = Signal(FP16_BITS)
+            m.d.sync += s1_offset.eq(zero_now)
 
-        # Stage 1: integer to FP32.
+        # Stage 1: integer to FP32 (D, or P and A).
         to_float = m.submodules.to_float = IntToFloat32(config.dsum_bits)
         s2 = Signal.like(s1, name="s2_info")
         s2_value = Signal(FP32_BITS)
         s2_scale = Signal(FP16_BITS)
         m.d.comb += to_float.i.eq(s1_dsum)
         m.d.sync += [s2.eq(s1), s2_value.eq(to_float.o), s2_scale.eq(s1_scale)]
+        if config.float_offset:
+            asum_to_float = m.submodules.asum_to_float = IntToFloat32(config.asum_bits)
+            s2_asum = Signal(FP32_BITS)
+            s2_offset = Signal(FP16_BITS)
+            m.d.comb += asum_to_float.i.eq(s1.asum)
+            m.d.sync += [s2_asum.eq(asum_to_float.o), s2_offset.eq(s1_offset)]
 
-        # Stage 2: multiply by the group scale.
+        # Stage 2: multiply by the group scale (and the offset by A).
         widen = m.submodules.widen = WidenToFloat32(5, 10)
         scale_mul = m.submodules.scale_mul = Float32Multiplier()
         s3 = Signal.like(s1, name="s3_info")
         s3_value = Signal(FP32_BITS)
         m.d.comb += [widen.i.eq(s2_scale), scale_mul.a.eq(s2_value), scale_mul.b.eq(widen.o)]
-        m.d.sync += [s3.eq(s2), s3_value.eq(scale_mul.o)]
+        if config.float_offset:
+            widen_offset = m.submodules.widen_offset = WidenToFloat32(5, 10)
+            offset_mul = m.submodules.offset_mul = Float32Multiplier()
+            s2b = Signal.like(s1, name="s2b_info")
+            s2b_scaled = Signal(FP32_BITS)
+            s2b_offset = Signal(FP32_BITS)
+            m.d.comb += [widen_offset.i.eq(s2_offset), offset_mul.a.eq(s2_asum), offset_mul.b.eq(widen_offset.o)]
+            m.d.sync += [s2b.eq(s2), s2b_scaled.eq(scale_mul.o), s2b_offset.eq(offset_mul.o)]
+
+            # Stage 2b (float offsets only): the group's term fp32(P)*d + fp32(A)*m.
+            term_add = m.submodules.term_add = Float32Adder()
+            m.d.comb += [term_add.a.eq(s2b_scaled), term_add.b.eq(s2b_offset)]
+            m.d.sync += [s3.eq(s2b), s3_value.eq(term_add.o)]
+        else:
+            m.d.sync += [s3.eq(s2), s3_value.eq(scale_mul.o)]
 
         # Stage 3: accumulate across groups.
         acc_memory = m.submodules.acc_memory = memory.Memory(shape=unsigned(FP32_BITS), depth=2 * rows, init=[])

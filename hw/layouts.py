@@ -12,7 +12,7 @@ from amaranth.lib import data
 
 from .config import MixPEConfig
 
-__all__ = ["activation_layout", "weight_layout", "group_layout", "result_layout", "row_info_layout",
+__all__ = ["activation_layout", "weight_layout", "zero_shape", "group_layout", "result_layout", "row_info_layout",
            "row_index_shape", "pack", "unpack", "LayoutValueError"]
 
 FP32_BITS = 32
@@ -37,15 +37,22 @@ def weight_layout(config: MixPEConfig) -> data.ArrayLayout:
     return data.ArrayLayout(unsigned(config.weight_bits), config.cols)
 
 
+def zero_shape(config: MixPEConfig) -> Shape:
+    """Shape of one column's zero parameter ``config.zero_field``: the unsigned b-bit integer zero
+    point (``zero_mode="integer"``) or the raw FP16 float offset (``"float_offset"``)."""
+    return unsigned(FP16_BITS) if config.float_offset else unsigned(config.weight_bits)
+
+
 def group_layout(config: MixPEConfig) -> data.StructLayout:
     """Dequantization parameters of one group, consumed with the group's first K step.
 
-    ``scale``: raw FP16 scale per column; ``zero``: integer zero point per column;
+    ``scale``: raw FP16 scale per column; ``zero``: integer zero point per column, or in
+    ``zero_mode="float_offset"`` ``offset``: raw FP16 float offset per column instead;
     ``act_scale``: raw FP32 per-token scale per row, used only when ``last`` is set;
     ``last``: this group is the last one of the tile (K ends here)."""
     return data.StructLayout({
         "scale": data.ArrayLayout(unsigned(FP16_BITS), config.cols),
-        "zero": data.ArrayLayout(unsigned(config.weight_bits), config.cols),
+        config.zero_field: data.ArrayLayout(zero_shape(config), config.cols),
         "act_scale": data.ArrayLayout(unsigned(FP32_BITS), config.rows),
         "last": unsigned(1),
     })

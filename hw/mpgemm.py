@@ -8,7 +8,7 @@ Streams (payload layouts in :mod:`hw.layouts`):
     One K step of weight codes per beat: C unsigned codes (output columns).
 ``grp`` (in)
     One beat per quantization group, consumed together with the group's first K step: FP16
-    scales and zero points per column, FP32 token scales per row, and ``last`` marking the
+    scales and zero points (``zero_mode="float_offset"``: FP16 offsets) per column, FP32 token scales per row, and ``last`` marking the
     tile's final group. A tile is any number of groups; K = groups x g.
 ``res`` (out)
     R beats per tile, one output row each: C raw FP32 values, the row index and ``last``.
@@ -38,7 +38,7 @@ from .array import PEArray
 from .config import MixPEConfig
 from .gdu import GroupDequant
 from .layouts import (FP16_BITS, FP32_BITS, activation_layout, group_layout, result_layout,
-                      row_info_layout, weight_layout)
+                      row_info_layout, weight_layout, zero_shape)
 
 __all__ = ["MPGemm"]
 
@@ -133,9 +133,10 @@ class MPGemm(wiring.Component):
         ]
 
         # ---- drain side: per-group descriptors and ping-pong dequant parameters -------------
+        zero_field = config.zero_field            # "zero" (integer zero points) or "offset" (FP16 offsets)
         param_layout = data.StructLayout({
             "scale": data.ArrayLayout(unsigned(FP16_BITS), cols),
-            "zero": data.ArrayLayout(unsigned(config.weight_bits), cols),
+            zero_field: data.ArrayLayout(zero_shape(config), cols),
         })
         params = [Signal(param_layout, name=f"params_{parity}") for parity in range(2)]
         drain_act_scale = Signal(data.ArrayLayout(unsigned(FP32_BITS), rows))
@@ -147,7 +148,8 @@ class MPGemm(wiring.Component):
         with m.If(group_ends):
             for index in range(2):
                 with m.If(parity == index):
-                    m.d.sync += [params[index].scale.eq(pending.scale), params[index].zero.eq(pending.zero)]
+                    m.d.sync += [params[index].scale.eq(pending.scale),
+                                 params[index][zero_field].eq(pending[zero_field])]
             m.d.sync += parity.eq(~parity)
         # The row sideband of a group is read while the activation-sum unit emits its rows, from
         # t_L + 2 to t_L + 1 + R, and the next group may end as early as t_L + R: so the
@@ -185,7 +187,7 @@ class MPGemm(wiring.Component):
                 gdu.psum.eq(array.drain[c]),
                 gdu.info.eq(row_info[c]),
                 gdu.scale.eq(Mux(parity_c, params[1].scale[c], params[0].scale[c])),
-                gdu.zero.eq(Mux(parity_c, params[1].zero[c], params[0].zero[c])),
+                getattr(gdu, zero_field).eq(Mux(parity_c, params[1][zero_field][c], params[0][zero_field][c])),
             ]
 
         # ---- result stage: read a bank row by row once the last column has written it ------

@@ -48,7 +48,9 @@ repeated). Act-order checkpoints (``g_idx`` not ``k // group_size``) need K re-o
 :meth:`GroupQuantized.sort_groups` returns the weight with its columns permuted so that groups
 are contiguous, and the permutation ``perm``; feeding the activations as ``x[:, perm]`` gives the
 same GEMM, since ``sum_k x[m, k] W[n, k]`` is invariant under a common permutation of k.
-Float offsets (Q4_1) have no hardware mode yet and are rejected with that reason.
+Float offsets (Q4_1) map to a core configured with ``zero_mode="float_offset"`` (FP16 offsets
+per group, exact); an integer-mode core rejects them, and a float-offset core rejects integer
+zero points, each with that reason.
 """
 
 from __future__ import annotations
@@ -281,22 +283,48 @@ class GroupQuantized:
     def from_quantized_weights(cls, weights: QuantizedWeights, config: MixPEConfig,
                                name: str = "weight") -> GroupQuantized:
         """The logical form of hardware operands (for round trips and comparisons)."""
-        return cls(codes=weights.codes, scales=weights.scales, zeros=weights.zeros, bits=config.weight_bits,
+        return cls(codes=weights.codes, scales=weights.scales, zeros=weights.zeros, offsets=weights.offsets,
+                   bits=config.weight_bits,
                    group_size=config.group_size, name=name)
+
+    def _fp16_exact(self, field: str, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (scales or offsets) as FP16, or :class:`CheckpointError` unless every value is
+        exactly an FP16 number that is zero or normal (the hardware flushes subnormals)."""
+        p, what = self.name, field[:-1]
+        wide = values.double()
+        half = values.to(torch.float16)
+        inexact = half.double() != wide
+        if inexact.any():
+            index = _first_bad(inexact)
+            value = float(wide[index])
+            beyond = f" (beyond the FP16 maximum {FP16_MAX})" if abs(value) > FP16_MAX else ""
+            raise CheckpointError(f"{p}.{field}: value {value!r} at index {index} ({values.dtype}) is not "
+                                  f"exactly representable in FP16, the hardware's {what} format{beyond}")
+        tiny = (wide != 0) & (wide.abs() < FP16_MIN_NORMAL)
+        if tiny.any():
+            index = _first_bad(tiny)
+            raise CheckpointError(f"{p}.{field}: value {float(wide[index])!r} at index {index} is subnormal in FP16; "
+                                  f"the hardware flushes subnormals, so {field} must be zero or >= {FP16_MIN_NORMAL!r}")
+        return half
 
     def to_quantized_weights(self, config: MixPEConfig) -> QuantizedWeights:
         """The hardware operands for ``config``, exactly equal in value, or :class:`CheckpointError`
         saying why this weight is not representable.
 
-        Requires integer zero points, contiguous groups (see :meth:`sort_groups`), a group size
+        Requires integer zero points (or float offsets exactly representable as zero or normal
+        FP16 numbers on a ``zero_mode="float_offset"`` core), contiguous groups (see :meth:`sort_groups`), a group size
         that is a multiple of ``config.group_size`` (scales and zeros are repeated), scales that
         are zero or normal FP16 numbers exactly, and codes/zeros within the configured encoding:
         ``unsigned`` keeps them (they must fit ``config.weight_bits``), ``signed`` re-centres every
         code to ``q - z + 2**(b-1)``, which must stay in ``[0, 2**b - 1]``."""
         p, k = self.name, self.codes.shape[1]
-        if self.offsets is not None:
-            raise CheckpointError(f"{p}: float offsets (llama.cpp Q4_1, w = d*q + m) need the Q4_1 mode, which the "
-                                  f"hardware does not have yet; it supports integer zero points only")
+        if self.offsets is not None and not config.float_offset:
+            raise CheckpointError(f"{p}: float offsets (llama.cpp Q4_1, w = d*q + m) need the Q4_1 mode "
+                                  f"zero_mode='float_offset'; this core has zero_mode={config.zero_mode!r} "
+                                  f"(integer zero points only)")
+        if self.zeros is not None and config.float_offset:
+            raise CheckpointError(f"{p}: integer zero points need zero_mode='integer'; this core has "
+                                  f"zero_mode='float_offset' (FP16 float offsets, llama.cpp Q4_1)")
         if not self.contiguous_groups:
             bad = int((self.g_idx != torch.arange(k) // self.group_size).nonzero()[0])
             raise CheckpointError(f"{p}.g_idx: column {bad} is in group {int(self.g_idx[bad])}, not "
@@ -307,23 +335,17 @@ class GroupQuantized:
                                   f"group_size={config.group_size}")
         repeat = self.group_size // config.group_size
 
-        wide = self.scales.double()
-        half = self.scales.to(torch.float16)
-        inexact = half.double() != wide
-        if inexact.any():
-            index = _first_bad(inexact)
-            value = float(wide[index])
-            beyond = f" (beyond the FP16 maximum {FP16_MAX})" if abs(value) > FP16_MAX else ""
-            raise CheckpointError(f"{p}.scales: value {value!r} at index {index} ({self.scales.dtype}) is not "
-                                  f"exactly representable in FP16, the hardware's scale format{beyond}")
-        tiny = (wide != 0) & (wide.abs() < FP16_MIN_NORMAL)
-        if tiny.any():
-            index = _first_bad(tiny)
-            raise CheckpointError(f"{p}.scales: value {float(wide[index])!r} at index {index} is subnormal in FP16; "
-                                  f"the hardware flushes subnormals, so scales must be zero or >= {FP16_MIN_NORMAL!r}")
+        half = self._fp16_exact("scales", self.scales)
 
         codes, zeros = self.codes, self.zeros
-        if config.weight_encoding == "signed":
+        if config.float_offset:
+            offsets = self._fp16_exact("offsets", self.offsets)
+            _check_range(f"{p}.codes", codes, 0, config.code_max,
+                         f"the hardware's {config.weight_bits}-bit code range (checkpoint has {self.bits} bits)")
+            weights = QuantizedWeights(codes=codes.contiguous(),
+                                       scales=half.repeat_interleave(repeat, dim=1).contiguous(),
+                                       offsets=offsets.repeat_interleave(repeat, dim=1).contiguous())
+        elif config.weight_encoding == "signed":
             centre = config.symmetric_zero
             centred = codes - zeros[:, self.g_idx] + centre
             bad = (centred < 0) | (centred > config.code_max)
@@ -334,14 +356,15 @@ class GroupQuantized:
                     f"{int(codes[n, kk] - zeros[n, self.g_idx[kk]])}, outside the signed {config.weight_bits}-bit "
                     f"range [{-centre}, {config.code_max - centre}] of weight_encoding='signed'")
             codes, zeros = centred, torch.full_like(zeros, centre)
-        else:
+        else:  # unsigned integer zero points
             _check_range(f"{p}.codes", codes, 0, config.code_max,
                          f"the hardware's {config.weight_bits}-bit code range (checkpoint has {self.bits} bits)")
             _check_range(f"{p}.zeros", zeros, 0, config.code_max,
                          f"the hardware's {config.weight_bits}-bit code range (checkpoint has {self.bits} bits)")
-        weights = QuantizedWeights(codes=codes.contiguous(),
-                                   scales=half.repeat_interleave(repeat, dim=1).contiguous(),
-                                   zeros=zeros.repeat_interleave(repeat, dim=1).contiguous())
+        if not config.float_offset:
+            weights = QuantizedWeights(codes=codes.contiguous(),
+                                       scales=half.repeat_interleave(repeat, dim=1).contiguous(),
+                                       zeros=zeros.repeat_interleave(repeat, dim=1).contiguous())
         try:
             validate_operands(config, torch.zeros((1, k), dtype=torch.int64), None, weights)
         except OperandError as error:            # not expected after the checks above

@@ -55,12 +55,14 @@ def pad_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, 
     """Operands padded to whole tiles: M to a multiple of R, N to a multiple of C.
 
     Padding rows have zero activations and token scale; padding columns have zero codes and
-    scales and the encoding's zero point, so their results are exact zeros."""
+    scales and the encoding's zero point (or a zero float offset), so their results are zeros."""
     validate_operands(config, x, act_scale, weights)
     zero_point = config.symmetric_zero if config.weight_encoding == "signed" else 0
-    padded = QuantizedWeights(codes=_pad_rows(weights.codes, config.cols),
-                              scales=_pad_rows(weights.scales, config.cols),
-                              zeros=_pad_rows(weights.zeros, config.cols, zero_point))
+    padded = QuantizedWeights(
+        codes=_pad_rows(weights.codes, config.cols),
+        scales=_pad_rows(weights.scales, config.cols),
+        zeros=None if config.float_offset else _pad_rows(weights.zeros, config.cols, zero_point),
+        offsets=_pad_rows(weights.offsets, config.cols, 0.0) if config.float_offset else None)
     return _pad_rows(x, config.rows), _pad_rows(act_scale, config.rows), padded
 
 
@@ -73,7 +75,10 @@ def pack_gemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,
     groups = x.shape[1] // config.group_size
     act_l, wgt_l, grp_l = activation_layout(config), weight_layout(config), group_layout(config)
     scale_bits = (weights.scales.view(torch.int16).to(torch.int64) & 0xFFFF).t().tolist()   # (G, N)
-    zeros = weights.zeros.t().tolist()                                                         # (G, N)
+    if config.float_offset:                                   # raw FP16 offsets, else integer zero points
+        zeros = (weights.offsets.view(torch.int16).to(torch.int64) & 0xFFFF).t().tolist()     # (G, N)
+    else:
+        zeros = weights.zeros.t().tolist()                                                     # (G, N)
     act_scale_bits = (bits(act_scale.to(torch.float32)).to(torch.int64) & 0xFFFFFFFF).tolist()
 
     tiles = []
@@ -85,7 +90,7 @@ def pack_gemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,
             row0=row0, col0=col0,
             act=[pack(act_l, step, "act") for step in x_steps],
             wgt=[pack(wgt_l, step, "wgt") for step in code_steps],
-            grp=[pack(grp_l, {"scale": scale_bits[j][col0:col0 + cols], "zero": zeros[j][col0:col0 + cols],
+            grp=[pack(grp_l, {"scale": scale_bits[j][col0:col0 + cols], config.zero_field: zeros[j][col0:col0 + cols],
                               "act_scale": token_scales, "last": int(j == groups - 1)}, "grp")
                  for j in range(groups)],
         ))

@@ -57,6 +57,8 @@ def test_group_interval_counts_dequant_stalls():
     ({"weight_encoding": "nf4"}, "weight_encoding='nf4'"),
     ({"rows": 2.0}, "rows=2.0"),
     ({"name": "bad name"}, "name="),
+    ({"zero_mode": "q4_1"}, "zero_mode='q4_1': allowed values are"),
+    ({"zero_mode": "float_offset", "weight_encoding": "signed"}, "weight_encoding='signed': zero_mode='float_offset'"),
 ])
 def test_invalid_configs_name_the_parameter(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
@@ -90,3 +92,15 @@ def test_config_file_errors(tmp_path):
     unknown.write_text(json.dumps({"rows": 4, "colums": 4}))
     with pytest.raises(ConfigError, match="colums"):
         load_config(path=unknown)
+
+
+def test_float_offset_mode_round_trips_and_changes_the_hash(tmp_path):
+    config = from_preset("w4a8-g32-4x4").replace(zero_mode="float_offset")
+    path = tmp_path / "q41.json"
+    path.write_text(config.to_json())
+    loaded = load_config(path=path)
+    assert loaded.zero_mode == "float_offset" and loaded.hash == config.hash
+    assert config.hash != from_preset("w4a8-g32-4x4").hash
+    assert config.to_dict()["params"]["zero_mode"] == "float_offset"
+    assert config.result_offset == from_preset("w4a8-g32-4x4").result_offset + 1
+    assert from_preset("w4a8-g32-4x4").zero_mode == "integer"

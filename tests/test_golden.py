@@ -319,3 +319,117 @@ def test_mixtral_expert_gemm_timing():
     bound = error_bound(config, x[:4], act_scale[:4], block)
     reference = reference_mpgemm(x[:4], act_scale[:4], block, config.group_size)
     assert ((y_block.double() - reference).abs() <= bound).all(), f"seed={seed}"
+
+
+# -- float offsets (llama.cpp Q4_1: w = d*q + m) ---------------------------------------------------
+
+def scalar_offset_mpgemm(config: MixPEConfig, x, act_scale, weights) -> torch.Tensor:
+    """Element-by-element model of the float-offset contract: term = fp32(P)*d + fp32(A)*m."""
+    group = config.group_size
+    xs, codes = x.tolist(), weights.codes.tolist()
+    scales, offsets = weights.scales.tolist(), weights.offsets.tolist()
+    m_count, k = x.shape
+    n_count = weights.codes.shape[0]
+
+    def fp16(value):
+        return fp16_to_fp32(torch.tensor([struct.unpack("<H", struct.pack("<e", value))[0]]))
+
+    y = torch.empty(m_count, n_count, dtype=torch.float32)
+    for m, n in itertools.product(range(m_count), range(n_count)):
+        acc = None
+        for j in range(k // group):
+            p = sum(xs[m][i] * codes[n][i] for i in range(j * group, (j + 1) * group))
+            a = sum(xs[m][i] for i in range(j * group, (j + 1) * group))
+            t = fmul32(int_to_fp32(torch.tensor([p])), fp16(scales[n][j]))
+            o = fmul32(int_to_fp32(torch.tensor([a])), fp16(offsets[n][j]))
+            term = fadd32(t, o)
+            acc = term if j == 0 else fadd32(acc, term)
+        y[m, n] = fmul32(acc, act_scale[m:m + 1])[0]
+    return y
+
+
+def offset_config(**changes) -> MixPEConfig:
+    return MixPEConfig(zero_mode="float_offset", **changes)
+
+
+@pytest.mark.parametrize("kind", OPERAND_KINDS)
+@pytest.mark.parametrize("bits,group", [(4, 32), (2, 8), (8, 128)])
+def test_float_offset_bitexact_equals_scalar_model(bits, group, kind):
+    config = offset_config(weight_bits=bits, group_size=group)
+    seed = seed_for("offset-scalar", group, bits, kind)
+    x, act_scale, weights = random_operands(config, 2, 3, 3 * group, seed, kind)
+    assert weights.zeros is None and weights.offsets.dtype == torch.float16
+    fast = bitexact_mpgemm(config, x, act_scale, weights)
+    slow = scalar_offset_mpgemm(config, x, act_scale, weights)
+    assert torch.equal(fp32_bits(fast), fp32_bits(slow)), f"seed={seed}: {fast} != {slow}"
+
+
+@pytest.mark.parametrize("kind", OPERAND_KINDS)
+@pytest.mark.parametrize("group,bits,groups", [(8, 4, 32), (32, 4, 8), (128, 8, 8), (1024, 8, 2)])
+def test_float_offset_error_bound_holds(group, bits, groups, kind):
+    config = offset_config(weight_bits=bits, group_size=group)
+    seed = seed_for("offset-bound", group, bits, groups, kind)
+    x, act_scale, weights = random_operands(config, 8, 32, groups * group, seed, kind)
+    y = bitexact_mpgemm(config, x, act_scale, weights).double()
+    reference = reference_mpgemm(x, act_scale, weights, group)
+    bound = error_bound(config, x, act_scale, weights)
+    error = (y - reference).abs()
+    assert torch.isfinite(bound).all(), f"seed={seed}"
+    assert (error <= bound).all(), f"seed={seed}: error {error.max().item()} exceeds bound"
+    ratio = (error / bound).nan_to_num(0.0).max().item()
+    print(f"\nfloat_offset {kind} g={group} b={bits} G={groups} seed={seed}: max error/bound = {ratio:.3g}")
+    if kind == "uniform":
+        assert ratio > 0.01, f"seed={seed}: bound is vacuous (max error/bound {ratio:.3g})"
+        assert (bound / y.abs()).median().item() < 3e-5, f"seed={seed}"
+
+
+def test_float_offset_bound_adversarial_cancellation_and_large_p():
+    """t and o cancel (m = -d*q, codes q constant), and |P| > 2**24 (int_to_fp32 rounds)."""
+    config = offset_config(weight_bits=8, group_size=1024)
+    gen = torch.Generator().manual_seed(seed_for("offset-adversarial"))
+    m, n, groups = 4, 6, 3
+    x = torch.randint(100, 128, (m, groups * 1024), generator=gen)
+    x[1] = -x[1]
+    codes = torch.randint(250, 256, (n, groups * 1024), generator=gen)
+    codes[0] = 7                                                        # P = 7A: cancels against m = -7d
+    scales = (torch.randint(1, 16, (n, groups), generator=gen) / 4).half()   # 4-bit mantissas: 7*d is exact
+    offsets = (-7 * scales.double()).half()
+    offsets[1:] = torch.randn(n - 1, groups, generator=gen).half()
+    weights = QuantizedWeights(codes=codes, scales=scales, offsets=offsets)
+    act_scale = torch.rand(m, generator=gen) + 0.5
+    p, _, d = group_partials(config, x, weights)
+    assert torch.equal(p, d) and (p.abs() > 2 ** 24).any()
+    y = bitexact_mpgemm(config, x, act_scale, weights).double()
+    reference = reference_mpgemm(x, act_scale, weights, 1024)
+    assert torch.equal(y[:, 0], torch.zeros(m, dtype=torch.float64))   # exact cancellation, exact result
+    assert ((y - reference).abs() <= error_bound(config, x, act_scale, weights)).all()
+
+
+def test_float_offset_configuration_and_operands():
+    with pytest.raises(ValueError, match="zero_mode='fp8'"):
+        MixPEConfig(zero_mode="fp8")
+    with pytest.raises(ValueError, match="requires weight_encoding='unsigned'"):
+        MixPEConfig(zero_mode="float_offset", weight_encoding="signed")
+    config = offset_config(group_size=8)
+    assert config.gdu_latency == MixPEConfig(group_size=8).gdu_latency + 1
+    assert config.hash != MixPEConfig(group_size=8).hash
+    x, act_scale, weights = random_operands(config, 2, 4, 16, 0)
+    integer_x, _, integer_weights = random_operands(MixPEConfig(group_size=8), 2, 4, 16, 0)
+    bad = {
+        "weights.zeros": dataclasses.replace(weights, zeros=integer_weights.zeros),
+        "weights.offsets": dataclasses.replace(weights, offsets=None),
+    }
+    for name, value in bad.items():
+        with pytest.raises(OperandError, match=f"^{name}: zero_mode='float_offset'"):
+            validate_operands(config, x, act_scale, value)
+    with pytest.raises(OperandError, match="^weights.offsets: zero_mode='integer'"):
+        validate_operands(MixPEConfig(group_size=8), integer_x, act_scale,
+                          dataclasses.replace(integer_weights, offsets=weights.offsets))
+    for value, fragment in ((float("inf"), "inf"), (2.0 ** -20, repr(2.0 ** -20))):
+        offsets = weights.offsets.clone()
+        offsets[1, 1] = value
+        with pytest.raises(OperandError, match=r"^weights.offsets: value .* offsets must be finite") as error:
+            validate_operands(config, x, act_scale, dataclasses.replace(weights, offsets=offsets))
+        assert fragment in str(error.value)
+    with pytest.raises(OperandError, match="^weights.offsets: dtype torch.float32"):
+        validate_operands(config, x, act_scale, dataclasses.replace(weights, offsets=weights.offsets.float()))

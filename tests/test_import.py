@@ -14,7 +14,7 @@ import torch
 
 from golden.mpgemm import bitexact_mpgemm, error_bound
 from golden.operands import quantize_activations_int8
-from golden.reference import dequantize_weights
+from golden.reference import dequantize_weights, reference_mpgemm
 from hw.config import MixPEConfig
 from sw.checkpoint import (CheckpointError, GroupQuantized, gguf_tensors, hf_quantization_options, import_awq,
                            import_compressed_tensors, import_gguf, import_gptq, import_state_dict)
@@ -302,6 +302,9 @@ def test_gguf_quantizer_output_round_trips(qtype):
     else:
         with pytest.raises(CheckpointError, match=r"float offsets \(llama.cpp Q4_1, w = d\*q \+ m\) need the Q4_1 mode"):
             imported.to_quantized_weights(MixPEConfig(group_size=32))
+        hw = imported.to_quantized_weights(MixPEConfig(group_size=32, zero_mode="float_offset"))
+        assert hw.zeros is None and torch.equal(hw.offsets, imported.offsets)
+        assert torch.equal(dequantize_weights(hw, 32).float(), torch.from_numpy(reference))
 
 
 def test_gguf_file_through_reader(tmp_path):
@@ -462,3 +465,33 @@ def test_hf_quantization_options():
         hf_quantization_options({"quant_method": "awq", "version": "gemv"})
     with pytest.raises(CheckpointError, match=r"quant_method='bitsandbytes'"):
         hf_quantization_options({"quant_method": "bitsandbytes"})
+
+
+def test_q4_1_through_the_float_offset_core_within_bound():
+    """gguf-py's Q4_1 quantizer -> import_gguf -> zero_mode='float_offset' operands -> bit-exact model,
+    within error_bound of the float64 reference; a hardware group of 16 repeats d and m."""
+    gen = torch.Generator().manual_seed(41)
+    w = (0.02 * torch.randn(24, 128, generator=gen) + 0.01).numpy()
+    data = gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q4_1)
+    imported = import_gguf(data, w.shape, "Q4_1")
+    x_codes, act_scale = quantize_activations_int8(torch.randn(5, 128, generator=gen))
+    for group in (32, 16):
+        config = MixPEConfig(rows=4, cols=4, group_size=group, zero_mode="float_offset")
+        hw = imported.to_quantized_weights(config)
+        y = bitexact_mpgemm(config, x_codes, act_scale, hw).double()
+        reference = reference_mpgemm(x_codes, act_scale, hw, group)
+        bound = error_bound(config, x_codes, act_scale, hw)
+        assert ((y - reference).abs() <= bound).all()
+        assert (bound / reference.abs()).median() < 1e-5
+    with pytest.raises(CheckpointError, match="integer zero points need zero_mode='integer'"):
+        q4_0 = import_gguf(gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q4_0), w.shape, "Q4_0")
+        q4_0.to_quantized_weights(MixPEConfig(group_size=32, zero_mode="float_offset"))
+    offsets = imported.offsets.float().clone()
+    offsets[0, 0] = 2.0 ** -20                                       # subnormal in FP16
+    bad = GroupQuantized(codes=imported.codes, scales=imported.scales, offsets=offsets, bits=4, group_size=32)
+    with pytest.raises(CheckpointError, match=r"weight.offsets: value .* is subnormal in FP16"):
+        bad.to_quantized_weights(MixPEConfig(group_size=32, zero_mode="float_offset"))
+    offsets[0, 0] = 0.1                                              # not an FP16 number
+    bad = GroupQuantized(codes=imported.codes, scales=imported.scales, offsets=offsets, bits=4, group_size=32)
+    with pytest.raises(CheckpointError, match="not exactly representable in FP16, the hardware's offset format"):
+        bad.to_quantized_weights(MixPEConfig(group_size=32, zero_mode="float_offset"))

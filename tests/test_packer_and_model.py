@@ -53,6 +53,20 @@ def test_pack_gemm_tiles_and_results_round_trip():
     assert torch.equal(y, bitexact_mpgemm(config, x, act_scale, weights))
 
 
+def test_pack_gemm_float_offsets():
+    config = from_preset("w4a8-g32-4x4").replace(zero_mode="float_offset")
+    m, n, k = 5, 6, 64
+    x, act_scale, weights = random_operands(config, m, n, k, seed=4)
+    assert set(group_layout(config).members) == {"scale", "offset", "act_scale", "last"}
+    tiles = pack_gemm(config, x, act_scale, weights)
+    grp = unpack(group_layout(config), tiles[1].grp[1])
+    raw = (weights.offsets.view(torch.int16).to(torch.int64) & 0xFFFF)[4:, 1].tolist()
+    assert grp["last"] == 1 and grp["offset"] == raw + [0, 0]                # padded columns: offset +0
+    y_padded = bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights))
+    y = unpack_results(config, m, n, result_beats(config, y_padded, m, n))
+    assert torch.equal(y, bitexact_mpgemm(config, x, act_scale, weights))
+
+
 def test_pack_gemm_rejects_bad_operands():
     config = from_preset("w4a8-g32-4x4")
     x, act_scale, weights = random_operands(config, 4, 4, 64, seed=1)

@@ -63,3 +63,16 @@ def test_random_stalls_long_stream():
 def test_mpgemm_32x32_preset():
     """The large preset (a ~10 minute Verilator build on 2 cores): `make test-all` only."""
     assert run_scenario("mpgemm", from_preset("w4a8-g128-32x32"), seed=27)
+
+
+Q41_CONFIG = MixPEConfig(rows=4, cols=4, group_size=32, zero_mode="float_offset", name="w4a8-g32-4x4-q41")
+
+
+def test_gdu_float_offset_edge_cases():
+    """llama.cpp Q4_1 mode: fp32(P)*d + fp32(A)*m per group, one extra GDU stage."""
+    result = run_block(Q41_CONFIG, "gdu", seed=28)
+    assert result.passed, f"GDU float-offset testbench failed (seed {result.seed})"
+
+
+def test_mpgemm_float_offset_small_core():
+    assert run_scenario("mpgemm", Q41_CONFIG, seed=29)

@@ -12,25 +12,83 @@ import torch
 from golden.fp32 import bits, fadd32, fmul32, fp16_to_fp32, from_bits, int_to_fp32
 from hw.config import MixPEConfig
 
-__all__ = ["make_cases", "golden_tile"]
+__all__ = ["make_cases", "make_offset_cases", "golden_tile"]
 
 FP16_MAX = 0x7BFF          # 65504
 FP16_ONE = 0x3C00
 
 
-def golden_tile(psums, asums, scales, zeros, act_scales):
-    """Expected raw FP32 per row: psums/asums [G][R] ints, scales/zeros [G] ints, act_scales [R] raw."""
+def golden_tile(psums, asums, scales, zeros, act_scales, offsets=None):
+    """Expected raw FP32 per row: psums/asums [G][R] ints, scales/zeros [G] ints, act_scales [R] raw.
+
+    With ``offsets`` ([G] raw FP16, float-offset mode) ``zeros`` is ignored and the group term is
+    ``fp32(P) * d + fp32(A) * m``."""
     groups = len(psums)
     acc = None
     for j in range(groups):
-        d = torch.tensor([p - zeros[j] * a for p, a in zip(psums[j], asums[j])], dtype=torch.int64)
-        term = fmul32(int_to_fp32(d), fp16_to_fp32(torch.tensor([scales[j]] * len(d))))
+        rows = len(psums[j])
+        if offsets is None:
+            d = torch.tensor([p - zeros[j] * a for p, a in zip(psums[j], asums[j])], dtype=torch.int64)
+            term = fmul32(int_to_fp32(d), fp16_to_fp32(torch.tensor([scales[j]] * rows)))
+        else:
+            scaled = fmul32(int_to_fp32(torch.tensor(psums[j], dtype=torch.int64)),
+                            fp16_to_fp32(torch.tensor([scales[j]] * rows)))
+            offset = fmul32(int_to_fp32(torch.tensor(asums[j], dtype=torch.int64)),
+                            fp16_to_fp32(torch.tensor([offsets[j]] * rows)))
+            term = fadd32(scaled, offset)
         acc = term if j == 0 else fadd32(acc, term)
     final = fmul32(acc, from_bits(torch.tensor(act_scales, dtype=torch.int64)))
     return [int(v) & 0xFFFFFFFF for v in bits(final)]
 
 
+def make_offset_cases(config: MixPEConfig, rng: random.Random):
+    """Cases of the float-offset mode: ``offsets`` (raw FP16 m per group) instead of ``zeros``."""
+    rows, g, top = config.rows, config.group_size, config.code_max
+    one = 0x3F800000
+
+    def group_sums(x_low, x_high):
+        xs = [rng.randrange(x_low, x_high) for _ in range(g)]
+        return sum(x * rng.randrange(top + 1) for x in xs), sum(xs)
+
+    sums = [[group_sums(*rng.choice([(-128, 128), (-128, -100), (100, 128)])) for _ in range(rows)] for _ in range(6)]
+    a_const = [[rng.randrange(-128 * g, 127 * g + 1) for _ in range(rows)] for _ in range(3)]
+
+    def random_fp16():
+        return rng.choice([0, rng.randrange(0x0400, 0x7C00)]) | rng.choice([0, 0x8000])
+
+    def case(name, groups, psum, asum, scale, offset, act_scale=one):
+        return {"name": name,
+                "psums": [[psum(j, r) for r in range(rows)] for j in range(groups)],
+                "asums": [[asum(j, r) for r in range(rows)] for j in range(groups)],
+                "scales": [scale(j) for j in range(groups)],
+                "offsets": [offset(j) for j in range(groups)],
+                "act_scales": [act_scale] * rows if isinstance(act_scale, int) else act_scale}
+
+    return [
+        case("zeros", 2, lambda j, r: 0, lambda j, r: 0, lambda j: FP16_ONE, lambda j: FP16_MAX),
+        # x = -128 and codes 2**b - 1 everywhere: largest |P| and |A|, both products negative.
+        case("largest_negative_term", 3, lambda j, r: -128 * top * g, lambda j, r: -128 * g,
+             lambda j: FP16_MAX, lambda j: FP16_MAX),
+        case("largest_positive_term", 3, lambda j, r: 127 * top * g, lambda j, r: 127 * g,
+             lambda j: FP16_MAX, lambda j: FP16_MAX),
+        # codes all 5 (P = 5A), d = 1, m = -5: t + o cancels to exactly zero in every group.
+        case("offset_cancels_scale", 3, lambda j, r: 5 * a_const[j][r], lambda j, r: a_const[j][r],
+             lambda j: FP16_ONE, lambda j: 0xC500),
+        case("sign_changes_cancel", 4, lambda j, r: (1 if j % 2 else -1) * 1000 * (r + 1), lambda j, r: 0,
+             lambda j: 0x2E66, lambda j: 0x5BFF),
+        case("overflow_to_inf", 2, lambda j, r: 128 * top * g, lambda j, r: 0, lambda j: FP16_MAX, lambda j: 0,
+             act_scale=0x7E967699),  # 1e38
+        case("single_group", 1, lambda j, r: sums[j][r][0], lambda j, r: sums[j][r][1],
+             lambda j: rng.randrange(0x0400, 0x7C00), lambda j: random_fp16()),
+        case("random", 6, lambda j, r: sums[j][r][0], lambda j, r: sums[j][r][1],
+             lambda j: rng.randrange(0x0400, 0x7C00) | rng.choice([0, 0x8000]), lambda j: random_fp16(),
+             act_scale=[0x3C000000 + rng.randrange(1 << 23) for _ in range(rows)]),
+    ]
+
+
 def make_cases(config: MixPEConfig, rng: random.Random):
+    if config.float_offset:
+        return make_offset_cases(config, rng)
     rows, g, top = config.rows, config.group_size, config.code_max
     p_max = 128 * top * g            # |P| bound; |D| reaches it
     a_min, a_max = -128 * g, 127 * g
@@ -73,6 +131,6 @@ def gdu_job(config: MixPEConfig, seed: int) -> dict:
     """Cases with their expected raw FP32 results per row, as a JSON-able dict."""
     cases = make_cases(config, random.Random(seed))
     for case in cases:
-        case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
-                                       case["act_scales"])
+        case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case.get("zeros"),
+                                       case["act_scales"], case.get("offsets"))
     return {"config": config.to_dict()["params"], "cases": cases}
