@@ -3,7 +3,9 @@
 A :class:`MixPEConfig` is frozen and validated at construction. Every bit width and latency of
 the generated hardware is a property derived from it, so there is a single place to read them.
 Presets are named ``w<weight bits><activation>-g<group>-<rows>x<cols>`` (for example
-``w4a8-g128-16x16``, the default); any name of that shape is a valid preset.
+``w4a8-g128-16x16``, the default, or ``w4a16-g128-16x16`` for FP16 activations); any name of that
+shape is a valid preset. Activation tokens: ``a8`` INT8, ``a16`` FP16, ``bf16``, ``e4m3`` and ``e5m2``
+(FP8).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 import re
 from pathlib import Path
 
+from .formats import ActivationFormat, activation_format
+
 __all__ = ["ConfigError", "MixPEConfig", "ACTIVATIONS", "DEFAULT_PRESET", "PRESETS", "from_preset",
            "load_config", "ceil_log2", "ZERO_MODES"]
 
@@ -22,11 +26,17 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the parameter, its value and what is allowed."""
 
 
-#: Activation formats: preset token -> (format name, total bits). Only INT8 has RTL so far.
+#: Activation token of a preset name -> activation format name (see :mod:`hw.formats`).
 ACTIVATIONS = {
-    "a8": ("int8", 8),
+    "a8": "int8",
+    "a16": "fp16",
+    "bf16": "bf16",
+    "e4m3": "fp8_e4m3",
+    "e5m2": "fp8_e5m2",
 }
-SUPPORTED_ACTIVATIONS = tuple(name for name, _ in ACTIVATIONS.values())
+#: Guard bits kept below a floating-point group's largest significand when none are configured.
+DEFAULT_GUARD_BITS = 4
+MAX_GUARD_BITS = 16
 WEIGHT_BITS = (2, 3, 4, 8)
 WEIGHT_ENCODINGS = ("unsigned", "signed")
 #: How a group's zero is applied: an integer zero point ``s*(q - z)``, or an FP16 float offset
@@ -45,9 +55,14 @@ PRESETS = (
     "w2a8-g64-8x8",
     "w3a8-g64-8x8",
     "w8a8-g128-8x8",
+    "w4a16-g128-16x16",
+    "w4bf16-g128-16x16",
+    "w4e4m3-g128-16x16",
+    "w4e5m2-g128-16x16",
 )
 
-_PRESET_PATTERN = re.compile(r"^w(?P<bits>\d+)(?P<act>a8)-g(?P<group>\d+)-(?P<rows>\d+)x(?P<cols>\d+)$")
+_PRESET_PATTERN = re.compile(r"^w(?P<bits>\d+)(?P<act>" + "|".join(ACTIVATIONS) +
+                             r")-g(?P<group>\d+)-(?P<rows>\d+)x(?P<cols>\d+)$")
 
 
 def ceil_log2(n: int) -> int:
@@ -69,13 +84,25 @@ class MixPEConfig:
         ``"unsigned"``: any integer zero point per group; ``"signed"``: symmetric signed codes
         stored with the offset ``2**(b-1)``, which is then the zero point of every group.
     activation
-        Activation format; ``"int8"`` (two's complement, one FP32 scale per token).
+        Activation format (:mod:`hw.formats`): ``"int8"`` (two's complement, one FP32 scale per
+        token), or floating point ``"fp16"``, ``"bf16"``, ``"fp8_e4m3"``, ``"fp8_e5m2"``,
+        ``"fp_e<E>m<M>"``. Floating-point activations are aligned per token and group to the
+        group's largest exponent (block floating point) and enter the PEs as signed integers.
+    guard_bits
+        Floating-point activations only: bits kept below the significand of a group's largest
+        element after alignment (``None``: :data:`DEFAULT_GUARD_BITS`). More guard bits, less
+        alignment error, wider PEs.
     group_size
         Quantization group size g along K (power of two, 8 .. 1024).
     zero_mode
         ``"integer"``: per group an integer zero point z, ``w = s * (q - z)``; ``"float_offset"``:
         per group an FP16 scale d and an FP16 offset m, ``w = d * q + m`` (llama.cpp Q4_1), which
         needs ``weight_encoding="unsigned"``.
+    row_groups
+        Number of horizontal bands the R rows are split into (divides R). Each band of
+        ``R / row_groups`` rows receives its own weight codes and group parameters, so one tile
+        can hold up to ``row_groups`` different weight matrices (experts, or column blocks of one
+        matrix) with the same K, each applied to its own rows. 1 is the plain array.
     name
         Preset or file name used to name build directories.
     """
@@ -87,6 +114,8 @@ class MixPEConfig:
     activation: str = "int8"
     group_size: int = 128
     zero_mode: str = "integer"
+    guard_bits: int | None = None
+    row_groups: int = 1
     name: str = "custom"
 
     def __post_init__(self):
@@ -102,8 +131,20 @@ class MixPEConfig:
             raise ConfigError(f"weight_bits={self.weight_bits}: allowed values are {WEIGHT_BITS}")
         if self.weight_encoding not in WEIGHT_ENCODINGS:
             raise ConfigError(f"weight_encoding={self.weight_encoding!r}: allowed values are {WEIGHT_ENCODINGS}")
-        if self.activation not in SUPPORTED_ACTIVATIONS:
-            raise ConfigError(f"activation={self.activation!r}: allowed values are {SUPPORTED_ACTIVATIONS}")
+        try:
+            activation_format(self.activation)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if self.guard_bits is not None:
+            if not self.act_format.is_float:
+                raise ConfigError(f"guard_bits={self.guard_bits!r}: only floating-point activations have guard bits "
+                                  f"(activation={self.activation!r}); leave it unset (null)")
+            if not isinstance(self.guard_bits, int) or isinstance(self.guard_bits, bool) \
+                    or not 0 <= self.guard_bits <= MAX_GUARD_BITS:
+                raise ConfigError(f"guard_bits={self.guard_bits!r}: must be an integer from 0 to {MAX_GUARD_BITS}")
+        if not isinstance(self.row_groups, int) or isinstance(self.row_groups, bool) or self.row_groups < 1 \
+                or self.rows % self.row_groups:
+            raise ConfigError(f"row_groups={self.row_groups!r}: must be a positive divisor of rows={self.rows}")
         if self.group_size not in GROUP_SIZES:
             raise ConfigError(f"group_size={self.group_size}: must be a power of two from "
                               f"{GROUP_SIZES[0]} to {GROUP_SIZES[-1]}")
@@ -118,9 +159,58 @@ class MixPEConfig:
     # -- activation ---------------------------------------------------------------------------
 
     @property
+    def act_format(self) -> ActivationFormat:
+        return activation_format(self.activation)
+
+    @property
+    def fp_activation(self) -> bool:
+        """Whether activations are floating point (block-floating-point aligned at the array edge)."""
+        return self.act_format.is_float
+
+    @property
     def act_bits(self) -> int:
-        """Width of one activation element on the activation stream."""
-        return 8
+        """Width of one activation element on the activation stream (raw INT8 or FP code)."""
+        return self.act_format.bits
+
+    @property
+    def guard(self) -> int:
+        """Guard bits of the alignment (0 for INT8)."""
+        if not self.fp_activation:
+            return 0
+        return DEFAULT_GUARD_BITS if self.guard_bits is None else self.guard_bits
+
+    @property
+    def pe_act_bits(self) -> int:
+        """Signed width of the activation operand of a PE.
+
+        INT8: 8. Floating point: the aligned significand, at most ``(2**(M+1) - 1) * 2**guard``
+        in magnitude, plus a sign: ``M + 2 + guard`` bits."""
+        if not self.fp_activation:
+            return 8
+        return self.act_format.man_bits + 2 + self.guard
+
+    @property
+    def act_exp_bits(self) -> int:
+        """Width of a group's shared exponent (the format's exponent field); 0 for INT8."""
+        return self.act_format.exp_bits
+
+    @property
+    def lsb_exponent_offset(self) -> int:
+        """The aligned integer's LSB weighs ``2**(e_max + lsb_exponent_offset)`` for a group whose
+        largest (effective, biased) exponent field is ``e_max``: ``-(bias + M + guard)``."""
+        fmt = self.act_format
+        return -(fmt.bias + fmt.man_bits + self.guard) if self.fp_activation else 0
+
+    @property
+    def row_param_field(self) -> str:
+        """Per-row field of the ``grp`` stream: ``act_scale`` (INT8, FP32 token scale applied on a
+        tile's last group) or ``act_exp`` (floating point, the group's shared exponent)."""
+        return "act_exp" if self.fp_activation else "act_scale"
+
+    @property
+    def band_rows(self) -> int:
+        """Rows per row group, ``R / row_groups``."""
+        return self.rows // self.row_groups
 
     # -- datapath widths (all signed two's complement unless stated) ---------------------------
 
@@ -150,8 +240,9 @@ class MixPEConfig:
 
     @property
     def product_bits(self) -> int:
-        """Shift & add product x*Q: |x*Q| <= 128*(2**b - 1) < 2**(7+b), so 8+b bits."""
-        return self.act_bits + self.weight_bits
+        """Shift & add product x*Q: |x| <= 2**(a-1) with a = ``pe_act_bits``, so
+        |x*Q| <= 2**(a-1) * (2**b - 1) < 2**(a-1+b): a + b bits."""
+        return self.pe_act_bits + self.weight_bits
 
     @property
     def psum_bits(self) -> int:
@@ -160,8 +251,8 @@ class MixPEConfig:
 
     @property
     def asum_bits(self) -> int:
-        """Activation group sum A = sum x: |A| <= 128*g = 2**(7+log2 g), so 8 + log2 g bits."""
-        return self.act_bits + self.group_log2
+        """Activation group sum A = sum x: |A| <= 2**(a-1) * g, so a + log2 g bits (a = ``pe_act_bits``)."""
+        return self.pe_act_bits + self.group_log2
 
     @property
     def dsum_bits(self) -> int:
@@ -181,10 +272,14 @@ class MixPEConfig:
 
         Each column's group-dequant unit drains R partial sums per group, one per cycle, so a
         group may start no sooner than R cycles after the previous one; the per-group scales sit
-        in a ping-pong register pair while they sweep across the C columns, which needs
-        ``2 * interval >= C + 1``. So the interval is ``max(g, R, ceil((C + 1) / 2))``; when it
-        exceeds g the array idles between groups (dequant stalls)."""
-        return max(self.group_size, self.rows, (self.cols + 2) // 2)
+        in a ping-pong register pair while they sweep across the C columns; each GDU latches them
+        on the first row of every row group, the last of which (row R - R/row_groups) reaches
+        column C-1 ``R - R/row_groups + C - 1`` cycles after row 0 reaches column 0, so the pair
+        needs ``2 * interval >= R - R/row_groups + C + 1``. So the interval is
+        ``max(g, R, ceil((R - R/row_groups + C + 1) / 2))``; when it exceeds g the array idles
+        between groups (dequant stalls)."""
+        sweep = self.rows - self.band_rows + self.cols + 1
+        return max(self.group_size, self.rows, (sweep + 1) // 2)
 
     @property
     def dequant_stall_per_group(self) -> int:
@@ -218,7 +313,7 @@ class MixPEConfig:
     def to_dict(self) -> dict:
         params = dataclasses.asdict(self)
         derived = {name: getattr(self, name) for name in (
-            "act_bits", "product_bits", "psum_bits", "asum_bits", "dsum_bits", "group_interval",
+            "act_bits", "pe_act_bits", "guard", "act_exp_bits", "band_rows", "product_bits", "psum_bits", "asum_bits", "dsum_bits", "group_interval",
             "gdu_latency", "drain_offset", "result_offset")}
         return {"params": params, "derived": derived, "hash": self.hash}
 
@@ -229,12 +324,14 @@ class MixPEConfig:
     def hash(self) -> str:
         """Short hash of the parameters that change the hardware (not the name).
 
-        ``zero_mode`` enters only when it is not the default ``"integer"``, so that the hashes
-        (and cached builds) of integer-mode configurations are those from before the field existed."""
+        Fields added after the first release (``zero_mode``, ``guard_bits``, ``row_groups``) enter
+        only when they differ from their defaults, so that the hashes (and cached builds) of older
+        configurations stay the same."""
         params = dataclasses.asdict(self)
         del params["name"]
-        if params["zero_mode"] == "integer":
-            del params["zero_mode"]
+        for field, default in (("zero_mode", "integer"), ("guard_bits", None), ("row_groups", 1)):
+            if params[field] == default:
+                del params[field]
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
     def replace(self, **changes) -> "MixPEConfig":
@@ -259,7 +356,7 @@ def from_preset(name: str) -> MixPEConfig:
         raise ConfigError(f"preset={name!r}: expected a name like 'w4a8-g128-16x16' "
                           f"(w<weight bits><activation>-g<group>-<rows>x<cols>); known presets: {', '.join(PRESETS)}")
     return MixPEConfig(rows=int(match["rows"]), cols=int(match["cols"]), weight_bits=int(match["bits"]),
-                       activation=ACTIVATIONS[match["act"]][0], group_size=int(match["group"]), name=name)
+                       activation=ACTIVATIONS[match["act"]], group_size=int(match["group"]), name=name)
 
 
 def load_config(preset: str | None = None, path: str | Path | None = None) -> MixPEConfig:
