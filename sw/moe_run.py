@@ -1,0 +1,368 @@
+"""Run one MoE layer on an execution backend and report cycles, utilization and errors.
+
+What runs where, per active expert e with routed tokens T_e (the shared expert: all tokens):
+
+* host, float32 (as transformers): router logits, softmax, top-k, renormalisation (:func:`sw.moe.route`);
+* host: x_e = hidden[T_e] quantized to INT8 per token (``quantize_activations_int8``: scale =
+  absmax / 127 in FP32, codes round-half-even);
+* **array**, stage 1: ``g = gate(x_e)``, ``u = up(x_e)`` (bit-exact FP32 results);
+* host, float64: ``h = silu(g) * u``, then INT8 per token again;
+* **array**, stage 2: ``d = down(h)``;
+* host, float64: ``y[t] = sum_e w[t, e] * d_e[t]`` (+ ``sigmoid(x @ shared_gate.T) * d_shared``).
+
+Backends (one interface, :class:`Backend`):
+
+``golden``
+    Each expert GEMM as a whole through ``golden.mpgemm.bitexact_mpgemm`` (fast, whole layers);
+    cycles are the cycle model's prediction of the mapped schedule.
+``model``
+    The mapped schedule executed tile by tile: each band's operands are cut out of the expert
+    GEMMs exactly as they go to the packer, computed with the bit-exact model and scattered back
+    through the work items' coordinates (so a mapper fault shows as a difference from golden);
+    cycles from the cycle model (exact for stall-free streams).
+``rtl``
+    The tiles through the ``mpgemm`` RTL under Verilator (cocotb scoreboard checks every result
+    beat bit-exactly against the golden tile); cycles are measured.
+
+Errors reported (:func:`run_moe`): ``max_abs_diff_vs_golden`` (the layer output against the
+golden backend's); ``max_rel_err_vs_float``: max |y - y_f| / max |y_f| against the float64
+forward of the *unquantized* layer with the same routing (quantization error, a measured figure,
+not bounded); and the bound check: every GEMM result is within ``golden.mpgemm.error_bound`` of
+``reference_mpgemm`` on the same operands, and the layer output within
+``sum_e |w[t, e]| * bound_down_e[t]`` (+ the float64 rounding of the combine) of the same
+combine over the float64 reference down GEMMs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from golden.mpgemm import bitexact_mpgemm, error_bound
+from golden.operands import QuantizedWeights, quantize_activations_int8
+from golden.reference import reference_mpgemm
+from hw.config import MixPEConfig
+from sw.moe import (MoEError, MoELayer, QuantizedMoE, Routing, float_forward, quantize_layer, random_hidden,
+                    read_moe_block, route, shared_expert_scale, tiny_block)
+from sw.moe_mapper import GemmShape, StageSchedule, WorkItem, expert_schedules, layer_shapes, map_layer, map_stage
+
+__all__ = ["BACKENDS", "MoESpec", "DEFAULT_MOE_CONFIG", "GemmJob", "StageRun", "Backend", "GoldenBackend",
+           "ModelBackend", "RtlBackend", "make_backend", "LayerRun", "execute_layer", "run_moe"]
+
+BACKENDS = ("golden", "model", "rtl")
+FP64_UNIT_ROUNDOFF = 2.0 ** -53
+#: The array of ``make moe``: 16 x 16, W4A8, g = 32 (hidden 64 is two groups), four row groups of 4 rows.
+DEFAULT_MOE_CONFIG = MixPEConfig(rows=16, cols=16, weight_bits=4, group_size=32, row_groups=4,
+                                 name="w4a8-g32-16x16-rg4")
+
+
+@dataclasses.dataclass(frozen=True)
+class MoESpec:
+    """A seeded tiny random transformers MoE layer and its input (``make moe``'s default: Mixtral-style,
+    hidden 64, FFN 128, 4 experts, top-2, 32 tokens)."""
+    family: str = "mixtral"
+    hidden: int = 64
+    ffn: int = 128
+    experts: int = 4
+    top_k: int = 2
+    tokens: int = 32
+    shared_ffn: int | None = None
+    seed: int = 0
+
+    def build(self) -> tuple[torch.nn.Module, MoELayer, torch.Tensor]:
+        """(transformers block, its :class:`MoELayer`, hidden states float32 (tokens, hidden))."""
+        block = tiny_block(self.family, hidden=self.hidden, ffn=self.ffn, experts=self.experts, top_k=self.top_k,
+                           shared_ffn=self.shared_ffn, seed=self.seed)
+        return block, read_moe_block(block), random_hidden(self.tokens, self.hidden, self.seed + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class GemmJob:
+    """The operands of one expert GEMM: x int64 (M, K) INT8 codes, act_scale float32 (M,), weights N x K."""
+    shape: GemmShape
+    x: torch.Tensor
+    act_scale: torch.Tensor
+    weights: QuantizedWeights
+
+
+@dataclasses.dataclass
+class StageRun:
+    """A stage's results: float32 (M, N) per job, cycles (measured or predicted) and run details."""
+    outputs: list[torch.Tensor]
+    cycles: int
+    details: dict
+
+
+def band_operands(job: GemmJob, item: WorkItem) -> tuple[torch.Tensor, torch.Tensor, QuantizedWeights]:
+    """(x (rows, K), act_scale (rows,), weights of channels col0 .. col0+cols-1) of one work item."""
+    rows, cols = slice(item.row0, item.row0 + item.rows), slice(item.col0, item.col0 + item.cols)
+    w = job.weights
+    return job.x[rows], job.act_scale[rows], QuantizedWeights(
+        codes=w.codes[cols], scales=w.scales[cols], zeros=None if w.zeros is None else w.zeros[cols],
+        offsets=None if w.offsets is None else w.offsets[cols])
+
+
+class Backend:
+    """Runs the GEMMs of one stage (independent expert GEMMs) given their mapped schedule."""
+    name = ""
+    cycles_source = "cycle_model"
+
+    def __init__(self, config: MixPEConfig):
+        self.config = config
+
+    def run_stage(self, jobs: Sequence[GemmJob], schedule: StageSchedule) -> StageRun:
+        raise NotImplementedError
+
+
+class GoldenBackend(Backend):
+    name = "golden"
+
+    def run_stage(self, jobs, schedule):
+        outputs = [bitexact_mpgemm(self.config, job.x, job.act_scale, job.weights) for job in jobs]
+        return StageRun(outputs=outputs, cycles=schedule.cycles, details={"tiles": len(schedule.tiles)})
+
+
+class ModelBackend(Backend):
+    name = "model"
+
+    def run_stage(self, jobs, schedule):
+        outputs = [torch.full((job.shape.m, job.shape.n), float("nan"), dtype=torch.float32) for job in jobs]
+        for tile in schedule.tiles:
+            for item in tile.bands:
+                block = bitexact_mpgemm(self.config, *band_operands(jobs[item.gemm], item))
+                outputs[item.gemm][item.row0:item.row0 + item.rows, item.col0:item.col0 + item.cols] = block
+        return StageRun(outputs=outputs, cycles=schedule.cycles, details={"tiles": len(schedule.tiles)})
+
+
+def _banded_api():
+    """The banded-tile packer and multi-tile RTL runner, or None while they are not merged."""
+    try:
+        from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
+        from verif.sims import run_tiles
+    except ImportError:
+        return None
+    return Band, pack_banded_tile, banded_tile_result, unpack_banded_tile, run_tiles
+
+
+class RtlBackend(Backend):
+    """The ``mpgemm`` RTL under Verilator. With the banded-tile packer (``sw.packer.pack_banded_tile``)
+    one simulation streams a stage's whole schedule; without it only ``row_groups = 1`` runs, one
+    simulation per expert GEMM (``verif.sims.run_mpgemm``), and the cycles are their sum."""
+    name = "rtl"
+    cycles_source = "rtl"
+
+    def __init__(self, config: MixPEConfig, seed: int | None = None):
+        super().__init__(config)
+        self.seed = random.randrange(2 ** 31) if seed is None else seed
+        self.banded = _banded_api()
+        if self.banded is None and config.row_groups != 1:
+            raise MoEError(f"row_groups={config.row_groups}: the rtl backend needs the banded-tile packer "
+                           f"(sw.packer.pack_banded_tile, verif.sims.run_tiles), which is not available; "
+                           f"use row_groups=1 (e.g. --row-groups 1) or the golden/model backends")
+
+    def run_stage(self, jobs, schedule):
+        return self._run_tiles(jobs, schedule) if self.banded else self._run_gemms(jobs)
+
+    def _run_tiles(self, jobs, schedule):
+        band_type, pack_banded_tile, banded_tile_result, unpack_banded_tile, run_tiles = self.banded
+        tiles, expected, bands_of = [], [], []
+        for tile in schedule.tiles:
+            bands = [band_type(*band_operands(jobs[item.gemm], item)) for item in tile.bands]
+            tiles.append(pack_banded_tile(self.config, bands))
+            expected.append(banded_tile_result(self.config, bands))
+            bands_of.append(bands)
+        summary = run_tiles(self.config, tiles, expected, seed=self.seed, useful_macs=schedule.useful_macs)
+        if not summary.passed:
+            raise MoEError(f"rtl: stage of {len(tiles)} tiles failed on {self.config.name} (seed {self.seed}): "
+                           f"{summary.mismatch_count} mismatching result beats, cycles {summary.cycles} "
+                           f"(model {summary.predicted.cycles}); {summary.mismatches[:3]}")
+        outputs = [torch.empty(job.shape.m, job.shape.n, dtype=torch.float32) for job in jobs]
+        for tile, bands, rows in zip(schedule.tiles, bands_of, expected):
+            for item, block in zip(tile.bands, unpack_banded_tile(self.config, bands, rows)):
+                outputs[item.gemm][item.row0:item.row0 + item.rows, item.col0:item.col0 + item.cols] = block
+        return StageRun(outputs=outputs, cycles=summary.cycles, details={
+            "simulations": 1, "tiles": len(tiles), "model_cycles": summary.predicted.cycles, "seed": self.seed})
+
+    def _run_gemms(self, jobs):
+        from verif.sims import run_mpgemm
+        outputs, cycles, predicted = [], 0, 0
+        for job in jobs:
+            summary = run_mpgemm(self.config, job.x, job.act_scale, job.weights, seed=self.seed)
+            if not summary.passed:
+                raise MoEError(f"rtl: expert {job.shape.expert} {job.shape.matrix} GEMM "
+                               f"{job.shape.m}x{job.shape.n}x{job.shape.k} failed on {self.config.name} "
+                               f"(seed {self.seed}): {summary.mismatch_count} mismatching result beats, cycles "
+                               f"{summary.cycles} (model {summary.predicted.cycles}); {summary.mismatches[:3]}")
+            # The scoreboard compared every result beat with this golden result, bit for bit.
+            outputs.append(bitexact_mpgemm(self.config, job.x, job.act_scale, job.weights))
+            cycles += summary.cycles
+            predicted += summary.predicted.cycles
+        return StageRun(outputs=outputs, cycles=cycles, details={
+            "simulations": len(jobs), "model_cycles": predicted, "seed": self.seed})
+
+
+def make_backend(name: str, config: MixPEConfig, seed: int | None = None) -> Backend:
+    if name not in BACKENDS:
+        raise MoEError(f"backend={name!r}: allowed values are {BACKENDS}")
+    if name == "rtl":
+        return RtlBackend(config, seed)
+    return {"golden": GoldenBackend, "model": ModelBackend}[name](config)
+
+
+@dataclasses.dataclass
+class LayerRun:
+    """A layer executed on one backend: output float64 (T, H), and per stage its jobs, schedule and run."""
+    output: torch.Tensor
+    jobs: tuple[list[GemmJob], list[GemmJob]]
+    schedules: tuple[StageSchedule, StageSchedule]
+    runs: tuple[StageRun, StageRun]
+
+    @property
+    def cycles(self) -> int:
+        return sum(run.cycles for run in self.runs)
+
+
+def _expert_tokens(layer: MoELayer, routing: Routing, tokens: int) -> list[tuple[int, torch.Tensor]]:
+    """(expert, token indices) of every expert with tokens; the shared expert (index E) gets all."""
+    batches = [(e, routing.tokens(e)) for e in range(layer.num_experts)]
+    if layer.shared_expert is not None:
+        batches.append((layer.num_experts, torch.arange(tokens)))
+    return [(e, idx) for e, idx in batches if len(idx)]
+
+
+def _job(expert: int, matrix: str, x_real: torch.Tensor, weights: QuantizedWeights) -> GemmJob:
+    codes, scale = quantize_activations_int8(x_real)
+    n, k = weights.codes.shape
+    return GemmJob(GemmShape(expert, matrix, codes.shape[0], n, k), codes, scale, weights)
+
+
+def _combine_weights(layer: MoELayer, routing: Routing, hidden: torch.Tensor, expert: int) -> torch.Tensor:
+    """float64 (M_e,) factor of expert ``expert``'s output per token: routing weight or shared gate."""
+    if expert == layer.num_experts:
+        return shared_expert_scale(layer, hidden)
+    return routing.token_weights(expert).double()
+
+
+def _combine(layer, routing, hidden, batches, values) -> torch.Tensor:
+    out = torch.zeros(hidden.shape, dtype=torch.float64)
+    for (expert, tokens), value in zip(batches, values):
+        out.index_add_(0, tokens, _combine_weights(layer, routing, hidden, expert)[:, None] * value.double())
+    return out
+
+
+def execute_layer(config: MixPEConfig, layer: MoELayer, quantized: QuantizedMoE, hidden: torch.Tensor,
+                  routing: Routing, backend: Backend) -> LayerRun:
+    """The quantized layer on ``backend`` (see the module docstring for what runs where)."""
+    batches = _expert_tokens(layer, routing, hidden.shape[0])
+    jobs1 = [_job(e, name, hidden[tokens], quantized.experts[e].matrix(name))
+             for e, tokens in batches for name in ("gate", "up")]
+    schedule1 = map_stage(config, [job.shape for job in jobs1])
+    run1 = backend.run_stage(jobs1, schedule1)
+    jobs2 = []
+    for index, (e, _) in enumerate(batches):
+        gate, up = run1.outputs[2 * index].double(), run1.outputs[2 * index + 1].double()
+        jobs2.append(_job(e, "down", F.silu(gate) * up, quantized.experts[e].down))
+    schedule2 = map_stage(config, [job.shape for job in jobs2])
+    run2 = backend.run_stage(jobs2, schedule2)
+    return LayerRun(output=_combine(layer, routing, hidden, batches, run2.outputs), jobs=(jobs1, jobs2),
+                    schedules=(schedule1, schedule2), runs=(run1, run2))
+
+
+def _bound_check(config: MixPEConfig, layer: MoELayer, routing: Routing, hidden: torch.Tensor,
+                 result: LayerRun) -> dict:
+    """Per-GEMM error_bound check and the layer bound against the float64 reference of the same operands."""
+    worst_ratio, gemms_within = 0.0, True
+    reference_down, bound_down = [], []
+    for stage, (jobs, run) in enumerate(zip(result.jobs, result.runs)):
+        for job, out in zip(jobs, run.outputs):
+            ref = reference_mpgemm(job.x, job.act_scale, job.weights, config.group_size)
+            bound = error_bound(config, job.x, job.act_scale, job.weights)
+            err = (out.double() - ref).abs()
+            gemms_within &= bool((err <= bound).all())
+            worst_ratio = max(worst_ratio, float((err / bound.clamp(min=1e-300)).max()))
+            if stage == 1:
+                reference_down.append(ref)
+                bound_down.append(bound)
+    batches = _expert_tokens(layer, routing, hidden.shape[0])
+    matched = _combine(layer, routing, hidden, batches, reference_down)
+
+    def absolute(values: list[torch.Tensor]) -> torch.Tensor:
+        """sum_e |w[t, e]| * |values_e[t]|, float64 (T, H)."""
+        return _combine(layer, routing, hidden, batches, [v.double().abs() for v in values]).abs()
+
+    terms = layer.top_k + (layer.shared_expert is not None)
+    gamma = (terms + 1) * FP64_UNIT_ROUNDOFF / (1 - (terms + 1) * FP64_UNIT_ROUNDOFF)
+    layer_bound = absolute(bound_down) + gamma * (absolute(result.runs[1].outputs) + absolute(reference_down))
+    layer_err = (result.output - matched).abs()
+    return {"gemms_within_error_bound": gemms_within, "max_gemm_err_over_bound": worst_ratio,
+            "layer_within_bound": bool((layer_err <= layer_bound).all()),
+            "max_abs_err_vs_matched_float64": float(layer_err.max()),
+            "max_layer_bound": float(layer_bound.max()),
+            "within_bound": gemms_within and bool((layer_err <= layer_bound).all())}
+
+
+def run_moe(config: MixPEConfig, spec: MoESpec, backend: str = "golden", *, method: str = "rtn",
+            seed: int | None = None, check_bound: bool = True) -> dict:
+    """Run the layer ``spec`` on ``backend`` and return the report (JSON-ready; see README ``make moe``).
+
+    ``seed`` only seeds the RTL testbench's stimulus timing; the layer is seeded by ``spec.seed``."""
+    started = time.perf_counter()
+    _, layer, hidden = spec.build()
+    routing = route(layer, hidden)
+    quantized = quantize_layer(config, layer, method=method, calibration=hidden if method == "gptq" else None)
+    chosen = make_backend(backend, config, seed)
+    result = execute_layer(config, layer, quantized, hidden, routing, chosen)
+    golden = result if backend == "golden" else execute_layer(config, layer, quantized, hidden, routing,
+                                                              GoldenBackend(config))
+    reference = float_forward(layer, hidden, routing)
+    counts = routing.counts()
+    stage_shapes = layer_shapes(counts, layer.hidden, spec.ffn,
+                                layer.shared_expert.gate.shape[0] if layer.shared_expert is not None else None,
+                                hidden.shape[0])
+    plain = map_layer(config.replace(row_groups=1, name=f"{config.name}-plain"), stage_shapes)
+    per_expert = expert_schedules(config, stage_shapes)
+    plain_per_expert = expert_schedules(plain.config, stage_shapes)
+    useful = sum(s.useful_macs for s in result.schedules)
+    diff = (result.output - golden.output).abs().max()
+    report = {
+        "backend": backend,
+        "cycles": result.cycles,
+        "cycles_source": chosen.cycles_source,
+        "utilization": useful / (config.rows * config.cols * result.cycles),
+        "max_abs_diff_vs_golden": float(diff),
+        "bit_exact_vs_golden": all(torch.equal(a, b) for run, gold in zip(result.runs, golden.runs)
+                                   for a, b in zip(run.outputs, gold.outputs)),
+        "max_rel_err_vs_float": float((result.output - reference).abs().max() / reference.abs().max()),
+        "rel_fro_err_vs_float": float(torch.linalg.norm(result.output - reference) / torch.linalg.norm(reference)),
+        "predicted_cycles": golden.cycles,
+        "useful_macs": useful,
+        "tiles": sum(len(s.tiles) for s in result.schedules),
+        "plain_mapping": plain.summary(),
+        "row_group_gain": plain.cycles / golden.cycles,
+        "stages": [{"gemms": [dataclasses.asdict(job.shape) for job in jobs], "tiles": len(schedule.tiles),
+                    "cycles": run.cycles, "predicted_cycles": schedule.cycles, "utilization": schedule.utilization,
+                    "band_fill": schedule.band_fill, **{f"run_{k}": v for k, v in run.details.items()}}
+                   for jobs, schedule, run in zip(result.jobs, result.schedules, result.runs)],
+        "experts": [{"expert": e, "shared": e == layer.num_experts,
+                     "tokens": counts[e] if e < layer.num_experts else hidden.shape[0],
+                     "work_items": sum(1 for s in result.schedules for t in s.tiles for i in t.bands
+                                       if s.shapes[i.gemm].expert == e),
+                     "tiles_in_layer": sum(1 for s in result.schedules for t in s.tiles
+                                           if any(s.shapes[i.gemm].expert == e for i in t.bands)),
+                     "cycles_alone": sched.cycles, "utilization_alone": sched.utilization,
+                     "plain_cycles_alone": plain_per_expert[e].cycles,
+                     "plain_utilization_alone": plain_per_expert[e].utilization}
+                    for e, sched in per_expert.items()],
+        "layer": {**dataclasses.asdict(spec), "quantization": method, "routed_tokens_per_expert": counts},
+        "config": config.to_dict(),
+        "seed": seed if backend != "rtl" else chosen.seed,
+    }
+    if check_bound:
+        report.update(_bound_check(config, layer, routing, hidden, result))
+    report["wall_time_s"] = time.perf_counter() - started
+    return report
