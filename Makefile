@@ -19,7 +19,7 @@ SYNTH_OPTS := $(CFG_OPTS) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(filter 1 
 SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on,$(WAVES)),--waves)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv verilog sim test test-all bench lint synth clean distclean
+.PHONY: help venv verilog sim test test-all bench lint synth moe clean distclean
 
 help:
 	@echo "MixPE targets:"
@@ -30,6 +30,7 @@ help:
 	@echo "  make bench     cycle/throughput benchmark              (PRESET, CONFIG)"
 	@echo "  make lint      Verilator lint of the generated Verilog"
 	@echo "  make synth     Yosys area report, MixPE vs baseline PEs  (PRESET, CONFIG, LIBERTY, ARRAY, BLOCKS)"
+	@echo "  make moe       one tiny MoE layer on a backend -> build/moe/report.json (BACKEND, PRESET, CONFIG, SEED, ROW_GROUPS)"
 	@echo "  make venv      create/update .venv only"
 	@echo "  make clean     remove build/ ; make distclean also removes .venv"
 	@echo "Variables:"
@@ -40,6 +41,8 @@ help:
 	@echo "  WAVES=1        dump waveforms (FST if liblz4-dev is installed, else VCD)"
 	@echo "  LIBERTY=osu018 Liberty file for 'make synth' (osu018 or a path): adds um2 and library GE"
 	@echo "  ARRAY=1        'make synth' also synthesizes the whole MixPE array (slow)"
+	@echo "  BACKEND=golden 'make moe' backend: golden, model (cycle model, tile by tile) or rtl (Verilator)"
+	@echo "  ROW_GROUPS=n   'make moe' row groups (default array w4a8-g32-16x16 with 4)"
 	@echo "  PYTHON=python3 interpreter used to create .venv"
 
 # The venv is (re)built whenever pyproject.toml changes. torch is pinned in pyproject.toml so that
@@ -78,6 +81,12 @@ lint: $(STAMP)
 
 synth: $(STAMP)
 	$(MIXPE) synth $(SYNTH_OPTS)
+
+MOE_OPTS := $(CFG_OPTS) --backend $(or $(BACKEND),golden) $(if $(SEED),--seed $(SEED)) \
+            $(if $(ROW_GROUPS),--row-groups $(ROW_GROUPS))
+
+moe: $(STAMP)
+	$(MIXPE) moe $(MOE_OPTS)
 
 clean:
 	rm -rf build

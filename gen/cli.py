@@ -68,6 +68,28 @@ def cmd_bench(args) -> int:
     return 0 if run_bench(config, out, quick=args.quick) else 1
 
 
+def cmd_moe(args) -> int:
+    from sw.moe import MoEError
+    from sw.moe_run import DEFAULT_MOE_CONFIG, MoESpec, format_report, run_moe
+    config = _config(args) if args.preset or args.config else DEFAULT_MOE_CONFIG
+    if args.row_groups is not None:
+        config = config.replace(row_groups=args.row_groups)
+    spec = MoESpec(family=args.family, hidden=args.hidden, ffn=args.ffn, experts=args.experts, top_k=args.top_k,
+                   tokens=args.tokens, shared_ffn=args.shared_ffn, seed=args.seed)
+    try:
+        report = run_moe(config, spec, args.backend, method=args.quant, seed=args.seed)
+    except MoEError as error:
+        print(f"mixpe moe: {error} (seed {args.seed})", file=sys.stderr)
+        return 1
+    out = Path(args.out or BUILD_ROOT / "moe" / "report.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+    ok = report["bit_exact_vs_golden"] and report["within_bound"]
+    print(f"{'PASS' if ok else 'FAIL'} moe backend={args.backend} seed={args.seed}; wrote {out}")
+    return 0 if ok else 1
+
+
 def cmd_synth(args) -> int:
     from gen.synth import DEFAULT_BLOCKS, DESIGNS, SynthError, resolve_liberty, run_synthesis, write_reports
     config = _config(args)
@@ -120,6 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output JSON path (default build/bench/bench.json)")
     p.add_argument("--quick", action="store_true", help="smaller shapes (for smoke testing the benchmark)")
     p.set_defaults(func=cmd_bench)
+
+    from sw.moe import MOE_FAMILIES
+    from sw.moe_run import BACKENDS as MOE_BACKENDS, DEFAULT_MOE_CONFIG, MoESpec
+    from sw.quantize import QUANT_METHODS
+    spec = MoESpec()
+    p = sub.add_parser("moe", help="run one MoE layer on a backend; writes build/moe/report.json",
+                       description=f"Run a seeded tiny random transformers MoE layer on the golden model, the cycle "
+                                   f"model or the RTL and report per-expert tokens, tiles, cycles, utilization and "
+                                   f"errors. Without --preset/--config the array is {DEFAULT_MOE_CONFIG.name} "
+                                   f"(16x16, W4A8, g=32, 4 row groups).")
+    _add_config_options(p)
+    p.add_argument("--backend", choices=MOE_BACKENDS, default="golden",
+                   help="golden: bit-exact model per expert GEMM; model: the mapped tiles one by one, cycle "
+                        "model timing; rtl: the tiles through the RTL under Verilator (default golden)")
+    p.add_argument("--row-groups", type=int, default=None,
+                   help="override the configuration's row_groups (1 = plain tokens-on-rows array)")
+    p.add_argument("--family", choices=MOE_FAMILIES, default=spec.family, help=f"MoE block (default {spec.family})")
+    for name, help_text in (("hidden", "hidden size"), ("ffn", "expert FFN size"), ("experts", "routed experts"),
+                            ("top-k", "experts per token"), ("tokens", "tokens in the batch")):
+        default = getattr(spec, name.replace("-", "_"))
+        p.add_argument(f"--{name}", type=int, default=default, help=f"{help_text} (default {default})")
+    p.add_argument("--shared-ffn", type=int, default=None, help="qwen2_moe shared expert FFN size (default 2 x ffn)")
+    p.add_argument("--quant", choices=QUANT_METHODS, default="rtn", help="weight quantizer (default rtn)")
+    p.add_argument("--seed", type=int, default=spec.seed,
+                   help=f"seeds the layer's weights and tokens and the RTL stimulus (default {spec.seed})")
+    p.add_argument("--out", help="report path (default build/moe/report.json)")
+    p.set_defaults(func=cmd_moe)
 
     p = sub.add_parser("lint", help="Verilator --lint-only -Wall on the generated Verilog")
     _add_config_options(p)

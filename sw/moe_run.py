@@ -366,3 +366,37 @@ def run_moe(config: MixPEConfig, spec: MoESpec, backend: str = "golden", *, meth
         report.update(_bound_check(config, layer, routing, hidden, result))
     report["wall_time_s"] = time.perf_counter() - started
     return report
+
+
+def format_report(report: dict) -> str:
+    """Human-readable summary of a :func:`run_moe` report."""
+    layer, plain = report["layer"], report["plain_mapping"]
+    params = report["config"]["params"]
+    lines = [f"MoE layer {layer['family']}: hidden {layer['hidden']}, ffn {layer['ffn']}, {layer['experts']} experts, "
+             f"top-{layer['top_k']}, {layer['tokens']} tokens, seed {layer['seed']}, {layer['quantization']} weights; "
+             f"array {params['rows']}x{params['cols']} g={params['group_size']} row_groups={params['row_groups']} "
+             f"({params['name']}), backend {report['backend']}"]
+    lines.append(f"  {'expert':>6} {'tokens':>6} {'items':>6} {'tiles':>6} {'cycles alone':>12} {'util':>6} "
+                 f"{'plain cycles':>12} {'plain util':>10}")
+    for e in report["experts"]:
+        name = "shared" if e["shared"] else str(e["expert"])
+        lines.append(f"  {name:>6} {e['tokens']:>6} {e['work_items']:>6} {e['tiles_in_layer']:>6} "
+                     f"{e['cycles_alone']:>12} {e['utilization_alone']:>6.3f} {e['plain_cycles_alone']:>12} "
+                     f"{e['plain_utilization_alone']:>10.3f}")
+    for index, stage in enumerate(report["stages"], 1):
+        lines.append(f"  stage {index} ({'gate, up' if index == 1 else 'down'}): {len(stage['gemms'])} GEMMs, "
+                     f"{stage['tiles']} tiles, cycles {stage['cycles']} (predicted {stage['predicted_cycles']}), "
+                     f"band fill {stage['band_fill']:.3f}")
+    lines.append(f"  layer: {report['tiles']} tiles, cycles {report['cycles']} ({report['cycles_source']}), "
+                 f"utilization {report['utilization']:.4f}; plain tokens-on-rows mapping: {plain['tiles']} tiles, "
+                 f"{plain['cycles']} cycles, utilization {plain['utilization']:.4f} (row groups gain "
+                 f"{report['row_group_gain']:.2f}x)")
+    lines.append(f"  max |y - y_golden| = {report['max_abs_diff_vs_golden']:.3g} (bit-exact "
+                 f"{report['bit_exact_vs_golden']}); vs unquantized float64 layer: max rel err "
+                 f"{report['max_rel_err_vs_float']:.4g}, Frobenius rel err {report['rel_fro_err_vs_float']:.4g}")
+    if "within_bound" in report:
+        lines.append(f"  error bound: every GEMM within golden.mpgemm.error_bound: {report['gemms_within_error_bound']} "
+                     f"(worst err/bound {report['max_gemm_err_over_bound']:.3f}); layer vs float64 on the same "
+                     f"operands: max err {report['max_abs_err_vs_matched_float64']:.3g} within bound: "
+                     f"{report['layer_within_bound']}")
+    return "\n".join(lines)
