@@ -26,7 +26,8 @@ from hw.config import MixPEConfig
 from sw.quantize import QUANT_METHODS, quantize
 
 __all__ = ["MOE_FAMILIES", "MATRICES", "MoEError", "ExpertFFN", "MoELayer", "Routing", "QuantizedExpert",
-           "QuantizedMoE", "read_moe_block", "tiny_block", "random_hidden", "route", "float_forward",
+           "QuantizedMoE", "read_moe_block", "tiny_block", "random_hidden", "route", "top_k_routing", "shared_expert_scale",
+           "float_forward",
            "quantize_layer"]
 
 MOE_FAMILIES = ("mixtral", "qwen2_moe", "olmoe")
@@ -181,12 +182,16 @@ def _check_hidden(layer: MoELayer, hidden: torch.Tensor) -> None:
 def route(layer: MoELayer, hidden: torch.Tensor) -> Routing:
     """Top-k routing of hidden float32 (T, H), bit-identical to the transformers block (float32)."""
     _check_hidden(layer, hidden)
-    logits = F.linear(hidden, layer.router)
+    return top_k_routing(F.linear(hidden, layer.router), layer.top_k, layer.normalize_top_k)
+
+
+def top_k_routing(logits: torch.Tensor, top_k: int, normalize: bool) -> Routing:
+    """Routing from router logits float32 (T, E): softmax in float32, top-k, renormalised if ``normalize``."""
     probabilities = F.softmax(logits, dim=1, dtype=torch.float)
-    weights, selected = torch.topk(probabilities, layer.top_k, dim=-1)
-    if layer.normalize_top_k:
+    weights, selected = torch.topk(probabilities, top_k, dim=-1)
+    if normalize:
         weights /= weights.sum(dim=-1, keepdim=True)
-    return Routing(selected=selected, weights=weights.to(hidden.dtype), num_experts=layer.num_experts)
+    return Routing(selected=selected, weights=weights.to(logits.dtype), num_experts=logits.shape[1])
 
 
 def shared_expert_scale(layer: MoELayer, hidden: torch.Tensor) -> torch.Tensor:

@@ -227,11 +227,11 @@ class LayerRun:
         return sum(run.cycles for run in self.runs)
 
 
-def _expert_tokens(layer: MoELayer, routing: Routing, tokens: int) -> list[tuple[int, torch.Tensor]]:
+def _expert_tokens(routing: Routing, tokens: int, shared: bool) -> list[tuple[int, torch.Tensor]]:
     """(expert, token indices) of every expert with tokens; the shared expert (index E) gets all."""
-    batches = [(e, routing.tokens(e)) for e in range(layer.num_experts)]
-    if layer.shared_expert is not None:
-        batches.append((layer.num_experts, torch.arange(tokens)))
+    batches = [(e, routing.tokens(e)) for e in range(routing.num_experts)]
+    if shared:
+        batches.append((routing.num_experts, torch.arange(tokens)))
     return [(e, idx) for e, idx in batches if len(idx)]
 
 
@@ -241,24 +241,24 @@ def _job(expert: int, matrix: str, x_real: torch.Tensor, weights: QuantizedWeigh
     return GemmJob(GemmShape(expert, matrix, codes.shape[0], n, k), codes, scale, weights)
 
 
-def _combine_weights(layer: MoELayer, routing: Routing, hidden: torch.Tensor, expert: int) -> torch.Tensor:
-    """float64 (M_e,) factor of expert ``expert``'s output per token: routing weight or shared gate."""
-    if expert == layer.num_experts:
-        return shared_expert_scale(layer, hidden)
-    return routing.token_weights(expert).double()
-
-
-def _combine(layer, routing, hidden, batches, values) -> torch.Tensor:
-    out = torch.zeros(hidden.shape, dtype=torch.float64)
+def _combine(routing: Routing, shared_scale: torch.Tensor | None, batches, values) -> torch.Tensor:
+    """float64 (T, H): sum over experts of routing weight (shared expert: ``shared_scale``) x output."""
+    out = torch.zeros(routing.selected.shape[0], values[0].shape[1], dtype=torch.float64)
     for (expert, tokens), value in zip(batches, values):
-        out.index_add_(0, tokens, _combine_weights(layer, routing, hidden, expert)[:, None] * value.double())
+        factor = shared_scale if expert == routing.num_experts else routing.token_weights(expert).double()
+        out.index_add_(0, tokens, factor[:, None] * value.double())
     return out
 
 
-def execute_layer(config: MixPEConfig, layer: MoELayer, quantized: QuantizedMoE, hidden: torch.Tensor,
-                  routing: Routing, backend: Backend) -> LayerRun:
-    """The quantized layer on ``backend`` (see the module docstring for what runs where)."""
-    batches = _expert_tokens(layer, routing, hidden.shape[0])
+def execute_layer(config: MixPEConfig, quantized: QuantizedMoE, hidden: torch.Tensor, routing: Routing,
+                  backend: Backend, shared_scale: torch.Tensor | None = None) -> LayerRun:
+    """The quantized layer on ``backend`` for hidden float32 (T, H) (see the module docstring for
+    what runs where). ``shared_scale`` float64 (T,) is the shared expert's gate (None: no shared expert)."""
+    shared = shared_scale is not None
+    if len(quantized.experts) != routing.num_experts + shared:
+        raise MoEError(f"quantized.experts: {len(quantized.experts)} experts, expected {routing.num_experts} routed"
+                       f"{' + 1 shared' if shared else ''} (shared_scale is {'given' if shared else 'None'})")
+    batches = _expert_tokens(routing, hidden.shape[0], shared)
     jobs1 = [_job(e, name, hidden[tokens], quantized.experts[e].matrix(name))
              for e, tokens in batches for name in ("gate", "up")]
     schedule1 = map_stage(config, [job.shape for job in jobs1])
@@ -269,12 +269,11 @@ def execute_layer(config: MixPEConfig, layer: MoELayer, quantized: QuantizedMoE,
         jobs2.append(_job(e, "down", F.silu(gate) * up, quantized.experts[e].down))
     schedule2 = map_stage(config, [job.shape for job in jobs2])
     run2 = backend.run_stage(jobs2, schedule2)
-    return LayerRun(output=_combine(layer, routing, hidden, batches, run2.outputs), jobs=(jobs1, jobs2),
+    return LayerRun(output=_combine(routing, shared_scale, batches, run2.outputs), jobs=(jobs1, jobs2),
                     schedules=(schedule1, schedule2), runs=(run1, run2))
 
 
-def _bound_check(config: MixPEConfig, layer: MoELayer, routing: Routing, hidden: torch.Tensor,
-                 result: LayerRun) -> dict:
+def _bound_check(config: MixPEConfig, routing: Routing, shared_scale: torch.Tensor | None, result: LayerRun) -> dict:
     """Per-GEMM error_bound check and the layer bound against the float64 reference of the same operands."""
     worst_ratio, gemms_within = 0.0, True
     reference_down, bound_down = [], []
@@ -288,14 +287,14 @@ def _bound_check(config: MixPEConfig, layer: MoELayer, routing: Routing, hidden:
             if stage == 1:
                 reference_down.append(ref)
                 bound_down.append(bound)
-    batches = _expert_tokens(layer, routing, hidden.shape[0])
-    matched = _combine(layer, routing, hidden, batches, reference_down)
+    batches = _expert_tokens(routing, routing.selected.shape[0], shared_scale is not None)
+    matched = _combine(routing, shared_scale, batches, reference_down)
 
     def absolute(values: list[torch.Tensor]) -> torch.Tensor:
         """sum_e |w[t, e]| * |values_e[t]|, float64 (T, H)."""
-        return _combine(layer, routing, hidden, batches, [v.double().abs() for v in values]).abs()
+        return _combine(routing, shared_scale, batches, [v.double().abs() for v in values]).abs()
 
-    terms = layer.top_k + (layer.shared_expert is not None)
+    terms = routing.selected.shape[1] + (shared_scale is not None)
     gamma = (terms + 1) * FP64_UNIT_ROUNDOFF / (1 - (terms + 1) * FP64_UNIT_ROUNDOFF)
     layer_bound = absolute(bound_down) + gamma * (absolute(result.runs[1].outputs) + absolute(reference_down))
     layer_err = (result.output - matched).abs()
@@ -315,10 +314,11 @@ def run_moe(config: MixPEConfig, spec: MoESpec, backend: str = "golden", *, meth
     _, layer, hidden = spec.build()
     routing = route(layer, hidden)
     quantized = quantize_layer(config, layer, method=method, calibration=hidden if method == "gptq" else None)
+    shared_scale = shared_expert_scale(layer, hidden) if layer.shared_expert is not None else None
     chosen = make_backend(backend, config, seed)
-    result = execute_layer(config, layer, quantized, hidden, routing, chosen)
-    golden = result if backend == "golden" else execute_layer(config, layer, quantized, hidden, routing,
-                                                              GoldenBackend(config))
+    result = execute_layer(config, quantized, hidden, routing, chosen, shared_scale)
+    golden = result if backend == "golden" else execute_layer(config, quantized, hidden, routing,
+                                                              GoldenBackend(config), shared_scale)
     reference = float_forward(layer, hidden, routing)
     counts = routing.counts()
     stage_shapes = layer_shapes(counts, layer.hidden, spec.ffn,
@@ -363,7 +363,7 @@ def run_moe(config: MixPEConfig, spec: MoESpec, backend: str = "golden", *, meth
         "seed": seed if backend != "rtl" else chosen.seed,
     }
     if check_bound:
-        report.update(_bound_check(config, layer, routing, hidden, result))
+        report.update(_bound_check(config, routing, shared_scale, result))
     report["wall_time_s"] = time.perf_counter() - started
     return report
 
