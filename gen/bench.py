@@ -6,7 +6,9 @@ utilization (useful MACs per cycle over R x C) and the simulation speed. The fir
 runs through the free-running Verilator harness (:mod:`verif.freerun`) on the same stimulus, and
 the ratio of the speeds shows the testbench overhead: the stream-driver testbench (a Python
 coroutine per stream and cycle) and the memory-fed cocotb testbench (:mod:`verif.tb_player`:
-cocotb drives clock and reset, stimulus and golden beats sit in simulated memories). Results go to ``build/bench/bench.json``.
+cocotb drives clock and reset, stimulus and golden beats sit in simulated memories). The MoE part
+(:mod:`gen.moe_bench`) adds the mapper's utilization table and the golden backend's time for a
+Mixtral-8x7B-shaped layer. Results go to ``build/bench/bench.json``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from gen.moe_bench import moe_bench
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import random_operands
 from hw.config import MixPEConfig
@@ -88,7 +91,7 @@ def run_bench(config: MixPEConfig, out: Path, quick: bool = False) -> bool:
     target_met = stream["utilization"] >= UTILIZATION_TARGET
     result = {"config": config.to_dict(), "cases": records, "utilization_target": UTILIZATION_TARGET,
               "utilization_target_met": target_met, "all_passed": bool(ok), "seed": SEED,
-              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "moe": moe_bench(config, quick), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"utilization of the K=4g tile stream: {stream['utilization']:.4f} (target >= {UTILIZATION_TARGET}: "
