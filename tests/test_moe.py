@@ -191,3 +191,15 @@ def test_rtl_backend_equals_golden_bit_for_bit():
     assert report["within_bound"]
     for stage in report["stages"]:
         assert stage["cycles"] == stage["run_model_cycles"], f"seed 8: {stage}"
+
+
+def test_bench_mapper_table_decode_rows():
+    """``make bench``'s table on the Mixtral-8x7B shape: with 4 rows per band, t tokens per expert
+    fill t/4 of each band (up to 1) against t/16 of the rows in the plain mapping."""
+    from gen.moe_bench import mapper_table
+    config = MixPEConfig(rows=16, cols=16, weight_bits=4, group_size=128, name="w4a8-g128-16x16")
+    for row in mapper_table(config, (1, 2, 4, 8)):
+        t = row["tokens_per_expert"]
+        assert row["row_groups"] == 4
+        assert min(1, t / 4) * 0.99 <= row["banded"]["utilization"] <= min(1, t / 4), row
+        assert t / 16 * 0.99 <= row["plain"]["utilization"] <= t / 16, row
