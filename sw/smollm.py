@@ -69,26 +69,36 @@ class SmolLMShape:
 
 
 class QLinear:
-    """One Q4_1 linear layer ``y = x W^T`` with W (N, K) = ``quantized`` (groups of 32 along K).
+    """One linear layer ``y = x W^T`` with W (N, K): normally Q4_1 (``quantized``, groups of 32
+    along K); ``dense`` is then the dequantized weight as llama.cpp computes it (float32 (N, K)) and
+    ``operands`` the array's :class:`QuantizedWeights` for a float-offset core (the same values).
 
-    ``dense`` is the dequantized weight as llama.cpp computes it (float32 (N, K)); ``operands``
-    the array's :class:`QuantizedWeights` for a float-offset core (exactly the same values)."""
+    A float-only weight (``quantized=None``, ``dense`` given) has no array operands: CMoE's exact
+    down-projection slices, whose K columns come from scattered Q4_1 groups."""
 
-    def __init__(self, name: str, quantized: GroupQuantized):
+    def __init__(self, name: str, quantized: GroupQuantized | None = None, *, dense: torch.Tensor | None = None):
+        if (quantized is None) == (dense is None):
+            raise ValueError(f"{name}: give exactly one of quantized (Q4_1) or dense (float-only) weights")
         self.name = name
         self.quantized = quantized
+        self._dense = dense
         self._operands: dict[tuple, QuantizedWeights] = {}
 
     @property
     def shape(self) -> tuple[int, int]:
         """(N, K): output channels, reduction."""
-        return self.quantized.shape
+        return self.quantized.shape if self.quantized is not None else tuple(self._dense.shape)
 
-    @functools.cached_property
+    @property
     def dense(self) -> torch.Tensor:
-        return self.quantized.dequantize().float()
+        if self._dense is None:
+            self._dense = self.quantized.dequantize().float()
+        return self._dense
 
     def operands(self, config: MixPEConfig) -> QuantizedWeights:
+        if self.quantized is None:
+            raise ValueError(f"{self.name}: a float-only weight (its K columns come from scattered Q4_1 groups) has "
+                             f"no array operands; re-quantize it (CMoE down_mode='requantized') to run on the array")
         key = (config.group_size, config.zero_mode, config.weight_bits, config.weight_encoding)
         if key not in self._operands:
             self._operands[key] = self.quantized.to_quantized_weights(config)
@@ -97,6 +107,8 @@ class QLinear:
     def rows(self, index: torch.Tensor, name: str) -> QLinear:
         """The output channels ``index`` (rows of W), with their own codes, scales and offsets."""
         q = self.quantized
+        if q is None:
+            return QLinear(name, dense=self.dense[index])
         return QLinear(name, dataclasses.replace(q, codes=q.codes[index], scales=q.scales[index],
                                                  offsets=None if q.offsets is None else q.offsets[index],
                                                  zeros=None if q.zeros is None else q.zeros[index], name=name))
@@ -176,19 +188,31 @@ def _dequantize(tensor, path: Path) -> torch.Tensor:
                               f"{[a.name for a in allowed]}")
     values = gguf.quants.dequantize(tensor.data, kind)
     shape = tuple(int(v) for v in reversed(list(tensor.shape)))
-    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32).reshape(shape))
+    return torch.from_numpy(np.array(values, dtype=np.float32).reshape(shape))
 
 
-def load_smollm(path: Path | str | None = None) -> SmolLM:
-    """Read the model (default: :func:`smollm_gguf_path`). Every projection must be Q4_1 and have
-    the shape the metadata implies; anything else raises :class:`CheckpointError`."""
+@functools.lru_cache(maxsize=2)
+def _reader(path: Path):
+    """The parsed GGUF file (parsing its ~100k tokenizer strings takes seconds, so it is kept)."""
     import gguf
-    path = Path(path) if path is not None else smollm_gguf_path()
     try:
-        reader = gguf.GGUFReader(path)
+        return gguf.GGUFReader(path)
     except (ValueError, OSError) as error:
         raise CheckpointError(f"{path}: not a readable GGUF file ({error})") from None
+
+
+def load_smollm(path: Path | str | None = None, layers: int | None = None) -> SmolLM:
+    """Read the model (default: :func:`smollm_gguf_path`); ``layers`` keeps only the first n
+    decoder layers (for tests on slices of the real weights). Every projection must be Q4_1 and
+    have the shape the metadata implies; anything else raises :class:`CheckpointError`."""
+    import gguf
+    path = Path(path) if path is not None else smollm_gguf_path()
+    reader = _reader(path)
     shape = _read_shape(reader, path)
+    if layers is not None:
+        if not isinstance(layers, int) or not 1 <= layers <= shape.layers:
+            raise ValueError(f"layers={layers!r}: must be an integer in [1, {shape.layers}]")
+        shape = dataclasses.replace(shape, layers=layers)
     tensors = {t.name: t for t in reader.tensors}
 
     def tensor(name: str):
@@ -228,7 +252,7 @@ def load_tokenizer(path: Path | str | None = None):
     import gguf
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     path = Path(path) if path is not None else smollm_gguf_path()
-    reader = gguf.GGUFReader(path)
+    reader = _reader(path)
     model = _field(reader, "tokenizer.ggml.model", path)
     if model != "gpt2":
         raise CheckpointError(f"{path}: tokenizer.ggml.model={model!r}, expected 'gpt2' (byte-level BPE)")
@@ -278,11 +302,16 @@ class Linear:
 
 
 class FloatLinear(Linear):
-    """Dequantized Q4_1 weights (as llama.cpp dequantizes them) times float32 activations."""
+    """Dequantized Q4_1 weights (as llama.cpp dequantizes them) times the activations, in
+    ``dtype`` (float32; float64 for exactness checks), returned as float32."""
     name = "float"
 
+    def __init__(self, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.dtype = dtype
+
     def compute(self, x, weight):
-        return x @ weight.dense.T
+        return (x.to(self.dtype) @ weight.dense.to(self.dtype).T).to(x.dtype)
 
 
 def array_config(activation: str, rows: int = 16, cols: int = 16) -> MixPEConfig:
