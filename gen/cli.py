@@ -90,6 +90,20 @@ def cmd_moe(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_eval_smollm(args) -> int:
+    from sw.cmoe import CMoEError
+    from sw.eval_smollm import EvalSettings, main_report
+    try:
+        settings = EvalSettings(eval_tokens=args.eval_tokens, float_windows=args.float_windows,
+                                configs=tuple(args.configs), rows=args.rows, cols=args.cols,
+                                row_groups=args.row_groups, workers=args.workers,
+                                balance_steps=args.balance_steps, bias_speed=args.bias_speed)
+    except (CMoEError, ValueError) as error:
+        print(f"mixpe eval-smollm: {error}", file=sys.stderr)
+        return 2
+    return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings)
+
+
 def cmd_synth(args) -> int:
     from gen.synth import DEFAULT_BLOCKS, DESIGNS, SynthError, resolve_liberty, run_synthesis, write_reports
     config = _config(args)
@@ -169,6 +183,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seeds the layer's weights and tokens and the RTL stimulus (default {spec.seed})")
     p.add_argument("--out", help="report path (default build/moe/report.json)")
     p.set_defaults(func=cmd_moe)
+
+    from sw.eval_smollm import DEFAULT_CONFIGS, EvalSettings
+    defaults = EvalSettings()
+    p = sub.add_parser("eval-smollm", help="SmolLM2-135M Q4_1, dense and CMoE-carved, on the array's numerics: "
+                                           "perplexity and cycles/token; writes build/eval/smollm2/report.{md,json}")
+    p.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS), metavar="SxAyEz",
+                   help=f"CMoE carvings (default {' '.join(DEFAULT_CONFIGS)})")
+    p.add_argument("--eval-tokens", type=int, default=defaults.eval_tokens,
+                   help=f"held-out window every row is evaluated on (default {defaults.eval_tokens})")
+    p.add_argument("--float-windows", type=int, default=defaults.float_windows,
+                   help=f"float rows: windows for perplexity_long (default {defaults.float_windows})")
+    p.add_argument("--rows", type=int, default=defaults.rows, help=f"array rows R (default {defaults.rows})")
+    p.add_argument("--cols", type=int, default=defaults.cols, help=f"array columns C (default {defaults.cols})")
+    p.add_argument("--row-groups", type=int, default=defaults.row_groups,
+                   help=f"row groups of the mapper (default {defaults.row_groups}: plain tokens-on-rows tiles)")
+    p.add_argument("--balance-steps", type=int, default=defaults.balance_steps,
+                   help=f"CMoE load-balancing bias updates per layer on the calibration tokens "
+                        f"(default {defaults.balance_steps})")
+    p.add_argument("--bias-speed", type=float, default=defaults.bias_speed,
+                   help=f"step of those bias updates (default {defaults.bias_speed})")
+    p.add_argument("--workers", type=int, default=defaults.workers,
+                   help=f"processes evaluating rows (default {defaults.workers})")
+    p.add_argument("--out", help="output directory (default build/eval/smollm2/)")
+    p.set_defaults(func=cmd_eval_smollm)
 
     p = sub.add_parser("lint", help="Verilator --lint-only -Wall on the generated Verilog")
     _add_config_options(p)

@@ -67,7 +67,8 @@ class EvalSettings:
     cols: int = 16
     row_groups: int = 1
     k_act: int = DEFAULT_K_ACT
-    balance_steps: int = 0
+    balance_steps: int = 0            # CMoE bias updates per layer on the calibration tokens (0: training-free)
+    bias_speed: float = 3e-6          # their step (the paper's 1e-3 oscillates here, see sw/cmoe.py)
     workers: int = 2
 
     def __post_init__(self):
@@ -234,7 +235,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
                 submit(spec)
         for name in settings.configs:
             carving = carve_model(model, calibration, CMoEConfig.parse(name), k_act=settings.k_act,
-                                  balance_steps=settings.balance_steps)
+                                  balance_steps=settings.balance_steps, bias_speed=settings.bias_speed)
             carvings[name] = carving
             log(f"carved {name} in {carving.seconds:.1f} s ({carving.calibration_tokens} calibration tokens)")
             for spec in specs:
