@@ -321,7 +321,7 @@ def run_moe(config: MixPEConfig, spec: MoESpec, backend: str = "golden", *, meth
                                                               GoldenBackend(config), shared_scale)
     reference = float_forward(layer, hidden, routing)
     counts = routing.counts()
-    stage_shapes = layer_shapes(counts, layer.hidden, spec.ffn,
+    stage_shapes = layer_shapes(counts, layer.hidden, layer.experts[0].gate.shape[0],
                                 layer.shared_expert.gate.shape[0] if layer.shared_expert is not None else None,
                                 hidden.shape[0])
     plain = map_layer(config.replace(row_groups=1, name=f"{config.name}-plain"), stage_shapes)
