@@ -58,7 +58,7 @@ BACKENDS = ("golden", "model", "rtl")
 FP64_UNIT_ROUNDOFF = 2.0 ** -53
 #: The array of ``make moe``: 16 x 16, W4A8, g = 32 (hidden 64 is two groups), four row groups of 4 rows.
 DEFAULT_MOE_CONFIG = MixPEConfig(rows=16, cols=16, weight_bits=4, group_size=32, row_groups=4,
-                                 name="w4a8-g32-16x16-rg4")
+                                 name="w4a8-g32-16x16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,8 +385,10 @@ def format_report(report: dict) -> str:
                      f"{e['plain_utilization_alone']:>10.3f}")
     for index, stage in enumerate(report["stages"], 1):
         lines.append(f"  stage {index} ({'gate, up' if index == 1 else 'down'}): {len(stage['gemms'])} GEMMs, "
-                     f"{stage['tiles']} tiles, cycles {stage['cycles']} (predicted {stage['predicted_cycles']}), "
-                     f"band fill {stage['band_fill']:.3f}")
+                     f"{stage['tiles']} tiles, cycles {stage['cycles']} (mapped schedule predicted "
+                     f"{stage['predicted_cycles']}"
+                     + (f"; cycle model of the {stage['run_simulations']} simulations {stage['run_model_cycles']}"
+                        if "run_simulations" in stage else "") + f"), band fill {stage['band_fill']:.3f}")
     lines.append(f"  layer: {report['tiles']} tiles, cycles {report['cycles']} ({report['cycles_source']}), "
                  f"utilization {report['utilization']:.4f}; plain tokens-on-rows mapping: {plain['tiles']} tiles, "
                  f"{plain['cycles']} cycles, utilization {plain['utilization']:.4f} (row groups gain "
