@@ -107,6 +107,11 @@ def band_operands(job: GemmJob, item: WorkItem) -> tuple[torch.Tensor, torch.Ten
         offsets=None if w.offsets is None else w.offsets[cols])
 
 
+def _place(outputs: list[torch.Tensor], item: WorkItem, block: torch.Tensor) -> None:
+    """Write a work item's (rows, cols) result block into its GEMM's output."""
+    outputs[item.gemm][item.row0:item.row0 + item.rows, item.col0:item.col0 + item.cols] = block
+
+
 class Backend:
     """Runs the GEMMs of one stage (independent expert GEMMs) given their mapped schedule."""
     name = ""
@@ -134,8 +139,7 @@ class ModelBackend(Backend):
         outputs = [torch.full((job.shape.m, job.shape.n), float("nan"), dtype=torch.float32) for job in jobs]
         for tile in schedule.tiles:
             for item in tile.bands:
-                block = bitexact_mpgemm(self.config, *band_operands(jobs[item.gemm], item))
-                outputs[item.gemm][item.row0:item.row0 + item.rows, item.col0:item.col0 + item.cols] = block
+                _place(outputs, item, bitexact_mpgemm(self.config, *band_operands(jobs[item.gemm], item)))
         return StageRun(outputs=outputs, cycles=schedule.cycles, details={"tiles": len(schedule.tiles)})
 
 
@@ -184,7 +188,7 @@ class RtlBackend(Backend):
         outputs = [torch.empty(job.shape.m, job.shape.n, dtype=torch.float32) for job in jobs]
         for tile, bands, rows in zip(schedule.tiles, bands_of, expected):
             for item, block in zip(tile.bands, unpack_banded_tile(self.config, bands, rows)):
-                outputs[item.gemm][item.row0:item.row0 + item.rows, item.col0:item.col0 + item.cols] = block
+                _place(outputs, item, block)
         return StageRun(outputs=outputs, cycles=summary.cycles, details={
             "simulations": 1, "tiles": len(tiles), "model_cycles": summary.predicted.cycles, "seed": self.seed})
 
