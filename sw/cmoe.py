@@ -269,13 +269,14 @@ class MoEFFN:
         for e, weights in enumerate(self.experts):
             tokens = (selected == e).any(dim=1).nonzero().squeeze(1)
             if tokens.numel():
-                y = y.index_add(0, tokens, swiglu(x[tokens], *weights, linear, stage))
+                y.index_add_(0, tokens, swiglu(x[tokens], *weights, linear, stage))
         return y
 
 
 @dataclasses.dataclass(eq=False)
 class CarvedModel:
-    """Every layer's carving, with the options used and the wall-clock carving time (s)."""
+    """Every layer's carving, with the options used and the carving time: wall clock and CPU (s,
+    all threads of the process)."""
     config: CMoEConfig
     layers: list[CarvedLayer]
     k_act: int
@@ -283,6 +284,7 @@ class CarvedModel:
     balance_steps: int
     calibration_tokens: int
     seconds: float
+    cpu_seconds: float
 
     def ffns(self, model: SmolLM, down_mode: str | None = None) -> list[MoEFFN]:
         """The MoE FFNs for :func:`sw.smollm.forward` (``down_mode`` defaults to the carving's)."""
@@ -301,7 +303,7 @@ def carve_model(model: SmolLM, calibration: list[torch.Tensor], config: CMoEConf
         raise CMoEError("calibration: need at least one token window")
     if not isinstance(balance_steps, int) or balance_steps < 0:
         raise CMoEError(f"balance_steps={balance_steps!r}: must be a non-negative integer")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     linear = FloatLinear()
     hidden = [model.embedding[window] for window in calibration]
     layers = []
@@ -316,4 +318,5 @@ def carve_model(model: SmolLM, calibration: list[torch.Tensor], config: CMoEConf
         hidden = [h + ffn(model, index, x, linear) for h, x in zip(hidden, inputs)]
         layers.append(carved)
     return CarvedModel(config=config, layers=layers, k_act=k_act, down_mode=down_mode, balance_steps=balance_steps,
-                       calibration_tokens=sum(len(w) for w in calibration), seconds=time.perf_counter() - start)
+                       calibration_tokens=sum(len(w) for w in calibration), seconds=time.perf_counter() - start,
+                       cpu_seconds=time.process_time() - cpu_start)

@@ -237,7 +237,8 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
             carving = carve_model(model, calibration, CMoEConfig.parse(name), k_act=settings.k_act,
                                   balance_steps=settings.balance_steps, bias_speed=settings.bias_speed)
             carvings[name] = carving
-            log(f"carved {name} in {carving.seconds:.1f} s ({carving.calibration_tokens} calibration tokens)")
+            log(f"carved {name} in {carving.seconds:.1f} s wall, {carving.cpu_seconds:.1f} s CPU "
+                f"({carving.calibration_tokens} calibration tokens)")
             for spec in specs:
                 if spec.model == name:
                     submit(spec)
@@ -260,6 +261,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
                         "active_ratio": config.activation_ratio if config else 1.0,
                         "down_mode": spec.down_mode, "eval_tokens": settings.eval_tokens,
                         "carving_seconds": carving.seconds if carving else None,
+                        "carving_cpu_seconds": carving.cpu_seconds if carving else None,
                         "perplexity": None, "cycles_per_token": None, **results[spec]})
     meta = {
         "model_file": SMOLLM_FILE, "python": platform.python_version(), "torch": torch.__version__,
@@ -294,17 +296,19 @@ def _targets(records: list[dict]) -> list[str]:
                      f"{change:+.2%} -> {'met' if abs(change) <= 0.01 else 'NOT met'}.")
     else:
         lines.append(f"* Dense FP16 within 1 %: not measured ({fp16.get('error', 'row not run')}).")
-    carving_times = {r["model"]: r["carving_seconds"] for r in records if r["carving_seconds"] is not None}
-    for name, seconds in carving_times.items():
-        lines.append(f"* Carving all 30 FFNs as {name} under 5 minutes on this machine: {seconds:.1f} s -> "
-                     f"{'met' if seconds < 300 else 'NOT met'}.")
+    carving_times = {r["model"]: (r["carving_seconds"], r["carving_cpu_seconds"]) for r in records
+                     if r["carving_seconds"] is not None}
+    for name, (seconds, cpu) in carving_times.items():
+        lines.append(f"* Carving all 30 FFNs as {name} under 5 minutes on 2 cores: {seconds:.1f} s wall, {cpu:.1f} s "
+                     f"CPU (both threads; the wall time includes sharing the cores with the row workers) -> "
+                     f"{'met' if seconds < 300 else 'NOT met'} by the wall clock.")
     return lines
 
 
 def _write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
     (out_dir / "report.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
     header = ("| model | activation | active | down | perplexity | perplexity (long, float) | cycles/token "
-              "(prefill) | utilization (prefill) | cycles/token (decode) | utilization (decode) | carving s | note |")
+              "(prefill) | utilization (prefill) | cycles/token (decode) | utilization (decode) | carving s (wall / CPU) | note |")
     lines = ["# SmolLM2-135M-Instruct Q4_1 on the MixPE array: dense and CMoE-carved", "",
              f"Array {meta['array']['rows']}x{meta['array']['cols']} (row_groups {meta['array']['row_groups']}), "
              f"W4 Q4_1 (g = 32, FP16 d and m per group, `zero_mode=float_offset`). Perplexity on the first "
@@ -317,7 +321,7 @@ def _write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
                      f"{_fmt(r['perplexity'], '.3f')} | {_fmt(r.get('perplexity_long'), '.3f')} | "
                      f"{_fmt(r.get('cycles_per_token'), ',.0f')} | {_fmt(r.get('prefill_utilization'), '.3f')} | "
                      f"{_fmt(r.get('decode_cycles_per_token'), ',.0f')} | {_fmt(r.get('decode_utilization'), '.3f')} | "
-                     f"{_fmt(r['carving_seconds'], '.1f')} | {note} |")
+                     f"{_fmt(r['carving_seconds'], '.0f')} / {_fmt(r['carving_cpu_seconds'], '.0f')} | {note} |")
     lines += ["", "## Targets", ""] + _targets(records)
     lines += ["", "## What runs where", "",
               "* On the array's numerics (`golden.mpgemm.bitexact_mpgemm`, bit-exact with the RTL): all 210 Q4_1 "

@@ -74,11 +74,12 @@ class QLinear:
     ``operands`` the array's :class:`QuantizedWeights` for a float-offset core (the same values).
 
     A float-only weight (``quantized=None``, ``dense`` given) has no array operands: CMoE's exact
-    down-projection slices, whose K columns come from scattered Q4_1 groups."""
+    down-projection slices, whose K columns come from scattered Q4_1 groups. With both given,
+    ``dense`` must be ``quantized.dequantize()`` in float32 (as :meth:`rows` passes it)."""
 
     def __init__(self, name: str, quantized: GroupQuantized | None = None, *, dense: torch.Tensor | None = None):
-        if (quantized is None) == (dense is None):
-            raise ValueError(f"{name}: give exactly one of quantized (Q4_1) or dense (float-only) weights")
+        if quantized is None and dense is None:
+            raise ValueError(f"{name}: give quantized (Q4_1) or dense (float-only) weights")
         self.name = name
         self.quantized = quantized
         self._dense = dense
@@ -107,11 +108,13 @@ class QLinear:
     def rows(self, index: torch.Tensor, name: str) -> QLinear:
         """The output channels ``index`` (rows of W), with their own codes, scales and offsets."""
         q = self.quantized
+        dense = self.dense[index]                  # dequantization is elementwise: slicing commutes with it
         if q is None:
-            return QLinear(name, dense=self.dense[index])
+            return QLinear(name, dense=dense)
         return QLinear(name, dataclasses.replace(q, codes=q.codes[index], scales=q.scales[index],
                                                  offsets=None if q.offsets is None else q.offsets[index],
-                                                 zeros=None if q.zeros is None else q.zeros[index], name=name))
+                                                 zeros=None if q.zeros is None else q.zeros[index], name=name),
+                       dense=dense)
 
 
 @dataclasses.dataclass(eq=False)
