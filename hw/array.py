@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
-from .layouts import activation_layout, weight_layout
+from .layouts import pe_activation_layout, weight_layout
 from .pe import ProcessingElement
 
 __all__ = ["PEArray"]
@@ -25,7 +25,7 @@ class PEArray(wiring.Component):
     group ends to be at least R cycles apart (the issue stage guarantees it).
 
     Ports:
-        x: In(ArrayLayout(signed(act_bits), R)), w: In(ArrayLayout(unsigned(b), C))
+        x: In(ArrayLayout(signed(pe_act_bits), R)), w: In(ArrayLayout(unsigned(b), C))
         valid, group_last: In(1)
         drain: Out(ArrayLayout(signed(psum_bits), C)), drain_valid: Out(C)
     """
@@ -33,7 +33,7 @@ class PEArray(wiring.Component):
     def __init__(self, config: MixPEConfig):
         self._config = config
         super().__init__({
-            "x": In(activation_layout(config)),
+            "x": In(pe_activation_layout(config)),
             "w": In(weight_layout(config)),
             "valid": In(1),
             "group_last": In(1),

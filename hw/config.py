@@ -202,6 +202,16 @@ class MixPEConfig:
         return -(fmt.bias + fmt.man_bits + self.guard) if self.fp_activation else 0
 
     @property
+    def lsb_exponent_bits(self) -> int:
+        """Signed width of the LSB exponent ``e_max + lsb_exponent_offset`` (0 for INT8), over
+        ``e_max`` in ``1 .. 2**E - 1``."""
+        if not self.fp_activation:
+            return 0
+        low = 1 + self.lsb_exponent_offset
+        high = 2 ** self.act_exp_bits - 1 + self.lsb_exponent_offset
+        return max(low.bit_length(), high.bit_length(), (-low - 1).bit_length()) + 1
+
+    @property
     def row_param_field(self) -> str:
         """Per-row field of the ``grp`` stream: ``act_scale`` (INT8, FP32 token scale applied on a
         tile's last group) or ``act_exp`` (floating point, the group's shared exponent)."""

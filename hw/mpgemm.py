@@ -3,13 +3,16 @@
 Streams (payload layouts in :mod:`hw.layouts`):
 
 ``act`` (in)
-    One K step of activations per beat: R INT8 values (token rows).
+    One K step of activations per beat: R INT8 values or raw floating-point codes (token rows).
+    Floating-point codes are aligned on the way into the array (:class:`~hw.fp_align.ActivationAligner`)
+    against the row's shared exponent of the group, which arrives on ``grp``.
 ``wgt`` (in)
     One K step of weight codes per beat: C unsigned codes (output columns).
 ``grp`` (in)
     One beat per quantization group, consumed together with the group's first K step: FP16
-    scales and zero points (``zero_mode="float_offset"``: FP16 offsets) per column, FP32 token scales per row, and ``last`` marking the
-    tile's final group. A tile is any number of groups; K = groups x g.
+    scales and zero points (``zero_mode="float_offset"``: FP16 offsets) per column, per row the
+    FP32 token scale (INT8) or the group's shared exponent ``act_exp`` (floating point), and
+    ``last`` marking the tile's final group. A tile is any number of groups; K = groups x g.
 ``res`` (out)
     R beats per tile, one output row each: C raw FP32 values, the row index and ``last``.
 
@@ -36,9 +39,10 @@ from amaranth.lib.wiring import In, Out
 from .act_sum import ActivationSum
 from .array import PEArray
 from .config import MixPEConfig
+from .fp_align import ActivationAligner
 from .gdu import GroupDequant
-from .layouts import (FP16_BITS, FP32_BITS, activation_layout, group_layout, result_layout,
-                      row_info_layout, weight_layout, zero_shape)
+from .layouts import (FP16_BITS, activation_layout, group_layout, result_layout, row_info_layout,
+                      row_param_shape, weight_layout, zero_shape)
 
 __all__ = ["MPGemm"]
 
@@ -122,12 +126,23 @@ class MPGemm(wiring.Component):
         with m.Elif(since_group_start < interval):
             m.d.sync += since_group_start.eq(since_group_start + 1)
 
+        if config.fp_activation:
+            # The group's shared exponents come with its first step and are held in ``pending``.
+            aligner = m.submodules.aligner = ActivationAligner(config)
+            m.d.comb += [
+                aligner.x.eq(self.act.payload),
+                aligner.e_max.eq(Mux(at_group_start, self.grp.payload.act_exp, pending.act_exp)),
+                act_sum.x_invalid.eq(aligner.invalid),
+            ]
+            pe_activations = aligner.aligned
+        else:
+            pe_activations = self.act.payload
         m.d.comb += [
-            array.x.eq(self.act.payload),
+            array.x.eq(pe_activations),
             array.w.eq(self.wgt.payload),
             array.valid.eq(issue),
             array.group_last.eq(group_ends),
-            act_sum.x.eq(self.act.payload),
+            act_sum.x.eq(pe_activations),
             act_sum.valid.eq(issue),
             act_sum.group_last.eq(group_ends),
         ]
@@ -139,7 +154,8 @@ class MPGemm(wiring.Component):
             zero_field: data.ArrayLayout(zero_shape(config), cols),
         })
         params = [Signal(param_layout, name=f"params_{parity}") for parity in range(2)]
-        drain_act_scale = Signal(data.ArrayLayout(unsigned(FP32_BITS), rows))
+        row_field = config.row_param_field     # "act_scale" (INT8) or "act_exp" (floating point)
+        drain_row_params = Signal(data.ArrayLayout(row_param_shape(config), rows))
         drain_first = Signal()
         drain_last = Signal()
         drain_bank = Signal()
@@ -159,7 +175,7 @@ class MPGemm(wiring.Component):
         m.d.sync += group_ended.eq(group_ends)
         with m.If(group_ended):
             m.d.sync += [
-                drain_act_scale.eq(pending.act_scale),
+                drain_row_params.eq(pending[row_field]),
                 drain_first.eq(pending_first),
                 drain_last.eq(pending.last),
                 drain_bank.eq(pending_bank),
@@ -172,12 +188,14 @@ class MPGemm(wiring.Component):
             row_info[0].valid.eq(act_sum.row_valid),
             row_info[0].row.eq(act_sum.row),
             row_info[0].asum.eq(act_sum.asum),
-            row_info[0].act_scale.eq(drain_act_scale[act_sum.row]),
+            row_info[0][row_field].eq(drain_row_params[act_sum.row]),
             row_info[0].first.eq(drain_first),
             row_info[0].last.eq(drain_last),
             row_info[0].bank.eq(drain_bank),
             row_info[0].parity.eq(drain_parity),
         ]
+        if config.fp_activation:
+            m.d.comb += row_info[0].invalid.eq(act_sum.invalid)
         for c in range(1, cols):
             m.d.sync += row_info[c].eq(row_info[c - 1])
 

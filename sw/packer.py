@@ -4,6 +4,10 @@ A GEMM ``y[M, N] = x[M, K] @ W[N, K]^T`` is cut into output tiles of R token row
 columns, each streamed over the whole K (tiles ordered row block major). Partial tiles are padded
 with zero activations, zero codes, zero scales and zero token scales; their padded outputs are
 exactly +0 and are dropped by :func:`unpack_results`.
+
+Floating-point activations travel as raw codes; each group's ``grp`` beat carries per row the
+shared exponent (:func:`golden.fp_activations.shared_exponents`), computed here as the producer of
+the activations would.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import dataclasses
 import torch
 
 from golden.fp32 import bits
-from golden.operands import QuantizedWeights, validate_operands
+from golden.fp_activations import activation_codes, shared_exponents
+from golden.operands import OperandError, QuantizedWeights, validate_operands
 from hw.config import MixPEConfig
 from hw.layouts import (activation_layout, group_layout, pack, result_layout, unpack,
                         weight_layout)
@@ -50,12 +55,25 @@ def _pad_rows(tensor: torch.Tensor, multiple: int, fill: int | float = 0) -> tor
     return torch.cat([tensor, pad])
 
 
-def pad_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, weights: QuantizedWeights
-                 ) -> tuple[torch.Tensor, torch.Tensor, QuantizedWeights]:
+def _codes(config: MixPEConfig, x: torch.Tensor) -> torch.Tensor:
+    """INT8 codes as given; floating-point activations as raw codes (any form the golden model takes)."""
+    if not config.fp_activation:
+        return x
+    try:
+        return activation_codes(config, x)
+    except (TypeError, ValueError) as error:
+        raise OperandError(str(error)) from None
+
+
+def pad_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None, weights: QuantizedWeights
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, QuantizedWeights]:
     """Operands padded to whole tiles: M to a multiple of R, N to a multiple of C.
 
-    Padding rows have zero activations and token scale; padding columns have zero codes and
-    scales and the encoding's zero point (or a zero float offset), so their results are zeros."""
+    Padding rows have zero activations (code 0, +0 for floating point) and token scale;
+    padding columns have zero codes and scales and the encoding's zero point (or a zero float
+    offset), so their results are zeros. Floating-point activations come back as raw codes and
+    ``act_scale`` stays None."""
+    x = _codes(config, x)
     validate_operands(config, x, act_scale, weights)
     zero_point = config.symmetric_zero if config.weight_encoding == "signed" else 0
     padded = QuantizedWeights(
@@ -63,10 +81,11 @@ def pad_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, 
         scales=_pad_rows(weights.scales, config.cols),
         zeros=None if config.float_offset else _pad_rows(weights.zeros, config.cols, zero_point),
         offsets=_pad_rows(weights.offsets, config.cols, 0.0) if config.float_offset else None)
-    return _pad_rows(x, config.rows), _pad_rows(act_scale, config.rows), padded
+    act_scale = None if act_scale is None else _pad_rows(act_scale, config.rows)
+    return _pad_rows(x, config.rows), act_scale, padded
 
 
-def pack_gemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,
+def pack_gemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
               weights: QuantizedWeights) -> list[Tile]:
     """Validate the operands, then pack every tile's act/wgt/grp beats with the shared layouts."""
     m, n = x.shape[0], weights.codes.shape[0]
@@ -79,19 +98,22 @@ def pack_gemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,
         zeros = (weights.offsets.view(torch.int16).to(torch.int64) & 0xFFFF).t().tolist()     # (G, N)
     else:
         zeros = weights.zeros.t().tolist()                                                     # (G, N)
-    act_scale_bits = (bits(act_scale.to(torch.float32)).to(torch.int64) & 0xFFFFFFFF).tolist()
+    if config.fp_activation:                                  # per row and group: shared exponents
+        row_params = shared_exponents(config, x).t().tolist()                                  # (G, M)
+    else:                                                     # per row: FP32 token scales, every group
+        row_params = [(bits(act_scale.to(torch.float32)) & 0xFFFFFFFF).tolist()] * groups
 
     tiles = []
     for row0, col0 in tile_grid(config, m, n):
         x_steps = x[row0:row0 + rows].t().tolist()
         code_steps = weights.codes[col0:col0 + cols].t().tolist()
-        token_scales = act_scale_bits[row0:row0 + rows]
         tiles.append(Tile(
             row0=row0, col0=col0,
             act=[pack(act_l, step, "act") for step in x_steps],
             wgt=[pack(wgt_l, step, "wgt") for step in code_steps],
             grp=[pack(grp_l, {"scale": scale_bits[j][col0:col0 + cols], config.zero_field: zeros[j][col0:col0 + cols],
-                              "act_scale": token_scales, "last": int(j == groups - 1)}, "grp")
+                              config.row_param_field: row_params[j][row0:row0 + rows],
+                              "last": int(j == groups - 1)}, "grp")
                  for j in range(groups)],
         ))
     return tiles
