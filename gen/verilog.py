@@ -18,6 +18,9 @@ BLOCK_CLASSES = {
     "pe": ("hw.pe", "ProcessingElement"),
     "gdu": ("hw.gdu", "GroupDequant"),
     "act_sum": ("hw.act_sum", "ActivationSum"),
+    "fp_align": ("hw.fp_align", "ActivationAligner"),
+    # Test harness: the aligner feeding one PE per weight code (floating-point activations only).
+    "fp_product": ("verif.fp_product", "FPProductPath"),
 }
 
 

@@ -100,6 +100,8 @@ SCENARIOS = {
     "array": (scenario_array.__doc__, scenario_array),
     "pe": ("exhaustive INT8 x code products and group accumulation of one PE", _block("pe")),
     "gdu": ("group-dequant unit edge cases: zero, largest |D|, sign changes, overflow", _block("gdu")),
+    "fp_product": ("floating-point activations: every code x every weight code through aligner and PE",
+                   _block("fp_product")),
 }
 
 

@@ -22,6 +22,7 @@ from golden.mpgemm import bitexact_mpgemm
 from golden.operands import QuantizedWeights
 from hw.config import MixPEConfig
 from sw.packer import pack_gemm, pad_operands, result_beats, tile_grid
+from verif.fp_product_cases import product_job
 from verif.gdu_cases import gdu_job
 from verif.runner import run_cocotb
 
@@ -112,11 +113,12 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
 BLOCK_TESTBENCHES = {
     "pe": ("pe", "verif.tb_pe"),
     "gdu": ("gdu", "verif.tb_gdu"),
+    "fp_product": ("fp_product", "verif.tb_fp_product"),
 }
 
 
 def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves: bool = False):
-    """Run the block-level testbench ``test`` (``pe`` or ``gdu``); returns the cocotb result."""
+    """Run the block-level testbench ``test`` (``pe``, ``gdu`` or ``fp_product``); returns the cocotb result."""
     if test not in BLOCK_TESTBENCHES:
         raise ValueError(f"test={test!r}: block testbenches are {sorted(BLOCK_TESTBENCHES)}")
     block, module = BLOCK_TESTBENCHES[test]
@@ -126,7 +128,8 @@ def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves:
     config_path = build_dir / "config.json"
     config_path.write_text(json.dumps(dataclasses.asdict(config)))
     job_path = build_dir / f"job-{seed}.json"
-    job_path.write_text(json.dumps(gdu_job(config, seed) if test == "gdu" else {}))
+    jobs = {"gdu": lambda: gdu_job(config, seed), "fp_product": lambda: product_job(config)}
+    job_path.write_text(json.dumps(jobs[test]() if test in jobs else {}))
     return run_cocotb(verilog=emit_verilog(build_block(block, config), block), toplevel=block,
                       build_dir=build_dir, test_module=module, seed=seed, waves=waves,
                       extra_env={"MIXPE_CONFIG": str(config_path.resolve()), "MIXPE_JOB": str(job_path.resolve())},
