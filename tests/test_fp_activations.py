@@ -82,10 +82,11 @@ def test_encode_refuses_to_saturate(activation, value, fragment):
 
 
 def test_formats_in_configuration_and_presets():
-    for preset, activation, pe_bits in (("w4a16-g128-16x16", "fp16", 16), ("w4bf16-g128-16x16", "bf16", 13),
-                                        ("w4e4m3-g128-16x16", "fp8_e4m3", 9), ("w4e5m2-g128-16x16", "fp8_e5m2", 8)):
+    for preset, activation, pe_bits in (("w4a16-g128-16x16", "fp16", 18), ("w4bf16-g128-16x16", "bf16", 15),
+                                        ("w4e4m3-g128-16x16", "fp8_e4m3", 11), ("w4e5m2-g128-16x16", "fp8_e5m2", 10)):
         config = from_preset(preset)
-        assert (config.activation, config.pe_act_bits, config.guard) == (activation, pe_bits, 4)
+        assert (config.activation, config.pe_act_bits, config.guard) == (activation, pe_bits, 6)
+        assert config.hash != config.replace(guard_bits=4).hash
         assert config.to_dict()["derived"]["pe_act_bits"] == pe_bits
     assert config_for("fp_e6m9").act_format.bias == 31
     assert from_preset("w4a8-g128-16x16").hash == "c865bb5096d1", "INT8 hashes (and cached builds) must not change"
@@ -348,3 +349,24 @@ def test_operand_validation_for_float_activations():
     reference = float_reference(config, as_half, None, weights)
     assert torch.allclose(reference, as_half.double() @ (weights.codes - weights.zeros.repeat_interleave(16, 1)).double()
                           .mul(weights.scales.double().repeat_interleave(16, 1)).T)
+
+
+# -- accuracy target -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+@pytest.mark.parametrize("outlier_scale", (1, 30, 100))
+def test_fp16_default_guard_bits_beat_fp16_gemm(seed, outlier_scale):
+    """Issue target: FP16 activations at the default guard bits are no less accurate than an FP16
+    GEMM with FP32 accumulation on FP16-rounded dequantized weights (normwise, vs float64)."""
+    from gen.accuracy import llm_like_activations, random_weights
+    from golden.reference import dequantize_weights
+    config = MixPEConfig(group_size=128, activation="fp16")
+    weights = random_weights(config, 48, 512, seed)
+    values = llm_like_activations(24, 512, seed + 1)
+    values = torch.where(values.abs() > 5, values / 30 * outlier_scale, values)
+    codes = encode_activations(config, values)
+    reference = float_reference(config, codes, None, weights)
+    mixpe = bitexact_mpgemm(config, codes, None, weights).double()
+    gpu = decode_activations(config, codes).half().float() @ dequantize_weights(weights, 128).half().float().T
+    relative = lambda y: float((y.double() - reference).norm() / reference.norm())   # noqa: E731
+    assert relative(mixpe) <= relative(gpu), (relative(mixpe), relative(gpu))
