@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ from golden.operands import QuantizedWeights, quantize_weights_rtn
 from golden.reference import dequantize_weights
 from hw.config import MixPEConfig
 
-__all__ = ["AccuracyRow", "guard_sweep", "fp16_versus_gpu_gemm", "real_weights", "format_report", "SEED"]
+__all__ = ["AccuracyRow", "guard_sweep", "fp16_versus_gpu_gemm", "real_weights", "format_report", "write_report", "SEED"]
 
 SEED = 2026
 FORMATS = ("fp16", "bf16", "fp8_e4m3", "fp8_e5m2")
@@ -136,3 +137,12 @@ def format_report(sweep: list[AccuracyRow], versus: list[AccuracyRow]) -> str:
         guard = "" if row.guard_bits is None else f" G={row.guard_bits}"
         lines.append(f"  {row.data:40} {row.method + guard:28} rel {row.relative_error:.2e}  max {row.max_error:.2e}")
     return "\n".join(lines)
+
+
+def write_report(sweep: list[AccuracyRow], versus: list[AccuracyRow], path: Path) -> Path:
+    """Both tables as JSON records (fields of :class:`AccuracyRow`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"seed": SEED, "tokens": TOKENS,
+                                "guard_sweep": [dataclasses.asdict(row) for row in sweep],
+                                "fp16_vs_gpu_gemm": [dataclasses.asdict(row) for row in versus]}, indent=2) + "\n")
+    return path

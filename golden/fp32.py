@@ -108,6 +108,10 @@ def int_to_fp32(d: torch.Tensor) -> torch.Tensor:
     if d.is_floating_point():
         raise TypeError(f"int_to_fp32() expects an integer tensor, got {d.dtype}")
     d = d.to(torch.int64)
+    if d.numel():
+        smallest, largest = torch.aminmax(d)
+        if -(2 ** 24) <= int(smallest) and int(largest) <= 2 ** 24:
+            return d.to(torch.float32)                 # every value is exactly representable
     # |d| < 2^53 converts exactly to float64, leaving the single rounding to float32.
     # Larger magnitudes are reduced by 2^11 with the shifted-out bits ORed into the LSB
     # ("round to odd"): the result still has >= 42 bits, so the sticky LSB sits far below the

@@ -144,6 +144,33 @@ def _iter_group_partials(config: MixPEConfig, x: torch.Tensor, weights: Quantize
         yield j, p, a, d
 
 
+def _iter_group_sums_fp32(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights
+                          ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Yield (j, int_to_fp32(D_j) float32 (M, N), int_to_fp32(A_j) float32 (M,)) per group j in order,
+    D_j = P_j with float offsets; the fast form of :func:`_iter_group_partials` for the bit-exact model.
+
+    The sums are formed in float32 when every |P|, |A| and |z*A| is below 2**24 (then each
+    partial sum of the matmul and the difference P - z*A are exact integers, and so already the
+    FP32 conversion), else in float64 (exact below 2**53) and rounded once to float32, which is
+    the round-to-nearest-even conversion of the exact integer."""
+    group = config.group_size
+    magnitude_bound = group * 2 ** (config.pe_act_bits - 1) * max(config.code_max, 1)
+    assert magnitude_bound < 2 ** 53, "group partial sums are not exact in float64"
+    dtype = torch.float32 if magnitude_bound < 2 ** 24 else torch.float64
+    d_limit = 2 ** (config.dsum_bits - 1)
+    x = x.to(dtype)
+    for j in range(x.shape[1] // group):
+        columns = slice(j * group, (j + 1) * group)
+        x_group = x[:, columns]
+        p = x_group @ weights.codes[:, columns].to(dtype).T
+        a = x_group.sum(dim=1)
+        d = p if config.float_offset else p - weights.zeros[:, j].to(dtype)[None, :] * a[:, None]
+        smallest, largest = torch.aminmax(d)
+        assert -d_limit <= float(smallest) and float(largest) < d_limit, \
+            f"group {j}: D outside the {config.dsum_bits}-bit signed range"
+        yield j, d.to(torch.float32), a.to(torch.float32)
+
+
 def group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact integer group sums for x (M, K) and weights N x K with G = K / g groups.
@@ -186,19 +213,35 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     acc = torch.empty(m, n, dtype=torch.float32)
     width = max(1, TILE_OUTPUTS // m)
     nan = torch.tensor(float("nan"), dtype=torch.float32)
-    for j, _, a, d in _iter_group_partials(config, pe_x, weights):
-        a_fp32 = int_to_fp32(a)[:, None] if config.float_offset else None
+    multiply, add = _group_chain_ops(config)
+    for j, d_fp32, a_fp32 in _iter_group_sums_fp32(config, pe_x, weights):
+        a_fp32 = a_fp32[:, None]
         offset_j = None if lsb_exponent is None else lsb_exponent[:, j][:, None]
         for start in range(0, n, width):
             channels = slice(start, start + width)
-            term = fmul32(int_to_fp32(d[:, channels]), scales[channels, j][None, :], offset_j)
+            term = multiply(d_fp32[:, channels], scales[channels, j][None, :], offset_j)
             if config.float_offset:
                 offsets_j = offsets[channels, j][None, :]
-                term = fadd32(term, fmul32(a_fp32.expand(m, offsets_j.shape[1]), offsets_j.expand(m, -1), offset_j))
+                term = add(term, multiply(a_fp32.expand(m, offsets_j.shape[1]), offsets_j.expand(m, -1), offset_j))
             if invalid is not None:
                 term = torch.where(invalid[:, j][:, None], nan, term)
-            acc[:, channels] = term if j == 0 else fadd32(acc[:, channels], term)
+            acc[:, channels] = term if j == 0 else add(acc[:, channels], term)
     return acc if config.fp_activation else fmul32(acc, act_scale[:, None])
+
+
+def _group_chain_ops(config: MixPEConfig):
+    """(multiply(a, b, exp_offset), add(a, b)) for the per-group FP32 chain.
+
+    With INT8 activations the module docstring shows that every product, term and partial sum
+    is exactly zero or a normal FP32 number of magnitude in [2**-37, 2**42] (validated normal
+    scales and offsets, |D|, |P|, |A| >= 1): no subnormal, overflow or NaN can occur, and there
+    the contract (:mod:`golden.fp32`) is plain IEEE binary32 with round to nearest even,
+    including the signs of zeros. So native float32 arithmetic gives the same bits, several
+    times faster. Floating-point activations scale by 2**k, which can reach the subnormal and
+    overflow ranges, so they use the contract's functions."""
+    if config.fp_activation:
+        return fmul32, fadd32
+    return (lambda a, b, _offset: a * b), (lambda a, b: a + b)
 
 
 def float_reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,

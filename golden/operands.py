@@ -71,8 +71,9 @@ def _check_shape(name: str, value: torch.Tensor, expected: tuple, why: str) -> N
 
 
 def _check_range(name: str, value: torch.Tensor, low: int, high: int, meaning: str) -> None:
-    bad = (value < low) | (value > high)
-    if bad.any():
+    smallest, largest = torch.aminmax(value)          # one pass; the index is searched only on failure
+    if int(smallest) < low or int(largest) > high:
+        bad = (value < low) | (value > high)
         index = tuple(int(i) for i in bad.nonzero()[0])
         raise OperandError(f"{name}: value {int(value[index])} at index {index} is outside {meaning} [{low}, {high}]")
 
