@@ -26,9 +26,9 @@ def build_block(block: str, config: MixPEConfig) -> wiring.Component:
     if block not in BLOCK_CLASSES:
         raise ValueError(f"block={block!r}: allowed blocks are {sorted(BLOCK_CLASSES)}")
     module, name = BLOCK_CLASSES[block]
-    if config.fp_activation or config.row_groups > 1:
-        raise NotImplementedError(f"activation={config.activation!r}, row_groups={config.row_groups}: "
-                                  "RTL for floating-point activations and row groups is being merged")
+    if config.fp_activation:
+        raise NotImplementedError(f"activation={config.activation!r}: "
+                                  "RTL for floating-point activations is being merged")
     return getattr(importlib.import_module(module), name)(config)
 
 
