@@ -7,7 +7,7 @@ from gen.cycle_model import predict_cycles
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import OperandError, random_operands
 from hw.config import MixPEConfig, from_preset
-from hw.layouts import group_layout, pack, unpack, weight_layout
+from hw.layouts import activation_layout, group_layout, pack, unpack, weight_layout
 from sw.packer import (Band, banded_tile_result, pack_banded_tile, pack_gemm, pad_operands, result_beats,
                        unpack_banded_tile, unpack_results)
 
@@ -45,7 +45,6 @@ def test_pack_banded_tile_places_each_band():
     assert codes[4:8] == bands[1].weights.codes[:, 7].tolist() + [0]
     assert codes[8:12] == bands[2].weights.codes[:, 7].tolist() + [0, 0]
     assert codes[12:16] == [0] * 4
-    from hw.layouts import activation_layout
     assert unpack(activation_layout(RG4), tile.act[3]) == (
         bands[0].x[:, 3].tolist() + bands[1].x[:, 3].tolist() + [0] + bands[2].x[:, 3].tolist() + [0, 0])
     grp = unpack(group_layout(RG4), tile.grp[1])
