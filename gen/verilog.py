@@ -29,8 +29,6 @@ def build_block(block: str, config: MixPEConfig) -> wiring.Component:
     if block not in BLOCK_CLASSES:
         raise ValueError(f"block={block!r}: allowed blocks are {sorted(BLOCK_CLASSES)}")
     module, name = BLOCK_CLASSES[block]
-    if config.row_groups > 1:
-        raise NotImplementedError(f"row_groups={config.row_groups}: RTL for row groups is being merged")
     return getattr(importlib.import_module(module), name)(config)
 
 

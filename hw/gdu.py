@@ -48,8 +48,9 @@ class GroupDequant(wiring.Component):
     accumulators live in a 2 x R memory: one bank per tile in flight, read by the result stage
     through ``read_addr``/``read_data`` (address ``bank * R + row``).
 
-    ``scale``/``zero`` (or ``offset``) must hold the group's parameters on the cycle row 0 arrives; they are
-    latched for the other rows. The write of a last-group row pulses ``result_written``.
+    ``scale``/``zero`` (or ``offset``) must hold the group's parameters of a row band on the cycle
+    the band's first row (``r % band_rows == 0``; row 0 with one row group) arrives; they are
+    latched for the band's other rows. The write of a last-group row pulses ``result_written``.
 
     Latency: ``latency`` cycles from a partial sum at the input to its accumulator write being
     readable."""
@@ -79,14 +80,17 @@ class GroupDequant(wiring.Component):
         info = self.info
 
         # Stage 0: integer zero-point correction, or (float offsets) P passed through; the
-        # parameters are latched on row 0.
+        # parameters are latched on the first row of each row band.
         zero_port = getattr(self, config.zero_field)
         scale_held = Signal(FP16_BITS)
         zero_held = Signal.like(zero_port, name=f"{config.zero_field}_held")
-        is_row0 = info.row == 0
-        scale_now = Mux(is_row0, self.scale, scale_held)
-        zero_now = Mux(is_row0, zero_port, zero_held)
-        with m.If(info.valid & is_row0):
+        band_first_rows = [info.row == band * config.band_rows for band in range(config.row_groups)]
+        is_band_first = band_first_rows[0]
+        for is_first in band_first_rows[1:]:
+            is_band_first = is_band_first | is_first
+        scale_now = Mux(is_band_first, self.scale, scale_held)
+        zero_now = Mux(is_band_first, zero_port, zero_held)
+        with m.If(info.valid & is_band_first):
             m.d.sync += [scale_held.eq(self.scale), zero_held.eq(zero_port)]
 
         s1 = Signal(row_info_layout(config), name="s1_info")

@@ -47,12 +47,14 @@ def row_param_shape(config: MixPEConfig) -> Shape:
 
 
 def weight_layout(config: MixPEConfig) -> data.ArrayLayout:
-    """One K step of the weight tile: element c is the unsigned code of output column c."""
-    return data.ArrayLayout(unsigned(config.weight_bits), config.cols)
+    """One K step of the weight tile: ``row_groups * C`` unsigned b-bit codes, element
+    ``band * C + c`` is the code of output column c for the rows of row band ``band`` (with one
+    row group, element c is column c's code)."""
+    return data.ArrayLayout(unsigned(config.weight_bits), config.row_groups * config.cols)
 
 
 def zero_shape(config: MixPEConfig) -> Shape:
-    """Shape of one column's zero parameter ``config.zero_field``: the unsigned b-bit integer zero
+    """Shape of one (band's) column's zero parameter ``config.zero_field``: the unsigned b-bit integer zero
     point (``zero_mode="integer"``) or the raw FP16 float offset (``"float_offset"``)."""
     return unsigned(FP16_BITS) if config.float_offset else unsigned(config.weight_bits)
 
@@ -60,15 +62,17 @@ def zero_shape(config: MixPEConfig) -> Shape:
 def group_layout(config: MixPEConfig) -> data.StructLayout:
     """Dequantization parameters of one group, consumed with the group's first K step.
 
-    ``scale``: raw FP16 scale per column; ``zero``: integer zero point per column, or in
-    ``zero_mode="float_offset"`` ``offset``: raw FP16 float offset per column instead;
+    ``scale``: raw FP16 scale per row band and column; ``zero``: integer zero point per row band
+    and column, or in ``zero_mode="float_offset"`` ``offset``: raw FP16 float offset instead
+    (``row_groups * C`` elements each, element ``band * C + c`` as in :func:`weight_layout`);
     ``act_scale``: raw FP32 per-token scale per row, used only when ``last`` is set, or for
     floating-point activations ``act_exp``: per row the group's shared exponent field (the largest
     effective exponent of the row's activations in this group);
     ``last``: this group is the last one of the tile (K ends here)."""
+    bands_x_cols = config.row_groups * config.cols
     return data.StructLayout({
-        "scale": data.ArrayLayout(unsigned(FP16_BITS), config.cols),
-        config.zero_field: data.ArrayLayout(zero_shape(config), config.cols),
+        "scale": data.ArrayLayout(unsigned(FP16_BITS), bands_x_cols),
+        config.zero_field: data.ArrayLayout(zero_shape(config), bands_x_cols),
         config.row_param_field: data.ArrayLayout(row_param_shape(config), config.rows),
         "last": unsigned(1),
     })
