@@ -19,7 +19,7 @@ SYNTH_OPTS := $(CFG_OPTS) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(filter 1 
 SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on,$(WAVES)),--waves)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv verilog sim test test-all bench lint synth moe eval-smollm clean distclean
+.PHONY: help venv verilog sim test test-all bench accuracy lint synth moe eval-smollm clean distclean
 
 help:
 	@echo "MixPE targets:"
@@ -27,7 +27,8 @@ help:
 	@echo "  make sim       run one cocotb testbench under Verilator (TEST, PRESET, CONFIG, SEED, WAVES)"
 	@echo "  make test      fast test suite: pytest -m 'not slow'"
 	@echo "  make test-all  all tests, including slow sweeps"
-	@echo "  make bench     cycle/throughput benchmark              (PRESET, CONFIG)"
+	@echo "  make bench     cycle/throughput benchmark, then 'make accuracy' (PRESET, CONFIG)"
+	@echo "  make accuracy  FP activations: error vs guard bits and vs an FP16 GEMM"
 	@echo "  make lint      Verilator lint of the generated Verilog"
 	@echo "  make synth     Yosys area report, MixPE vs baseline PEs  (PRESET, CONFIG, LIBERTY, ARRAY, BLOCKS)"
 	@echo "  make moe       one tiny MoE layer on a backend -> build/moe/report.json (BACKEND, PRESET, CONFIG, SEED, ROW_GROUPS)"
@@ -78,6 +79,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(MIXPE) bench $(CFG_OPTS)
+	$(MIXPE) accuracy
+
+accuracy: $(STAMP)
+	$(MIXPE) accuracy
 
 lint: $(STAMP)
 	$(MIXPE) lint

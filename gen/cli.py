@@ -126,6 +126,15 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_accuracy(args) -> int:
+    from gen.accuracy import fp16_versus_gpu_gemm, format_report, guard_sweep, write_report
+    sweep, versus = guard_sweep(), fp16_versus_gpu_gemm()
+    print(format_report(sweep, versus))
+    path = write_report(sweep, versus, Path(args.out or BUILD_ROOT / "bench" / "accuracy.json"))
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_config(args) -> int:
     config = _config(args)
     sys.stdout.write(config.to_json())
@@ -229,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default build/synth/)")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results and synthesize again")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("accuracy", help="floating-point activations: error against guard bits and vs an FP16 "
+                                        "GEMM; writes build/bench/accuracy.json")
+    p.add_argument("--out", help="output JSON path (default build/bench/accuracy.json)")
+    p.set_defaults(func=cmd_accuracy)
 
     p = sub.add_parser("config", help="print the resolved configuration with derived widths as JSON")
     _add_config_options(p)

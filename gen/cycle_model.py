@@ -4,7 +4,8 @@ It replays the schedule rules of :mod:`hw.mpgemm` with free-flowing inputs and a
 result stream:
 
 * one K step issues per cycle; a group's first step waits until ``group_interval`` cycles have
-  passed since the previous group's first step (the excess over g is a *dequant stall*);
+  passed since the previous group's first step (the excess over g is a *dequant stall*); the
+  RTL's matching rule for group ends only binds when inputs stall inside a group, never here;
 * a tile's first step waits until its output bank (tiles alternate between two) has been read
   out (a *bank stall*);
 * a tile whose last step issues at ``t_L`` offers result row r at ``t_L + result_offset + r``;

@@ -18,6 +18,9 @@ BLOCK_CLASSES = {
     "pe": ("hw.pe", "ProcessingElement"),
     "gdu": ("hw.gdu", "GroupDequant"),
     "act_sum": ("hw.act_sum", "ActivationSum"),
+    "fp_align": ("hw.fp_align", "ActivationAligner"),
+    # Test harness: the aligner feeding one PE per weight code (floating-point activations only).
+    "fp_product": ("verif.fp_product", "FPProductPath"),
 }
 
 
@@ -26,9 +29,6 @@ def build_block(block: str, config: MixPEConfig) -> wiring.Component:
     if block not in BLOCK_CLASSES:
         raise ValueError(f"block={block!r}: allowed blocks are {sorted(BLOCK_CLASSES)}")
     module, name = BLOCK_CLASSES[block]
-    if config.fp_activation or config.row_groups > 1:
-        raise NotImplementedError(f"activation={config.activation!r}, row_groups={config.row_groups}: "
-                                  "RTL for floating-point activations and row groups is being merged")
     return getattr(importlib.import_module(module), name)(config)
 
 

@@ -108,6 +108,10 @@ def int_to_fp32(d: torch.Tensor) -> torch.Tensor:
     if d.is_floating_point():
         raise TypeError(f"int_to_fp32() expects an integer tensor, got {d.dtype}")
     d = d.to(torch.int64)
+    if d.numel():
+        smallest, largest = torch.aminmax(d)
+        if -(2 ** 24) <= int(smallest) and int(largest) <= 2 ** 24:
+            return d.to(torch.float32)                 # every value is exactly representable
     # |d| < 2^53 converts exactly to float64, leaving the single rounding to float32.
     # Larger magnitudes are reduced by 2^11 with the shifted-out bits ORed into the LSB
     # ("round to odd"): the result still has >= 42 bits, so the sticky LSB sits far below the
@@ -175,13 +179,23 @@ def _check_fp32(*tensors: torch.Tensor) -> None:
             raise TypeError(f"expected float32 tensors, got {t.dtype}")
 
 
-def fmul32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Product of two float32 tensors under the module's numerics contract (DAZ, RNE, FTZ after rounding)."""
+def fmul32(a: torch.Tensor, b: torch.Tensor, exp_offset: torch.Tensor | None = None) -> torch.Tensor:
+    """Product of two float32 tensors under the module's numerics contract (DAZ, RNE, FTZ after rounding).
+
+    With ``exp_offset`` (integer tensor broadcastable to the operands, |offset| <= 512) the result
+    is ``a * b * 2**exp_offset`` rounded once: the hardware adds the offset to the product's
+    exponent before rounding, so overflow and flushing depend on the scaled value only."""
     _check_fp32(a, b)
     a, b = _flush_subnormal_input(a), _flush_subnormal_input(b)
     # 24 x 24 significand bits fit in float64's 53 and 2^-252 .. 2^256 in its exponent range:
-    # the float64 product is exact, including its sign for zero/inf and inf * 0 = NaN.
+    # the float64 product is exact, including its sign for zero/inf and inf * 0 = NaN; scaling it
+    # by 2^offset (|offset| <= 512) stays within float64's normal range, so it is exact too.
     exact = a.to(torch.float64) * b.to(torch.float64)
+    if exp_offset is not None:
+        exp_offset = torch.as_tensor(exp_offset)
+        if exp_offset.is_floating_point() or bool((exp_offset.abs() > 512).any()):
+            raise ValueError("exp_offset: expected integers with |offset| <= 512")
+        exact = exact * _power_of_two(exp_offset)
     return _canonicalise_nan(_round_to_fp32_ftz(exact))
 
 

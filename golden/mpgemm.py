@@ -74,14 +74,16 @@ from collections.abc import Iterator
 import torch
 
 from golden.fp32 import fadd32, fmul32, fp16_to_fp32, int_to_fp32
-from golden.operands import QuantizedWeights, validate_operands
+from golden.fp_activations import activation_codes, align_activations, decode_activations, shared_exponents
+from golden.operands import OperandError, QuantizedWeights, validate_operands
 from golden.reference import reference_mpgemm
 from hw.config import MixPEConfig
 
-__all__ = ["bitexact_mpgemm", "group_partials", "error_bound"]
+__all__ = ["bitexact_mpgemm", "group_partials", "error_bound", "float_reference", "within_bound"]
 
 FP32_MAX = float(torch.finfo(torch.float32).max)
 FP32_UNIT_ROUNDOFF = 2.0 ** -24
+FP32_MIN_NORMAL = 2.0 ** -126
 FP64_UNIT_ROUNDOFF = 2.0 ** -53
 #: Outputs per tile of the FP32 chain in :func:`bitexact_mpgemm`: small tiles keep its temporaries in
 #: cache and degrade gracefully when the cores are shared (about 3.8 s idle for the Mixtral-sized GEMM).
@@ -105,15 +107,31 @@ def _scales_fp32(weights: QuantizedWeights) -> torch.Tensor:
     return _fp16_fp32(weights.scales)
 
 
+def _pe_activations(config: MixPEConfig, x: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(PE operands int64 (M, K), LSB exponent k int64 (M, G), invalid bool (M, G)) of x.
+
+    INT8: the codes themselves, and None, None. Floating point: the aligned integers of
+    :mod:`golden.fp_activations` against the data's own shared exponents; the aligned
+    integer's LSB weighs 2**k."""
+    if not config.fp_activation:
+        return x, None, None
+    e_max = shared_exponents(config, x)
+    aligned, invalid = align_activations(config, x, e_max)
+    return aligned, e_max + config.lsb_exponent_offset, invalid
+
+
 def _iter_group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights
                          ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Yield (j, P_j int64 (M, N), A_j int64 (M,), D_j int64 (M, N)) for each group j in order.
+    """Yield (j, P_j int64 (M, N), A_j int64 (M,), D_j int64 (M, N)) for each group j in order,
+    for the PE operands x (M, K) (INT8 codes or aligned integers).
 
     P is a float64 matmul of integers: exact because every partial sum is bounded by
-    g * 128 * (2**b - 1) < 2**53.
+    g * 2**(pe_act_bits - 1) * (2**b - 1) < 2**53.
     """
     group = config.group_size
-    assert group * 2 ** 7 * config.code_max < 2 ** 53, "group partial sums are not exact in float64"
+    assert group * 2 ** (config.pe_act_bits - 1) * config.code_max < 2 ** 53, \
+        "group partial sums are not exact in float64"
     d_limit = 2 ** (config.dsum_bits - 1)
     for j in range(x.shape[1] // group):
         columns = slice(j * group, (j + 1) * group)
@@ -126,79 +144,190 @@ def _iter_group_partials(config: MixPEConfig, x: torch.Tensor, weights: Quantize
         yield j, p, a, d
 
 
+def _iter_group_sums_fp32(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights
+                          ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Yield (j, int_to_fp32(D_j) float32 (M, N), int_to_fp32(A_j) float32 (M,)) per group j in order,
+    D_j = P_j with float offsets; the fast form of :func:`_iter_group_partials` for the bit-exact model.
+
+    The sums are formed in float32 when every |P|, |A| and |z*A| is below 2**24 (then each
+    partial sum of the matmul and the difference P - z*A are exact integers, and so already the
+    FP32 conversion), else in float64 (exact below 2**53) and rounded once to float32, which is
+    the round-to-nearest-even conversion of the exact integer."""
+    group = config.group_size
+    magnitude_bound = group * 2 ** (config.pe_act_bits - 1) * max(config.code_max, 1)
+    assert magnitude_bound < 2 ** 53, "group partial sums are not exact in float64"
+    dtype = torch.float32 if magnitude_bound < 2 ** 24 else torch.float64
+    d_limit = 2 ** (config.dsum_bits - 1)
+    x = x.to(dtype)
+    for j in range(x.shape[1] // group):
+        columns = slice(j * group, (j + 1) * group)
+        x_group = x[:, columns]
+        p = x_group @ weights.codes[:, columns].to(dtype).T
+        a = x_group.sum(dim=1)
+        d = p if config.float_offset else p - weights.zeros[:, j].to(dtype)[None, :] * a[:, None]
+        smallest, largest = torch.aminmax(d)
+        assert -d_limit <= float(smallest) and float(largest) < d_limit, \
+            f"group {j}: D outside the {config.dsum_bits}-bit signed range"
+        yield j, d.to(torch.float32), a.to(torch.float32)
+
+
 def group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact integer group sums for x (M, K) and weights N x K with G = K / g groups.
 
     Returns int64 (P (M, N, G), A (M, G), D (M, N, G)) with P = sum x*Q, A = sum x and
     D = P - z*A over each group (with float offsets, which have no integer correction, D = P).
+    Floating-point activations enter as their aligned integers.
     """
+    x = _activation_codes(config, x)
     validate_operands(config, x, None, weights)
-    parts = list(_iter_group_partials(config, x, weights))
+    parts = list(_iter_group_partials(config, _pe_activations(config, x)[0], weights))
     p = torch.stack([p for _, p, _, _ in parts], dim=-1)
     a = torch.stack([a for _, _, a, _ in parts], dim=-1)
     d = torch.stack([d for _, _, _, d in parts], dim=-1)
     return p, a, d
 
 
-def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,
+def _activation_codes(config: MixPEConfig, x: torch.Tensor) -> torch.Tensor:
+    """x as the int64 codes :func:`validate_operands` checks (floating point: any accepted form)."""
+    if not config.fp_activation:
+        return x
+    try:
+        return activation_codes(config, x)
+    except (TypeError, ValueError) as error:
+        raise OperandError(str(error)) from None
+
+
+def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
                     weights: QuantizedWeights) -> torch.Tensor:
-    """The hardware's result, float32 (M, N), bit for bit (see the module docstring)."""
+    """The hardware's result, float32 (M, N), bit for bit (see the module docstring).
+
+    Floating-point activations: ``x`` as raw codes, the format's torch dtype or float values
+    (:func:`golden.fp_activations.activation_codes`), and ``act_scale=None``."""
+    x = _activation_codes(config, x)
     validate_operands(config, x, act_scale, weights)
+    pe_x, lsb_exponent, invalid = _pe_activations(config, x)
     m, n = x.shape[0], weights.codes.shape[0]
     scales = _scales_fp32(weights)
     offsets = _fp16_fp32(weights.offsets) if config.float_offset else None
     acc = torch.empty(m, n, dtype=torch.float32)
     width = max(1, TILE_OUTPUTS // m)
-    for j, _, a, d in _iter_group_partials(config, x, weights):
-        a_fp32 = int_to_fp32(a)[:, None] if config.float_offset else None
+    nan = torch.tensor(float("nan"), dtype=torch.float32)
+    multiply, add = _group_chain_ops(config)
+    for j, d_fp32, a_fp32 in _iter_group_sums_fp32(config, pe_x, weights):
+        a_fp32 = a_fp32[:, None]
+        offset_j = None if lsb_exponent is None else lsb_exponent[:, j][:, None]
         for start in range(0, n, width):
             channels = slice(start, start + width)
-            term = fmul32(int_to_fp32(d[:, channels]), scales[channels, j][None, :])
+            term = multiply(d_fp32[:, channels], scales[channels, j][None, :], offset_j)
             if config.float_offset:
-                offset_j = offsets[channels, j][None, :]
-                term = fadd32(term, fmul32(a_fp32.expand(m, offset_j.shape[1]), offset_j.expand(m, -1)))
-            acc[:, channels] = term if j == 0 else fadd32(acc[:, channels], term)
-    return fmul32(acc, act_scale[:, None])
+                offsets_j = offsets[channels, j][None, :]
+                term = add(term, multiply(a_fp32.expand(m, offsets_j.shape[1]), offsets_j.expand(m, -1), offset_j))
+            if invalid is not None:
+                term = torch.where(invalid[:, j][:, None], nan, term)
+            acc[:, channels] = term if j == 0 else add(acc[:, channels], term)
+    return acc if config.fp_activation else fmul32(acc, act_scale[:, None])
 
 
-def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor,
+def _group_chain_ops(config: MixPEConfig):
+    """(multiply(a, b, exp_offset), add(a, b)) for the per-group FP32 chain.
+
+    With INT8 activations the module docstring shows that every product, term and partial sum
+    is exactly zero or a normal FP32 number of magnitude in [2**-37, 2**42] (validated normal
+    scales and offsets, |D|, |P|, |A| >= 1): no subnormal, overflow or NaN can occur, and there
+    the contract (:mod:`golden.fp32`) is plain IEEE binary32 with round to nearest even,
+    including the signs of zeros. So native float32 arithmetic gives the same bits, several
+    times faster. Floating-point activations scale by 2**k, which can reach the subnormal and
+    overflow ranges, so they use the contract's functions."""
+    if config.fp_activation:
+        return fmul32, fadd32
+    return (lambda a, b, _offset: a * b), (lambda a, b: a + b)
+
+
+def float_reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
+                    weights: QuantizedWeights) -> torch.Tensor:
+    """The float64 reference (M, N) of :func:`golden.reference.reference_mpgemm` for any
+    activation format: floating-point activations enter as their exact decoded values, with no
+    token scale (Inf and NaN activations propagate as float64 does)."""
+    if not config.fp_activation:
+        return reference_mpgemm(x, act_scale, weights, config.group_size)
+    x_real = decode_activations(config, _activation_codes(config, x))
+    return reference_mpgemm(x_real, torch.ones(x_real.shape[0]), weights, config.group_size)
+
+
+def within_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
+                 weights: QuantizedWeights, result: torch.Tensor) -> torch.Tensor:
+    """bool (M, N): ``result`` is within :func:`error_bound` of the float reference, or NaN where
+    the bound does not apply (rows with invalid floating-point activations)."""
+    bound = error_bound(config, x, act_scale, weights)
+    error = (result.double() - float_reference(config, x, act_scale, weights)).abs()
+    return torch.where(torch.isnan(bound), torch.isnan(result), error <= bound)
+
+
+def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
                 weights: QuantizedWeights) -> torch.Tensor:
     """Rigorous bound on |bitexact_mpgemm - reference_mpgemm|, float64 (M, N).
 
     Derived in the module docstring; inf where the result may overflow FP32; results flushed
-    to zero (|act_scale| < 2**-89) are not covered.
+    to zero (|act_scale| < 2**-89) are not covered. Floating-point activations: the reference
+    takes the exact decoded activations and no token scale; rows with an invalid group (Inf,
+    NaN, or an element above its shared exponent) have no bound (NaN) since their result is NaN.
     """
+    x = _activation_codes(config, x)
     validate_operands(config, x, act_scale, weights)
     m, k = x.shape
-    groups = k // config.group_size
+    group = config.group_size
+    groups = k // group
+    pe_x, lsb_exponent, invalid = _pe_activations(config, x)
+    if config.fp_activation:
+        x_real = decode_activations(config, x)
+        act_scale = torch.ones(m, dtype=torch.float32)
+    else:
+        x_real = x.double()
     scales = weights.scales.double().abs()
     group_terms = torch.zeros(m, weights.codes.shape[0], dtype=torch.float64)
     element_terms = torch.zeros_like(group_terms)
+    alignment_terms = torch.zeros_like(group_terms)
 
     def gamma_for(values: torch.Tensor, roundings: int) -> torch.Tensor:
         """gamma_n per element, one more rounding where int_to_fp32 rounds (|value| > 2**24)."""
         return torch.where(values.abs() > 2 ** 24, _gamma(roundings + 1, FP32_UNIT_ROUNDOFF),
                            _gamma(roundings, FP32_UNIT_ROUNDOFF))
 
-    for j, _, a, d in _iter_group_partials(config, x, weights):
-        columns = slice(j * config.group_size, (j + 1) * config.group_size)
-        roundings = groups - max(j, 1) + 2
+    for j, _, a, d in _iter_group_partials(config, pe_x, weights):
+        columns = slice(j * group, (j + 1) * group)
+        # The product and the accumulation adds; INT8 adds the final token-scale product.
+        roundings = groups - max(j, 1) + (1 if config.fp_activation else 2)
+        lsb = torch.ones(m, 1, dtype=torch.float64) if lsb_exponent is None else \
+            torch.pow(2.0, lsb_exponent[:, j].double())[:, None]
         if config.float_offset:
             roundings += 1                                  # the addition t + o
             offsets = weights.offsets[:, j].double().abs()[None, :]
-            group_terms += (gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
-                            + (gamma_for(a, roundings) * a.double().abs())[:, None] * offsets)
+            group_terms += lsb * (gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
+                                  + (gamma_for(a, roundings) * a.double().abs())[:, None] * offsets)
             weight = (weights.codes[:, columns].double() * weights.scales[:, j].double()[:, None]
                       + weights.offsets[:, j].double()[:, None]).abs()
         else:
-            group_terms += gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
+            group_terms += lsb * gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
             centred = (weights.codes[:, columns] - weights.zeros[:, j][:, None]).abs().double()
             weight = centred * scales[:, j][:, None]
-        element_terms += x[:, columns].double().abs() @ weight.T
+        if config.fp_activation:
+            # Each aligned activation is within half an LSB of the real one.
+            alignment_terms += (lsb / 2) * weight.sum(dim=1)[None, :]
+            finite_x = torch.where(torch.isfinite(x_real[:, columns]), x_real[:, columns], 0.0)
+            element_terms += finite_x.abs() @ weight.T
+        else:
+            element_terms += x_real[:, columns].abs() @ weight.T
     act = act_scale.double().abs()[:, None]
-    bound = act * (group_terms + _gamma(k, FP64_UNIT_ROUNDOFF) * element_terms)
+    bound = act * (group_terms + _gamma(k, FP64_UNIT_ROUNDOFF) * element_terms) + alignment_terms
+    if config.fp_activation:
+        # No token scale: a product or sum may land below 2**-126 and be flushed (error < 2**-126
+        # each, at most 3 FP32 operations per group).
+        bound = bound + 3 * groups * FP32_MIN_NORMAL
     terms_per_group = 2 if config.float_offset else 1
-    bound = bound * (1 + _gamma(k + terms_per_group * groups + 10, FP64_UNIT_ROUNDOFF))
-    reference = reference_mpgemm(x, act_scale, weights, config.group_size)
-    return torch.where(reference.abs() + bound > FP32_MAX, float("inf"), bound)
+    bound = bound * (1 + _gamma(k + (terms_per_group + 1) * groups + 10, FP64_UNIT_ROUNDOFF))
+    reference = reference_mpgemm(torch.where(torch.isfinite(x_real), x_real, 0.0), act_scale, weights, group)
+    bound = torch.where(reference.abs() + bound > FP32_MAX, float("inf"), bound)
+    if invalid is not None:
+        bound = torch.where(invalid.any(dim=1)[:, None], float("nan"), bound)
+    return bound

@@ -1,5 +1,5 @@
-"""Operands of one mixed-precision GEMM: INT8 activations with per-token FP32 scales, and low-bit
-weight codes with per-group FP16 scales and integer zero points (or, in ``zero_mode="float_offset"``,
+"""Operands of one mixed-precision GEMM: INT8 activations with per-token FP32 scales (or
+floating-point activations as raw codes, see :mod:`golden.fp_activations`), and low-bit weight codes with per-group FP16 scales and integer zero points (or, in ``zero_mode="float_offset"``,
 FP16 float offsets as in llama.cpp Q4_1).
 
 Shapes: activations ``x`` (M, K), ``act_scale`` (M,); weights (N, K) with G = K / g groups per
@@ -17,15 +17,16 @@ import torch
 
 from hw.config import MixPEConfig
 
-__all__ = ["OperandError", "QuantizedWeights", "OPERAND_KINDS", "validate_operands", "random_operands",
+__all__ = ["OperandError", "QuantizedWeights", "OPERAND_KINDS", "FP_OPERAND_KINDS", "validate_operands", "random_operands",
            "quantize_activations_int8", "quantize_weights_rtn"]
 
 INT8_MIN, INT8_MAX = -128, 127
 FP16_MAX = 65504.0
 FP16_MIN_NORMAL = 2.0 ** -14
 FP32_MIN_NORMAL = 2.0 ** -126
-#: Kinds of :func:`random_operands`.
+#: Kinds of :func:`random_operands`; floating-point activations have two more.
 OPERAND_KINDS = ("uniform", "worst", "signs", "zeros")
+FP_OPERAND_KINDS = OPERAND_KINDS + ("outlier", "specials")
 
 
 class OperandError(ValueError):
@@ -70,8 +71,9 @@ def _check_shape(name: str, value: torch.Tensor, expected: tuple, why: str) -> N
 
 
 def _check_range(name: str, value: torch.Tensor, low: int, high: int, meaning: str) -> None:
-    bad = (value < low) | (value > high)
-    if bad.any():
+    smallest, largest = torch.aminmax(value)          # one pass; the index is searched only on failure
+    if int(smallest) < low or int(largest) > high:
+        bad = (value < low) | (value > high)
         index = tuple(int(i) for i in bad.nonzero()[0])
         raise OperandError(f"{name}: value {int(value[index])} at index {index} is outside {meaning} [{low}, {high}]")
 
@@ -90,12 +92,16 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
                       weights: QuantizedWeights) -> None:
     """Raise :class:`OperandError` unless the operands are exactly what the hardware accepts.
 
-    x: int64 (M, K) INT8 codes; act_scale: float32 (M,) finite, zero or normal per-token scales, or
-    ``None`` when only the integer part is used; weights: :class:`QuantizedWeights` for N x K with
-    K a multiple of ``config.group_size``. Nothing is truncated or clamped.
+    x: int64 (M, K) INT8 codes, or for floating-point activations int64 raw codes of the format
+    (any code is accepted: Inf and NaN give NaN rows); act_scale: float32 (M,) finite, zero or
+    normal per-token scales, or ``None`` when only the integer part is used (floating-point
+    activations have no token scale: it must be ``None``); weights: :class:`QuantizedWeights`
+    for N x K with K a multiple of ``config.group_size``. Nothing is truncated or clamped.
     """
     group = config.group_size
-    _check_tensor("x", x, torch.int64, 2, "INT8 activation codes, shape (M, K)")
+    fp = config.fp_activation
+    meaning = f"{config.activation} raw activation codes, shape (M, K)" if fp else "INT8 activation codes, shape (M, K)"
+    _check_tensor("x", x, torch.int64, 2, meaning)
     m, k = x.shape
     if k % group:
         raise OperandError(f"x: shape {tuple(x.shape)} has K={k}, which is not a multiple of group_size={group}")
@@ -118,10 +124,16 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
         _check_tensor("weights.zeros", weights.zeros, torch.int64, 2, "integer zero points, shape (N, K/g)")
         _check_shape("weights.zeros", weights.zeros, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
     if act_scale is not None:
+        if fp:
+            raise OperandError(f"act_scale: got a tensor, but activation={config.activation!r} has no per-token "
+                               f"scale (the group's shared exponent takes its place); pass None")
         _check_tensor("act_scale", act_scale, torch.float32, 1, "per-token FP32 scales, shape (M,)")
         _check_shape("act_scale", act_scale, (m,), f"one scale per row of x of shape {tuple(x.shape)}")
 
-    _check_range("x", x, INT8_MIN, INT8_MAX, "the INT8 range")
+    if fp:
+        _check_range("x", x, 0, 2 ** config.act_bits - 1, f"the {config.activation} code range")
+    else:
+        _check_range("x", x, INT8_MIN, INT8_MAX, "the INT8 range")
     _check_range("weights.codes", weights.codes, 0, config.code_max, f"the {config.weight_bits}-bit code range")
     if config.float_offset:
         _check_scales("weights.offsets", weights.offsets, FP16_MIN_NORMAL, "FP16", "offsets")
@@ -140,7 +152,8 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
 
 def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind: str = "uniform"
                     ) -> tuple[torch.Tensor, torch.Tensor, QuantizedWeights]:
-    """Seeded random operands (x (M, K), act_scale (M,), weights N x K) of one of :data:`OPERAND_KINDS`.
+    """Seeded random operands (x (M, K), act_scale (M,), weights N x K) of one of :data:`OPERAND_KINDS`
+    (:data:`FP_OPERAND_KINDS` for floating-point activations).
 
     uniform
         Random activations, codes and zero points; scales ~ U(0.001, 0.1) rounded to FP16,
@@ -156,6 +169,18 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
     zeros
         Even rows have all-zero activations; even channels have codes equal to their zero point.
 
+    Floating-point activations (``act_scale`` is None) follow the same patterns with real values
+    encoded in the format: ``uniform`` is N(0, 1) times a random power of two per row in
+    [2**-3, 2**4]; ``worst`` is the largest finite magnitude, negative, everywhere; ``signs``
+    pairs each value with its negation; ``zeros`` rows hold +0 and -0. Two more kinds:
+
+    outlier
+        Per group one value of a quarter of the largest finite magnitude among tiny ones near the
+        alignment LSB: the alignment error is as large as it gets.
+    specials
+        Rows cycle through: all subnormals (shift 0, exact); one +-Inf in a group; one NaN in a
+        group (the "fn" formats have no Inf, so NaN there too); plain values.
+
     With ``zero_mode="float_offset"`` the weights carry ``offsets = -zero * scale`` rounded to
     FP16 (clamped to +-65504, subnormals flushed to 0) instead of zero points; ``uniform`` then
     also flips the sign of a random quarter of them. So ``worst`` has the largest |A * m|
@@ -167,8 +192,9 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
             raise OperandError(f"{name}={value!r}: must be a positive integer")
     if k % config.group_size:
         raise OperandError(f"k={k}: must be a multiple of group_size={config.group_size}")
-    if kind not in OPERAND_KINDS:
-        raise OperandError(f"kind={kind!r}: allowed values are {OPERAND_KINDS}")
+    allowed = FP_OPERAND_KINDS if config.fp_activation else OPERAND_KINDS
+    if kind not in allowed:
+        raise OperandError(f"kind={kind!r}: allowed values for activation={config.activation!r} are {allowed}")
     gen = torch.Generator().manual_seed(seed)
     group, groups, code_max = config.group_size, k // config.group_size, config.code_max
 
@@ -214,8 +240,44 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
         weights = QuantizedWeights(codes=codes.contiguous(), scales=scales.contiguous(), offsets=offsets.contiguous())
     else:
         weights = QuantizedWeights(codes=codes.contiguous(), scales=scales.contiguous(), zeros=zeros.contiguous())
+    if config.fp_activation:
+        x, act_scale = _random_fp_activations(config, m, k, gen, kind), None
     validate_operands(config, x, act_scale, weights)
     return x, act_scale, weights
+
+
+def _random_fp_activations(config: MixPEConfig, m: int, k: int, gen: torch.Generator, kind: str) -> torch.Tensor:
+    """Raw activation codes (M, K) of one :func:`random_operands` kind for a floating-point format."""
+    from golden.fp_activations import encode_activations    # needs hw.config, imported lazily to avoid a cycle
+
+    fmt, group = config.act_format, config.group_size
+    row_scale = torch.pow(2.0, torch.randint(-3, 5, (m, 1), generator=gen).double())
+    values = (torch.randn((m, k), generator=gen, dtype=torch.float64) * row_scale).clamp(-fmt.max_finite / 2,
+                                                                                            fmt.max_finite / 2)
+    if kind == "worst":
+        values = torch.full((m, k), -fmt.max_finite, dtype=torch.float64)
+    elif kind == "signs":
+        half = values[:, :group // 2].abs()
+        values = torch.stack([half, -half], dim=-1).reshape(m, group).repeat(1, k // group)
+    elif kind == "zeros":
+        signed_zero = torch.where(torch.rand((m, k), generator=gen) < 0.5, -0.0, 0.0).double()
+        values = torch.where(torch.arange(m)[:, None] % 2 == 0, signed_zero, values)
+    elif kind == "outlier":
+        tiny = torch.pow(2.0, torch.tensor(-(fmt.man_bits + config.guard + 2), dtype=torch.float64))
+        values = (values / row_scale * tiny * fmt.max_finite / 4).clamp(-fmt.max_finite, fmt.max_finite)
+        position = torch.randint(0, group, (m, k // group), generator=gen) + torch.arange(0, k, group)
+        sign = torch.where(torch.rand((m, k // group), generator=gen) < 0.5, -1.0, 1.0).double()
+        values = values.scatter(1, position, sign * fmt.max_finite / 4)
+    elif kind == "specials":
+        kind_of_row = torch.arange(m)[:, None] % 4
+        subnormals = torch.randint(-(2 ** fmt.man_bits - 1), 2 ** fmt.man_bits, (m, k), generator=gen).double() \
+            * fmt.min_subnormal
+        values = torch.where(kind_of_row == 0, subnormals, values)
+        position = torch.randint(0, k, (m, 1), generator=gen)
+        special = float("nan") if fmt.specials == "fn" else float("inf")
+        values = torch.where((kind_of_row == 1) & (torch.arange(k)[None, :] == position), -special, values)
+        values = torch.where((kind_of_row == 2) & (torch.arange(k)[None, :] == position), float("nan"), values)
+    return encode_activations(config, values)
 
 
 def quantize_activations_int8(x_float: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

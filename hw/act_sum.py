@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
-from .layouts import activation_layout, row_index_shape
+from .layouts import pe_activation_layout, row_index_shape
 
 __all__ = ["ActivationSum"]
 
@@ -19,21 +19,28 @@ class ActivationSum(wiring.Component):
     the same cycle PE(r, 0) drains its partial sum. Consecutive group ends must be at least R
     cycles apart.
 
+    With floating-point activations it also ORs each row's ``x_invalid`` flags over the group and
+    emits the result as ``invalid`` beside the row's sum.
+
     Ports:
-        x: In(ArrayLayout(signed(act_bits), R)), valid, group_last: In(1)
+        x: In(ArrayLayout(signed(pe_act_bits), R)), valid, group_last: In(1)
         row_valid: Out(1), row: Out(unsigned(log2 R)), asum: Out(signed(asum_bits))
+        floating point only: x_invalid: In(R), invalid: Out(1)
     """
 
     def __init__(self, config: MixPEConfig):
         self._config = config
-        super().__init__({
-            "x": In(activation_layout(config)),
+        members = {
+            "x": In(pe_activation_layout(config)),
             "valid": In(1),
             "group_last": In(1),
             "row_valid": Out(1),
             "row": Out(row_index_shape(config)),
             "asum": Out(signed(config.asum_bits)),
-        })
+        }
+        if config.fp_activation:
+            members.update({"x_invalid": In(config.rows), "invalid": Out(1)})
+        super().__init__(members)
 
     @property
     def latency(self) -> int:
@@ -47,6 +54,9 @@ class ActivationSum(wiring.Component):
 
         running = [Signal(signed(config.asum_bits), name=f"running_{r}") for r in range(rows)]
         captured = [Signal(signed(config.asum_bits), name=f"captured_{r}") for r in range(rows)]
+        if config.fp_activation:
+            running_invalid = [Signal(name=f"running_invalid_{r}") for r in range(rows)]
+            captured_invalid = [Signal(name=f"captured_invalid_{r}") for r in range(rows)]
         emitting = Signal()
         next_row = Signal(range(rows + 1))
 
@@ -63,6 +73,10 @@ class ActivationSum(wiring.Component):
             ]
             for r in range(rows - 1):
                 m.d.sync += captured[r].eq(captured[r + 1])
+            if config.fp_activation:
+                m.d.sync += self.invalid.eq(captured_invalid[0])
+                for r in range(rows - 1):
+                    m.d.sync += captured_invalid[r].eq(captured_invalid[r + 1])
             with m.If(next_row == rows - 1):
                 m.d.sync += emitting.eq(0)
 
@@ -71,7 +85,12 @@ class ActivationSum(wiring.Component):
                 m.d.sync += [emitting.eq(1), next_row.eq(0)]
                 for r in range(rows):
                     m.d.sync += [captured[r].eq(running[r] + self.x[r]), running[r].eq(0)]
+                    if config.fp_activation:
+                        m.d.sync += [captured_invalid[r].eq(running_invalid[r] | self.x_invalid[r]),
+                                     running_invalid[r].eq(0)]
             with m.Else():
                 for r in range(rows):
                     m.d.sync += running[r].eq(running[r] + self.x[r])
+                    if config.fp_activation:
+                        m.d.sync += running_invalid[r].eq(running_invalid[r] | self.x_invalid[r])
         return m

@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
-from .layouts import activation_layout, weight_layout
+from .layouts import pe_activation_layout, weight_layout
 from .pe import ProcessingElement
 
 __all__ = ["PEArray"]
@@ -15,9 +15,11 @@ class PEArray(wiring.Component):
     """Tokens on rows, output channels on columns, K streaming through in time.
 
     One K step enters per cycle, unskewed: ``x`` (one activation per row), ``w`` (one code per
-    column), ``valid`` and ``group_last``. The array registers it and delays row r by r cycles and
-    column c by c cycles, so PE(r, c) sees step k at ``t + 1 + r + c`` for a step presented at
-    cycle t. Activations and flags move right one PE per cycle, codes move down.
+    row band and column, element ``band * C + c``), ``valid`` and ``group_last``. The array
+    registers it and delays row r by r cycles and column c by c cycles, so PE(r, c) sees step k at
+    ``t + 1 + r + c`` for a step presented at cycle t. Activations and flags move right one PE per
+    cycle. Codes move down inside a row band; the first row r0 of each band takes its band's codes
+    from ``w``, delayed by ``1 + r0 + c`` cycles (``row_groups * C`` skew chains instead of C).
 
     When a group completes, PE(r, c) holds its partial sum in its drain register at
     ``t_last + 2 + r + c``. Column c's ``drain[c]`` is the one-hot OR of the drain registers of
@@ -25,7 +27,7 @@ class PEArray(wiring.Component):
     group ends to be at least R cycles apart (the issue stage guarantees it).
 
     Ports:
-        x: In(ArrayLayout(signed(act_bits), R)), w: In(ArrayLayout(unsigned(b), C))
+        x: In(ArrayLayout(signed(pe_act_bits), R)), w: In(ArrayLayout(unsigned(b), row_groups * C))
         valid, group_last: In(1)
         drain: Out(ArrayLayout(signed(psum_bits), C)), drain_valid: Out(C)
     """
@@ -33,7 +35,7 @@ class PEArray(wiring.Component):
     def __init__(self, config: MixPEConfig):
         self._config = config
         super().__init__({
-            "x": In(activation_layout(config)),
+            "x": In(pe_activation_layout(config)),
             "w": In(weight_layout(config)),
             "valid": In(1),
             "group_last": In(1),
@@ -66,13 +68,18 @@ class PEArray(wiring.Component):
                 m.d.sync += [x_next.eq(x), valid_next.eq(valid), last_next.eq(group_last)]
                 x, valid, group_last = x_next, valid_next, last_next
             m.d.comb += [pes[r][0].x.eq(x), pes[r][0].valid.eq(valid), pes[r][0].group_last.eq(group_last)]
-        for c in range(cols):
-            w = self.w[c]
-            for stage in range(1 + c):
-                w_next = Signal(unsigned(config.weight_bits), name=f"skew_w_{c}_{stage}")
-                m.d.sync += w_next.eq(w)
-                w = w_next
-            m.d.comb += pes[0][c].w.eq(w)
+        # Codes: the first row r0 of band b takes element b * C + c delayed by 1 + r0 + c cycles
+        # (band 0 keeps the plain array's signal names).
+        for band in range(config.row_groups):
+            first_row = band * config.band_rows
+            prefix = "skew_w" if band == 0 else f"skew_w_band{band}"
+            for c in range(cols):
+                w = self.w[band * cols + c]
+                for stage in range(1 + first_row + c):
+                    w_next = Signal(unsigned(config.weight_bits), name=f"{prefix}_{c}_{stage}")
+                    m.d.sync += w_next.eq(w)
+                    w = w_next
+                m.d.comb += pes[first_row][c].w.eq(w)
 
         for r in range(rows):
             for c in range(cols):
@@ -81,7 +88,7 @@ class PEArray(wiring.Component):
                     right = pes[r][c + 1]
                     m.d.comb += [right.x.eq(pe.x_out), right.valid.eq(pe.valid_out),
                                  right.group_last.eq(pe.group_last_out)]
-                if r + 1 < rows:
+                if (r + 1) % config.band_rows:
                     m.d.comb += pes[r + 1][c].w.eq(pe.w_out)
 
         for c in range(cols):

@@ -5,13 +5,17 @@ Round-to-nearest-even; subnormal inputs are zeros of their sign (DAZ); the produ
 24 bits with an unbounded exponent, then flushed to a signed zero below 2^-126 (FTZ after
 rounding) or turned into infinity at >= 2^128. The sign is the XOR of the operand signs, also
 for zero, infinite and flushed results. NaN inputs and inf * 0 give the canonical NaN 0x7FC00000.
-Golden model: ``golden.fp32.fmul32``.
+
+``Float32Multiplier(offset_bits=n)`` (n > 0) adds the port ``exp_offset: In(signed(n))`` and
+computes ``a * b * 2**exp_offset`` with a single rounding: the offset joins the product's
+exponent before rounding, so overflow and flushing follow the scaled value.
+Golden model: ``golden.fp32.fmul32`` (with ``exp_offset``).
 """
 
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, Signature
 
 from .fp_common import FLOAT32_BIAS, decode_float32, round_and_pack_float32
 
@@ -21,9 +25,12 @@ __all__ = ["Float32Multiplier"]
 class Float32Multiplier(wiring.Component):
     """Combinational binary32 multiplier; see the module docstring."""
 
-    a: In(32)
-    b: In(32)
-    o: Out(32)
+    def __init__(self, offset_bits: int = 0):
+        self._offset_bits = offset_bits
+        members = {"a": In(32), "b": In(32), "o": Out(32)}
+        if offset_bits:
+            members["exp_offset"] = In(signed(offset_bits))
+        super().__init__(Signature(members))
 
     @property
     def latency(self) -> int:
@@ -51,11 +58,13 @@ class Float32Multiplier(wiring.Component):
         product = Signal(48)
         product_at_least_two = product[-1]
         normalized = Signal(48)
-        exponent = Signal(signed(11))
+        # Biased exponents add to 1 - 127 .. 254 + 254 - 127; the offset widens that range.
+        exponent = Signal(signed(max(11, self._offset_bits + 2)))
+        offset = self.exp_offset if self._offset_bits else 0
         m.d.comb += [
             product.eq(a.significand * b.significand),
             normalized.eq(Mux(product_at_least_two, product, product << 1)),
-            exponent.eq(a.exponent + b.exponent - FLOAT32_BIAS + product_at_least_two),
+            exponent.eq(a.exponent + b.exponent - FLOAT32_BIAS + product_at_least_two + offset),
         ]
 
         m.d.comb += self.o.eq(round_and_pack_float32(

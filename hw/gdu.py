@@ -9,6 +9,7 @@ from .fp_add import Float32Adder
 from .fp_int_to_float import IntToFloat32
 from .fp_mul import Float32Multiplier
 from .fp_widen import WidenToFloat32
+from .fp_common import CANONICAL_NAN
 from .layouts import FP16_BITS, FP32_BITS, row_info_layout, zero_shape
 
 __all__ = ["GroupDequant"]
@@ -36,12 +37,20 @@ class GroupDequant(wiring.Component):
         stage 2b  term = t + o
         stage 3/4 as above with term in place of t
 
+    Floating-point activations (block floating point): the row sideband carries the group's shared
+    exponent ``act_exp`` instead of a token scale. The products of stage 2 take the exponent offset
+    ``k = act_exp + config.lsb_exponent_offset`` (the LSB weight of the aligned integers), i.e.
+    ``t = round(fp32(D) * fp32(s) * 2**k)`` with one rounding; a row whose group was ``invalid``
+    (Inf, NaN, or an element above the shared exponent) gets the canonical NaN as its term, so
+    its result is NaN; stage 4 has no token scale and only writes back.
+
     FP32 arithmetic follows :mod:`golden.fp32` (IEEE binary32, RNE, subnormals flushed). The
     accumulators live in a 2 x R memory: one bank per tile in flight, read by the result stage
     through ``read_addr``/``read_data`` (address ``bank * R + row``).
 
-    ``scale``/``zero`` (or ``offset``) must hold the group's parameters on the cycle row 0 arrives; they are
-    latched for the other rows. The write of a last-group row pulses ``result_written``.
+    ``scale``/``zero`` (or ``offset``) must hold the group's parameters of a row band on the cycle
+    the band's first row (``r % band_rows == 0``; row 0 with one row group) arrives; they are
+    latched for the band's other rows. The write of a last-group row pulses ``result_written``.
 
     Latency: ``latency`` cycles from a partial sum at the input to its accumulator write being
     readable."""
@@ -71,14 +80,17 @@ class GroupDequant(wiring.Component):
         info = self.info
 
         # Stage 0: integer zero-point correction, or (float offsets) P passed through; the
-        # parameters are latched on row 0.
+        # parameters are latched on the first row of each row band.
         zero_port = getattr(self, config.zero_field)
         scale_held = Signal(FP16_BITS)
         zero_held = Signal.like(zero_port, name=f"{config.zero_field}_held")
-        is_row0 = info.row == 0
-        scale_now = Mux(is_row0, self.scale, scale_held)
-        zero_now = Mux(is_row0, zero_port, zero_held)
-        with m.If(info.valid & is_row0):
+        band_first_rows = [info.row == band * config.band_rows for band in range(config.row_groups)]
+        is_band_first = band_first_rows[0]
+        for is_first in band_first_rows[1:]:
+            is_band_first = is_band_first | is_first
+        scale_now = Mux(is_band_first, self.scale, scale_held)
+        zero_now = Mux(is_band_first, zero_port, zero_held)
+        with m.If(info.valid & is_band_first):
             m.d.sync += [scale_held.eq(self.scale), zero_held.eq(zero_port)]
 
         s1 = Signal(row_info_layout(config), name="s1_info")
@@ -104,19 +116,27 @@ class GroupDequant(wiring.Component):
             m.d.comb += asum_to_float.i.eq(s1.asum)
             m.d.sync += [s2_asum.eq(asum_to_float.o), s2_offset.eq(s1_offset)]
 
-        # Stage 2: multiply by the group scale (and the offset by A).
+        # Stage 2: multiply by the group scale (and the offset by A); floating-point activations
+        # also scale by 2**k, and an invalid row's term becomes NaN.
+        offset_bits = config.lsb_exponent_bits
         widen = m.submodules.widen = WidenToFloat32(5, 10)
-        scale_mul = m.submodules.scale_mul = Float32Multiplier()
+        scale_mul = m.submodules.scale_mul = Float32Multiplier(offset_bits)
         s3 = Signal.like(s1, name="s3_info")
         s3_value = Signal(FP32_BITS)
         m.d.comb += [widen.i.eq(s2_scale), scale_mul.a.eq(s2_value), scale_mul.b.eq(widen.o)]
+        if config.fp_activation:
+            lsb_exponent = Signal(signed(offset_bits))
+            m.d.comb += [lsb_exponent.eq(s2.act_exp + config.lsb_exponent_offset),
+                         scale_mul.exp_offset.eq(lsb_exponent)]
         if config.float_offset:
             widen_offset = m.submodules.widen_offset = WidenToFloat32(5, 10)
-            offset_mul = m.submodules.offset_mul = Float32Multiplier()
+            offset_mul = m.submodules.offset_mul = Float32Multiplier(offset_bits)
             s2b = Signal.like(s1, name="s2b_info")
             s2b_scaled = Signal(FP32_BITS)
             s2b_offset = Signal(FP32_BITS)
             m.d.comb += [widen_offset.i.eq(s2_offset), offset_mul.a.eq(s2_asum), offset_mul.b.eq(widen_offset.o)]
+            if config.fp_activation:
+                m.d.comb += offset_mul.exp_offset.eq(lsb_exponent)
             m.d.sync += [s2b.eq(s2), s2b_scaled.eq(scale_mul.o), s2b_offset.eq(offset_mul.o)]
 
             # Stage 2b (float offsets only): the group's term fp32(P)*d + fp32(A)*m.
@@ -125,6 +145,7 @@ class GroupDequant(wiring.Component):
             m.d.sync += [s3.eq(s2b), s3_value.eq(term_add.o)]
         else:
             m.d.sync += [s3.eq(s2), s3_value.eq(scale_mul.o)]
+        term = Mux(s3.invalid, CANONICAL_NAN, s3_value) if config.fp_activation else s3_value
 
         # Stage 3: accumulate across groups.
         acc_memory = m.submodules.acc_memory = memory.Memory(shape=unsigned(FP32_BITS), depth=2 * rows, init=[])
@@ -137,17 +158,20 @@ class GroupDequant(wiring.Component):
         m.d.comb += [
             acc_read.addr.eq(s3.bank * rows + s3.row),
             accumulate.a.eq(acc_read.data),
-            accumulate.b.eq(s3_value),
+            accumulate.b.eq(term),
         ]
-        m.d.sync += [s4.eq(s3), s4_value.eq(Mux(s3.first, s3_value, accumulate.o))]
+        m.d.sync += [s4.eq(s3), s4_value.eq(Mux(s3.first, term, accumulate.o))]
 
-        # Stage 4: token scale on the last group, then write back.
-        token_mul = m.submodules.token_mul = Float32Multiplier()
+        # Stage 4: token scale on the last group (INT8 activations), then write back.
+        if config.fp_activation:
+            result = s4_value
+        else:
+            token_mul = m.submodules.token_mul = Float32Multiplier()
+            m.d.comb += [token_mul.a.eq(s4_value), token_mul.b.eq(s4.act_scale)]
+            result = Mux(s4.last, token_mul.o, s4_value)
         m.d.comb += [
-            token_mul.a.eq(s4_value),
-            token_mul.b.eq(s4.act_scale),
             acc_write.addr.eq(s4.bank * rows + s4.row),
-            acc_write.data.eq(Mux(s4.last, token_mul.o, s4_value)),
+            acc_write.data.eq(result),
             acc_write.en.eq(s4.valid),
             self.result_written.eq(s4.valid & s4.last),
             self.result_bank.eq(s4.bank),

@@ -12,8 +12,8 @@ from amaranth.lib import data
 
 from .config import MixPEConfig
 
-__all__ = ["activation_layout", "weight_layout", "zero_shape", "group_layout", "result_layout", "row_info_layout",
-           "row_index_shape", "pack", "unpack", "LayoutValueError"]
+__all__ = ["activation_layout", "pe_activation_layout", "weight_layout", "zero_shape", "group_layout", "result_layout", "row_info_layout",
+           "row_index_shape", "row_param_shape", "pack", "unpack", "LayoutValueError"]
 
 FP32_BITS = 32
 FP16_BITS = 16
@@ -28,17 +28,33 @@ def row_index_shape(config: MixPEConfig) -> Shape:
 
 
 def activation_layout(config: MixPEConfig) -> data.ArrayLayout:
-    """One K step of the activation tile: element r is token row r (INT8 two's complement)."""
-    return data.ArrayLayout(signed(config.act_bits), config.rows)
+    """One K step of the activation tile: element r is token row r (INT8 two's complement, or the
+    raw code of a floating-point activation)."""
+    element = unsigned(config.act_bits) if config.fp_activation else signed(config.act_bits)
+    return data.ArrayLayout(element, config.rows)
+
+
+def pe_activation_layout(config: MixPEConfig) -> data.ArrayLayout:
+    """One K step as the PEs take it: per row the INT8 value or the aligned floating-point
+    significand, ``pe_act_bits`` signed."""
+    return data.ArrayLayout(signed(config.pe_act_bits), config.rows)
+
+
+def row_param_shape(config: MixPEConfig) -> Shape:
+    """Shape of one row's ``config.row_param_field``: a raw FP32 token scale (INT8) or the group's
+    shared exponent field (floating point)."""
+    return unsigned(config.act_exp_bits) if config.fp_activation else unsigned(FP32_BITS)
 
 
 def weight_layout(config: MixPEConfig) -> data.ArrayLayout:
-    """One K step of the weight tile: element c is the unsigned code of output column c."""
-    return data.ArrayLayout(unsigned(config.weight_bits), config.cols)
+    """One K step of the weight tile: ``row_groups * C`` unsigned b-bit codes, element
+    ``band * C + c`` is the code of output column c for the rows of row band ``band`` (with one
+    row group, element c is column c's code)."""
+    return data.ArrayLayout(unsigned(config.weight_bits), config.row_groups * config.cols)
 
 
 def zero_shape(config: MixPEConfig) -> Shape:
-    """Shape of one column's zero parameter ``config.zero_field``: the unsigned b-bit integer zero
+    """Shape of one (band's) column's zero parameter ``config.zero_field``: the unsigned b-bit integer zero
     point (``zero_mode="integer"``) or the raw FP16 float offset (``"float_offset"``)."""
     return unsigned(FP16_BITS) if config.float_offset else unsigned(config.weight_bits)
 
@@ -46,14 +62,18 @@ def zero_shape(config: MixPEConfig) -> Shape:
 def group_layout(config: MixPEConfig) -> data.StructLayout:
     """Dequantization parameters of one group, consumed with the group's first K step.
 
-    ``scale``: raw FP16 scale per column; ``zero``: integer zero point per column, or in
-    ``zero_mode="float_offset"`` ``offset``: raw FP16 float offset per column instead;
-    ``act_scale``: raw FP32 per-token scale per row, used only when ``last`` is set;
+    ``scale``: raw FP16 scale per row band and column; ``zero``: integer zero point per row band
+    and column, or in ``zero_mode="float_offset"`` ``offset``: raw FP16 float offset instead
+    (``row_groups * C`` elements each, element ``band * C + c`` as in :func:`weight_layout`);
+    ``act_scale``: raw FP32 per-token scale per row, used only when ``last`` is set, or for
+    floating-point activations ``act_exp``: per row the group's shared exponent field (the largest
+    effective exponent of the row's activations in this group);
     ``last``: this group is the last one of the tile (K ends here)."""
+    bands_x_cols = config.row_groups * config.cols
     return data.StructLayout({
-        "scale": data.ArrayLayout(unsigned(FP16_BITS), config.cols),
-        config.zero_field: data.ArrayLayout(zero_shape(config), config.cols),
-        "act_scale": data.ArrayLayout(unsigned(FP32_BITS), config.rows),
+        "scale": data.ArrayLayout(unsigned(FP16_BITS), bands_x_cols),
+        config.zero_field: data.ArrayLayout(zero_shape(config), bands_x_cols),
+        config.row_param_field: data.ArrayLayout(row_param_shape(config), config.rows),
         "last": unsigned(1),
     })
 
@@ -70,14 +90,17 @@ def result_layout(config: MixPEConfig) -> data.StructLayout:
 def row_info_layout(config: MixPEConfig) -> data.StructLayout:
     """Per-row sideband that travels along the bottom of the array with the drained partial sums.
 
-    ``asum``: activation group sum A of the row; ``act_scale``: raw FP32 token scale;
+    ``asum``: activation group sum A of the row; ``act_scale``: raw FP32 token scale, or for
+    floating-point activations ``act_exp`` (the row's shared exponent of this group) and ``invalid``
+    (the group held an Inf, a NaN or an element above the shared exponent);
     ``first``/``last``: first/last group of the tile; ``bank``: output accumulator bank of the
     tile; ``parity``: group parity selecting the ping-pong dequant parameter register."""
     return data.StructLayout({
         "valid": unsigned(1),
         "row": row_index_shape(config),
         "asum": signed(config.asum_bits),
-        "act_scale": unsigned(FP32_BITS),
+        config.row_param_field: row_param_shape(config),
+        **({"invalid": unsigned(1)} if config.fp_activation else {}),
         "first": unsigned(1),
         "last": unsigned(1),
         "bank": unsigned(1),

@@ -3,13 +3,19 @@
 Streams (payload layouts in :mod:`hw.layouts`):
 
 ``act`` (in)
-    One K step of activations per beat: R INT8 values (token rows).
+    One K step of activations per beat: R INT8 values or raw floating-point codes (token rows).
+    Floating-point codes are aligned on the way into the array (:class:`~hw.fp_align.ActivationAligner`)
+    against the row's shared exponent of the group, which arrives on ``grp``.
 ``wgt`` (in)
-    One K step of weight codes per beat: C unsigned codes (output columns).
+    One K step of weight codes per beat: C unsigned codes (output columns) per row band,
+    ``row_groups * C`` in all (element ``band * C + c``).
 ``grp`` (in)
     One beat per quantization group, consumed together with the group's first K step: FP16
-    scales and zero points (``zero_mode="float_offset"``: FP16 offsets) per column, FP32 token scales per row, and ``last`` marking the
-    tile's final group. A tile is any number of groups; K = groups x g.
+    scales and zero points (``zero_mode="float_offset"``: FP16 offsets) per row band and column,
+    per row the FP32 token scale (INT8) or the group's shared exponent ``act_exp`` (floating
+    point), and ``last`` marking the tile's final group. A tile is any number of groups;
+    K = groups x g. Row band b (rows ``b * R/row_groups`` onwards) is computed with its own codes
+    and parameters; the K schedule is shared.
 ``res`` (out)
     R beats per tile, one output row each: C raw FP32 values, the row index and ``last``.
 
@@ -22,9 +28,15 @@ at ``t_L + result_offset + r`` at the earliest (see :mod:`gen.cycle_model`).
 
 Schedule rules (all derived from the configuration):
 
-* a group's first step issues at least ``group_interval = max(g, R, ceil((C+1)/2))`` cycles
-  after the previous group's first step: the GDUs drain R rows per group and the ping-pong
-  parameter registers must outlive the sweep across C columns;
+* a group's first step issues at least ``group_interval`` cycles after the previous group's
+  first step (:attr:`~hw.config.MixPEConfig.group_interval`,
+  ``max(g, R, ceil((R - R/row_groups + C + 1) / 2))``): the GDUs drain R rows per group and the
+  ping-pong parameter registers must outlive the sweep of the last band's first row across the
+  C columns;
+* when that interval exceeds g, a group's last step also issues at least ``group_interval``
+  cycles after the previous group's last step, since the drains follow the group ends: input
+  stalls inside a group would otherwise bring two group ends closer. Without input stalls the
+  steps of a group are consecutive and this rule never binds;
 * a tile's first step issues only when its output bank (tiles alternate between two) has been
   fully read out, because drained sums cannot wait.
 """
@@ -36,9 +48,10 @@ from amaranth.lib.wiring import In, Out
 from .act_sum import ActivationSum
 from .array import PEArray
 from .config import MixPEConfig
+from .fp_align import ActivationAligner
 from .gdu import GroupDequant
-from .layouts import (FP16_BITS, FP32_BITS, activation_layout, group_layout, result_layout,
-                      row_info_layout, weight_layout, zero_shape)
+from .layouts import (FP16_BITS, activation_layout, group_layout, result_layout, row_info_layout,
+                      row_param_shape, weight_layout, zero_shape)
 
 __all__ = ["MPGemm"]
 
@@ -87,10 +100,18 @@ class MPGemm(wiring.Component):
         at_group_start = step_in_group == 0
         group_start_allowed = ((since_group_start >= interval) & self.grp.valid &
                                ~(next_is_tile_first & bank_busy.bit_select(next_tile_bank, 1)))
+        step_allowed = ~at_group_start | group_start_allowed
         issue = Signal()
         group_ends = Signal()
+        if interval > group_size:
+            since_group_end = Signal(range(interval + 1), init=interval)
+            step_allowed &= (step_in_group != group_size - 1) | (since_group_end >= interval)
+            with m.If(group_ends):
+                m.d.sync += since_group_end.eq(1)
+            with m.Elif(since_group_end < interval):
+                m.d.sync += since_group_end.eq(since_group_end + 1)
         m.d.comb += [
-            issue.eq(self.act.valid & self.wgt.valid & (~at_group_start | group_start_allowed)),
+            issue.eq(self.act.valid & self.wgt.valid & step_allowed),
             group_ends.eq(issue & (step_in_group == group_size - 1)),
             self.act.ready.eq(issue),
             self.wgt.ready.eq(issue),
@@ -122,12 +143,23 @@ class MPGemm(wiring.Component):
         with m.Elif(since_group_start < interval):
             m.d.sync += since_group_start.eq(since_group_start + 1)
 
+        if config.fp_activation:
+            # The group's shared exponents come with its first step and are held in ``pending``.
+            aligner = m.submodules.aligner = ActivationAligner(config)
+            m.d.comb += [
+                aligner.x.eq(self.act.payload),
+                aligner.e_max.eq(Mux(at_group_start, self.grp.payload.act_exp, pending.act_exp)),
+                act_sum.x_invalid.eq(aligner.invalid),
+            ]
+            pe_activations = aligner.aligned
+        else:
+            pe_activations = self.act.payload
         m.d.comb += [
-            array.x.eq(self.act.payload),
+            array.x.eq(pe_activations),
             array.w.eq(self.wgt.payload),
             array.valid.eq(issue),
             array.group_last.eq(group_ends),
-            act_sum.x.eq(self.act.payload),
+            act_sum.x.eq(pe_activations),
             act_sum.valid.eq(issue),
             act_sum.group_last.eq(group_ends),
         ]
@@ -135,11 +167,12 @@ class MPGemm(wiring.Component):
         # ---- drain side: per-group descriptors and ping-pong dequant parameters -------------
         zero_field = config.zero_field            # "zero" (integer zero points) or "offset" (FP16 offsets)
         param_layout = data.StructLayout({
-            "scale": data.ArrayLayout(unsigned(FP16_BITS), cols),
-            zero_field: data.ArrayLayout(zero_shape(config), cols),
+            "scale": data.ArrayLayout(unsigned(FP16_BITS), config.row_groups * cols),
+            zero_field: data.ArrayLayout(zero_shape(config), config.row_groups * cols),
         })
         params = [Signal(param_layout, name=f"params_{parity}") for parity in range(2)]
-        drain_act_scale = Signal(data.ArrayLayout(unsigned(FP32_BITS), rows))
+        row_field = config.row_param_field     # "act_scale" (INT8) or "act_exp" (floating point)
+        drain_row_params = Signal(data.ArrayLayout(row_param_shape(config), rows))
         drain_first = Signal()
         drain_last = Signal()
         drain_bank = Signal()
@@ -159,7 +192,7 @@ class MPGemm(wiring.Component):
         m.d.sync += group_ended.eq(group_ends)
         with m.If(group_ended):
             m.d.sync += [
-                drain_act_scale.eq(pending.act_scale),
+                drain_row_params.eq(pending[row_field]),
                 drain_first.eq(pending_first),
                 drain_last.eq(pending.last),
                 drain_bank.eq(pending_bank),
@@ -172,22 +205,30 @@ class MPGemm(wiring.Component):
             row_info[0].valid.eq(act_sum.row_valid),
             row_info[0].row.eq(act_sum.row),
             row_info[0].asum.eq(act_sum.asum),
-            row_info[0].act_scale.eq(drain_act_scale[act_sum.row]),
+            row_info[0][row_field].eq(drain_row_params[act_sum.row]),
             row_info[0].first.eq(drain_first),
             row_info[0].last.eq(drain_last),
             row_info[0].bank.eq(drain_bank),
             row_info[0].parity.eq(drain_parity),
         ]
+        if config.fp_activation:
+            m.d.comb += row_info[0].invalid.eq(act_sum.invalid)
         for c in range(1, cols):
             m.d.sync += row_info[c].eq(row_info[c - 1])
 
+        # Column c's GDU gets the parameters of the band of the row it is dequantizing (it latches
+        # them on the band's first row).
         for c, gdu in enumerate(gdus):
-            parity_c = row_info[c].parity
+            parity_c, row_c = row_info[c].parity, row_info[c].row
+
+            def band_param(field, parity):
+                return _select_band(config, row_c, [params[parity][field][band * cols + c]
+                                                    for band in range(config.row_groups)])
             m.d.comb += [
                 gdu.psum.eq(array.drain[c]),
                 gdu.info.eq(row_info[c]),
-                gdu.scale.eq(Mux(parity_c, params[1].scale[c], params[0].scale[c])),
-                getattr(gdu, zero_field).eq(Mux(parity_c, params[1][zero_field][c], params[0][zero_field][c])),
+                gdu.scale.eq(Mux(parity_c, band_param("scale", 1), band_param("scale", 0))),
+                getattr(gdu, zero_field).eq(Mux(parity_c, band_param(zero_field, 1), band_param(zero_field, 0))),
             ]
 
         # ---- result stage: read a bank row by row once the last column has written it ------
@@ -223,3 +264,11 @@ class MPGemm(wiring.Component):
             with m.Else():
                 m.d.sync += read_row.eq(read_row + 1)
         return m
+
+
+def _select_band(config: MixPEConfig, row, per_band: list):
+    """``per_band[row // band_rows]``: the value of the row band holding ``row``."""
+    selected = per_band[0]
+    for band in range(1, config.row_groups):
+        selected = Mux(row >= band * config.band_rows, per_band[band], selected)
+    return selected

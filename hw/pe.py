@@ -74,13 +74,13 @@ class ProcessingElement(SystolicPE):
     """One MixPE PE: ``x * w`` by shift & add (no multiplier) into an integer group accumulator.
 
     Ports (widths from the configuration):
-        x: In(signed(act_bits)), w: In(unsigned(weight_bits)), valid, group_last: In(1)
+        x: In(signed(pe_act_bits)), w: In(unsigned(weight_bits)), valid, group_last: In(1)
         x_out, w_out, valid_out, group_last_out: Out   registered copies for the neighbours
         psum: Out(signed(psum_bits)), psum_valid: Out(1)   drain register (see :class:`SystolicPE`)
     """
 
     def __init__(self, config: MixPEConfig):
-        super().__init__(config, x_shape=signed(config.act_bits), w_shape=unsigned(config.weight_bits),
+        super().__init__(config, x_shape=signed(config.pe_act_bits), w_shape=unsigned(config.weight_bits),
                          sum_shape=signed(config.psum_bits))
 
     def accumulate(self, m, accumulator):

@@ -44,6 +44,12 @@ def test_array_random_shapes(preset):
     assert run_scenario("array", from_preset(preset), seed=23)
 
 
+@pytest.mark.parametrize("preset, m, n", [("w4a8-g8-12x2", 12, 2), ("w4a8-g8-2x20", 2, 20)])
+def test_dequant_stalled_cores_under_input_stalls(preset, m, n):
+    """Input stalls inside a group must not bring group ends (hence drains) closer than group_interval."""
+    assert gemm_case(from_preset(preset), m, n, 64, seed=5, stall=0.4)
+
+
 def test_signed_encoding_and_one_group():
     config = from_preset("w4a8-g32-4x4").replace(weight_encoding="signed", name="w4a8-g32-4x4-signed")
     assert gemm_case(config, 5, 6, 32, seed=24)

@@ -6,13 +6,13 @@ import random
 
 import torch
 
-from golden.mpgemm import bitexact_mpgemm, error_bound
+from golden.mpgemm import bitexact_mpgemm, float_reference, within_bound
 from golden.operands import random_operands
-from golden.reference import reference_mpgemm
 from hw.config import MixPEConfig
-from verif.sims import run_block, run_mpgemm
+from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
+from verif.sims import run_block, run_mpgemm, run_tiles
 
-__all__ = ["SCENARIOS", "run_scenario", "gemm_case"]
+__all__ = ["SCENARIOS", "run_scenario", "gemm_case", "banded_case"]
 
 
 def _seed(seed: int | None) -> int:
@@ -27,9 +27,9 @@ def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: s
     x, act_scale, weights = random_operands(config, m, n, k, seed=seed, kind=kind)
     summary = run_mpgemm(config, x, act_scale, weights, seed=seed, stall_in=stall, stall_out=stall, waves=waves)
     exact = bitexact_mpgemm(config, x, act_scale, weights).double()
-    reference = reference_mpgemm(x, act_scale, weights, config.group_size)
-    within_bound = bool(((exact - reference).abs() <= error_bound(config, x, act_scale, weights)).all())
-    rel = ((exact - reference).abs() / reference.abs().clamp_min(torch.finfo(torch.float32).tiny)).max().item()
+    bound_holds = bool(within_bound(config, x, act_scale, weights, exact).all())
+    reference = float_reference(config, x, act_scale, weights)
+    rel = ((exact - reference).abs() / reference.abs().clamp_min(torch.finfo(torch.float32).tiny)).nan_to_num(0.0).max().item()
     predicted = summary.predicted
     cycles = summary.cycles
     if stall:
@@ -37,13 +37,58 @@ def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: s
     else:
         timing = f"cycles={cycles} (model {predicted.cycles}{'' if summary.cycles_match else ' MISMATCH'})"
     macs_per_cycle = predicted.useful_macs / cycles if cycles else 0.0
-    ok = summary.passed and within_bound
+    ok = summary.passed and bound_holds
     print(f"{'PASS' if ok else 'FAIL'} {label} {config.name} M={m} N={n} K={k} {kind}: "
           f"{summary.result_beats} result rows bit-exact={summary.mismatch_count == 0} {timing} "
           f"MACs/cycle={macs_per_cycle:.1f} of {config.rows * config.cols} "
           f"util={predicted.useful_macs / (config.rows * config.cols * cycles) if cycles else 0:.3f} "
           f"dequant-stalls={predicted.dequant_stalls} max-rel-err-vs-float64={rel:.2e} "
-          f"within-bound={within_bound} seed={seed} wall={summary.wall_time_s:.1f}s")
+          f"within-bound={bound_holds} seed={seed} wall={summary.wall_time_s:.1f}s")
+    for message in summary.mismatches:
+        print(f"    {message}")
+    if not ok:
+        print(f"    replay: {replay or f'seed {seed}'}")
+    if summary.wave_file:
+        print(f"    waveform: {summary.wave_file}")
+    return ok
+
+
+def banded_case(config: MixPEConfig, tiles: list[tuple[int, list[tuple[int, int]]]], seed: int, *,
+                kind: str = "uniform", stall: float = 0.0, waves: bool = False, label: str = "bands",
+                replay: str | None = None) -> bool:
+    """Run banded tiles on the RTL, print a one-line summary, return whether everything matched.
+
+    ``tiles``: per tile ``(K, [(m_b, n_b) per band])``; every band gets its own random operands
+    (seeded from ``seed``). Each band's output must equal the golden model of that band alone and
+    stay within its error bound of the float64 reference."""
+    band_lists, expected_rows, useful_macs, within_bound, index = [], [], 0, True, 0
+    for k, shapes in tiles:
+        bands = []
+        for m_b, n_b in shapes:
+            bands.append(Band(*random_operands(config, m_b, n_b, k, seed=seed + 1000 * index, kind=kind)))
+            index += 1
+            useful_macs += m_b * n_b * k
+        band_lists.append(bands)
+        expected_rows.append(banded_tile_result(config, bands))
+        for band, got in zip(bands, unpack_banded_tile(config, bands, expected_rows[-1])):
+            exact = bitexact_mpgemm(config, band.x, band.act_scale, band.weights)
+            reference = reference_mpgemm(band.x, band.act_scale, band.weights, config.group_size)
+            bound = error_bound(config, band.x, band.act_scale, band.weights)
+            within_bound &= torch.equal(got, exact) and bool(((exact.double() - reference).abs() <= bound).all())
+    summary = run_tiles(config, [pack_banded_tile(config, bands) for bands in band_lists], expected_rows,
+                        seed=seed, stall_in=stall, stall_out=stall, waves=waves, useful_macs=useful_macs)
+    predicted, cycles = summary.predicted, summary.cycles
+    if stall:
+        timing = f"cycles={cycles} (stall-free model {predicted.cycles}, stalls {stall:.0%} in/out)"
+    else:
+        timing = f"cycles={cycles} (model {predicted.cycles}{'' if summary.cycles_match else ' MISMATCH'})"
+    ok = summary.passed and within_bound
+    shapes = " | ".join(f"K={k}: " + ",".join(f"{m}x{n}" for m, n in bands) for k, bands in tiles)
+    print(f"{'PASS' if ok else 'FAIL'} {label} {config.name} row_groups={config.row_groups} [{shapes}] {kind}: "
+          f"{summary.result_beats} result rows bit-exact={summary.mismatch_count == 0} {timing} "
+          f"util={predicted.useful_macs / (config.rows * config.cols * cycles) if cycles else 0:.3f} "
+          f"dequant-stalls={predicted.dequant_stalls} within-bound={within_bound} seed={seed} "
+          f"wall={summary.wall_time_s:.1f}s")
     for message in summary.mismatches:
         print(f"    {message}")
     if not ok:
@@ -78,10 +123,28 @@ def scenario_array(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
         (rng.randrange(1, rows + 1), cols, 3 * g, "signs"),
         (rows, rng.randrange(1, cols + 1), g, "zeros"),
     ]
+    if config.fp_activation:
+        cases += [(rows, cols, 2 * g, "outlier"), (2 * rows, cols, 2 * g, "specials")]
     results = [gemm_case(config, m, n, k, seed + i, kind=kind, label="array", waves=waves,
                          replay=_replay("array", config, seed))
                for i, (m, n, k, kind) in enumerate(cases)]
     return all(results)
+
+
+def scenario_bands(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
+    """banded tiles (one weight matrix per row band): full bands over one group, partial and missing
+    bands over three, a single band over two; stall-free (cycle-exact) then with random stalls"""
+    seed = _seed(seed)
+    rng = random.Random(seed)
+    rows, cols, g, bands = config.band_rows, config.cols, config.group_size, config.row_groups
+    tiles = [
+        (g, [(rows, cols)] * bands),
+        (3 * g, [(rng.randrange(1, rows + 1), rng.randrange(1, cols + 1)) for _ in range(max(1, bands - 1))]),
+        (2 * g, [(rng.randrange(1, rows + 1), cols)]),
+    ]
+    replay = _replay("bands", config, seed)
+    ok = banded_case(config, tiles, seed, waves=waves, replay=replay)
+    return banded_case(config, tiles, seed + 1, stall=0.25, replay=replay) and ok
 
 
 def _block(test: str):
@@ -97,8 +160,11 @@ def _block(test: str):
 SCENARIOS = {
     "mpgemm": (scenario_mpgemm.__doc__, scenario_mpgemm),
     "array": (scenario_array.__doc__, scenario_array),
+    "bands": (scenario_bands.__doc__, scenario_bands),
     "pe": ("exhaustive INT8 x code products and group accumulation of one PE", _block("pe")),
     "gdu": ("group-dequant unit edge cases: zero, largest |D|, sign changes, overflow", _block("gdu")),
+    "fp_product": ("floating-point activations: every code x every weight code through aligner and PE",
+                   _block("fp_product")),
 }
 
 

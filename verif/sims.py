@@ -1,9 +1,11 @@
 """Python side of the RTL simulations: prepares a job, runs the cocotb testbench, returns a summary.
 
-:func:`run_mpgemm` packs a quantized GEMM with :mod:`sw.packer`, computes the expected result
-beats with the bit-exact golden model and the expected cycle count with :mod:`gen.cycle_model`,
-then runs ``verif.tb_mpgemm`` on the core's Verilog under Verilator (build cached per
-configuration hash under ``build/sim/``).
+:func:`run_tiles` simulates already packed tiles (:mod:`sw.packer`, plain or banded) against their
+expected (R, C) results: it writes a job with the tiles' beats, the expected result beats and the
+expected cycle count from :mod:`gen.cycle_model`, then runs ``verif.tb_mpgemm`` on the core's
+Verilog under Verilator (build cached per configuration hash under ``build/sim/``).
+:func:`run_mpgemm` packs a quantized GEMM and takes its expected tiles from the bit-exact golden
+model.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from gen.verilog import build_block, emit_verilog
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import QuantizedWeights
 from hw.config import MixPEConfig
-from sw.packer import pack_gemm, pad_operands, result_beats, tile_grid
+from sw.packer import Tile, pack_gemm, pad_operands, tile_result_beats
+from verif.fp_product_cases import product_job
 from verif.gdu_cases import gdu_job
 from verif.runner import run_cocotb
 
-__all__ = ["SimSummary", "run_mpgemm", "build_dir_for", "BUILD_ROOT"]
+__all__ = ["SimSummary", "run_tiles", "run_mpgemm", "build_dir_for", "BUILD_ROOT"]
 
 BUILD_ROOT = Path("build")
 
@@ -54,20 +57,26 @@ def build_dir_for(config: MixPEConfig, block: str) -> Path:
     return BUILD_ROOT / "sim" / f"{block}-{config.hash}"
 
 
-def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, weights: QuantizedWeights,
-               *, seed: int | None = None, stall_in: float = 0.0, stall_out: float = 0.0,
-               waves: bool = False, check_cycles: bool | None = None) -> SimSummary:
-    """Run the GEMM through the ``mpgemm`` RTL and check every result beat bit-exactly.
+def run_tiles(config: MixPEConfig, tiles: list[Tile], expected_rows: list[torch.Tensor], *,
+              seed: int | None = None, stall_in: float = 0.0, stall_out: float = 0.0, waves: bool = False,
+              check_cycles: bool | None = None, useful_macs: int | None = None) -> SimSummary:
+    """Stream ``tiles`` back to back through the ``mpgemm`` RTL and check every result beat
+    bit-exactly against ``expected_rows`` (one float32 (R, C) tensor per tile, padding included).
 
     With no stalls the measured cycle count must equal the cycle model (``check_cycles``
-    defaults to that); with random stalls the cycle count can only grow, which is checked."""
+    defaults to that); with random stalls the cycle count can only grow, which is checked.
+    ``useful_macs`` (default: the full array) only enters the reported utilization."""
     seed = random.randrange(2 ** 31) if seed is None else seed
-    m, n = x.shape[0], weights.codes.shape[0]
-    tiles = pack_gemm(config, x, act_scale, weights)
-    y_padded = bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights))
-    expected = result_beats(config, y_padded, m, n)
-    predicted = predict_cycles(config, [tile.groups for tile in tiles],
-                               useful_macs=m * n * x.shape[1])
+    if not tiles or len(expected_rows) != len(tiles):
+        raise ValueError(f"expected_rows: {len(expected_rows)} results for {len(tiles)} tiles; "
+                         f"need one (R, C) result per tile and at least one tile")
+    shape = (config.rows, config.cols)
+    for index, rows in enumerate(expected_rows):
+        if not isinstance(rows, torch.Tensor) or rows.dtype != torch.float32 or tuple(rows.shape) != shape:
+            raise ValueError(f"expected_rows[{index}]: {getattr(rows, 'dtype', type(rows).__name__)} "
+                             f"{tuple(getattr(rows, 'shape', ()))}, expected float32 {shape}")
+    expected = [beat for rows in expected_rows for beat in tile_result_beats(config, rows)]
+    predicted = predict_cycles(config, [tile.groups for tile in tiles], useful_macs=useful_macs)
     if check_cycles is None:
         check_cycles = stall_in == 0.0 and stall_out == 0.0
 
@@ -79,7 +88,7 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
     job_path.write_text(json.dumps({
         "config": dataclasses.asdict(config),
         "tiles": [{"act": t.act, "wgt": t.wgt, "grp": t.grp} for t in tiles],
-        "tile_origins": tile_grid(config, m, n),
+        "tile_origins": [(t.row0, t.col0) for t in tiles],
         "expected": expected,
         "stall_in": stall_in,
         "stall_out": stall_out,
@@ -89,11 +98,12 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
     summary_path.unlink(missing_ok=True)
 
     start = time.perf_counter()
+    k_steps = sorted({len(t.act) for t in tiles})
     result = run_cocotb(
         verilog=emit_verilog(build_block("mpgemm", config), "mpgemm"),
         toplevel="mpgemm", build_dir=build_dir, test_module="verif.tb_mpgemm", seed=seed, waves=waves,
         extra_env={"MIXPE_JOB": str(job_path.resolve()), "MIXPE_SUMMARY": str(summary_path.resolve())},
-        replay_hint=f"seed {{seed}} of a {m}x{n}x{x.shape[1]} GEMM on {config.name}")
+        replay_hint=f"seed {{seed}} of {len(tiles)} tiles (K in {k_steps}) on {config.name}")
     wall = time.perf_counter() - start
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     cycles = summary.get("cycles")
@@ -108,15 +118,29 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
         wave_file=result.wave_file, results_xml=result.results_xml)
 
 
+def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, weights: QuantizedWeights,
+               *, seed: int | None = None, stall_in: float = 0.0, stall_out: float = 0.0,
+               waves: bool = False, check_cycles: bool | None = None) -> SimSummary:
+    """Run the GEMM (packed by :func:`sw.packer.pack_gemm`) through :func:`run_tiles`, expecting
+    the bit-exact golden model's result."""
+    tiles = pack_gemm(config, x, act_scale, weights)
+    y_padded = bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights))
+    expected_rows = [y_padded[t.row0:t.row0 + config.rows, t.col0:t.col0 + config.cols] for t in tiles]
+    return run_tiles(config, tiles, expected_rows, seed=seed, stall_in=stall_in, stall_out=stall_out,
+                     waves=waves, check_cycles=check_cycles,
+                     useful_macs=x.shape[0] * weights.codes.shape[0] * x.shape[1])
+
+
 #: Block-level testbenches: TEST name -> (block, cocotb test module).
 BLOCK_TESTBENCHES = {
     "pe": ("pe", "verif.tb_pe"),
     "gdu": ("gdu", "verif.tb_gdu"),
+    "fp_product": ("fp_product", "verif.tb_fp_product"),
 }
 
 
 def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves: bool = False):
-    """Run the block-level testbench ``test`` (``pe`` or ``gdu``); returns the cocotb result."""
+    """Run the block-level testbench ``test`` (``pe``, ``gdu`` or ``fp_product``); returns the cocotb result."""
     if test not in BLOCK_TESTBENCHES:
         raise ValueError(f"test={test!r}: block testbenches are {sorted(BLOCK_TESTBENCHES)}")
     block, module = BLOCK_TESTBENCHES[test]
@@ -126,7 +150,8 @@ def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves:
     config_path = build_dir / "config.json"
     config_path.write_text(json.dumps(dataclasses.asdict(config)))
     job_path = build_dir / f"job-{seed}.json"
-    job_path.write_text(json.dumps(gdu_job(config, seed) if test == "gdu" else {}))
+    jobs = {"gdu": lambda: gdu_job(config, seed), "fp_product": lambda: product_job(config)}
+    job_path.write_text(json.dumps(jobs[test]() if test in jobs else {}))
     return run_cocotb(verilog=emit_verilog(build_block(block, config), block), toplevel=block,
                       build_dir=build_dir, test_module=module, seed=seed, waves=waves,
                       extra_env={"MIXPE_CONFIG": str(config_path.resolve()), "MIXPE_JOB": str(job_path.resolve())},

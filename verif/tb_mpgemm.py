@@ -1,7 +1,8 @@
 """cocotb testbench of the ``mpgemm`` core: stream drivers, result monitor and scoreboard.
 
-The job (prepared by :func:`verif.sims.run_mpgemm`, path in ``MIXPE_JOB``) holds the packed
-beats of every tile, the bit-exact golden result rows and the stall probabilities. Sources feed
+The job (prepared by :func:`verif.sims.run_tiles`, path in ``MIXPE_JOB``) holds the packed
+beats of every tile with its origin (row0, col0), the bit-exact golden result rows and the stall
+probabilities. Sources feed
 ``act``, ``wgt`` and ``grp`` with random idle cycles; the sink applies random back-pressure on
 ``res`` and the scoreboard checks every result beat against the golden model the cycle it
 appears. The summary (cycles from the first issued K step to the last result, mismatches) is
@@ -31,7 +32,10 @@ def _fp32(bits: int) -> float:
 
 
 class Scoreboard:
-    """Compares each result beat with the expected beat of the same index, in order."""
+    """Compares each result beat with the expected beat of the same index, in order.
+
+    A mismatch names the output element as origin + (row, column) of its tile, and with row
+    groups the row band it belongs to (banded tiles have origin (0, 0))."""
 
     def __init__(self, config: MixPEConfig, expected: list[int], tile_origins: list[tuple[int, int]]):
         self._layout = result_layout(config)
@@ -53,7 +57,7 @@ class Scoreboard:
         if payload == self._expected[index]:
             return
         got, want = unpack(self._layout, payload), unpack(self._layout, self._expected[index])
-        tile, row0 = divmod(index, self._config.rows)
+        tile, row = divmod(index, self._config.rows)
         origin = self._origins[tile]
         details = [f"{field}: got {got[field]} expected {want[field]}" for field in ("row", "last")
                    if got[field] != want[field]]
@@ -61,7 +65,8 @@ class Scoreboard:
             if g != w:
                 details.append(f"y[{origin[0] + want['row']}, {origin[1] + column}] got {g & 0xFFFFFFFF:#010x} "
                                f"({_fp32(g):.9g}) expected {w & 0xFFFFFFFF:#010x} ({_fp32(w):.9g})")
-        self._report(f"result beat #{index} (tile {tile}, row {row0}) at cycle {cycle}: " + "; ".join(details[:4]))
+        band = f", band {row // self._config.band_rows}" if self._config.row_groups > 1 else ""
+        self._report(f"result beat #{index} (tile {tile}, row {row}{band}) at cycle {cycle}: " + "; ".join(details[:4]))
 
     def _report(self, message: str) -> None:
         self.mismatch_count += 1
