@@ -21,8 +21,9 @@ Backends (one interface, :class:`Backend`):
     through the work items' coordinates (so a mapper fault shows as a difference from golden);
     cycles from the cycle model (exact for stall-free streams).
 ``rtl``
-    The tiles through the ``mpgemm`` RTL under Verilator (cocotb scoreboard checks every result
-    beat bit-exactly against the golden tile); cycles are measured.
+    Each stage's banded tiles in one simulation of the ``mpgemm`` RTL under Verilator (the cocotb
+    scoreboard checks every result beat bit-exactly against the golden tile and the cycle count
+    against the cycle model); cycles are measured.
 
 Errors reported (:func:`run_moe`): ``max_abs_diff_vs_golden`` (the layer output against the
 golden backend's); ``max_rel_err_vs_float``: max |y - y_f| / max |y_f| against the float64
@@ -50,6 +51,7 @@ from hw.config import MixPEConfig
 from sw.moe import (MoEError, MoELayer, QuantizedMoE, Routing, float_forward, quantize_layer, random_hidden,
                     read_moe_block, route, shared_expert_scale, tiny_block)
 from sw.moe_mapper import GemmShape, StageSchedule, WorkItem, expert_schedules, layer_shapes, map_layer, map_stage
+from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
 
 __all__ = ["BACKENDS", "MoESpec", "DEFAULT_MOE_CONFIG", "GemmJob", "StageRun", "Backend", "GoldenBackend",
            "ModelBackend", "RtlBackend", "make_backend", "LayerRun", "execute_layer", "run_moe"]
@@ -143,40 +145,23 @@ class ModelBackend(Backend):
         return StageRun(outputs=outputs, cycles=schedule.cycles, details={"tiles": len(schedule.tiles)})
 
 
-def _banded_api():
-    """The banded-tile packer and multi-tile RTL runner, or None while they are not merged."""
-    try:
-        from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
-        from verif.sims import run_tiles
-    except ImportError:
-        return None
-    return Band, pack_banded_tile, banded_tile_result, unpack_banded_tile, run_tiles
-
-
 class RtlBackend(Backend):
-    """The ``mpgemm`` RTL under Verilator. With the banded-tile packer (``sw.packer.pack_banded_tile``)
-    one simulation streams a stage's whole schedule; without it only ``row_groups = 1`` runs, one
-    simulation per expert GEMM (``verif.sims.run_mpgemm``), and the cycles are their sum."""
+    """The ``mpgemm`` RTL under Verilator: one simulation streams a stage's whole schedule of banded
+    tiles (``sw.packer.pack_banded_tile``, ``verif.sims.run_tiles``); the scoreboard checks every
+    result beat bit-exactly against ``banded_tile_result`` and the measured cycles against the
+    cycle model."""
     name = "rtl"
     cycles_source = "rtl"
 
     def __init__(self, config: MixPEConfig, seed: int | None = None):
         super().__init__(config)
         self.seed = random.randrange(2 ** 31) if seed is None else seed
-        self.banded = _banded_api()
-        if self.banded is None and config.row_groups != 1:
-            raise MoEError(f"row_groups={config.row_groups}: the rtl backend needs the banded-tile packer "
-                           f"(sw.packer.pack_banded_tile, verif.sims.run_tiles), which is not available; "
-                           f"use row_groups=1 (e.g. --row-groups 1) or the golden/model backends")
 
     def run_stage(self, jobs, schedule):
-        return self._run_tiles(jobs, schedule) if self.banded else self._run_gemms(jobs)
-
-    def _run_tiles(self, jobs, schedule):
-        band_type, pack_banded_tile, banded_tile_result, unpack_banded_tile, run_tiles = self.banded
+        from verif.sims import run_tiles        # Amaranth and cocotb only for this backend
         tiles, expected, bands_of = [], [], []
         for tile in schedule.tiles:
-            bands = [band_type(*band_operands(jobs[item.gemm], item)) for item in tile.bands]
+            bands = [Band(*band_operands(jobs[item.gemm], item)) for item in tile.bands]
             tiles.append(pack_banded_tile(self.config, bands))
             expected.append(banded_tile_result(self.config, bands))
             bands_of.append(bands)
@@ -185,29 +170,13 @@ class RtlBackend(Backend):
             raise MoEError(f"rtl: stage of {len(tiles)} tiles failed on {self.config.name} (seed {self.seed}): "
                            f"{summary.mismatch_count} mismatching result beats, cycles {summary.cycles} "
                            f"(model {summary.predicted.cycles}); {summary.mismatches[:3]}")
-        outputs = [torch.empty(job.shape.m, job.shape.n, dtype=torch.float32) for job in jobs]
+        # The scoreboard compared every result beat with ``expected``, bit for bit.
+        outputs = [torch.full((job.shape.m, job.shape.n), float("nan"), dtype=torch.float32) for job in jobs]
         for tile, bands, rows in zip(schedule.tiles, bands_of, expected):
             for item, block in zip(tile.bands, unpack_banded_tile(self.config, bands, rows)):
                 _place(outputs, item, block)
         return StageRun(outputs=outputs, cycles=summary.cycles, details={
             "simulations": 1, "tiles": len(tiles), "model_cycles": summary.predicted.cycles, "seed": self.seed})
-
-    def _run_gemms(self, jobs):
-        from verif.sims import run_mpgemm
-        outputs, cycles, predicted = [], 0, 0
-        for job in jobs:
-            summary = run_mpgemm(self.config, job.x, job.act_scale, job.weights, seed=self.seed)
-            if not summary.passed:
-                raise MoEError(f"rtl: expert {job.shape.expert} {job.shape.matrix} GEMM "
-                               f"{job.shape.m}x{job.shape.n}x{job.shape.k} failed on {self.config.name} "
-                               f"(seed {self.seed}): {summary.mismatch_count} mismatching result beats, cycles "
-                               f"{summary.cycles} (model {summary.predicted.cycles}); {summary.mismatches[:3]}")
-            # The scoreboard compared every result beat with this golden result, bit for bit.
-            outputs.append(bitexact_mpgemm(self.config, job.x, job.act_scale, job.weights))
-            cycles += summary.cycles
-            predicted += summary.predicted.cycles
-        return StageRun(outputs=outputs, cycles=cycles, details={
-            "simulations": len(jobs), "model_cycles": predicted, "seed": self.seed})
 
 
 def make_backend(name: str, config: MixPEConfig, seed: int | None = None) -> Backend:
@@ -391,8 +360,8 @@ def format_report(report: dict) -> str:
         lines.append(f"  stage {index} ({'gate, up' if index == 1 else 'down'}): {len(stage['gemms'])} GEMMs, "
                      f"{stage['tiles']} tiles, cycles {stage['cycles']} (mapped schedule predicted "
                      f"{stage['predicted_cycles']}"
-                     + (f"; cycle model of the {stage['run_simulations']} simulations {stage['run_model_cycles']}"
-                        if "run_simulations" in stage else "") + f"), band fill {stage['band_fill']:.3f}")
+                     + (f"; cycle model of the simulated stream {stage['run_model_cycles']}"
+                        if "run_model_cycles" in stage else "") + f"), band fill {stage['band_fill']:.3f}")
     lines.append(f"  layer: {report['tiles']} tiles, cycles {report['cycles']} ({report['cycles_source']}), "
                  f"utilization {report['utilization']:.4f}; plain tokens-on-rows mapping: {plain['tiles']} tiles, "
                  f"{plain['cycles']} cycles, utilization {plain['utilization']:.4f} (row groups gain "
