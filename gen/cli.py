@@ -105,20 +105,21 @@ def cmd_eval_smollm(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from gen.synth import DEFAULT_BLOCKS, DESIGNS, SynthError, resolve_liberty, run_synthesis, write_reports
+    from gen.synth import (DEFAULT_GUARD_SWEEP, SynthError, guard_sweep, resolve_liberty, run_synthesis,
+                           write_reports)
     config = _config(args)
-    blocks = list(args.blocks or DEFAULT_BLOCKS)
-    if args.array and "array" not in blocks:
-        blocks.append("array")
     out_root = Path(args.out or BUILD_ROOT / "synth")
     try:
         liberty = resolve_liberty(args.liberty)
         if liberty:
             print(f"liberty {liberty.name} ({liberty.path}): {liberty.cell_count} cells, GE reference "
                   f"{liberty.nand2_cell} = {liberty.nand2_area:g}")
-        records = run_synthesis(config, designs=args.designs or DESIGNS, blocks=blocks, liberty=liberty,
+        records = run_synthesis(config, designs=args.designs, blocks=args.blocks, array=args.array, liberty=liberty,
                                 out_root=out_root, use_cache=not args.no_cache)
-        paths = write_reports(config, records, liberty, out_root)
+        guards = args.guard_sweep or (DEFAULT_GUARD_SWEEP if config.fp_activation else ())
+        sweep = guard_sweep(config, guards, liberty=liberty, out_root=out_root, use_cache=not args.no_cache) \
+            if guards and not args.no_guard_sweep else None
+        paths = write_reports(config, records, liberty, out_root, guard_rows=sweep)
     except SynthError as error:
         print(f"mixpe synth: {error}", file=sys.stderr)
         return 1
@@ -222,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blocks", nargs="+", default=["mpgemm"], help="blocks to lint (default mpgemm)")
     p.set_defaults(func=cmd_lint)
 
-    from gen.synth import BLOCKS as SYNTH_BLOCKS, DEFAULT_BLOCKS as SYNTH_DEFAULT_BLOCKS, DESIGNS as SYNTH_DESIGNS
+    from gen.synth import (BLOCKS as SYNTH_BLOCKS, DEFAULT_BLOCKS as SYNTH_DEFAULT_BLOCKS,
+                           DEFAULT_GUARD_SWEEP as SYNTH_GUARD_SWEEP, DESIGNS as SYNTH_DESIGNS)
     p = sub.add_parser("synth", help="Yosys area report of MixPE and baseline PEs; writes build/synth/report.{md,json}")
     _add_config_options(p)
     p.add_argument("--liberty", default=None, metavar="PATH|osu018",
@@ -234,9 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--array", action="store_true",
                    help="also synthesize the whole MixPE R x C array block (slow: ~1 min for 16x16)")
     p.add_argument("--designs", nargs="+", choices=SYNTH_DESIGNS, default=None,
-                   help="designs to synthesize (default all: " + " ".join(SYNTH_DESIGNS) + ")")
+                   help="designs to synthesize (default all that support the configuration: "
+                        + " ".join(SYNTH_DESIGNS) + "; int8_mult needs INT8 activations)")
     p.add_argument("--out", help="output directory (default build/synth/)")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results and synthesize again")
+    p.add_argument("--guard-sweep", nargs="+", type=int, default=None, metavar="G",
+                   help="floating-point activations: MixPE PE and aligner area for these guard bits "
+                        "(default " + " ".join(map(str, SYNTH_GUARD_SWEEP)) + ")")
+    p.add_argument("--no-guard-sweep", action="store_true", help="skip the guard-bit sweep")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("accuracy", help="floating-point activations: error against guard bits and vs an FP16 "

