@@ -8,7 +8,7 @@ below are all of the ``w<b><act>-g<g>-<R>x<C>`` form).
 import pytest
 
 from hw.config import from_preset
-from verif.scenarios import gemm_case, run_scenario
+from verif.scenarios import banded_case, gemm_case, run_scenario
 from verif.sims import run_block
 
 pytestmark = pytest.mark.rtl
@@ -22,13 +22,19 @@ def test_fp16_product_path_exhaustive():
 
 
 #: FP16 activations with llama.cpp Q4_1 weights (float offsets: both GDU products take the exponent
-#: offset); integer zero points with floating-point activations are covered by the other formats.
-FP16_Q41 = from_preset("w4a16-g8-4x4").replace(zero_mode="float_offset", name="w4a16-g8-4x4-q41")
+#: offset) on a core with two row bands; integer zero points with floating-point activations are
+#: covered by the other formats. One Verilator build serves all the FP16 core tests.
+FP16_Q41 = from_preset("w4a16-g8-4x4").replace(zero_mode="float_offset", row_groups=2, name="w4a16-g8-4x4-q41-rg2")
 
 
 def test_fp16_array_scenarios():
     """Random shapes, worst case, cancellation, zeros, outliers and Inf/NaN rows on a 4x4 array."""
     assert run_scenario("array", FP16_Q41, seed=32)
+
+
+def test_fp16_row_bands_with_specials():
+    """Two bands with their own weights; Inf/NaN rows stay confined to their band's rows."""
+    assert banded_case(FP16_Q41, [(16, [(2, 4), (1, 3)]), (8, [(2, 2)])], seed=37, kind="specials")
 
 
 @pytest.mark.parametrize("preset", ["w4bf16-g8-3x2", "w4e4m3-g16-3x2", "w4e5m2-g8-3x2"])
