@@ -65,16 +65,17 @@ def predict_cycles(config: MixPEConfig, groups_per_tile: list[int],
     reader_free_at = 0
     dequant_stalls = bank_stalls = 0
     tile_done = []
+    # Inside a tile every group after the first starts max(g, interval) cycles after the previous one.
+    step = max(g, interval)
     for tile, groups in enumerate(groups_per_tile):
         bank = tile % 2
-        for group in range(groups):
-            start = max(next_issue, last_group_start + interval)
-            dequant_stalls += start - next_issue
-            if group == 0 and bank_free_at[bank] > start:
-                bank_stalls += bank_free_at[bank] - start
-                start = bank_free_at[bank]
-            last_group_start = start
-            next_issue = start + g
+        start = max(next_issue, last_group_start + interval)
+        dequant_stalls += start - next_issue + (groups - 1) * (step - g)
+        if bank_free_at[bank] > start:
+            bank_stalls += bank_free_at[bank] - start
+            start = bank_free_at[bank]
+        last_group_start = start + (groups - 1) * step
+        next_issue = last_group_start + g
         last_step = next_issue - 1
         first_row = max(last_step + config.result_offset, reader_free_at)
         last_row = first_row + rows - 1

@@ -5,13 +5,16 @@ Shapes (Mixtral-8x7B): hidden 4096, FFN 14336, 8 experts, top-2. The utilization
 expert the same number of tokens (1, 2, 4, 8: decode-like; 256, 512: prefill-like) and compares
 the row-group mapping with the plain tokens-on-rows one (``row_groups = 1``), both timed by the
 cycle model. The golden timing routes 64 random tokens with a random router and runs the quantized
-layer (both GEMM stages, SiLU, requantization, combine) through :class:`sw.moe_run.GoldenBackend`;
-the 8 experts share one set of random weight codes (24 distinct 4096 x 14336 int64 code matrices
-would take 11 GB), which does not change the work done.
+layer (mapping, both GEMM stages, SiLU, requantization, combine) through
+:class:`sw.moe_run.GoldenBackend`, with one torch thread and with torch's default thread count;
+it reports wall and process CPU time (the machine may be shared). The 8 experts share one set of
+random weight codes (24 distinct 4096 x 14336 int64 code matrices would take 11 GB), which does not
+change the work done: nothing is cached between GEMMs.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -50,8 +53,10 @@ def mapper_table(config: MixPEConfig, tokens_per_expert=DECODE_TOKENS + PREFILL_
     return rows
 
 
-def golden_layer_timing(config: MixPEConfig, tokens: int = 64, shape=MIXTRAL_8X7B, seed: int = 2024) -> dict:
-    """Wall time of the golden backend on one Mixtral-8x7B-shaped layer (see the module docstring)."""
+def golden_layer_timing(config: MixPEConfig, tokens: int = 64, shape=MIXTRAL_8X7B, seed: int = 2024,
+                        threads: int | None = None) -> dict:
+    """Wall and CPU time of the golden backend on one Mixtral-8x7B-shaped layer (see the module
+    docstring) with ``threads`` torch threads (None: the current setting)."""
     hidden, ffn, experts = shape["hidden"], shape["ffn"], shape["experts"]
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(tokens, hidden, generator=gen)
@@ -60,12 +65,18 @@ def golden_layer_timing(config: MixPEConfig, tokens: int = 64, shape=MIXTRAL_8X7
                for i, (name, n, k) in enumerate((("gate", ffn, hidden), ("up", ffn, hidden), ("down", hidden, ffn)))}
     quantized = QuantizedMoE(experts=(QuantizedExpert(**weights),) * experts, method="random codes")
     banded = _banded(config)
-    start = time.perf_counter()
-    run = execute_layer(banded, quantized, x, routing, GoldenBackend(banded))
-    seconds = time.perf_counter() - start
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        load = os.getloadavg()[0]
+        start, cpu_start = time.perf_counter(), time.process_time()
+        run = execute_layer(banded, quantized, x, routing, GoldenBackend(banded))
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    finally:
+        torch.set_num_threads(previous)
     return {**shape, "tokens": tokens, "tokens_per_expert": routing.counts(), "seconds": seconds,
-            "torch_threads": torch.get_num_threads(), "predicted_cycles": run.cycles,
-            "gemms": sum(len(jobs) for jobs in run.jobs), "seed": seed}
+            "cpu_seconds": cpu_seconds, "torch_threads": threads or previous, "load_average": load,
+            "predicted_cycles": run.cycles, "gemms": sum(len(jobs) for jobs in run.jobs), "seed": seed}
 
 
 def moe_bench(config: MixPEConfig, quick: bool = False) -> dict:
@@ -79,9 +90,12 @@ def moe_bench(config: MixPEConfig, quick: bool = False) -> dict:
               f"{row['plain']['utilization']:>10.4f} {row['gain']:>5.2f}x", flush=True)
     result = {"shape": MIXTRAL_8X7B, "utilization_table": table}
     if not quick:
-        timing = golden_layer_timing(config)
-        print(f"golden backend, Mixtral-8x7B-shaped layer ({timing['tokens']} tokens, top-{timing['top_k']}, "
-              f"{timing['gemms']} expert GEMMs): {timing['seconds']:.1f} s on {timing['torch_threads']} threads",
-              flush=True)
-        result["golden_layer"] = timing
+        result["golden_layer"] = []
+        for threads in sorted({1, torch.get_num_threads()}):
+            timing = golden_layer_timing(config, threads=threads)
+            print(f"golden backend, Mixtral-8x7B-shaped layer ({timing['tokens']} tokens, top-{timing['top_k']}, "
+                  f"{timing['gemms']} expert GEMMs), {threads} torch thread{'s' if threads > 1 else ''}: "
+                  f"{timing['seconds']:.1f} s wall, {timing['cpu_seconds']:.1f} s CPU "
+                  f"(load average {timing['load_average']:.1f})", flush=True)
+            result["golden_layer"].append(timing)
     return result

@@ -73,9 +73,9 @@ from collections.abc import Iterator
 
 import torch
 
-from golden.fp32 import fadd32, fmul32, fp16_to_fp32, int_to_fp32
+from golden.fp32 import fadd32, fmul32
 from golden.fp_activations import activation_codes, align_activations, decode_activations, shared_exponents
-from golden.operands import OperandError, QuantizedWeights, validate_operands
+from golden.operands import OperandError, QuantizedWeights, check_codes, validate_operands
 from golden.reference import reference_mpgemm
 from hw.config import MixPEConfig
 
@@ -85,26 +85,17 @@ FP32_MAX = float(torch.finfo(torch.float32).max)
 FP32_UNIT_ROUNDOFF = 2.0 ** -24
 FP32_MIN_NORMAL = 2.0 ** -126
 FP64_UNIT_ROUNDOFF = 2.0 ** -53
-#: Outputs per tile of the FP32 chain in :func:`bitexact_mpgemm`: small tiles keep its temporaries in
-#: cache and degrade gracefully when the cores are shared (about 3.8 s idle for the Mixtral-sized GEMM).
-TILE_OUTPUTS = 2 ** 15
+#: :func:`bitexact_mpgemm` works on blocks of output channels: at most this many weight codes per block
+#: (converted to float and range-checked while in cache, so no float copy of the whole matrix exists) ...
+BLOCK_CODES = 2 ** 21
+#: ... and at most this many per-group terms (group x token x channel) per block.
+BLOCK_TERMS = 2 ** 21
 
 
 def _gamma(n: int, unit_roundoff: float) -> float:
     """Higham's gamma_n = n*u / (1 - n*u): bound on |prod (1 + delta_i)^(+-1) - 1| over n roundings."""
     assert n * unit_roundoff < 1, f"gamma_{n} undefined for unit roundoff {unit_roundoff}"
     return n * unit_roundoff / (1 - n * unit_roundoff)
-
-
-def _fp16_fp32(values: torch.Tensor) -> torch.Tensor:
-    """FP16 values widened to FP32 through their raw 16-bit codes, float32 (same shape)."""
-    raw16 = values.view(torch.int16).to(torch.int64) & 0xFFFF
-    return fp16_to_fp32(raw16)
-
-
-def _scales_fp32(weights: QuantizedWeights) -> torch.Tensor:
-    """FP16 group scales widened to FP32 through their raw 16-bit codes, float32 (N, G)."""
-    return _fp16_fp32(weights.scales)
 
 
 def _pe_activations(config: MixPEConfig, x: torch.Tensor
@@ -144,11 +135,14 @@ def _iter_group_partials(config: MixPEConfig, x: torch.Tensor, weights: Quantize
         yield j, p, a, d
 
 
-def _iter_group_sums_fp32(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights
-                          ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """Yield (j, int_to_fp32(D_j) float32 (M, N), int_to_fp32(A_j) float32 (M,)) per group j in order,
-    D_j = P_j with float offsets; the fast form of :func:`_iter_group_partials` for the bit-exact model.
+def _iter_block_sums_fp32(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights, width: int
+                          ) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """Yield (channels, int_to_fp32(D) float32 (G, M, nb), int_to_fp32(A) float32 (G, M)) per block of
+    ``width`` output channels, for the PE operands x (M, K); D = P with float offsets. The fast form
+    of :func:`_iter_group_partials` for the bit-exact model.
 
+    Also the code range check of :func:`validate_operands` (on the block's float codes: the
+    conversion is monotonic and exact on the allowed range, so it flags exactly the same codes).
     The sums are formed in float32 when every |P|, |A| and |z*A| is below 2**24 (then each
     partial sum of the matmul and the difference P - z*A are exact integers, and so already the
     FP32 conversion), else in float64 (exact below 2**53) and rounded once to float32, which is
@@ -158,17 +152,23 @@ def _iter_group_sums_fp32(config: MixPEConfig, x: torch.Tensor, weights: Quantiz
     assert magnitude_bound < 2 ** 53, "group partial sums are not exact in float64"
     dtype = torch.float32 if magnitude_bound < 2 ** 24 else torch.float64
     d_limit = 2 ** (config.dsum_bits - 1)
-    x = x.to(dtype)
-    for j in range(x.shape[1] // group):
-        columns = slice(j * group, (j + 1) * group)
-        x_group = x[:, columns]
-        p = x_group @ weights.codes[:, columns].to(dtype).T
-        a = x_group.sum(dim=1)
-        d = p if config.float_offset else p - weights.zeros[:, j].to(dtype)[None, :] * a[:, None]
+    m, k = x.shape
+    groups = k // group
+    x_groups = x.to(dtype).view(m, groups, group).transpose(0, 1)              # (G, M, g)
+    a = x_groups.sum(dim=2)                                                    # (G, M)
+    a_fp32 = a.to(torch.float32)
+    for start in range(0, weights.codes.shape[0], width):
+        channels = slice(start, start + width)
+        codes = weights.codes[channels].to(dtype)                              # (nb, K)
+        smallest, largest = torch.aminmax(codes)
+        if float(smallest) < 0 or float(largest) > config.code_max:
+            check_codes(config, weights.codes)                                 # raises, naming the index
+        p = torch.bmm(x_groups, codes.view(-1, groups, group).permute(1, 2, 0))  # (G, M, nb)
+        d = p if config.float_offset else p - weights.zeros[channels].t().to(dtype)[:, None, :] * a[:, :, None]
         smallest, largest = torch.aminmax(d)
         assert -d_limit <= float(smallest) and float(largest) < d_limit, \
-            f"group {j}: D outside the {config.dsum_bits}-bit signed range"
-        yield j, d.to(torch.float32), a.to(torch.float32)
+            f"channels {start}..: D outside the {config.dsum_bits}-bit signed range"
+        yield channels, d.to(torch.float32), a_fp32
 
 
 def group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeights
@@ -205,27 +205,32 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     Floating-point activations: ``x`` as raw codes, the format's torch dtype or float values
     (:func:`golden.fp_activations.activation_codes`), and ``act_scale=None``."""
     x = _activation_codes(config, x)
-    validate_operands(config, x, act_scale, weights)
+    validate_operands(config, x, act_scale, weights, check_codes_range=False)  # codes: per block below
     pe_x, lsb_exponent, invalid = _pe_activations(config, x)
-    m, n = x.shape[0], weights.codes.shape[0]
-    scales = _scales_fp32(weights)
-    offsets = _fp16_fp32(weights.offsets) if config.float_offset else None
-    acc = torch.empty(m, n, dtype=torch.float32)
-    width = max(1, TILE_OUTPUTS // m)
+    m, k = x.shape
+    n, groups = weights.codes.shape[0], k // config.group_size
+    # Validated scales and offsets are finite, zero or normal FP16: the native widening is exact,
+    # so equal to fp16_to_fp32.
+    scales = weights.scales.float().t()[:, None, :]                                       # (G, 1, N)
+    offsets = weights.offsets.float().t()[:, None, :] if config.float_offset else None
+    offset = None if lsb_exponent is None else lsb_exponent.t()[:, :, None]               # (G, M, 1)
+    nan_rows = None if invalid is None else invalid.t()[:, :, None]
     nan = torch.tensor(float("nan"), dtype=torch.float32)
     multiply, add = _group_chain_ops(config)
-    for j, d_fp32, a_fp32 in _iter_group_sums_fp32(config, pe_x, weights):
-        a_fp32 = a_fp32[:, None]
-        offset_j = None if lsb_exponent is None else lsb_exponent[:, j][:, None]
-        for start in range(0, n, width):
-            channels = slice(start, start + width)
-            term = multiply(d_fp32[:, channels], scales[channels, j][None, :], offset_j)
-            if config.float_offset:
-                offsets_j = offsets[channels, j][None, :]
-                term = add(term, multiply(a_fp32.expand(m, offsets_j.shape[1]), offsets_j.expand(m, -1), offset_j))
-            if invalid is not None:
-                term = torch.where(invalid[:, j][:, None], nan, term)
-            acc[:, channels] = term if j == 0 else add(acc[:, channels], term)
+    acc = torch.empty(m, n, dtype=torch.float32)
+    width = max(1, min(BLOCK_CODES // k, BLOCK_TERMS // (groups * m)))
+    for channels, d_fp32, a_fp32 in _iter_block_sums_fp32(config, pe_x, weights, width):
+        terms = multiply(d_fp32, scales[:, :, channels], offset)                          # (G, M, nb)
+        if config.float_offset:
+            offsets_block = offsets[:, :, channels]
+            terms = add(terms, multiply(a_fp32[:, :, None].expand(-1, -1, offsets_block.shape[2]),
+                                        offsets_block.expand(-1, m, -1), offset))
+        if nan_rows is not None:
+            terms = torch.where(nan_rows, nan, terms)
+        block = terms[0]
+        for j in range(1, groups):                          # groups in order, one rounding per addition
+            block = add(block, terms[j])
+        acc[:, channels] = block
     return acc if config.fp_activation else fmul32(acc, act_scale[:, None])
 
 

@@ -17,7 +17,8 @@ import torch
 
 from hw.config import MixPEConfig
 
-__all__ = ["OperandError", "QuantizedWeights", "OPERAND_KINDS", "FP_OPERAND_KINDS", "validate_operands", "random_operands",
+__all__ = ["OperandError", "QuantizedWeights", "OPERAND_KINDS", "FP_OPERAND_KINDS", "validate_operands", "check_codes",
+           "random_operands",
            "quantize_activations_int8", "quantize_weights_rtn"]
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -88,8 +89,13 @@ def _check_scales(name: str, value: torch.Tensor, min_normal: float, fmt: str, w
                            f"finite and either zero or normal {fmt} numbers (|s| >= {min_normal!r})")
 
 
+def check_codes(config: MixPEConfig, codes: torch.Tensor) -> None:
+    """Raise :class:`OperandError` naming the first weight code outside ``[0, 2**b - 1]``."""
+    _check_range("weights.codes", codes, 0, config.code_max, f"the {config.weight_bits}-bit code range")
+
+
 def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
-                      weights: QuantizedWeights) -> None:
+                      weights: QuantizedWeights, *, check_codes_range: bool = True) -> None:
     """Raise :class:`OperandError` unless the operands are exactly what the hardware accepts.
 
     x: int64 (M, K) INT8 codes, or for floating-point activations int64 raw codes of the format
@@ -97,6 +103,8 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
     normal per-token scales, or ``None`` when only the integer part is used (floating-point
     activations have no token scale: it must be ``None``); weights: :class:`QuantizedWeights`
     for N x K with K a multiple of ``config.group_size``. Nothing is truncated or clamped.
+    ``check_codes_range=False`` skips the one pass over the codes' values, for a caller that
+    checks them as it reads them (:func:`check_codes` on failure).
     """
     group = config.group_size
     fp = config.fp_activation
@@ -134,7 +142,8 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
         _check_range("x", x, 0, 2 ** config.act_bits - 1, f"the {config.activation} code range")
     else:
         _check_range("x", x, INT8_MIN, INT8_MAX, "the INT8 range")
-    _check_range("weights.codes", weights.codes, 0, config.code_max, f"the {config.weight_bits}-bit code range")
+    if check_codes_range:
+        check_codes(config, weights.codes)
     if config.float_offset:
         _check_scales("weights.offsets", weights.offsets, FP16_MIN_NORMAL, "FP16", "offsets")
     else:

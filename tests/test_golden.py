@@ -427,3 +427,21 @@ def test_float_offset_configuration_and_operands():
         assert fragment in str(error.value)
     with pytest.raises(OperandError, match="^weights.offsets: dtype torch.float32"):
         validate_operands(config, x, act_scale, dataclasses.replace(weights, offsets=weights.offsets.float()))
+
+
+@pytest.mark.parametrize("zero_mode", ["integer", "float_offset"])
+def test_bitexact_channel_blocks_equal_scalar_model(monkeypatch, zero_mode):
+    """Channel blocks of 2 (the last one partial) give the scalar model's bits, and a bad code in a
+    later block is reported with its index like validate_operands does."""
+    import golden.mpgemm as mpgemm
+    config = MixPEConfig(weight_bits=4, group_size=8, zero_mode=zero_mode)
+    seed = seed_for("blocks", zero_mode)
+    x, act_scale, weights = random_operands(config, 3, 7, 24, seed)
+    monkeypatch.setattr(mpgemm, "BLOCK_CODES", 2 * 24)
+    fast = bitexact_mpgemm(config, x, act_scale, weights)
+    slow = (scalar_offset_mpgemm if zero_mode == "float_offset" else scalar_mpgemm)(config, x, act_scale, weights)
+    assert torch.equal(fp32_bits(fast), fp32_bits(slow)), f"seed={seed}"
+    codes = weights.codes.clone()
+    codes[5, 9] = 16
+    with pytest.raises(OperandError, match=r"weights.codes: value 16 at index \(5, 9\) is outside the 4-bit"):
+        bitexact_mpgemm(config, x, act_scale, dataclasses.replace(weights, codes=codes))
