@@ -95,7 +95,8 @@ def cmd_eval_smollm(args) -> int:
     from sw.eval_smollm import EvalSettings, main_report
     try:
         settings = EvalSettings(eval_tokens=args.eval_tokens, float_windows=args.float_windows,
-                                configs=tuple(args.configs), rows=args.rows, cols=args.cols,
+                                configs=tuple(args.configs), array_activations=tuple(args.activations),
+                                rows=args.rows, cols=args.cols,
                                 row_groups=args.row_groups, workers=args.workers,
                                 balance_steps=args.balance_steps, bias_speed=args.bias_speed)
     except (CMoEError, ValueError) as error:
@@ -198,8 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = EvalSettings()
     p = sub.add_parser("eval-smollm", help="SmolLM2-135M Q4_1, dense and CMoE-carved, on the array's numerics: "
                                            "perplexity and cycles/token; writes build/eval/smollm2/report.{md,json}")
-    p.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS), metavar="SxAyEz",
-                   help=f"CMoE carvings (default {' '.join(DEFAULT_CONFIGS)})")
+    p.add_argument("--configs", nargs="*", default=list(DEFAULT_CONFIGS), metavar="SxAyEz",
+                   help=f"CMoE carvings (default {' '.join(DEFAULT_CONFIGS)}; none: dense rows only)")
+    p.add_argument("--activations", nargs="+", choices=("int8", "fp16"), default=list(defaults.array_activations),
+                   help="activation formats of the array rows (default int8 fp16)")
     p.add_argument("--eval-tokens", type=int, default=defaults.eval_tokens,
                    help=f"held-out window every row is evaluated on (default {defaults.eval_tokens})")
     p.add_argument("--float-windows", type=int, default=defaults.float_windows,

@@ -157,3 +157,19 @@ def test_forward_matches_transformers(smollm_path):
     logits = forward(ours, ids, FloatLinear())
     assert (logits - reference).abs().max() < 1e-3 * reference.abs().max()
     assert torch.equal(logits.argmax(-1), reference.argmax(-1))
+
+
+def test_eval_rows_and_settings():
+    from sw.cmoe import CMoEError
+    from sw.eval_smollm import EvalSettings, _rows
+    rows = {(r.model, r.activation, r.down_mode) for r in _rows(EvalSettings(configs=("S2A14E16", "S2A2E16")))}
+    assert rows == {("dense", "float", None), ("dense", "int8", None), ("dense", "fp16", None),
+                    ("S2A14E16", "float", "exact"), ("S2A14E16", "float", "requantized"),
+                    ("S2A2E16", "float", "exact"), ("S2A2E16", "float", "requantized"),
+                    ("S2A2E16", "int8", "requantized"), ("S2A2E16", "fp16", "requantized")}
+    with pytest.raises(CMoEError, match="'S2A2'"):
+        EvalSettings(configs=("S2A2",))
+    with pytest.raises(ValueError, match="array_activations: 'bf16'"):
+        EvalSettings(array_activations=("bf16",))
+    with pytest.raises(ValueError, match="eval_tokens=1: must be a positive integer >= 2"):
+        EvalSettings(eval_tokens=1)
