@@ -44,6 +44,7 @@ help:
 	@echo "  LIBERTY=osu018 Liberty file for 'make synth' (osu018 or a path): adds um2 and library GE"
 	@echo "  ARRAY=1        'make synth' also synthesizes the whole MixPE array (slow)"
 	@echo "  BACKEND=golden 'make moe' backend: golden, model (cycle model, tile by tile) or rtl (Verilator)"
+	@echo "  EVAL_OPTS=...  extra 'mixpe eval-smollm' options, e.g. '--configs S2A10E16 --activations int8'"
 	@echo "  ROW_GROUPS=n   'make moe' row groups (default array w4a8-g32-16x16 with 4)"
 	@echo "  PYTHON=python3 interpreter used to create .venv"
 
@@ -97,7 +98,7 @@ moe: $(STAMP)
 	$(MIXPE) moe $(MOE_OPTS)
 
 eval-smollm: $(STAMP)
-	$(MIXPE) eval-smollm
+	$(MIXPE) eval-smollm $(EVAL_OPTS)
 
 clean:
 	rm -rf build
