@@ -356,10 +356,12 @@ def _plot(path: Path, records: list[dict]) -> None:
         if not points:
             continue
         axis.scatter([r["cycles_per_token"] for r in points], [r["perplexity"] for r in points], marker=marker,
-                     label=f"{activation}" + (" (re-quantized down)" if activation == "float" else ""))
-        for r in points:
-            axis.annotate(f"{r['model']}", (r["cycles_per_token"], r["perplexity"]), fontsize=7,
-                          xytext=(3, 3), textcoords="offset points")
+                     label=activation + (" (carvings: re-quantized down)" if activation == "float" else " on the array"))
+        if activation == "float":
+            for r in points:
+                axis.annotate(r["model"], (r["cycles_per_token"], r["perplexity"]), fontsize=7,
+                              xytext=(3, -10), textcoords="offset points")
+    axis.set_yscale("log")
     axis.set_xlabel("array cycles per token (prefill, 16x16 unless stated in report.md)")
     axis.set_ylabel("perplexity (held-out window)")
     axis.set_title("SmolLM2-135M Q4_1: dense vs CMoE carvings on MixPE")
