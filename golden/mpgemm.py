@@ -74,8 +74,8 @@ from collections.abc import Iterator
 import torch
 
 from golden.fp32 import fadd32, fmul32
-from golden.fp_activations import activation_codes, align_activations, decode_activations, shared_exponents
-from golden.operands import OperandError, QuantizedWeights, check_codes, validate_operands
+from golden.fp_activations import align_activations, decode_activations, shared_exponents
+from golden.operands import QuantizedWeights, activation_operand, check_codes, validate_operands
 from golden.reference import reference_mpgemm
 from hw.config import MixPEConfig
 
@@ -179,7 +179,7 @@ def group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeigh
     D = P - z*A over each group (with float offsets, which have no integer correction, D = P).
     Floating-point activations enter as their aligned integers.
     """
-    x = _activation_codes(config, x)
+    x = activation_operand(config, x)
     validate_operands(config, x, None, weights)
     parts = list(_iter_group_partials(config, _pe_activations(config, x)[0], weights))
     p = torch.stack([p for _, p, _, _ in parts], dim=-1)
@@ -188,23 +188,13 @@ def group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeigh
     return p, a, d
 
 
-def _activation_codes(config: MixPEConfig, x: torch.Tensor) -> torch.Tensor:
-    """x as the int64 codes :func:`validate_operands` checks (floating point: any accepted form)."""
-    if not config.fp_activation:
-        return x
-    try:
-        return activation_codes(config, x)
-    except (TypeError, ValueError) as error:
-        raise OperandError(str(error)) from None
-
-
 def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
                     weights: QuantizedWeights) -> torch.Tensor:
     """The hardware's result, float32 (M, N), bit for bit (see the module docstring).
 
     Floating-point activations: ``x`` as raw codes, the format's torch dtype or float values
     (:func:`golden.fp_activations.activation_codes`), and ``act_scale=None``."""
-    x = _activation_codes(config, x)
+    x = activation_operand(config, x)
     validate_operands(config, x, act_scale, weights, check_codes_range=False)  # codes: per block below
     pe_x, lsb_exponent, invalid = _pe_activations(config, x)
     m, k = x.shape
@@ -256,7 +246,7 @@ def float_reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     token scale (Inf and NaN activations propagate as float64 does)."""
     if not config.fp_activation:
         return reference_mpgemm(x, act_scale, weights, config.group_size)
-    x_real = decode_activations(config, _activation_codes(config, x))
+    x_real = decode_activations(config, activation_operand(config, x))
     return reference_mpgemm(x_real, torch.ones(x_real.shape[0]), weights, config.group_size)
 
 
@@ -278,7 +268,7 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
     takes the exact decoded activations and no token scale; rows with an invalid group (Inf,
     NaN, or an element above its shared exponent) have no bound (NaN) since their result is NaN.
     """
-    x = _activation_codes(config, x)
+    x = activation_operand(config, x)
     validate_operands(config, x, act_scale, weights)
     m, k = x.shape
     group = config.group_size

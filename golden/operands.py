@@ -17,7 +17,7 @@ import torch
 
 from hw.config import MixPEConfig
 
-__all__ = ["OperandError", "QuantizedWeights", "OPERAND_KINDS", "FP_OPERAND_KINDS", "validate_operands", "check_codes",
+__all__ = ["OperandError", "activation_operand", "QuantizedWeights", "OPERAND_KINDS", "FP_OPERAND_KINDS", "validate_operands", "check_codes",
            "random_operands",
            "quantize_activations_int8", "quantize_weights_rtn"]
 
@@ -92,6 +92,19 @@ def _check_scales(name: str, value: torch.Tensor, min_normal: float, fmt: str, w
 def check_codes(config: MixPEConfig, codes: torch.Tensor) -> None:
     """Raise :class:`OperandError` naming the first weight code outside ``[0, 2**b - 1]``."""
     _check_range("weights.codes", codes, 0, config.code_max, f"the {config.weight_bits}-bit code range")
+
+
+def activation_operand(config: MixPEConfig, x):
+    """``x`` as the int64 codes :func:`validate_operands` checks: INT8 codes as given; floating-point
+    activations as raw codes from any form :func:`golden.fp_activations.activation_codes` takes
+    (raw codes, the format's torch dtype, float values), its errors raised as :class:`OperandError`."""
+    if not config.fp_activation:
+        return x
+    from golden.fp_activations import activation_codes    # imports hw.config; lazily, as in random_operands
+    try:
+        return activation_codes(config, x)
+    except (TypeError, ValueError) as error:
+        raise OperandError(str(error)) from None
 
 
 def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,

@@ -28,9 +28,9 @@ import dataclasses
 import torch
 
 from golden.fp32 import bits
-from golden.fp_activations import activation_codes, shared_exponents
+from golden.fp_activations import shared_exponents
 from golden.mpgemm import bitexact_mpgemm
-from golden.operands import OperandError, QuantizedWeights, validate_operands
+from golden.operands import OperandError, QuantizedWeights, activation_operand, validate_operands
 from hw.config import MixPEConfig
 from hw.layouts import (activation_layout, group_layout, pack, result_layout, unpack,
                         weight_layout)
@@ -79,16 +79,6 @@ def _pad_rows(tensor: torch.Tensor, multiple: int, fill: int | float = 0) -> tor
     return torch.cat([tensor, pad])
 
 
-def _codes(config: MixPEConfig, x: torch.Tensor) -> torch.Tensor:
-    """INT8 codes as given; floating-point activations as raw codes (any form the golden model takes)."""
-    if not config.fp_activation:
-        return x
-    try:
-        return activation_codes(config, x)
-    except (TypeError, ValueError) as error:
-        raise OperandError(str(error)) from None
-
-
 def _pad(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None, weights: QuantizedWeights,
          row_multiple: int) -> tuple[torch.Tensor, torch.Tensor | None, QuantizedWeights]:
     """x and act_scale padded to a multiple of ``row_multiple`` rows, weights to a multiple of C
@@ -111,7 +101,7 @@ def pad_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor |
     Padding rows have zero activations and token scale; padding columns have zero codes and
     scales and the encoding's zero point (or a zero float offset), so their results are zeros.
     Floating-point activations come back as raw codes and ``act_scale`` stays None."""
-    x = _codes(config, x)
+    x = activation_operand(config, x)
     validate_operands(config, x, act_scale, weights)
     return _pad(config, x, act_scale, weights, config.rows)
 
@@ -193,7 +183,7 @@ def _check_bands(config: MixPEConfig, bands: list[Band]) -> int:
         if band.act_scale is None and not config.fp_activation:
             raise OperandError(f"{name}.act_scale: None; INT8 activations need float32 per-token scales, shape (m_b,)")
         try:
-            validate_operands(config, _codes(config, band.x), band.act_scale, band.weights)
+            validate_operands(config, activation_operand(config, band.x), band.act_scale, band.weights)
         except OperandError as error:
             raise OperandError(f"{name}: {error}") from None
         m_b, k_b = band.x.shape
@@ -222,7 +212,7 @@ def _padded_bands(config: MixPEConfig, bands: list[Band]
         offsets=torch.zeros((0, groups), dtype=torch.float16) if config.float_offset else None)
     no_scale = None if config.fp_activation else torch.zeros(0, dtype=torch.float32)
     empty = Band(x=torch.zeros((0, k), dtype=torch.int64), act_scale=no_scale, weights=empty_weights)
-    return [_pad(config, _codes(config, band.x), band.act_scale, band.weights, config.band_rows)
+    return [_pad(config, activation_operand(config, band.x), band.act_scale, band.weights, config.band_rows)
             for band in list(bands) + [empty] * (config.row_groups - len(bands))]
 
 
