@@ -30,20 +30,27 @@ def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: s
     bound_holds = bool(within_bound(config, x, act_scale, weights, exact).all())
     reference = float_reference(config, x, act_scale, weights)
     rel = ((exact - reference).abs() / reference.abs().clamp_min(torch.finfo(torch.float32).tiny)).nan_to_num(0.0).max().item()
-    predicted = summary.predicted
-    cycles = summary.cycles
+    macs_per_cycle = summary.predicted.useful_macs / summary.cycles if summary.cycles else 0.0
+    return _report(config, summary, f"{label} {config.name} M={m} N={n} K={k} {kind}", stall, bound_holds, seed,
+                   replay, extra=f"MACs/cycle={macs_per_cycle:.1f} of {config.rows * config.cols} ",
+                   error=f"max-rel-err-vs-float64={rel:.2e} ")
+
+
+def _report(config: MixPEConfig, summary, what: str, stall: float, bound_holds: bool, seed: int,
+            replay: str | None, extra: str = "", error: str = "") -> bool:
+    """Print the one-line summary of an RTL run (and its mismatches, replay hint and waveform);
+    returns whether it passed: bit-exact, cycle-exact when stall-free, and within the bound."""
+    predicted, cycles = summary.predicted, summary.cycles
     if stall:
         timing = f"cycles={cycles} (stall-free model {predicted.cycles}, stalls {stall:.0%} in/out)"
     else:
         timing = f"cycles={cycles} (model {predicted.cycles}{'' if summary.cycles_match else ' MISMATCH'})"
-    macs_per_cycle = predicted.useful_macs / cycles if cycles else 0.0
     ok = summary.passed and bound_holds
-    print(f"{'PASS' if ok else 'FAIL'} {label} {config.name} M={m} N={n} K={k} {kind}: "
-          f"{summary.result_beats} result rows bit-exact={summary.mismatch_count == 0} {timing} "
-          f"MACs/cycle={macs_per_cycle:.1f} of {config.rows * config.cols} "
-          f"util={predicted.useful_macs / (config.rows * config.cols * cycles) if cycles else 0:.3f} "
-          f"dequant-stalls={predicted.dequant_stalls} max-rel-err-vs-float64={rel:.2e} "
-          f"within-bound={bound_holds} seed={seed} wall={summary.wall_time_s:.1f}s")
+    utilization = predicted.useful_macs / (config.rows * config.cols * cycles) if cycles else 0.0
+    print(f"{'PASS' if ok else 'FAIL'} {what}: {summary.result_beats} result rows "
+          f"bit-exact={summary.mismatch_count == 0} {timing} {extra}util={utilization:.3f} "
+          f"dequant-stalls={predicted.dequant_stalls} {error}within-bound={bound_holds} seed={seed} "
+          f"wall={summary.wall_time_s:.1f}s")
     for message in summary.mismatches:
         print(f"    {message}")
     if not ok:
@@ -76,25 +83,9 @@ def banded_case(config: MixPEConfig, tiles: list[tuple[int, list[tuple[int, int]
                 bool(within_bound(config, band.x, band.act_scale, band.weights, exact).all())
     summary = run_tiles(config, [pack_banded_tile(config, bands) for bands in band_lists], expected_rows,
                         seed=seed, stall_in=stall, stall_out=stall, waves=waves, useful_macs=useful_macs)
-    predicted, cycles = summary.predicted, summary.cycles
-    if stall:
-        timing = f"cycles={cycles} (stall-free model {predicted.cycles}, stalls {stall:.0%} in/out)"
-    else:
-        timing = f"cycles={cycles} (model {predicted.cycles}{'' if summary.cycles_match else ' MISMATCH'})"
-    ok = summary.passed and bound_holds
     shapes = " | ".join(f"K={k}: " + ",".join(f"{m}x{n}" for m, n in bands) for k, bands in tiles)
-    print(f"{'PASS' if ok else 'FAIL'} {label} {config.name} row_groups={config.row_groups} [{shapes}] {kind}: "
-          f"{summary.result_beats} result rows bit-exact={summary.mismatch_count == 0} {timing} "
-          f"util={predicted.useful_macs / (config.rows * config.cols * cycles) if cycles else 0:.3f} "
-          f"dequant-stalls={predicted.dequant_stalls} within-bound={bound_holds} seed={seed} "
-          f"wall={summary.wall_time_s:.1f}s")
-    for message in summary.mismatches:
-        print(f"    {message}")
-    if not ok:
-        print(f"    replay: {replay or f'seed {seed}'}")
-    if summary.wave_file:
-        print(f"    waveform: {summary.wave_file}")
-    return ok
+    return _report(config, summary, f"{label} {config.name} row_groups={config.row_groups} [{shapes}] {kind}",
+                   stall, bound_holds, seed, replay)
 
 
 def _replay(test: str, config: MixPEConfig, seed: int) -> str:
