@@ -98,7 +98,8 @@ def cmd_eval_smollm(args) -> int:
                                 configs=tuple(args.configs), array_activations=tuple(args.activations),
                                 rows=args.rows, cols=args.cols,
                                 row_groups=args.row_groups, workers=args.workers,
-                                balance_steps=args.balance_steps, bias_speed=args.bias_speed)
+                                balance_steps=args.balance_steps, bias_speed=args.bias_speed,
+                                rtl_tiles=args.rtl_tiles, rtl_seed=args.rtl_seed)
     except (CMoEError, ValueError) as error:
         print(f"mixpe eval-smollm: {error}", file=sys.stderr)
         return 2
@@ -218,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"step of those bias updates (default {defaults.bias_speed})")
     p.add_argument("--workers", type=int, default=defaults.workers,
                    help=f"processes evaluating rows (default {defaults.workers})")
+    p.add_argument("--rtl-tiles", type=int, default=defaults.rtl_tiles,
+                   help=f"tiles of the real weights checked under Verilator per activation and source (dense, "
+                        f"sparsest carving) (default {defaults.rtl_tiles}; 0 skips)")
+    p.add_argument("--rtl-seed", type=int, default=defaults.rtl_seed,
+                   help=f"seed of the tile sampling and of the simulation (default {defaults.rtl_seed})")
     p.add_argument("--out", help="output directory (default build/eval/smollm2/)")
     p.set_defaults(func=cmd_eval_smollm)
 

@@ -70,10 +70,15 @@ class EvalSettings:
     balance_steps: int = 0            # CMoE bias updates per layer on the calibration tokens (0: training-free)
     bias_speed: float = 3e-6          # their step (the paper's 1e-3 oscillates here, see sw/cmoe.py)
     workers: int = 2
+    rtl_tiles: int = 32               # per activation and source (dense, one carving): tiles checked under Verilator
+    rtl_seed: int = 2026
+    rtl_tokens: int = 64              # length of the forward pass the RTL tiles are sampled from
 
     def __post_init__(self):
+        if not isinstance(self.rtl_tiles, int) or self.rtl_tiles < 0:
+            raise ValueError(f"rtl_tiles={self.rtl_tiles!r}: must be an integer >= 0 (0 skips the RTL check)")
         for field in ("eval_tokens", "float_windows", "calibration_windows", "calibration_length", "workers",
-                      "rows", "cols", "row_groups"):
+                      "rows", "cols", "row_groups", "rtl_tokens"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < (2 if field in ("eval_tokens", "calibration_length") else 1):
                 raise ValueError(f"{field}={value!r}: must be a positive integer"
@@ -176,6 +181,11 @@ def _evaluate_row(spec: RowSpec, carving: CarvedModel | None, window: torch.Tens
     decode_linear = FloatLinear()
     forward(model, window[:1], decode_linear, ffns)
     decode = gemm_cycles(decode_linear.calls, settings.rows, settings.cols, settings.row_groups)
+    record["decode_by_row_groups"] = {
+        str(groups): {key: value for key, value in
+                      gemm_cycles(decode_linear.calls, settings.rows, settings.cols, groups).items()
+                      if key in ("cycles", "utilization")}
+        for groups in range(1, settings.rows + 1) if settings.rows % groups == 0}
     record.update({"cycles_per_token": prefill["cycles"] / len(window), "prefill_cycles": prefill["cycles"],
                    "prefill_utilization": prefill["utilization"], "prefill_tiles": prefill["tiles"],
                    "macs_per_token": prefill["useful_macs"] / len(window),
@@ -242,6 +252,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
             for spec in specs:
                 if spec.model == name:
                     submit(spec)
+        rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, settings, log)
         for future in concurrent.futures.as_completed(futures):
             spec = futures[future]
             try:
@@ -272,11 +283,41 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
                         "tokens": settings.calibration_windows * settings.calibration_length},
         "evaluation": {"modules": list(EVALUATION_MODULES), "sha256": text_digest(eval_text),
                        "tokens": settings.eval_tokens, "long_tokens": settings.eval_tokens * settings.float_windows},
-        "fp16_path_error": fp16_error, "total_seconds": time.perf_counter() - begin,
+        "fp16_path_error": fp16_error, "rtl_checks": rtl_checks, "total_seconds": time.perf_counter() - begin,
     }
     _write_reports(out_dir, records, meta)
-    ok = all("error" not in record for record in records)
+    ok = all("error" not in record for record in records) and all(check["passed"] for check in rtl_checks)
     return records, ok
+
+
+def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[str, CarvedModel], settings: EvalSettings,
+                log) -> list[dict]:
+    """:func:`verif.smollm_tiles.check_sampled_tiles` for every array activation, on the dense model
+    and on the sparsest carving (its experts, re-quantized down included); [] if ``rtl_tiles`` is 0."""
+    if not settings.rtl_tiles:
+        return []
+    from verif.smollm_tiles import check_sampled_tiles
+    sources: list[tuple[str, list | None]] = [("dense", None)]
+    array_carvings = [name for name in settings.configs if CMoEConfig.parse(name).active < CMoEConfig.parse(name).routed]
+    if array_carvings:
+        name = min(array_carvings, key=lambda n: CMoEConfig.parse(n).activation_ratio)
+        sources.append((name, carvings[name].ffns(model, "requantized")))
+    checks = []
+    for activation in settings.array_activations:
+        for source, ffns in sources:
+            config = array_config(activation, settings.rows, settings.cols)
+            try:
+                check = check_sampled_tiles(config, model, tokens, count=settings.rtl_tiles, seed=settings.rtl_seed,
+                                            ffns=ffns, source=source)
+            except Exception as error:              # noqa: BLE001 - a build failure is reported, and fails the run
+                check = {"source": source, "config": config.name, "seed": settings.rtl_seed, "passed": False,
+                         "error": f"{type(error).__name__}: {error}"}
+            checks.append(check)
+            log(f"RTL {config.name} on {source}: " + (
+                f"{check['tiles']} sampled tiles, {check['mismatches']} mismatches, {check['cycles']} cycles "
+                f"(model {check['predicted_cycles']}) -> {'PASS' if check['passed'] else 'FAIL'}"
+                if "error" not in check else f"FAILED {check['error']}"))
+    return checks
 
 
 # -- reports -------------------------------------------------------------------------------------
@@ -305,6 +346,45 @@ def _targets(records: list[dict]) -> list[str]:
     return lines
 
 
+def _rtl_lines(checks: list[dict]) -> list[str]:
+    if not checks:
+        return ["Not run (`--rtl-tiles 0`)."]
+    lines = ["Tiles sampled (seeded) from one forward pass: R consecutive tokens x C consecutive output channels of "
+             "a random projection, over its full K, with the checkpoint's Q4_1 codes, d and m and the activations "
+             "that layer receives; streamed back to back through the `mpgemm` RTL under Verilator, every result "
+             "beat compared bit-exactly with `bitexact_mpgemm`, cycles compared with the cycle model.", "",
+             "| core | source | tiles | mismatching beats / beats | cycles (RTL / model) | seed | result |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for check in checks:
+        if "error" in check:
+            lines.append(f"| {check['config']} | {check['source']} | — | — | — | {check['seed']} | "
+                         f"FAILED: {check['error']} |")
+            continue
+        lines.append(f"| {check['config']} | {check['source']} | {check['tiles']} | {check['mismatches']} / "
+                     f"{check['result_beats']} | {check['cycles']} / {check['predicted_cycles']} | {check['seed']} | "
+                     f"{'bit-exact' if check['passed'] else 'FAIL'} |")
+    return lines
+
+
+def _decode_lines(records: list[dict], array: dict) -> list[str]:
+    """Decode cycles per token (one token, every GEMM at M = 1) for each row-group count."""
+    rows = [r for r in records if r.get("decode_by_row_groups") and r["activation"] == "float"
+            and r["down_mode"] != "exact"]
+    if not rows:
+        return ["No row ran."]
+    groups = list(rows[0]["decode_by_row_groups"])
+    lines = [f"At decode every GEMM has one token, so a plain {array['rows']}x{array['cols']} array fills one row "
+             f"in {array['rows']}. With `row_groups` bands the mapper puts column blocks of the same GEMM (or other "
+             "experts' GEMMs with the same K) into the bands; the weight stream is `row_groups` times wider. "
+             "Cycles per token (utilization):", "",
+             "| model | " + " | ".join(f"row_groups {g}" for g in groups) + " |",
+             "|---|" + "---:|" * len(groups)]
+    for r in rows:
+        cells = [f"{v['cycles']:,} ({v['utilization']:.3f})" for v in r["decode_by_row_groups"].values()]
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
     (out_dir / "report.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
     header = ("| model | activation | active | down | perplexity | perplexity (long, float) | cycles/token "
@@ -323,6 +403,8 @@ def _write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
                      f"{_fmt(r.get('decode_cycles_per_token'), ',.0f')} | {_fmt(r.get('decode_utilization'), '.3f')} | "
                      f"{_fmt(r['carving_seconds'], '.0f')} / {_fmt(r['carving_cpu_seconds'], '.0f')} | {note} |")
     lines += ["", "## Targets", ""] + _targets(records)
+    lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])
+    lines += ["", "## Decode with row groups", ""] + _decode_lines(records, meta["array"])
     lines += ["", "## What runs where", "",
               "* On the array's numerics (`golden.mpgemm.bitexact_mpgemm`, bit-exact with the RTL): all 210 Q4_1 "
               "projections (q, k, v, o, gate, up, down of 30 layers; for carved layers the shared and routed "

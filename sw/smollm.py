@@ -338,12 +338,16 @@ class ArrayLinear(Linear):
         self.config = config
         self.name = config.activation
 
-    def compute(self, x, weight):
-        operands = weight.operands(self.config)
+    def operands(self, x: torch.Tensor, weight: QLinear
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, QuantizedWeights]:
+        """``(x operand, act_scale, weights)`` of ``x @ weight^T`` as the array receives them."""
         if self.config.activation == "int8":
             codes, scale = quantize_activations_int8(x)
-            return bitexact_mpgemm(self.config, codes, scale, operands)
-        return bitexact_mpgemm(self.config, x.to(torch.float16), None, operands)
+            return codes, scale, weight.operands(self.config)
+        return x.to(torch.float16), None, weight.operands(self.config)
+
+    def compute(self, x, weight):
+        return bitexact_mpgemm(self.config, *self.operands(x, weight))
 
 
 # -- the forward pass ------------------------------------------------------------------------

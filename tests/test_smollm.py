@@ -126,6 +126,16 @@ def test_gemm_cycles_plain_tiling():
     assert two["cycles"] == 2 * expected.cycles
 
 
+@pytest.mark.parametrize("row_groups", [1, 4, 16])
+def test_gemm_cycles_decode_with_row_groups(row_groups):
+    """Decode (M = 1): the 36 column blocks of a 576 x 576 GEMM share tiles, row_groups per tile."""
+    report = gemm_cycles([GemmCall("0.o", 1, 576, 576)], rows=16, cols=16, row_groups=row_groups)
+    config = array_config("int8").replace(row_groups=row_groups)
+    expected = predict_cycles(config, [576 // 32] * (36 // row_groups + bool(36 % row_groups)),
+                              useful_macs=576 * 576)
+    assert report["tiles"] == -(-36 // row_groups) and report["cycles"] == expected.cycles
+
+
 def test_malformed_gguf(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a gguf file at all" * 10)
@@ -173,3 +183,5 @@ def test_eval_rows_and_settings():
         EvalSettings(array_activations=("bf16",))
     with pytest.raises(ValueError, match="eval_tokens=1: must be a positive integer >= 2"):
         EvalSettings(eval_tokens=1)
+    with pytest.raises(ValueError, match=r"rtl_tiles=-1: must be an integer >= 0 \(0 skips the RTL check\)"):
+        EvalSettings(rtl_tiles=-1)
