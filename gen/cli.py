@@ -96,6 +96,7 @@ def cmd_eval_smollm(args) -> int:
     try:
         settings = EvalSettings(eval_tokens=args.eval_tokens, float_windows=args.float_windows,
                                 configs=tuple(args.configs), array_activations=tuple(args.activations),
+                                routers=tuple(args.routers),
                                 rows=args.rows, cols=args.cols,
                                 row_groups=args.row_groups, workers=args.workers,
                                 balance_steps=args.balance_steps, bias_speed=args.bias_speed,
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report path (default build/moe/report.json)")
     p.set_defaults(func=cmd_moe)
 
+    from sw.cmoe import ROUTERS
     from sw.eval_smollm import DEFAULT_CONFIGS, EvalSettings
     defaults = EvalSettings()
     p = sub.add_parser("eval-smollm", help="SmolLM2-135M Q4_1, dense and CMoE-carved, on the array's numerics: "
@@ -204,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"CMoE carvings (default {' '.join(DEFAULT_CONFIGS)}; none: dense rows only)")
     p.add_argument("--activations", nargs="+", choices=("int8", "fp16"), default=list(defaults.array_activations),
                    help="activation formats of the array rows (default int8 fp16)")
+    p.add_argument("--routers", nargs="+", choices=ROUTERS, default=list(defaults.routers),
+                   help="CMoE routers, each its own carving pass (default analytic fitted; the oracle and random "
+                        "diagnostics always run on the analytic carving)")
     p.add_argument("--eval-tokens", type=int, default=defaults.eval_tokens,
                    help=f"held-out window every row is evaluated on (default {defaults.eval_tokens})")
     p.add_argument("--float-windows", type=int, default=defaults.float_windows,

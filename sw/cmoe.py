@@ -29,6 +29,15 @@ of m = D / N neurons, S shared and A active routed experts (configuration ``S<S>
 Layers are carved in order, each on the outputs of the already carved ones (:func:`carve_model`),
 in float32 with dequantized weights.
 
+Routers (``router=``): ``"analytic"`` is the paper's (step 6). ``"fitted"`` is an extension, also
+training-free: a linear router ``s = [x, 1] W`` ((H + 1) x (N - S), the analytic router's cost)
+whose W is the ridge least-squares fit (:func:`fit_router`), on the layer's calibration tokens, of
+each routed expert's true output norm ``||expert_e(x)||``; top-A of ``s + bias``. Two diagnostics
+change only the selection of an existing carving (:class:`MoEFFN` ``selection=``), float rows only:
+``"oracle"`` picks the A experts with the largest true output norm (every expert computed on the
+host: a ceiling for any router on this partition, not a deployable one), ``"random"`` picks A
+uniformly (seeded): the floor a router must beat.
+
 Expert weights (:class:`MoEFFN`): gate and up of an expert are whole rows of the dense Q4_1 gate and
 up, so they keep their codes, d and m exactly. Down's expert slice is a set of K columns scattered
 over the dense down's groups of 32, which the array cannot run (groups must be contiguous along K).
@@ -54,13 +63,18 @@ from sw.smollm import FloatLinear, Layer, Linear, QLinear, SmolLM, attention_blo
 
 __all__ = ["CMoEError", "CMoEConfig", "CarvedLayer", "CarvedModel", "MoEFFN", "DOWN_MODES", "DEFAULT_K_ACT",
            "DEFAULT_BIAS_SPEED", "activation_scores", "atopk_markers", "balanced_assignment", "representatives",
-           "carve_layer", "carve_model", "requantize_q4_1"]
+           "carve_layer", "carve_model", "requantize_q4_1", "fit_router", "expert_output_norms", "ROUTERS",
+           "SELECTIONS"]
 
 #: Neurons marked per token by ATopK (the paper's K_a, ``--k-act`` default).
 DEFAULT_K_ACT = 10
 #: Step of the load-balancing bias (the paper's gamma, ``--bias-speed`` default).
 DEFAULT_BIAS_SPEED = 1e-3
 DOWN_MODES = ("requantized", "exact")
+ROUTERS = ("analytic", "fitted")
+SELECTIONS = ("oracle", "random")
+#: Ridge of :func:`fit_router`, relative to the mean squared norm of the regressors [x, 1].
+ROUTER_RIDGE = 1e-3
 Q4_1_BLOCK = 32
 _NAME = re.compile(r"^S(\d+)A(\d+)E(\d+)$")
 
@@ -175,7 +189,8 @@ class CarvedLayer:
 
     shared (S*m,), experts (N-S, m) ascending per expert, representative (N-S,) neuron ids;
     router_gate, router_up float32 (N-S, H) normalized gate/up rows of the representatives;
-    bias float32 (N-S,) load-balancing bias; rates float32 (D,) ATopK activation rates."""
+    bias float32 (N-S,) load-balancing bias; rates float32 (D,) ATopK activation rates;
+    router_weight float32 (H+1, N-S) of the fitted router (None: the analytic router)."""
     shared: torch.Tensor
     experts: torch.Tensor
     representative: torch.Tensor
@@ -183,13 +198,21 @@ class CarvedLayer:
     router_up: torch.Tensor
     bias: torch.Tensor
     rates: torch.Tensor
+    router_weight: torch.Tensor | None = None
+
+    @property
+    def router(self) -> str:
+        return "analytic" if self.router_weight is None else "fitted"
 
     def route(self, x: torch.Tensor, active: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(selected experts int64 (T, A), router probabilities float32 (T, N-S)) for x (T, H)."""
         x = x.float()
-        scores = ((x @ self.router_up.T) * F.silu(x @ self.router_gate.T)).abs()
-        probs = scores.softmax(dim=-1)
-        return torch.topk(probs + self.bias, active, dim=-1).indices, probs
+        if self.router_weight is None:
+            scores = ((x @ self.router_up.T) * F.silu(x @ self.router_gate.T)).abs()
+            probs = scores.softmax(dim=-1)
+            return torch.topk(probs + self.bias, active, dim=-1).indices, probs
+        scores = x @ self.router_weight[:-1] + self.router_weight[-1]
+        return torch.topk(scores + self.bias, active, dim=-1).indices, scores.softmax(dim=-1)
 
     def loads(self, x: torch.Tensor, active: int) -> torch.Tensor:
         """Tokens routed to each routed expert, int64 (N-S,)."""
@@ -223,6 +246,25 @@ def carve_layer(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, confi
                        bias=torch.zeros(config.routed), rates=rates)
 
 
+def expert_output_norms(x: torch.Tensor, experts: list[tuple[QLinear, QLinear, QLinear]]) -> torch.Tensor:
+    """||down_e(silu(gate_e x) * up_e x)|| per token and expert, float32 (T, E), in float32 with the
+    experts' dequantized weights (on the host; no array GEMM is recorded)."""
+    x = x.float()
+    return torch.stack([(F.silu(x @ gate.dense.T) * (x @ up.dense.T) @ down.dense.T).norm(dim=1)
+                        for gate, up, down in experts], dim=1)
+
+
+def fit_router(x: torch.Tensor, targets: torch.Tensor, ridge: float = ROUTER_RIDGE) -> torch.Tensor:
+    """W float32 (H+1, E) minimizing ``||[x, 1] W - targets||^2 + lam ||W||^2`` (float64 normal
+    equations) for tokens x (T, H) and targets (T, E), lam = ``ridge`` x mean ||[x, 1]||^2."""
+    design = torch.cat([x.double(), torch.ones(x.shape[0], 1, dtype=torch.float64)], dim=1)
+    gram = design.T @ design
+    lam = ridge * float(gram.trace()) / design.shape[0]
+    solution = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=torch.float64),
+                                  design.T @ targets.double())
+    return solution.float()
+
+
 def requantize_q4_1(weight: torch.Tensor, name: str) -> QLinear:
     """Re-quantize float weights (N, K), K a multiple of 32, to Q4_1 with llama.cpp's reference
     quantizer (``gguf.quants.quantize``: per block of 32, d = (max - min) / 15, m = min, both FP16)."""
@@ -245,10 +287,13 @@ class MoEFFN:
     last call (int64 (N-S,))."""
 
     def __init__(self, layer: Layer, carved: CarvedLayer, active: int, down_mode: str = "requantized",
-                 name: str = "ffn"):
+                 name: str = "ffn", selection: str | None = None, seed: int = 0):
         if down_mode not in DOWN_MODES:
             raise CMoEError(f"down_mode={down_mode!r}: allowed values are {DOWN_MODES}")
-        self.carved, self.active, self.down_mode = carved, active, down_mode
+        if selection is not None and selection not in SELECTIONS:
+            raise CMoEError(f"selection={selection!r}: allowed values are None (the carving's router) or {SELECTIONS}")
+        self.carved, self.active, self.down_mode, self.selection = carved, active, down_mode, selection
+        self._generator = torch.Generator().manual_seed(seed)
         dense_down = layer.down.dense
 
         def expert(neurons: torch.Tensor, label: str) -> tuple[QLinear, QLinear, QLinear]:
@@ -264,13 +309,23 @@ class MoEFFN:
     def __call__(self, model: SmolLM, index: int, x: torch.Tensor, linear: Linear) -> torch.Tensor:
         stage = str(index)
         y = swiglu(x, *self.shared, linear, stage) if self.shared is not None else torch.zeros_like(x)
-        selected, _ = self.carved.route(x, self.active)
+        selected = self.select(x)
         self.loads = torch.bincount(selected.flatten(), minlength=len(self.experts))
         for e, weights in enumerate(self.experts):
             tokens = (selected == e).any(dim=1).nonzero().squeeze(1)
             if tokens.numel():
                 y.index_add_(0, tokens, swiglu(x[tokens], *weights, linear, stage))
         return y
+
+    def select(self, x: torch.Tensor) -> torch.Tensor:
+        """The A routed experts of each token, int64 (T, A): the carving's router, or a diagnostic
+        ``selection`` (see the module docstring)."""
+        if self.selection is None:
+            return self.carved.route(x, self.active)[0]
+        if self.selection == "oracle":
+            return expert_output_norms(x, self.experts).topk(self.active, dim=1).indices
+        noise = torch.rand(x.shape[0], len(self.experts), generator=self._generator)
+        return noise.topk(self.active, dim=1).indices
 
 
 @dataclasses.dataclass(eq=False)
@@ -285,22 +340,30 @@ class CarvedModel:
     calibration_tokens: int
     seconds: float
     cpu_seconds: float
+    router: str = "analytic"
 
-    def ffns(self, model: SmolLM, down_mode: str | None = None) -> list[MoEFFN]:
-        """The MoE FFNs for :func:`sw.smollm.forward` (``down_mode`` defaults to the carving's)."""
+    def ffns(self, model: SmolLM, down_mode: str | None = None, selection: str | None = None,
+             seed: int = 0) -> list[MoEFFN]:
+        """The MoE FFNs for :func:`sw.smollm.forward` (``down_mode`` defaults to the carving's;
+        ``selection`` a diagnostic, seeded per layer from ``seed``)."""
         mode = down_mode or self.down_mode
-        return [MoEFFN(model.layers[i], carved, self.config.active, mode, name=f"blk.{i}.{self.config.name}")
+        return [MoEFFN(model.layers[i], carved, self.config.active, mode, name=f"blk.{i}.{self.config.name}",
+                       selection=selection, seed=seed + i)
                 for i, carved in enumerate(self.layers)]
 
 
 def carve_model(model: SmolLM, calibration: list[torch.Tensor], config: CMoEConfig, *,
                 k_act: int = DEFAULT_K_ACT, down_mode: str = "requantized", balance_steps: int = 0,
-                bias_speed: float = DEFAULT_BIAS_SPEED) -> CarvedModel:
+                bias_speed: float = DEFAULT_BIAS_SPEED, router: str = "analytic") -> CarvedModel:
     """Carve every FFN of ``model`` on the calibration windows (each an int64 (L,) token sequence),
     layer by layer on the outputs of the already carved layers (float32, dequantized weights).
+    ``router="fitted"`` fits each layer's router on its calibration tokens (:func:`fit_router`,
+    targets from the exact expert slices) before the layer's outputs are computed with it.
     ``balance_steps`` passes of :meth:`CarvedLayer.update_bias` per layer on the calibration tokens."""
     if not calibration:
         raise CMoEError("calibration: need at least one token window")
+    if router not in ROUTERS:
+        raise CMoEError(f"router={router!r}: allowed values are {ROUTERS}")
     if not isinstance(balance_steps, int) or balance_steps < 0:
         raise CMoEError(f"balance_steps={balance_steps!r}: must be a non-negative integer")
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -312,6 +375,9 @@ def carve_model(model: SmolLM, calibration: list[torch.Tensor], config: CMoEConf
         inputs = [rms_norm(h, layer.ffn_norm, model.shape.norm_eps) for h in hidden]
         tokens = torch.cat(inputs)
         carved = carve_layer(tokens, layer.gate.dense, layer.up.dense, config, k_act)
+        if router == "fitted":
+            exact = MoEFFN(layer, carved, config.active, "exact")
+            carved.router_weight = fit_router(tokens, expert_output_norms(tokens, exact.experts))
         for _ in range(balance_steps):
             carved.update_bias(carved.loads(tokens, config.active), bias_speed)
         ffn = MoEFFN(layer, carved, config.active, down_mode, name=f"blk.{index}.{config.name}")
@@ -319,4 +385,4 @@ def carve_model(model: SmolLM, calibration: list[torch.Tensor], config: CMoEConf
         layers.append(carved)
     return CarvedModel(config=config, layers=layers, k_act=k_act, down_mode=down_mode, balance_steps=balance_steps,
                        calibration_tokens=sum(len(w) for w in calibration), seconds=time.perf_counter() - start,
-                       cpu_seconds=time.process_time() - cpu_start)
+                       cpu_seconds=time.process_time() - cpu_start, router=router)

@@ -7,11 +7,14 @@ Rows of the report (one JSON record each, contract fields ``model``, ``activatio
 * ``dense`` / ``float``: the dequantized Q4_1 model in float32 (the reference);
 * ``dense`` / ``int8`` and ``fp16``: every Q4_1 projection through
   :func:`golden.mpgemm.bitexact_mpgemm` on a float-offset core (:func:`sw.smollm.array_config`);
-* for each carving ``S<S>A<A>E<N>``: ``float`` with the exact down slices (``down_mode="exact"``),
-  ``float`` with re-quantized Q4_1 down (what the array runs), and ``int8`` / ``fp16`` on the array.
+* for each carving ``S<S>A<A>E<N>`` and router (``analytic``: the paper's; ``fitted``: the
+  least-squares router of :mod:`sw.cmoe`, its own carving pass): ``float`` with the exact down
+  slices (``down_mode="exact"``), ``float`` with re-quantized Q4_1 down (what the array runs), and
+  ``int8`` / ``fp16`` on the array; plus two float diagnostics on the analytic carving's experts,
+  router ``oracle`` (the A experts with the largest true output) and ``random``.
   A carving with every routed expert active (the first, ``S2A14E16``) checks the carving: its exact
   row must match the dense float perplexity, and its re-quantized row shows what re-quantizing down
-  costs.
+  costs (routing does not matter there, so it has the analytic rows only).
 
 Perplexity is measured on the first ``eval_tokens`` tokens of the held-out text (one window; every
 row sees the same tokens). Float rows also report ``perplexity_long`` over ``float_windows``
@@ -34,6 +37,7 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import pickle
 import platform
 import sys
 import time
@@ -42,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from sw.cmoe import DEFAULT_K_ACT, CarvedModel, CMoEConfig, carve_model
+from sw.cmoe import DEFAULT_K_ACT, ROUTERS, SELECTIONS, CarvedModel, CMoEConfig, carve_model
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
 from sw.moe_mapper import GemmShape, map_stage
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, GemmCall, Linear, SmolLM, array_config, forward,
@@ -63,6 +67,7 @@ class EvalSettings:
     calibration_length: int = 512
     configs: tuple[str, ...] = DEFAULT_CONFIGS
     array_activations: tuple[str, ...] = ("int8", "fp16")
+    routers: tuple[str, ...] = ROUTERS
     rows: int = 16
     cols: int = 16
     row_groups: int = 1
@@ -83,6 +88,8 @@ class EvalSettings:
             if not isinstance(value, int) or value < (2 if field in ("eval_tokens", "calibration_length") else 1):
                 raise ValueError(f"{field}={value!r}: must be a positive integer"
                                  f"{' >= 2' if field in ('eval_tokens', 'calibration_length') else ''}")
+        if not self.routers or any(router not in ROUTERS for router in self.routers):
+            raise ValueError(f"routers={self.routers!r}: choose one or more of {ROUTERS}")
         for activation in self.array_activations:
             if activation not in ("int8", "fp16"):
                 raise ValueError(f"array_activations: {activation!r} is not one of ('int8', 'fp16')")
@@ -95,11 +102,19 @@ class RowSpec:
     model: str                # "dense" or a CMoE configuration name
     activation: str           # "float", "int8" or "fp16"
     down_mode: str | None     # CMoE rows: "exact" or "requantized"
+    router: str | None = None  # CMoE rows: "analytic", "fitted", or the diagnostics "oracle", "random"
 
     @property
     def label(self) -> str:
-        down = f" ({self.down_mode} down)" if self.down_mode else ""
+        down = f" ({self.router} router, {self.down_mode} down)" if self.down_mode else ""
         return f"{self.model} {self.activation}{down}"
+
+    @property
+    def carving_key(self) -> tuple[str, str] | None:
+        """(configuration, router of the carving pass) this row runs on; None for dense rows."""
+        if self.model == "dense":
+            return None
+        return self.model, "fitted" if self.router == "fitted" else "analytic"
 
 
 # -- cycles ------------------------------------------------------------------------------------
@@ -156,12 +171,14 @@ def _backend(activation: str, settings: EvalSettings) -> Linear:
     return ArrayLinear(array_config(activation, settings.rows, settings.cols))
 
 
-def _evaluate_row(spec: RowSpec, carving: CarvedModel | None, window: torch.Tensor, long_windows: list,
-                  settings: EvalSettings) -> dict:
-    """Perplexity, cycles and loads of one row on ``window`` (and ``long_windows`` for float rows)."""
+def _evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dict:
+    """Perplexity, cycles and loads of one row on ``window`` (and ``long_windows`` for float rows);
+    ``operands`` is ``(carving or None, window, long_windows)``, pickled."""
     model = _MODEL
     start = time.perf_counter()
-    ffns = carving.ffns(model, spec.down_mode) if carving is not None else None
+    carving, window, long_windows = pickle.loads(operands)
+    selection = spec.router if spec.router in SELECTIONS else None
+    ffns = carving.ffns(model, spec.down_mode, selection) if carving is not None else None
     linear = _backend(spec.activation, settings)
     nll, count = sequence_nll(forward(model, window, linear, ffns), window)
     record = {"perplexity": math.exp(nll / count), "nll": nll, "predicted_tokens": count}
@@ -199,9 +216,13 @@ def _rows(settings: EvalSettings) -> list[RowSpec]:
     rows = [RowSpec("dense", "float", None)] + [RowSpec("dense", a, None) for a in settings.array_activations]
     for name in settings.configs:
         config = CMoEConfig.parse(name)
-        rows += [RowSpec(name, "float", "exact"), RowSpec(name, "float", "requantized")]
-        if config.active < config.routed:         # the all-active carving is a float-only check
-            rows += [RowSpec(name, a, "requantized") for a in settings.array_activations]
+        routers = settings.routers if config.active < config.routed else ("analytic",)
+        for router in routers:
+            rows += [RowSpec(name, "float", "exact", router), RowSpec(name, "float", "requantized", router)]
+            if config.active < config.routed:     # the all-active carving is a float-only check
+                rows += [RowSpec(name, a, "requantized", router) for a in settings.array_activations]
+        if config.active < config.routed:
+            rows += [RowSpec(name, "float", "exact", selection) for selection in SELECTIONS]
     return rows
 
 
@@ -227,7 +248,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
 
     specs = _rows(settings)
     results: dict[RowSpec, dict] = {}
-    carvings: dict[str, CarvedModel] = {}
+    carvings: dict[tuple[str, str], CarvedModel] = {}
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(settings.workers, mp_context=context,
                                                 initializer=_worker_init) as pool:
@@ -237,20 +258,23 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
             if spec.activation == "fp16" and fp16_error:
                 results[spec] = {"error": f"FP16 activation path of bitexact_mpgemm unavailable: {fp16_error}"}
                 return
-            carving = carvings.get(spec.model)
-            futures[pool.submit(_evaluate_row, spec, carving, window, long_windows, settings)] = spec
+            # Tensors are pickled here with plain pickle: the pool's pickler would move them into shared
+            # memory from its feeder thread while this thread goes on using them.
+            operands = pickle.dumps((carvings.get(spec.carving_key), window, long_windows))
+            futures[pool.submit(_evaluate_row, spec, operands, settings)] = spec
 
         for spec in specs:                          # dense rows start while the carvings run
             if spec.model == "dense":
                 submit(spec)
-        for name in settings.configs:
+        for key in dict.fromkeys(spec.carving_key for spec in specs if spec.carving_key):
+            name, router = key
             carving = carve_model(model, calibration, CMoEConfig.parse(name), k_act=settings.k_act,
-                                  balance_steps=settings.balance_steps, bias_speed=settings.bias_speed)
-            carvings[name] = carving
-            log(f"carved {name} in {carving.seconds:.1f} s wall, {carving.cpu_seconds:.1f} s CPU "
+                                  balance_steps=settings.balance_steps, bias_speed=settings.bias_speed, router=router)
+            carvings[key] = carving
+            log(f"carved {name} ({router} router) in {carving.seconds:.1f} s wall, {carving.cpu_seconds:.1f} s CPU "
                 f"({carving.calibration_tokens} calibration tokens)")
             for spec in specs:
-                if spec.model == name:
+                if spec.carving_key == key:
                     submit(spec)
         rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, settings, log)
         for future in concurrent.futures.as_completed(futures):
@@ -267,10 +291,10 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
     records = []
     for spec in specs:
         config = CMoEConfig.parse(spec.model) if spec.model != "dense" else None
-        carving = carvings.get(spec.model)
+        carving = carvings.get(spec.carving_key)
         records.append({"model": spec.model, "activation": spec.activation,
                         "active_ratio": config.activation_ratio if config else 1.0,
-                        "down_mode": spec.down_mode, "eval_tokens": settings.eval_tokens,
+                        "router": spec.router, "down_mode": spec.down_mode, "eval_tokens": settings.eval_tokens,
                         "carving_seconds": carving.seconds if carving else None,
                         "carving_cpu_seconds": carving.cpu_seconds if carving else None,
                         "perplexity": None, "cycles_per_token": None, **results[spec]})
@@ -301,7 +325,8 @@ def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[str, CarvedM
     array_carvings = [name for name in settings.configs if CMoEConfig.parse(name).active < CMoEConfig.parse(name).routed]
     if array_carvings:
         name = min(array_carvings, key=lambda n: CMoEConfig.parse(n).activation_ratio)
-        sources.append((name, carvings[name].ffns(model, "requantized")))
+        router = "fitted" if "fitted" in settings.routers else "analytic"
+        sources.append((f"{name} ({router} router)", carvings[name, router].ffns(model, "requantized")))
     checks = []
     for activation in settings.array_activations:
         for source, ffns in sources:
@@ -337,10 +362,16 @@ def _targets(records: list[dict]) -> list[str]:
                      f"{change:+.2%} -> {'met' if abs(change) <= 0.01 else 'NOT met'}.")
     else:
         lines.append(f"* Dense FP16 within 1 %: not measured ({fp16.get('error', 'row not run')}).")
-    carving_times = {r["model"]: (r["carving_seconds"], r["carving_cpu_seconds"]) for r in records
-                     if r["carving_seconds"] is not None}
-    for name, (seconds, cpu) in carving_times.items():
-        lines.append(f"* Carving all 30 FFNs as {name} under 5 minutes on 2 cores: {seconds:.1f} s wall, {cpu:.1f} s "
+    for r in records:
+        if r["active_ratio"] == 0.75 and r["activation"] == "float" and r["down_mode"] == "exact" and reference \
+                and r.get("perplexity"):
+            lines.append(f"* Carved {r['model']} (75 % active), {r['router']} router, exact down, float: perplexity "
+                         f"{r['perplexity']:.3f}, {r['perplexity'] / reference:.2f}x dense (the paper reports "
+                         f"near-lossless at 75 % on 7B models).")
+    carving_times = {(r["model"], "fitted" if r["router"] == "fitted" else "analytic"):
+                     (r["carving_seconds"], r["carving_cpu_seconds"]) for r in records if r["carving_seconds"] is not None}
+    for (name, router), (seconds, cpu) in carving_times.items():
+        lines.append(f"* Carving all 30 FFNs as {name} ({router} router) under 5 minutes on 2 cores: {seconds:.1f} s wall, {cpu:.1f} s "
                      f"CPU (both threads; the wall time includes sharing the cores with the row workers) -> "
                      f"{'met' if seconds < 300 else 'NOT met'} by the wall clock.")
     return lines
@@ -377,27 +408,28 @@ def _decode_lines(records: list[dict], array: dict) -> list[str]:
              f"in {array['rows']}. With `row_groups` bands the mapper puts column blocks of the same GEMM (or other "
              "experts' GEMMs with the same K) into the bands; the weight stream is `row_groups` times wider. "
              "Cycles per token (utilization):", "",
-             "| model | " + " | ".join(f"row_groups {g}" for g in groups) + " |",
-             "|---|" + "---:|" * len(groups)]
+             "| model | router | " + " | ".join(f"row_groups {g}" for g in groups) + " |",
+             "|---|---|" + "---:|" * len(groups)]
     for r in rows:
         cells = [f"{v['cycles']:,} ({v['utilization']:.3f})" for v in r["decode_by_row_groups"].values()]
-        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['model']} | {r['router'] or '—'} | " + " | ".join(cells) + " |")
     return lines
 
 
 def _write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
     (out_dir / "report.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
-    header = ("| model | activation | active | down | perplexity | perplexity (long, float) | cycles/token "
+    header = ("| model | activation | active | router | down | perplexity | perplexity (long, float) | cycles/token "
               "(prefill) | utilization (prefill) | cycles/token (decode) | utilization (decode) | carving s (wall / CPU) | note |")
     lines = ["# SmolLM2-135M-Instruct Q4_1 on the MixPE array: dense and CMoE-carved", "",
              f"Array {meta['array']['rows']}x{meta['array']['cols']} (row_groups {meta['array']['row_groups']}), "
              f"W4 Q4_1 (g = 32, FP16 d and m per group, `zero_mode=float_offset`). Perplexity on the first "
              f"{meta['evaluation']['tokens']} held-out tokens (long: {meta['evaluation']['long_tokens']} tokens, "
              f"float rows only). Cycles/token: prefill of that window; decode: one token.", "",
-             header, "|" + "---|" * 12]
+             header, "|" + "---|" * 13]
     for r in records:
         note = r.get("error", "")
-        lines.append(f"| {r['model']} | {r['activation']} | {r['active_ratio']:.0%} | {r['down_mode'] or '—'} | "
+        lines.append(f"| {r['model']} | {r['activation']} | {r['active_ratio']:.0%} | {r['router'] or '—'} | "
+                     f"{r['down_mode'] or '—'} | "
                      f"{_fmt(r['perplexity'], '.3f')} | {_fmt(r.get('perplexity_long'), '.3f')} | "
                      f"{_fmt(r.get('cycles_per_token'), ',.0f')} | {_fmt(r.get('prefill_utilization'), '.3f')} | "
                      f"{_fmt(r.get('decode_cycles_per_token'), ',.0f')} | {_fmt(r.get('decode_utilization'), '.3f')} | "
@@ -432,17 +464,21 @@ def _plot(path: Path, records: list[dict]) -> None:
     import matplotlib.pyplot as plt
     figure, axis = plt.subplots(figsize=(7, 4.5))
     markers = {"float": "o", "int8": "s", "fp16": "^"}
-    for activation, marker in markers.items():
-        points = [r for r in records if r["activation"] == activation and r["perplexity"] is not None
-                  and r["down_mode"] != "exact"]
-        if not points:
-            continue
-        axis.scatter([r["cycles_per_token"] for r in points], [r["perplexity"] for r in points], marker=marker,
-                     label=activation + (" (carvings: re-quantized down)" if activation == "float" else " on the array"))
-        if activation == "float":
-            for r in points:
-                axis.annotate(r["model"], (r["cycles_per_token"], r["perplexity"]), fontsize=7,
-                              xytext=(3, -10), textcoords="offset points")
+    for router in (None, *ROUTERS):
+        for activation, marker in markers.items():
+            points = [r for r in records if r["activation"] == activation and r["perplexity"] is not None
+                      and r["down_mode"] != "exact" and r["router"] == router]
+            if not points:
+                continue
+            where = " on the array" if activation != "float" else " (re-quantized down)" if router else ""
+            colour = f"C{list(markers).index(activation)}" if router else "black"
+            style = {"facecolors": "none", "edgecolors": colour} if router == "fitted" else {"color": colour}
+            axis.scatter([r["cycles_per_token"] for r in points], [r["perplexity"] for r in points], marker=marker,
+                         label=f"{f'{router} router' if router else 'dense'}, {activation}{where}", **style)
+            if activation == "float":
+                for r in points:
+                    axis.annotate(r["model"], (r["cycles_per_token"], r["perplexity"]), fontsize=7,
+                                  xytext=(3, -10), textcoords="offset points")
     axis.set_yscale("log")
     axis.set_xlabel("array cycles per token (prefill, 16x16 unless stated in report.md)")
     axis.set_ylabel("perplexity (held-out window)")

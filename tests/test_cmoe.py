@@ -12,8 +12,8 @@ import torch
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import quantize_activations_int8
 from sw.cmoe import (CMoEConfig, CMoEError, MoEFFN, atopk_markers, balanced_assignment, carve_layer, carve_model,
-                     activation_scores, representatives, requantize_q4_1)
-from sw.corpus import CALIBRATION_MODULES, corpus_text, token_windows
+                     activation_scores, expert_output_norms, fit_router, representatives, requantize_q4_1)
+from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, token_windows
 from sw.smollm import FloatLinear, array_config, attention_block, dense_ffn, rms_norm
 
 
@@ -170,6 +170,61 @@ def test_carve_model_slice(model, calibration):
     assert int(ffn.loads.sum()) == 15
     with pytest.raises(CMoEError, match="down_mode='bogus'"):
         MoEFFN(model.layers[0], result.layers[0], 3, down_mode="bogus")
+
+
+def test_fit_router_recovers_a_linear_map():
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(400, 12, generator=generator)
+    weight = torch.randn(13, 5, generator=generator)
+    targets = x @ weight[:-1] + weight[-1]
+    assert torch.allclose(fit_router(x, targets, ridge=0.0), weight, atol=1e-4)
+    shrunk = fit_router(x, targets, ridge=1.0)                 # the ridge pulls W towards 0
+    assert float(shrunk.norm()) < float(weight.norm())
+
+
+def test_oracle_and_random_selection(model, carved, calibration):
+    """The oracle picks the A experts with the largest true output; random is seeded and uniform."""
+    x = calibration[1][:64]
+    layer = model.layers[0]
+    oracle = MoEFFN(layer, carved, active=3, down_mode="exact", selection="oracle")
+    norms = expert_output_norms(x, oracle.experts)
+    chosen = norms.gather(1, oracle.select(x))
+    others = norms.clone().scatter_(1, oracle.select(x), float("-inf"))
+    assert bool((chosen.min(dim=1).values >= others.max(dim=1).values).all())
+    first = MoEFFN(layer, carved, active=3, down_mode="exact", selection="random", seed=5).select(x)
+    assert torch.equal(first, MoEFFN(layer, carved, active=3, down_mode="exact", selection="random", seed=5).select(x))
+    assert int(first.unique().numel()) == 14
+    with pytest.raises(CMoEError, match="selection='best'"):
+        MoEFFN(layer, carved, active=3, selection="best")
+
+
+def test_fitted_router_agrees_with_oracle_more_than_analytic(model, smollm_tokenizer):
+    """On layer 0 with held-out tokens, the fitted router's top-A overlaps the oracle's clearly more
+    than the paper's analytic router and than chance (A / routed = 6 / 14). Measured: fitted 0.61,
+    analytic 0.45 on 1,024 calibration tokens (577 regressors need more tokens than the 256 of the
+    shared fixture: there it is 0.54)."""
+    ids = smollm_tokenizer.encode(corpus_text(CALIBRATION_MODULES[:8])).ids
+    windows = token_windows(ids, 256, 4, "calibration")
+    config = CMoEConfig.parse("S2A6E16")
+    fitted = carve_model(model, windows, config, router="fitted")
+    analytic = carve_model(model, windows, config)
+    assert fitted.router == "fitted" and fitted.layers[0].router == "fitted" and analytic.layers[0].router == "analytic"
+    ids = smollm_tokenizer.encode(corpus_text(EVALUATION_MODULES[:2])).ids
+    held_out = token_windows(ids, 128, 1, "held-out")[0]
+    h = attention_block(model, 0, model.embedding[held_out], FloatLinear())
+    x = rms_norm(h, model.layers[0].ffn_norm, model.shape.norm_eps)
+
+    def overlap(carving) -> float:
+        ffn = carving.ffns(model, "exact")[0]
+        best = MoEFFN(model.layers[0], carving.layers[0], config.active, "exact", selection="oracle").select(x)
+        chosen = ffn.select(x)
+        return float((chosen[:, :, None] == best[:, None, :]).any(dim=2).float().mean())
+
+    fitted_overlap, analytic_overlap = overlap(fitted), overlap(analytic)
+    chance = config.active / config.routed
+    assert fitted_overlap > max(analytic_overlap, chance) + 0.1, (fitted_overlap, analytic_overlap, chance)
+    with pytest.raises(CMoEError, match="router='learned'"):
+        carve_model(model, windows, config, router="learned")
 
 
 def test_activation_scores_use_cosine_form(model, calibration):

@@ -172,11 +172,18 @@ def test_forward_matches_transformers(smollm_path):
 def test_eval_rows_and_settings():
     from sw.cmoe import CMoEError
     from sw.eval_smollm import EvalSettings, _rows
-    rows = {(r.model, r.activation, r.down_mode) for r in _rows(EvalSettings(configs=("S2A14E16", "S2A2E16")))}
-    assert rows == {("dense", "float", None), ("dense", "int8", None), ("dense", "fp16", None),
-                    ("S2A14E16", "float", "exact"), ("S2A14E16", "float", "requantized"),
-                    ("S2A2E16", "float", "exact"), ("S2A2E16", "float", "requantized"),
-                    ("S2A2E16", "int8", "requantized"), ("S2A2E16", "fp16", "requantized")}
+    rows = {(r.model, r.activation, r.down_mode, r.router)
+            for r in _rows(EvalSettings(configs=("S2A14E16", "S2A2E16")))}
+    assert rows == {("dense", "float", None, None), ("dense", "int8", None, None), ("dense", "fp16", None, None),
+                    ("S2A14E16", "float", "exact", "analytic"), ("S2A14E16", "float", "requantized", "analytic"),
+                    *{("S2A2E16", a, d, router) for router in ("analytic", "fitted")
+                      for a, d in (("float", "exact"), ("float", "requantized"), ("int8", "requantized"),
+                                   ("fp16", "requantized"))},
+                    ("S2A2E16", "float", "exact", "oracle"), ("S2A2E16", "float", "exact", "random")}
+    keys = {r.carving_key for r in _rows(EvalSettings(configs=("S2A2E16",), routers=("analytic",)))}
+    assert keys == {None, ("S2A2E16", "analytic")}
+    with pytest.raises(ValueError, match=r"routers=\('learned',\): choose one or more of \('analytic', 'fitted'\)"):
+        EvalSettings(routers=("learned",))
     with pytest.raises(CMoEError, match="'S2A2'"):
         EvalSettings(configs=("S2A2",))
     with pytest.raises(ValueError, match="array_activations: 'bf16'"):
