@@ -73,7 +73,7 @@ sim: $(STAMP)
 	$(MIXPE) sim --test $(TEST) $(SIM_OPTS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q --durations=15
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
