@@ -104,7 +104,11 @@ def cmd_eval_smollm(args) -> int:
     except (CMoEError, ValueError) as error:
         print(f"mixpe eval-smollm: {error}", file=sys.stderr)
         return 2
-    return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings)
+    try:
+        return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings)
+    except CMoEError as error:                     # configurations checked against the loaded model
+        print(f"mixpe eval-smollm: {error}", file=sys.stderr)
+        return 2
 
 
 def cmd_synth(args) -> int:

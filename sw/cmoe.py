@@ -130,6 +130,14 @@ class CMoEConfig:
             raise CMoEError(f"experts={self.experts}: must divide the FFN width {ffn} (equal-size experts)")
         return ffn // self.experts
 
+    def check_requantizable(self, ffn: int) -> None:
+        """Raise unless every expert's down (m = D / N columns) splits into whole Q4_1 blocks of 32,
+        as ``down_mode="requantized"`` needs."""
+        width = self.expert_width(ffn)
+        if width % Q4_1_BLOCK:
+            raise CMoEError(f"{self.name}: experts of D/N = {ffn}/{self.experts} = {width} neurons; a re-quantized "
+                            f"down needs a multiple of {Q4_1_BLOCK} (experts must divide {ffn // Q4_1_BLOCK})")
+
 
 # -- the carving steps -----------------------------------------------------------------------
 

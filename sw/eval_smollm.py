@@ -236,6 +236,8 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
     tokenizer = load_tokenizer()
     log(f"loaded {model.path.name}: {model.shape.layers} layers, hidden {model.shape.hidden}, "
         f"FFN {model.shape.ffn} ({time.perf_counter() - begin:.0f} s)")
+    for name in settings.configs:                   # before any carving: every carving has re-quantized rows
+        CMoEConfig.parse(name).check_requantizable(model.shape.ffn)
     calibration_text, eval_text = corpus_text(CALIBRATION_MODULES), corpus_text(EVALUATION_MODULES)
     calibration = token_windows(tokenizer.encode(calibration_text).ids, settings.calibration_length,
                                 settings.calibration_windows, "calibration text")

@@ -53,6 +53,9 @@ def test_config_names():
         CMoEConfig.parse("S16A1E16")
     with pytest.raises(CMoEError, match="experts=7: must divide the FFN width 1536"):
         CMoEConfig.parse("S1A1E7").expert_width(1536)
+    CMoEConfig.parse("S2A2E48").check_requantizable(1536)          # 32 neurons: one Q4_1 block
+    with pytest.raises(CMoEError, match=r"S4A20E32: experts of D/N = 1536/32 = 48 neurons; .* multiple of 32"):
+        CMoEConfig.parse("S4A20E32").check_requantizable(1536)
 
 
 def test_partition_and_shared_by_rate(carved):
