@@ -372,6 +372,8 @@ def carve_model(model: SmolLM, calibration: list[torch.Tensor], config: CMoEConf
         raise CMoEError("calibration: need at least one token window")
     if router not in ROUTERS:
         raise CMoEError(f"router={router!r}: allowed values are {ROUTERS}")
+    if down_mode == "requantized":
+        config.check_requantizable(model.shape.ffn)
     if not isinstance(balance_steps, int) or balance_steps < 0:
         raise CMoEError(f"balance_steps={balance_steps!r}: must be a non-negative integer")
     start, cpu_start = time.perf_counter(), time.process_time()
