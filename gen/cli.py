@@ -33,7 +33,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_verilog(args) -> int:
-    from gen.verilog import write_core
+    from hw.emit import write_core
     config = _config(args)
     out_dir = Path(args.out or BUILD_ROOT / "verilog" / config.name)
     path = write_core(config, out_dir)
@@ -71,13 +71,15 @@ def cmd_bench(args) -> int:
 def cmd_moe(args) -> int:
     from sw.moe import MoEError
     from sw.moe_run import DEFAULT_MOE_CONFIG, MoESpec, format_report, run_moe
+    from verif.backends import make_backend
     config = _config(args) if args.preset or args.config else DEFAULT_MOE_CONFIG
     if args.row_groups is not None:
         config = config.replace(row_groups=args.row_groups)
     spec = MoESpec(family=args.family, hidden=args.hidden, ffn=args.ffn, experts=args.experts, top_k=args.top_k,
                    tokens=args.tokens, shared_ffn=args.shared_ffn, seed=args.seed)
     try:
-        report = run_moe(config, spec, args.backend, method=args.quant, seed=args.seed)
+        report = run_moe(config, spec, make_backend(args.backend, config, args.seed), method=args.quant,
+                         seed=args.seed)
     except MoEError as error:
         print(f"mixpe moe: {error} (seed {args.seed})", file=sys.stderr)
         return 1
@@ -105,7 +107,8 @@ def cmd_eval_smollm(args) -> int:
         print(f"mixpe eval-smollm: {error}", file=sys.stderr)
         return 2
     try:
-        return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings)
+        from verif.smollm_tiles import check_sampled_tiles
+        return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings, check_sampled_tiles)
     except CMoEError as error:                     # configurations checked against the loaded model
         print(f"mixpe eval-smollm: {error}", file=sys.stderr)
         return 2

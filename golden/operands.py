@@ -16,6 +16,7 @@ import dataclasses
 import torch
 
 from hw.config import MixPEConfig
+from hw.errors import MixPEError
 
 __all__ = ["OperandError", "activation_operand", "QuantizedWeights", "OPERAND_KINDS", "FP_OPERAND_KINDS", "validate_operands", "check_codes",
            "random_operands",
@@ -30,7 +31,7 @@ OPERAND_KINDS = ("uniform", "worst", "signs", "zeros")
 FP_OPERAND_KINDS = OPERAND_KINDS + ("outlier", "specials")
 
 
-class OperandError(ValueError):
+class OperandError(MixPEError, ValueError):
     """An operand is invalid; the message names the tensor, its shape or value and what is allowed."""
 
 

@@ -17,12 +17,13 @@ import re
 from pathlib import Path
 
 from .formats import ActivationFormat, activation_format
+from .errors import MixPEError
 
 __all__ = ["ConfigError", "MixPEConfig", "ACTIVATIONS", "DEFAULT_PRESET", "PRESETS", "from_preset",
            "load_config", "ceil_log2", "ZERO_MODES"]
 
 
-class ConfigError(ValueError):
+class ConfigError(MixPEError, ValueError):
     """A configuration value is invalid; the message names the parameter, its value and what is allowed."""
 
 

@@ -11,6 +11,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from .config import MixPEConfig
+from .errors import MixPEError
 
 __all__ = ["activation_layout", "pe_activation_layout", "weight_layout", "zero_shape", "group_layout", "result_layout", "row_info_layout",
            "row_index_shape", "row_param_shape", "pack", "unpack", "LayoutValueError"]
@@ -19,7 +20,7 @@ FP32_BITS = 32
 FP16_BITS = 16
 
 
-class LayoutValueError(ValueError):
+class LayoutValueError(MixPEError, ValueError):
     """A value does not fit the field it is packed into."""
 
 

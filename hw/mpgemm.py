@@ -24,7 +24,7 @@ step) are all valid and the schedule allows it. For a group whose last step issu
 t_L, PE(r, c) drains its partial sum at ``t_L + 2 + r + c`` into column c's GDU together with
 the row's activation sum, and the GDU's accumulator holds the dequantized value
 ``gdu_latency`` cycles later. Result row r of a tile whose last step issued at t_L is offered
-at ``t_L + result_offset + r`` at the earliest (see :mod:`gen.cycle_model`).
+at ``t_L + result_offset + r`` at the earliest (see :mod:`golden.cycles`).
 
 Schedule rules (all derived from the configuration):
 

@@ -63,6 +63,7 @@ import torch
 
 from golden.operands import FP16_MAX, FP16_MIN_NORMAL, OperandError, QuantizedWeights, validate_operands
 from hw.config import MixPEConfig
+from hw.errors import MixPEError
 
 __all__ = ["CheckpointError", "GroupQuantized", "CHECKPOINT_FORMATS", "AWQ_ORDER", "import_gptq", "import_awq",
            "import_compressed_tensors", "import_gguf", "import_gguf_tensor", "import_state_dict",
@@ -75,7 +76,7 @@ AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 _SCALE_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MixPEError, ValueError):
     """A checkpoint tensor is missing, malformed or inconsistent; the message names the tensor, its
     shape or value and what is expected."""
 

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hw.errors import MixPEError
 from sw.checkpoint import import_gguf
 from sw.smollm import FloatLinear, Layer, Linear, QLinear, SmolLM, attention_block, rms_norm, swiglu
 
@@ -79,7 +80,7 @@ Q4_1_BLOCK = 32
 _NAME = re.compile(r"^S(\d+)A(\d+)E(\d+)$")
 
 
-class CMoEError(ValueError):
+class CMoEError(MixPEError, ValueError):
     """A bad carving parameter; the message names it, its value and what is allowed."""
 
 

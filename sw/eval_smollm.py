@@ -21,7 +21,7 @@ row sees the same tokens). Float rows also report ``perplexity_long`` over ``flo
 windows of ``eval_tokens``. ``cycles_per_token`` is the prefill of that window: every GEMM the
 forward pass ran, grouped in stages of GEMMs that share an input (q/k/v; o; gate/up of all experts;
 down of all experts), each stage tiled by :func:`sw.moe_mapper.map_stage` (R x C tiles, tokens on
-rows, ``row_groups`` bands) and timed by :func:`gen.cycle_model.predict_cycles`, summed over stages
+rows, ``row_groups`` bands) and timed by :func:`golden.cycles.predict_cycles`, summed over stages
 and divided by the window length. ``decode_cycles_per_token`` does the same for a one-token
 forward. Only the 210 Q4_1 projections count; attention, norms, the router and the output head run
 on the host (see :mod:`sw.smollm`).
@@ -42,11 +42,12 @@ import platform
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from sw.cmoe import DEFAULT_K_ACT, ROUTERS, SELECTIONS, CarvedModel, CMoEConfig, carve_model
+from sw.cmoe import DEFAULT_K_ACT, ROUTERS, SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
 from sw.moe_mapper import GemmShape, map_stage
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, GemmCall, Linear, SmolLM, array_config, forward,
@@ -226,9 +227,21 @@ def _rows(settings: EvalSettings) -> list[RowSpec]:
     return rows
 
 
-def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) -> tuple[list[dict], bool]:
+#: ``check(config, model, tokens, *, count, seed, ffns, source) -> dict`` streams ``count`` sampled
+#: tiles of ``model``'s forward pass on ``tokens`` through the RTL and returns a record with
+#: ``tiles``, ``mismatches``, ``cycles``, ``predicted_cycles`` and ``passed``
+#: (:func:`verif.smollm_tiles.check_sampled_tiles`; the simulator lives above ``sw``).
+RtlTileCheck = Callable[..., dict]
+
+
+def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
+             rtl_check: RtlTileCheck | None = None) -> tuple[list[dict], bool]:
     """Run every row, write ``report.json``, ``report.md`` and ``perplexity_vs_cycles.png`` in
-    ``out_dir``; returns (records, whether every row ran)."""
+    ``out_dir``; returns (records, whether every row ran). ``rtl_check`` runs the RTL check of
+    ``settings.rtl_tiles`` tiles; it is required when that count is not 0."""
+    if settings.rtl_tiles and rtl_check is None:
+        raise CMoEError(f"rtl_tiles={settings.rtl_tiles}: an RTL tile check is needed "
+                        f"(verif.smollm_tiles.check_sampled_tiles), or rtl_tiles=0")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     begin = time.perf_counter()
@@ -278,7 +291,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
             for spec in specs:
                 if spec.carving_key == key:
                     submit(spec)
-        rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, settings, log)
+        rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, settings, log, rtl_check)
         for future in concurrent.futures.as_completed(futures):
             spec = futures[future]
             try:
@@ -317,12 +330,11 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print) 
 
 
 def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[str, CarvedModel], settings: EvalSettings,
-                log) -> list[dict]:
-    """:func:`verif.smollm_tiles.check_sampled_tiles` for every array activation, on the dense model
-    and on the sparsest carving (its experts, re-quantized down included); [] if ``rtl_tiles`` is 0."""
+                log, check_sampled_tiles: RtlTileCheck) -> list[dict]:
+    """``check_sampled_tiles`` for every array activation, on the dense model and on the sparsest
+    carving (its experts, re-quantized down included); [] if ``rtl_tiles`` is 0."""
     if not settings.rtl_tiles:
         return []
-    from verif.smollm_tiles import check_sampled_tiles
     sources: list[tuple[str, list | None]] = [("dense", None)]
     array_carvings = [name for name in settings.configs if CMoEConfig.parse(name).active < CMoEConfig.parse(name).routed]
     if array_carvings:
@@ -492,9 +504,9 @@ def _plot(path: Path, records: list[dict]) -> None:
     plt.close(figure)
 
 
-def main_report(out_dir: Path, settings: EvalSettings) -> int:
+def main_report(out_dir: Path, settings: EvalSettings, rtl_check: RtlTileCheck | None = None) -> int:
     """CLI entry: run, print where the reports are, exit 1 if any row failed."""
-    records, ok = run_eval(out_dir, settings)
+    records, ok = run_eval(out_dir, settings, rtl_check=rtl_check)
     print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}, {out_dir / 'perplexity_vs_cycles.png'}")
     if not ok:
         failed = [f"{r['model']} {r['activation']}" for r in records if "error" in r]

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from golden.operands import QuantizedWeights
 from hw.config import MixPEConfig
+from hw.errors import MixPEError
 from sw.quantize import QUANT_METHODS, quantize
 
 __all__ = ["MOE_FAMILIES", "MATRICES", "MoEError", "ExpertFFN", "MoELayer", "Routing", "QuantizedExpert",
@@ -35,7 +36,7 @@ MOE_FAMILIES = ("mixtral", "qwen2_moe", "olmoe")
 MATRICES = ("gate", "up", "down")
 
 
-class MoEError(ValueError):
+class MoEError(MixPEError, ValueError):
     """Invalid MoE input; the message names the parameter, its value and what is allowed."""
 
 

@@ -12,7 +12,7 @@ each with its own weight codes and group parameters, sharing K and the schedule
    a tile, so a tile holds any ``row_groups`` items of equal K;
 3. fills tiles in order of (K descending, expert, matrix, column block, token chunk), which is
    optimal in tile count for this item set: ``ceil(items_K / row_groups)`` tiles per K;
-4. times the tile stream with :func:`gen.cycle_model.predict_cycles` (exact for stall-free streams).
+4. times the tile stream with :func:`golden.cycles.predict_cycles` (exact for stall-free streams).
 
 With ``row_groups = 1`` this is the plain tokens-on-rows mapping (one item of up to R tokens per
 tile). Utilization is useful MACs (sum of M*N*K) over R*C per cycle. The layer runs in two
@@ -27,14 +27,15 @@ import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from gen.cycle_model import CycleReport, predict_cycles
+from golden.cycles import CycleReport, predict_cycles
 from hw.config import MixPEConfig
+from hw.errors import MixPEError
 
 __all__ = ["MapperError", "GemmShape", "WorkItem", "TilePlan", "StageSchedule", "LayerSchedule", "map_stage",
            "map_layer", "layer_shapes", "expert_schedules"]
 
 
-class MapperError(ValueError):
+class MapperError(MixPEError, ValueError):
     """Invalid mapper input; the message names the parameter, its value and what is allowed."""
 
 

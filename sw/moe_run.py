@@ -37,7 +37,6 @@ combine over the float64 reference down GEMMs.
 from __future__ import annotations
 
 import dataclasses
-import random
 import time
 from collections.abc import Sequence
 
@@ -51,10 +50,9 @@ from hw.config import MixPEConfig
 from sw.moe import (MoEError, MoELayer, QuantizedMoE, Routing, float_forward, quantize_layer, random_hidden,
                     read_moe_block, route, shared_expert_scale, tiny_block)
 from sw.moe_mapper import GemmShape, StageSchedule, WorkItem, expert_schedules, layer_shapes, map_layer, map_stage
-from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
 
 __all__ = ["BACKENDS", "MoESpec", "DEFAULT_MOE_CONFIG", "GemmJob", "StageRun", "Backend", "GoldenBackend",
-           "ModelBackend", "RtlBackend", "make_backend", "LayerRun", "execute_layer", "run_moe"]
+           "ModelBackend", "HOST_BACKENDS", "make_backend", "LayerRun", "execute_layer", "run_moe"]
 
 BACKENDS = ("golden", "model", "rtl")
 FP64_UNIT_ROUNDOFF = 2.0 ** -53
@@ -109,7 +107,7 @@ def band_operands(job: GemmJob, item: WorkItem) -> tuple[torch.Tensor, torch.Ten
         offsets=None if w.offsets is None else w.offsets[cols])
 
 
-def _place(outputs: list[torch.Tensor], item: WorkItem, block: torch.Tensor) -> None:
+def place_block(outputs: list[torch.Tensor], item: WorkItem, block: torch.Tensor) -> None:
     """Write a work item's (rows, cols) result block into its GEMM's output."""
     outputs[item.gemm][item.row0:item.row0 + item.rows, item.col0:item.col0 + item.cols] = block
 
@@ -141,50 +139,21 @@ class ModelBackend(Backend):
         outputs = [torch.full((job.shape.m, job.shape.n), float("nan"), dtype=torch.float32) for job in jobs]
         for tile in schedule.tiles:
             for item in tile.bands:
-                _place(outputs, item, bitexact_mpgemm(self.config, *band_operands(jobs[item.gemm], item)))
+                place_block(outputs, item, bitexact_mpgemm(self.config, *band_operands(jobs[item.gemm], item)))
         return StageRun(outputs=outputs, cycles=schedule.cycles, details={"tiles": len(schedule.tiles)})
 
 
-class RtlBackend(Backend):
-    """The ``mpgemm`` RTL under Verilator: one simulation streams a stage's whole schedule of banded
-    tiles (``sw.packer.pack_banded_tile``, ``verif.sims.run_tiles``); the scoreboard checks every
-    result beat bit-exactly against ``banded_tile_result`` and the measured cycles against the
-    cycle model."""
-    name = "rtl"
-    cycles_source = "rtl"
-
-    def __init__(self, config: MixPEConfig, seed: int | None = None):
-        super().__init__(config)
-        self.seed = random.randrange(2 ** 31) if seed is None else seed
-
-    def run_stage(self, jobs, schedule):
-        from verif.sims import run_tiles        # Amaranth and cocotb only for this backend
-        tiles, expected, bands_of = [], [], []
-        for tile in schedule.tiles:
-            bands = [Band(*band_operands(jobs[item.gemm], item)) for item in tile.bands]
-            tiles.append(pack_banded_tile(self.config, bands))
-            expected.append(banded_tile_result(self.config, bands))
-            bands_of.append(bands)
-        summary = run_tiles(self.config, tiles, expected, seed=self.seed, useful_macs=schedule.useful_macs)
-        if not summary.passed:
-            raise MoEError(f"rtl: stage of {len(tiles)} tiles failed on {self.config.name} (seed {self.seed}): "
-                           f"{summary.mismatch_count} mismatching result beats, cycles {summary.cycles} "
-                           f"(model {summary.predicted.cycles}); {summary.mismatches[:3]}")
-        # The scoreboard compared every result beat with ``expected``, bit for bit.
-        outputs = [torch.full((job.shape.m, job.shape.n), float("nan"), dtype=torch.float32) for job in jobs]
-        for tile, bands, rows in zip(schedule.tiles, bands_of, expected):
-            for item, block in zip(tile.bands, unpack_banded_tile(self.config, bands, rows)):
-                _place(outputs, item, block)
-        return StageRun(outputs=outputs, cycles=summary.cycles, details={
-            "simulations": 1, "tiles": len(tiles), "model_cycles": summary.predicted.cycles, "seed": self.seed})
+#: The host-side backends; ``rtl`` is :class:`verif.backends.RtlBackend` (the simulator lives above ``sw``).
+HOST_BACKENDS = {"golden": GoldenBackend, "model": ModelBackend}
 
 
-def make_backend(name: str, config: MixPEConfig, seed: int | None = None) -> Backend:
-    if name not in BACKENDS:
-        raise MoEError(f"backend={name!r}: allowed values are {BACKENDS}")
-    if name == "rtl":
-        return RtlBackend(config, seed)
-    return {"golden": GoldenBackend, "model": ModelBackend}[name](config)
+def make_backend(name: str, config: MixPEConfig) -> Backend:
+    """A host-side backend by name (``golden`` or ``model``); the ``rtl`` one comes from
+    :func:`verif.backends.make_backend`, which knows all of :data:`BACKENDS`."""
+    if name not in HOST_BACKENDS:
+        raise MoEError(f"backend={name!r}: allowed values here are {sorted(HOST_BACKENDS)} "
+                       f"(all of {BACKENDS} through verif.backends.make_backend)")
+    return HOST_BACKENDS[name](config)
 
 
 @dataclasses.dataclass
@@ -278,17 +247,20 @@ def _bound_check(config: MixPEConfig, routing: Routing, shared_scale: torch.Tens
             "within_bound": gemms_within and bool((layer_err <= layer_bound).all())}
 
 
-def run_moe(config: MixPEConfig, spec: MoESpec, backend: str = "golden", *, method: str = "rtn",
+def run_moe(config: MixPEConfig, spec: MoESpec, backend: str | Backend = "golden", *, method: str = "rtn",
             seed: int | None = None, check_bound: bool = True) -> dict:
-    """Run the layer ``spec`` on ``backend`` and return the report (JSON-ready; see README ``make moe``).
+    """Run the layer ``spec`` on ``backend`` (a host backend's name or any :class:`Backend`) and
+    return the report (JSON-ready; see README ``make moe``).
 
-    ``seed`` only seeds the RTL testbench's stimulus timing; the layer is seeded by ``spec.seed``."""
+    ``seed`` is reported for the RTL backend, which seeds its stimulus timing with it; the layer is
+    seeded by ``spec.seed``."""
     started = time.perf_counter()
     _, layer, hidden = spec.build()
     routing = route(layer, hidden)
     quantized = quantize_layer(config, layer, method=method, calibration=hidden if method == "gptq" else None)
     shared_scale = shared_expert_scale(layer, hidden) if layer.shared_expert is not None else None
-    chosen = make_backend(backend, config, seed)
+    chosen = make_backend(backend, config) if isinstance(backend, str) else backend
+    backend = chosen.name
     result = execute_layer(config, quantized, hidden, routing, chosen, shared_scale)
     golden = result if backend == "golden" else execute_layer(config, quantized, hidden, routing,
                                                               GoldenBackend(config), shared_scale)
@@ -333,7 +305,7 @@ def run_moe(config: MixPEConfig, spec: MoESpec, backend: str = "golden", *, meth
                     for e, sched in per_expert.items()],
         "layer": {**dataclasses.asdict(spec), "quantization": method, "routed_tokens_per_expert": counts},
         "config": config.to_dict(),
-        "seed": seed if backend != "rtl" else chosen.seed,
+        "seed": getattr(chosen, "seed", seed),
     }
     if check_bound:
         report.update(_bound_check(config, routing, shared_scale, result))

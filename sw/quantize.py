@@ -38,6 +38,7 @@ import torch
 
 from golden.operands import FP16_MAX, FP16_MIN_NORMAL
 from hw.config import MixPEConfig
+from hw.errors import MixPEError
 from sw.checkpoint import GroupQuantized
 
 __all__ = ["QuantizationError", "QuantReport", "QUANT_METHODS", "group_params", "rtn_quantize", "hessian",
@@ -47,7 +48,7 @@ QUANT_METHODS = ("rtn", "gptq")
 QUANT_BITS = (2, 3, 4, 8)
 
 
-class QuantizationError(ValueError):
+class QuantizationError(MixPEError, ValueError):
     """Invalid quantizer input; the message names the argument, its shape or value and what is allowed."""
 
 

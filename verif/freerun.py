@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gen.verilog import build_block, emit_verilog
+from hw.emit import build_block, emit_verilog
 from hw.config import MixPEConfig
 from sw.packer import Tile
 from verif.runner import VERILATOR_BUILD_ARGS, BuildError, write_if_changed

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from hw.errors import MixPEError
 from verif.toolchain import apply_verilator_env, fst_supported
 
 __all__ = ["CocotbResult", "BuildError", "SimulationError", "run_cocotb", "write_if_changed",
@@ -43,11 +44,11 @@ VERILATOR_BUILD_ARGS: tuple[str, ...] = (
 )
 
 
-class BuildError(RuntimeError):
+class BuildError(MixPEError, RuntimeError):
     """Verilator or the C++ compile of the simulation model failed."""
 
 
-class SimulationError(RuntimeError):
+class SimulationError(MixPEError, RuntimeError):
     """The simulator did not produce a results file (crash, bad test module...)."""
 
 

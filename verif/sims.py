@@ -2,7 +2,7 @@
 
 :func:`run_tiles` simulates already packed tiles (:mod:`sw.packer`, plain or banded) against their
 expected (R, C) results: it writes a job with the tiles' beats, the expected result beats and the
-expected cycle count from :mod:`gen.cycle_model`, then runs ``verif.tb_mpgemm`` on the core's
+expected cycle count from :mod:`golden.cycles`, then runs ``verif.tb_mpgemm`` on the core's
 Verilog under Verilator (build cached per configuration hash under ``build/sim/``).
 :func:`run_mpgemm` packs a quantized GEMM and takes its expected tiles from the bit-exact golden
 model.
@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
-from gen.cycle_model import CycleReport, predict_cycles
-from gen.verilog import build_block, emit_verilog
+from golden.cycles import CycleReport, predict_cycles
+from hw.emit import build_block, emit_verilog
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import QuantizedWeights
 from hw.config import MixPEConfig
 from sw.packer import Tile, pack_gemm, pad_operands, tile_result_beats
+from verif.fp_product import FPProductPath
 from verif.fp_product_cases import product_job
 from verif.gdu_cases import gdu_job
 from verif.runner import run_cocotb
@@ -131,11 +132,12 @@ def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
                      useful_macs=x.shape[0] * weights.codes.shape[0] * x.shape[1])
 
 
-#: Block-level testbenches: TEST name -> (block, cocotb test module).
+#: Block-level testbenches: TEST name -> (top-level name, component factory, cocotb test module).
 BLOCK_TESTBENCHES = {
-    "pe": ("pe", "verif.tb_pe"),
-    "gdu": ("gdu", "verif.tb_gdu"),
-    "fp_product": ("fp_product", "verif.tb_fp_product"),
+    "pe": ("pe", lambda config: build_block("pe", config), "verif.tb_pe"),
+    "gdu": ("gdu", lambda config: build_block("gdu", config), "verif.tb_gdu"),
+    # Test harness, not a block: the aligner feeding one PE per weight code (FP activations only).
+    "fp_product": ("fp_product", FPProductPath, "verif.tb_fp_product"),
 }
 
 
@@ -143,7 +145,7 @@ def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves:
     """Run the block-level testbench ``test`` (``pe``, ``gdu`` or ``fp_product``); returns the cocotb result."""
     if test not in BLOCK_TESTBENCHES:
         raise ValueError(f"test={test!r}: block testbenches are {sorted(BLOCK_TESTBENCHES)}")
-    block, module = BLOCK_TESTBENCHES[test]
+    block, make_component, module = BLOCK_TESTBENCHES[test]
     build_dir = build_dir_for(config, block)
     build_dir.mkdir(parents=True, exist_ok=True)
     seed = random.randrange(2 ** 31) if seed is None else seed
@@ -152,7 +154,7 @@ def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves:
     job_path = build_dir / f"job-{seed}.json"
     jobs = {"gdu": lambda: gdu_job(config, seed), "fp_product": lambda: product_job(config)}
     job_path.write_text(json.dumps(jobs[test]() if test in jobs else {}))
-    return run_cocotb(verilog=emit_verilog(build_block(block, config), block), toplevel=block,
+    return run_cocotb(verilog=emit_verilog(make_component(config), block), toplevel=block,
                       build_dir=build_dir, test_module=module, seed=seed, waves=waves,
                       extra_env={"MIXPE_CONFIG": str(config_path.resolve()), "MIXPE_JOB": str(job_path.resolve())},
                       replay_hint=f"make sim TEST={test} PRESET={config.name} SEED={{seed}}")

@@ -27,6 +27,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from hw.errors import MixPEError
+
+
 __all__ = [
     "ToolchainError",
     "LZ4_HEADER",
@@ -42,7 +45,7 @@ LZ4_HEADER = Path("/usr/include/lz4.h")
 _PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
-class ToolchainError(RuntimeError):
+class ToolchainError(MixPEError, RuntimeError):
     """The simulation toolchain is missing or incomplete; the message says how to fix it."""
 
 

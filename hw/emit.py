@@ -1,4 +1,8 @@
-"""Verilog emission of the configured core (and of its blocks, for block-level testbenches)."""
+"""Verilog emission of the configured core and of its blocks (block-level testbenches, synthesis).
+
+Test harnesses that are not hardware blocks (``verif``) pass their component to
+:func:`emit_verilog` themselves; this registry holds only the blocks of :mod:`hw`.
+"""
 
 import importlib
 from pathlib import Path
@@ -6,7 +10,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from hw.config import MixPEConfig
+from hw.config import ConfigError, MixPEConfig
 
 __all__ = ["emit_verilog", "write_core", "BLOCKS", "BLOCK_CLASSES", "build_block"]
 
@@ -19,15 +23,13 @@ BLOCK_CLASSES = {
     "gdu": ("hw.gdu", "GroupDequant"),
     "act_sum": ("hw.act_sum", "ActivationSum"),
     "fp_align": ("hw.fp_align", "ActivationAligner"),
-    # Test harness: the aligner feeding one PE per weight code (floating-point activations only).
-    "fp_product": ("verif.fp_product", "FPProductPath"),
 }
 
 
 def build_block(block: str, config: MixPEConfig) -> wiring.Component:
     """Instantiate one named block (see :data:`BLOCK_CLASSES`) for ``config``."""
     if block not in BLOCK_CLASSES:
-        raise ValueError(f"block={block!r}: allowed blocks are {sorted(BLOCK_CLASSES)}")
+        raise ConfigError(f"block={block!r}: allowed blocks are {sorted(BLOCK_CLASSES)}")
     module, name = BLOCK_CLASSES[block]
     return getattr(importlib.import_module(module), name)(config)
 

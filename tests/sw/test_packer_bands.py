@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gen.cycle_model import predict_cycles
+from golden.cycles import predict_cycles
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import OperandError, random_operands
 from hw.config import MixPEConfig, from_preset

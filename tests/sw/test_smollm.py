@@ -14,7 +14,7 @@ from sw.checkpoint import CheckpointError
 from sw.eval_smollm import fp16_path_error, gemm_cycles
 from sw.smollm import (ArrayLinear, FloatLinear, GemmCall, array_config, forward, load_smollm, load_tokenizer,
                        rms_norm, sequence_nll)
-from gen.cycle_model import predict_cycles
+from golden.cycles import predict_cycles
 
 
 @pytest.fixture(scope="module")
