@@ -60,6 +60,7 @@ import torch.nn.functional as F
 
 from hw.errors import MixPEError
 from sw.checkpoint import import_gguf
+from sw.settings import CMOE_ROUTERS as ROUTERS, DEFAULT_K_ACT
 from sw.smollm import FloatLinear, Layer, Linear, QLinear, SmolLM, attention_block, rms_norm, swiglu
 
 __all__ = ["CMoEError", "CMoEConfig", "CarvedLayer", "CarvedModel", "MoEFFN", "DOWN_MODES", "DEFAULT_K_ACT",
@@ -67,12 +68,9 @@ __all__ = ["CMoEError", "CMoEConfig", "CarvedLayer", "CarvedModel", "MoEFFN", "D
            "carve_layer", "carve_model", "requantize_q4_1", "fit_router", "expert_output_norms", "ROUTERS",
            "SELECTIONS"]
 
-#: Neurons marked per token by ATopK (the paper's K_a, ``--k-act`` default).
-DEFAULT_K_ACT = 10
 #: Step of the load-balancing bias (the paper's gamma, ``--bias-speed`` default).
 DEFAULT_BIAS_SPEED = 1e-3
 DOWN_MODES = ("requantized", "exact")
-ROUTERS = ("analytic", "fitted")
 SELECTIONS = ("oracle", "random")
 #: Ridge of :func:`fit_router`, relative to the mean squared norm of the regressors [x, 1].
 ROUTER_RIDGE = 1e-3

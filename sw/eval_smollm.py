@@ -47,55 +47,16 @@ from pathlib import Path
 
 import torch
 
-from sw.cmoe import DEFAULT_K_ACT, ROUTERS, SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
+from sw.cmoe import ROUTERS, SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
 from sw.moe_mapper import GemmShape, map_stage
+from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, EvalSettings
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, GemmCall, Linear, SmolLM, array_config, forward,
                        load_smollm, load_tokenizer, sequence_nll)
 
 __all__ = ["EvalSettings", "RowSpec", "run_eval", "gemm_cycles", "fp16_path_error", "DEFAULT_CONFIGS"]
 
-#: All 14 routed experts active (100 %, checks the carving), then 75 %, 50 % and 25 %.
-DEFAULT_CONFIGS = ("S2A14E16", "S2A10E16", "S2A6E16", "S2A2E16")
 ACTIVATIONS = ("float", "int8", "fp16")
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalSettings:
-    eval_tokens: int = 256            # the window every row is evaluated on (and the prefill length)
-    float_windows: int = 8            # float rows: perplexity_long over this many windows
-    calibration_windows: int = 8      # CMoE calibration: windows of calibration_length tokens
-    calibration_length: int = 512
-    configs: tuple[str, ...] = DEFAULT_CONFIGS
-    array_activations: tuple[str, ...] = ("int8", "fp16")
-    routers: tuple[str, ...] = ROUTERS
-    rows: int = 16
-    cols: int = 16
-    row_groups: int = 1
-    k_act: int = DEFAULT_K_ACT
-    balance_steps: int = 0            # CMoE bias updates per layer on the calibration tokens (0: training-free)
-    bias_speed: float = 3e-6          # their step (the paper's 1e-3 oscillates here, see sw/cmoe.py)
-    workers: int = 2
-    rtl_tiles: int = 32               # per activation and source (dense, one carving): tiles checked under Verilator
-    rtl_seed: int = 2026
-    rtl_tokens: int = 64              # length of the forward pass the RTL tiles are sampled from
-
-    def __post_init__(self):
-        if not isinstance(self.rtl_tiles, int) or self.rtl_tiles < 0:
-            raise ValueError(f"rtl_tiles={self.rtl_tiles!r}: must be an integer >= 0 (0 skips the RTL check)")
-        for field in ("eval_tokens", "float_windows", "calibration_windows", "calibration_length", "workers",
-                      "rows", "cols", "row_groups", "rtl_tokens"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < (2 if field in ("eval_tokens", "calibration_length") else 1):
-                raise ValueError(f"{field}={value!r}: must be a positive integer"
-                                 f"{' >= 2' if field in ('eval_tokens', 'calibration_length') else ''}")
-        if not self.routers or any(router not in ROUTERS for router in self.routers):
-            raise ValueError(f"routers={self.routers!r}: choose one or more of {ROUTERS}")
-        for activation in self.array_activations:
-            if activation not in ("int8", "fp16"):
-                raise ValueError(f"array_activations: {activation!r} is not one of ('int8', 'fp16')")
-        for name in self.configs:
-            CMoEConfig.parse(name)
 
 
 @dataclasses.dataclass(frozen=True)

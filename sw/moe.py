@@ -25,13 +25,13 @@ from golden.operands import QuantizedWeights
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
 from sw.quantize import QUANT_METHODS, quantize
+from sw.settings import MOE_FAMILIES
 
 __all__ = ["MOE_FAMILIES", "MATRICES", "MoEError", "ExpertFFN", "MoELayer", "Routing", "QuantizedExpert",
            "QuantizedMoE", "read_moe_block", "tiny_block", "random_hidden", "route", "top_k_routing", "shared_expert_scale",
            "float_forward",
            "quantize_layer"]
 
-MOE_FAMILIES = ("mixtral", "qwen2_moe", "olmoe")
 #: The three GEMMs of an expert, in execution order (gate and up read x, down reads silu(gate) * up).
 MATRICES = ("gate", "up", "down")
 

@@ -47,38 +47,14 @@ from golden.mpgemm import bitexact_mpgemm, error_bound
 from golden.operands import QuantizedWeights, quantize_activations_int8
 from golden.reference import reference_mpgemm
 from hw.config import MixPEConfig
-from sw.moe import (MoEError, MoELayer, QuantizedMoE, Routing, float_forward, quantize_layer, random_hidden,
-                    read_moe_block, route, shared_expert_scale, tiny_block)
+from sw.moe import MoEError, QuantizedMoE, Routing, float_forward, quantize_layer, route, shared_expert_scale
 from sw.moe_mapper import GemmShape, StageSchedule, WorkItem, expert_schedules, layer_shapes, map_layer, map_stage
+from sw.settings import DEFAULT_MOE_CONFIG, MOE_BACKENDS as BACKENDS, MoESpec
 
 __all__ = ["BACKENDS", "MoESpec", "DEFAULT_MOE_CONFIG", "GemmJob", "StageRun", "Backend", "GoldenBackend",
            "ModelBackend", "HOST_BACKENDS", "make_backend", "LayerRun", "execute_layer", "run_moe"]
 
-BACKENDS = ("golden", "model", "rtl")
 FP64_UNIT_ROUNDOFF = 2.0 ** -53
-#: The array of ``make moe``: 16 x 16, W4A8, g = 32 (hidden 64 is two groups), four row groups of 4 rows.
-DEFAULT_MOE_CONFIG = MixPEConfig(rows=16, cols=16, weight_bits=4, group_size=32, row_groups=4,
-                                 name="w4a8-g32-16x16")
-
-
-@dataclasses.dataclass(frozen=True)
-class MoESpec:
-    """A seeded tiny random transformers MoE layer and its input (``make moe``'s default: Mixtral-style,
-    hidden 64, FFN 128, 4 experts, top-2, 32 tokens)."""
-    family: str = "mixtral"
-    hidden: int = 64
-    ffn: int = 128
-    experts: int = 4
-    top_k: int = 2
-    tokens: int = 32
-    shared_ffn: int | None = None
-    seed: int = 0
-
-    def build(self) -> tuple[torch.nn.Module, MoELayer, torch.Tensor]:
-        """(transformers block, its :class:`MoELayer`, hidden states float32 (tokens, hidden))."""
-        block = tiny_block(self.family, hidden=self.hidden, ffn=self.ffn, experts=self.experts, top_k=self.top_k,
-                           shared_ffn=self.shared_ffn, seed=self.seed)
-        return block, read_moe_block(block), random_hidden(self.tokens, self.hidden, self.seed + 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,11 +40,11 @@ from golden.operands import FP16_MAX, FP16_MIN_NORMAL
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
 from sw.checkpoint import GroupQuantized
+from sw.settings import QUANT_METHODS
 
 __all__ = ["QuantizationError", "QuantReport", "QUANT_METHODS", "group_params", "rtn_quantize", "hessian",
            "gptq_quantize", "quantize", "quantization_report", "format_reports"]
 
-QUANT_METHODS = ("rtn", "gptq")
 QUANT_BITS = (2, 3, 4, 8)
 
 

@@ -10,6 +10,7 @@ from golden.mpgemm import bitexact_mpgemm, float_reference, within_bound
 from golden.operands import random_operands
 from hw.config import MixPEConfig
 from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
+from verif.names import SCENARIO_HELP
 from verif.sims import run_block, run_mpgemm, run_tiles
 
 __all__ = ["SCENARIOS", "run_scenario", "gemm_case", "banded_case"]
@@ -93,7 +94,7 @@ def _replay(test: str, config: MixPEConfig, seed: int) -> str:
 
 
 def scenario_mpgemm(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
-    """a GEMM with partial tiles over 4 groups, stall-free (cycle-exact) then with random stalls"""
+    """``make sim TEST=mpgemm`` (:data:`verif.names.SCENARIO_HELP` says what it runs)."""
     seed = _seed(seed)
     replay = _replay("mpgemm", config, seed)
     m, n, k = config.rows + config.rows // 2 + 1, 2 * config.cols - 1, 4 * config.group_size
@@ -102,7 +103,7 @@ def scenario_mpgemm(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
 
 
 def scenario_array(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
-    """random shapes: K of one group and of many groups, edge operands, full and partial tiles"""
+    """``make sim TEST=array`` (:data:`verif.names.SCENARIO_HELP` says what it runs)."""
     seed = _seed(seed)
     rng = random.Random(seed)
     rows, cols, g = config.rows, config.cols, config.group_size
@@ -122,8 +123,7 @@ def scenario_array(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
 
 
 def scenario_bands(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
-    """banded tiles (one weight matrix per row band): full bands over one group, partial and missing
-    bands over three, a single band over two; stall-free (cycle-exact) then with random stalls"""
+    """``make sim TEST=bands`` (:data:`verif.names.SCENARIO_HELP` says what it runs)."""
     seed = _seed(seed)
     rng = random.Random(seed)
     rows, cols, g, bands = config.band_rows, config.cols, config.group_size, config.row_groups
@@ -147,15 +147,9 @@ def _block(test: str):
 
 
 #: name -> (one-line description, function(config, seed, waves) -> passed)
-SCENARIOS = {
-    "mpgemm": (scenario_mpgemm.__doc__, scenario_mpgemm),
-    "array": (scenario_array.__doc__, scenario_array),
-    "bands": (scenario_bands.__doc__, scenario_bands),
-    "pe": ("exhaustive INT8 x code products and group accumulation of one PE", _block("pe")),
-    "gdu": ("group-dequant unit edge cases: zero, largest |D|, sign changes, overflow", _block("gdu")),
-    "fp_product": ("floating-point activations: every code x every weight code through aligner and PE",
-                   _block("fp_product")),
-}
+SCENARIOS = {name: (SCENARIO_HELP[name], run) for name, run in (
+    ("mpgemm", scenario_mpgemm), ("array", scenario_array), ("bands", scenario_bands),
+    ("pe", _block("pe")), ("gdu", _block("gdu")), ("fp_product", _block("fp_product")))}
 
 
 def run_scenario(name: str, config: MixPEConfig, seed: int | None = None, waves: bool = False) -> bool:
