@@ -3,7 +3,8 @@
 It runs the same Verilog as the cocotb testbench, with the stream beats loaded from hex files
 into memory and every stream always valid / always ready, so the benchmark can show how much
 the cocotb testbench costs. Results are written back as hex and checked against the golden
-beats in Python. Builds are cached per configuration under ``build/sim/freerun-<hash>/``.
+beats in Python. Builds are cached per configuration under ``build/sim/freerun-<hash>/`` (locked
+while building, :func:`verif.runner.build_lock`); each run's files go to their own directory.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from hw.emit import build_block, emit_verilog
 from hw.config import MixPEConfig
 from sw.packer import Tile
-from verif.runner import VERILATOR_BUILD_ARGS, BuildError, write_if_changed
+from verif.paths import new_run_dir, sim_build_dir
+from verif.runner import VERILATOR_BUILD_ARGS, BuildError, build_lock, write_if_changed
 from verif.toolchain import verilator_env
 
 __all__ = ["FreeRunResult", "PlayerResult", "run_freerun", "run_player"]
@@ -111,10 +113,15 @@ class FreeRunResult:
 
 
 def _build(config: MixPEConfig) -> tuple[Path, float]:
-    build_dir = (Path("build") / "sim" / f"freerun-{config.hash}").resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = sim_build_dir(config, "freerun").resolve()
+    verilog = emit_verilog(build_block("mpgemm", config), "mpgemm")
+    with build_lock(build_dir):
+        return _build_locked(build_dir, verilog)
+
+
+def _build_locked(build_dir: Path, verilog: str) -> tuple[Path, float]:
     source = build_dir / "mpgemm.v"
-    write_if_changed(source, emit_verilog(build_block("mpgemm", config), "mpgemm"))
+    write_if_changed(source, verilog)
     write_if_changed(build_dir / "main.cpp", HARNESS)
     binary = build_dir / "obj" / "Vmpgemm"
     start = time.perf_counter()
@@ -134,8 +141,7 @@ def _build(config: MixPEConfig) -> tuple[Path, float]:
 def run_freerun(config: MixPEConfig, tiles: list[Tile], expected_beats: int) -> FreeRunResult:
     """Run the tiles through the free-running harness; returns cycles, wall seconds, result beats."""
     binary, build_time = _build(config)
-    data_dir = binary.parent.parent / "data"
-    data_dir.mkdir(exist_ok=True)
+    data_dir = new_run_dir(binary.parent.parent)
     for name in ("act", "wgt", "grp"):
         beats = [beat for tile in tiles for beat in getattr(tile, name)]
         (data_dir / f"{name}.hex").write_text("".join(f"{beat:x}\n" for beat in beats))
@@ -167,11 +173,9 @@ def run_player(config: MixPEConfig, tiles: list[Tile], expected: list[int], *, s
 
     from hw.layouts import activation_layout, group_layout, result_layout, weight_layout
     from verif.runner import run_cocotb
-    from verif.sims import build_dir_for
 
-    build_dir = build_dir_for(config, "player")
-    data_dir = (build_dir / "data").resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = sim_build_dir(config, "player")
+    data_dir = new_run_dir(build_dir, seed)
     files = {}
     for name, beats in (("act", [b for t in tiles for b in t.act]), ("wgt", [b for t in tiles for b in t.wgt]),
                         ("grp", [b for t in tiles for b in t.grp]), ("exp", expected)):
@@ -185,14 +189,14 @@ def run_player(config: MixPEConfig, tiles: list[Tile], expected: list[int], *, s
     widths = {"ACT_W": activation_layout(config).size, "WGT_W": weight_layout(config).size,
               "GRP_W": group_layout(config).size, "RES_W": result_layout(config).size}
     summary_path = data_dir / "summary.json"
-    summary_path.unlink(missing_ok=True)
     result = run_cocotb(
         verilog=emit_verilog(build_block("mpgemm", config), "mpgemm"), toplevel="mpgemm_player",
         build_dir=build_dir, test_module="verif.tb_player", seed=seed, extra_sources=[PLAYER_SOURCE],
         build_args=[f"-G{name}={value}" for name, value in {**widths, **depths}.items()],
         plusargs=[f"+{name}={path}" for name, path in files.items()]
         + [f"+n_act={n_act}", f"+n_grp={n_grp}", f"+n_res={len(expected)}"],
-        extra_env={"MIXPE_SUMMARY": str(summary_path), "MIXPE_TIMEOUT_CYCLES": str(4 * n_act + 100000)})
+        extra_env={"MIXPE_SUMMARY": str(summary_path), "MIXPE_TIMEOUT_CYCLES": str(4 * n_act + 100000)},
+        run_dir=data_dir)
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"cycles": 0, "mismatches": -1}
     root = ElementTree.parse(result.results_xml).getroot()
     seconds = sum(float(case.get("time", 0)) for case in root.iter("testcase"))

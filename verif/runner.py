@@ -4,6 +4,9 @@ Builds are cached per design: the Verilog is written to ``build_dir/<toplevel>.v
 changed, and Verilator (``--skip-identical``, on by default for ``--cc``) plus make then skip the
 C++ compile on a rerun. Traced and untraced builds use separate object directories
 (``build_dir/sim`` and ``build_dir/sim_waves``) so switching ``waves`` does not force rebuilds.
+Builds are safe in parallel: a process holds :func:`build_lock` on ``build_dir`` while building, so a
+second one (another pytest worker) waits and then reuses the build; each run writes its files
+(results, job, summary) in its own directory (:func:`verif.paths.new_run_dir`).
 
 :func:`run_cocotb` never raises because tests failed (it returns a :class:`CocotbResult`; callers
 assert), inside or outside pytest. It raises :class:`BuildError` when Verilator or the C++ build fails
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import random
 import sys
@@ -22,9 +26,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hw.errors import MixPEError
+from verif.paths import new_run_dir
 from verif.toolchain import apply_verilator_env, fst_supported
 
-__all__ = ["CocotbResult", "BuildError", "SimulationError", "run_cocotb", "write_if_changed",
+__all__ = ["CocotbResult", "BuildError", "SimulationError", "run_cocotb", "write_if_changed", "build_lock",
            "VERILATOR_BUILD_ARGS"]
 
 #: Warnings that Amaranth-generated Verilog triggers by construction (unused/undriven bits of
@@ -77,10 +82,27 @@ def write_if_changed(path: Path, text: str) -> bool:
     except (FileNotFoundError, UnicodeDecodeError):
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: concurrent writers never share it
     tmp.write_text(text)
     tmp.replace(path)
     return True
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``build_dir`` (the file ``<build_dir>/.lock``) while building into it.
+
+    A second process building the same directory waits (and says so), then finds the build up to
+    date. The operating system releases the lock when the file closes, also when a process dies."""
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"build: waiting for another process building {build_dir}", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _truthy(value: str | None) -> bool:
@@ -125,7 +147,7 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
                seed: int | None = None, waves: bool = False, timescale=("1ns", "1ps"),
                build_args: list[str] | tuple[str, ...] = (),
                replay_hint: str | None = None, extra_sources: list[Path] | tuple[Path, ...] = (),
-               plusargs: list[str] | tuple[str, ...] = ()) -> CocotbResult:
+               plusargs: list[str] | tuple[str, ...] = (), run_dir: Path | None = None) -> CocotbResult:
     """Build (cached) and run cocotb test module ``test_module`` against ``verilog``.
 
     ``test_module`` is an importable module path (``verif.tb_smoke``); ``extra_env`` is passed to the
@@ -134,21 +156,19 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     Verilator's FST writer can be compiled here, else VCD. ``build_args`` are added to the Verilator
     command line; ``replay_hint`` is a command to print for reproducing the run, with ``{seed}``.
     ``extra_sources`` are HDL files compiled with the Verilog (e.g. a wrapper that is ``toplevel``);
-    ``plusargs`` are passed to the simulation binary (``+name=value``).
+    ``plusargs`` are passed to the simulation binary (``+name=value``). ``run_dir`` is the directory of
+    this run's files (the simulation's working directory and ``results.xml``); a fresh one under
+    ``build_dir/runs/`` when None.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
     build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
     waves = bool(waves) or _truthy(os.environ.get("WAVES"))
     apply_verilator_env()
-
     source = build_dir / f"{toplevel}.v"
-    write_if_changed(source, verilog)
     # Only the top module's ports stay VPI-writable (see --no-public-flat-rw above).
     public_ports = build_dir / "public_ports.vlt"
-    write_if_changed(public_ports, f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
 
     args = list(VERILATOR_BUILD_ARGS) + ["-j", str(max(1, min(os.cpu_count() or 1, 4)))]
     wave_file: Path | None = None
@@ -166,18 +186,20 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     sim_dir = build_dir / ("sim_waves" if waves else "sim")
     binary = sim_dir / toplevel
     log = sim_dir / "build.log"
-    before = _mtime(binary)
     runner = get_runner("verilator")
     t0 = time.monotonic()
-    with _patched_environ({}, unset=("WAVES",)):
+    with build_lock(build_dir), _patched_environ({}, unset=("WAVES",)):
+        write_if_changed(source, verilog)
+        write_if_changed(public_ports, f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
+        before = _mtime(binary)
         sim_dir.mkdir(parents=True, exist_ok=True)
         try:
             runner.build(sources=[source, *map(str, extra_sources)], hdl_toplevel=toplevel, build_dir=sim_dir, build_args=args,
                          timescale=timescale, waves=waves, log_file=log)
         except (RuntimeError, SystemExit) as exc:
             raise BuildError(f"Verilator build of {toplevel} failed ({exc}); log {log}:\n{_tail(log)}") from None
+        rebuilt = _mtime(binary) != before
     build_time = time.monotonic() - t0
-    rebuilt = _mtime(binary) != before
     print(f"build: {toplevel} {'compiled' if rebuilt else 'up to date'} in {build_time:.1f} s ({sim_dir})",
           flush=True)
 
@@ -187,7 +209,8 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     hint = replay_hint.format(seed=seed) if replay_hint else f"pass seed={seed} (COCOTB_RANDOM_SEED={seed})"
     print(f"seed={seed}  (replay: {hint})", flush=True)
 
-    results_xml = sim_dir / "results.xml"
+    run_dir = new_run_dir(build_dir, seed) if run_dir is None else Path(run_dir).resolve()
+    results_xml = run_dir / "results.xml"
     with contextlib.suppress(FileNotFoundError):
         results_xml.unlink()
     if wave_file is not None:  # one waveform per seed, so several runs of a scenario keep theirs
@@ -203,7 +226,7 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     with _patched_environ(env, unset=("WAVES",)):
         try:
             runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, seed=seed,
-                        extra_env=env, waves=waves, build_dir=sim_dir, test_dir=sim_dir,
+                        extra_env=env, waves=waves, build_dir=sim_dir, test_dir=run_dir,
                         results_xml=str(results_xml), test_args=test_args, timescale=timescale)
         except SystemExit as exc:
             exit_code = exc.code if isinstance(exc.code, int) else 1

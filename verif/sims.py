@@ -3,7 +3,8 @@
 :func:`run_tiles` simulates already packed tiles (:mod:`sw.packer`, plain or banded) against their
 expected (R, C) results: it writes a job with the tiles' beats, the expected result beats and the
 expected cycle count from :mod:`golden.cycles`, then runs ``verif.tb_mpgemm`` on the core's
-Verilog under Verilator (build cached per configuration hash under ``build/sim/``).
+Verilog under Verilator (build cached per configuration hash under ``build/sim/``, each run's
+files in its own directory, so parallel runs never collide).
 :func:`run_mpgemm` packs a quantized GEMM and takes its expected tiles from the bit-exact golden
 model.
 """
@@ -27,11 +28,10 @@ from sw.packer import Tile, pack_gemm, pad_operands, tile_result_beats
 from verif.fp_product import FPProductPath
 from verif.fp_product_cases import product_job
 from verif.gdu_cases import gdu_job
+from verif.paths import new_run_dir, sim_build_dir
 from verif.runner import run_cocotb
 
-__all__ = ["SimSummary", "run_tiles", "run_mpgemm", "build_dir_for", "BUILD_ROOT"]
-
-BUILD_ROOT = Path("build")
+__all__ = ["SimSummary", "run_tiles", "run_mpgemm", "run_block"]
 
 
 @dataclasses.dataclass
@@ -52,10 +52,6 @@ class SimSummary:
     @property
     def cycles_match(self) -> bool:
         return self.cycles == self.predicted.cycles
-
-
-def build_dir_for(config: MixPEConfig, block: str) -> Path:
-    return BUILD_ROOT / "sim" / f"{block}-{config.hash}"
 
 
 def run_tiles(config: MixPEConfig, tiles: list[Tile], expected_rows: list[torch.Tensor], *,
@@ -81,10 +77,9 @@ def run_tiles(config: MixPEConfig, tiles: list[Tile], expected_rows: list[torch.
     if check_cycles is None:
         check_cycles = stall_in == 0.0 and stall_out == 0.0
 
-    build_dir = build_dir_for(config, "mpgemm")
-    run_dir = build_dir / "runs"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    job_path, summary_path = run_dir / f"job-{seed}.json", run_dir / f"summary-{seed}.json"
+    build_dir = sim_build_dir(config, "mpgemm")
+    run_dir = new_run_dir(build_dir, seed)
+    job_path, summary_path = run_dir / "job.json", run_dir / "summary.json"
     slack = 1.0 / (1.0 - max(stall_in, stall_out)) ** 2
     job_path.write_text(json.dumps({
         "config": dataclasses.asdict(config),
@@ -96,14 +91,13 @@ def run_tiles(config: MixPEConfig, tiles: list[Tile], expected_rows: list[torch.
         "expected_cycles": predicted.cycles if check_cycles else None,
         "timeout_cycles": int(predicted.cycles * 4 * slack) + 1000,
     }))
-    summary_path.unlink(missing_ok=True)
 
     start = time.perf_counter()
     k_steps = sorted({len(t.act) for t in tiles})
     result = run_cocotb(
         verilog=emit_verilog(build_block("mpgemm", config), "mpgemm"),
         toplevel="mpgemm", build_dir=build_dir, test_module="verif.tb_mpgemm", seed=seed, waves=waves,
-        extra_env={"MIXPE_JOB": str(job_path.resolve()), "MIXPE_SUMMARY": str(summary_path.resolve())},
+        extra_env={"MIXPE_JOB": str(job_path), "MIXPE_SUMMARY": str(summary_path)}, run_dir=run_dir,
         replay_hint=f"seed {{seed}} of {len(tiles)} tiles (K in {k_steps}) on {config.name}")
     wall = time.perf_counter() - start
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -146,15 +140,15 @@ def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves:
     if test not in BLOCK_TESTBENCHES:
         raise ValueError(f"test={test!r}: block testbenches are {sorted(BLOCK_TESTBENCHES)}")
     block, make_component, module = BLOCK_TESTBENCHES[test]
-    build_dir = build_dir_for(config, block)
-    build_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = sim_build_dir(config, block)
     seed = random.randrange(2 ** 31) if seed is None else seed
-    config_path = build_dir / "config.json"
+    run_dir = new_run_dir(build_dir, seed)
+    config_path = run_dir / "config.json"
     config_path.write_text(json.dumps(dataclasses.asdict(config)))
-    job_path = build_dir / f"job-{seed}.json"
+    job_path = run_dir / "job.json"
     jobs = {"gdu": lambda: gdu_job(config, seed), "fp_product": lambda: product_job(config)}
     job_path.write_text(json.dumps(jobs[test]() if test in jobs else {}))
     return run_cocotb(verilog=emit_verilog(make_component(config), block), toplevel=block,
                       build_dir=build_dir, test_module=module, seed=seed, waves=waves,
-                      extra_env={"MIXPE_CONFIG": str(config_path.resolve()), "MIXPE_JOB": str(job_path.resolve())},
+                      extra_env={"MIXPE_CONFIG": str(config_path), "MIXPE_JOB": str(job_path)}, run_dir=run_dir,
                       replay_hint=f"make sim TEST={test} PRESET={config.name} SEED={{seed}}")

@@ -1,7 +1,8 @@
 """RTL under Verilator (cocotb), bit-exact against the golden model and cycle-exact against the model.
 
 Every run prints its seed; replay one with ``make sim TEST=<name> PRESET=<preset> SEED=<seed>``.
-Verilator builds are cached per configuration under ``build/sim/``.
+Verilator builds are cached per configuration under ``build/sim/``; tests that share a build carry
+the same ``xdist_group`` (named after the configuration), so ``make test`` runs them on one worker.
 """
 
 import pytest
@@ -11,6 +12,11 @@ from verif.scenarios import gemm_case, run_scenario
 from verif.sims import run_block
 
 pytestmark = pytest.mark.rtl
+
+
+def same_build(preset: str):
+    """A parameter ``preset`` whose tests share the mpgemm build of that preset (one xdist group)."""
+    return pytest.param(preset, marks=pytest.mark.xdist_group(preset))
 
 
 @pytest.mark.parametrize("preset", ["w4a8-g32-4x4", "w2a8-g64-8x8", "w3a8-g64-8x8", "w8a8-g128-8x8"])
@@ -26,6 +32,7 @@ def test_gdu_edge_cases(preset):
     assert result.passed, f"GDU testbench failed (seed {result.seed})"
 
 
+@pytest.mark.xdist_group("w4a8-g32-4x4")
 def test_mpgemm_small_core_with_and_without_stalls():
     assert run_scenario("mpgemm", from_preset("w4a8-g32-4x4"), seed=21)
 
@@ -37,14 +44,17 @@ def test_mpgemm_default_core_main_job():
 
 @pytest.mark.parametrize("preset", [
     "w3a8-g64-8x8",       # g = 64, 3-bit codes
-    "w4a8-g8-12x2",       # more rows than the group size: dequant stalls, counted by the model
-    "w4a8-g8-2x20",       # columns beyond 2g - 1: the parameter ping-pong sets the group interval
+    same_build("w4a8-g8-12x2"),   # more rows than the group size: dequant stalls, counted by the model
+    same_build("w4a8-g8-2x20"),   # columns beyond 2g - 1: the parameter ping-pong sets the group interval
 ])
 def test_array_random_shapes(preset):
     assert run_scenario("array", from_preset(preset), seed=23)
 
 
-@pytest.mark.parametrize("preset, m, n", [("w4a8-g8-12x2", 12, 2), ("w4a8-g8-2x20", 2, 20)])
+@pytest.mark.parametrize("preset, m, n", [
+    pytest.param("w4a8-g8-12x2", 12, 2, marks=pytest.mark.xdist_group("w4a8-g8-12x2")),
+    pytest.param("w4a8-g8-2x20", 2, 20, marks=pytest.mark.xdist_group("w4a8-g8-2x20")),
+])
 def test_dequant_stalled_cores_under_input_stalls(preset, m, n):
     """Input stalls inside a group must not bring group ends (hence drains) closer than group_interval."""
     assert gemm_case(from_preset(preset), m, n, 64, seed=5, stall=0.4)
@@ -55,11 +65,13 @@ def test_signed_encoding_and_one_group():
     assert gemm_case(config, 5, 6, 32, seed=24)
 
 
+@pytest.mark.xdist_group("w4a8-g32-4x4")
 def test_back_to_back_single_group_tiles_with_bank_stalls():
     config = from_preset("w4a8-g32-4x4")
     assert gemm_case(config, 12, 16, 32, seed=25)           # 12 tiles of one group each
 
 
+@pytest.mark.xdist_group("w4a8-g32-4x4")
 def test_random_stalls_long_stream():
     config = MixPEConfig(rows=4, cols=4, group_size=32, name="w4a8-g32-4x4")
     assert gemm_case(config, 8, 8, 256, seed=26, stall=0.4)

@@ -27,24 +27,28 @@ def test_fp16_product_path_exhaustive():
 FP16_Q41 = from_preset("w4a16-g8-4x4").replace(zero_mode="float_offset", row_groups=2, name="w4a16-g8-4x4-q41-rg2")
 
 
+@pytest.mark.xdist_group(FP16_Q41.name)
 def test_fp16_array_scenarios():
     """Random shapes, worst case, cancellation, zeros, outliers and Inf/NaN rows on a 4x4 array."""
     assert run_scenario("array", FP16_Q41, seed=32)
 
 
+@pytest.mark.xdist_group(FP16_Q41.name)
 def test_fp16_row_bands_with_specials():
     """Two bands with their own weights; Inf/NaN rows stay confined to their band's rows."""
     assert banded_case(FP16_Q41, [(16, [(2, 4), (1, 3)]), (8, [(2, 2)])], seed=37, kind="specials")
 
 
-@pytest.mark.parametrize("preset", ["w4bf16-g8-3x2", "w4e4m3-g16-3x2", "w4e5m2-g8-3x2"])
+@pytest.mark.parametrize("preset", [pytest.param(preset, marks=pytest.mark.xdist_group(preset))
+                                    for preset in ("w4bf16-g8-3x2", "w4e4m3-g16-3x2", "w4e5m2-g8-3x2")])
 @pytest.mark.parametrize("kind", ["outlier", "specials"])
 def test_other_formats_bit_and_cycle_exact(preset, kind):
     config = from_preset(preset)
     assert gemm_case(config, 7, 5, 4 * config.group_size, seed=33, kind=kind)
 
 
-@pytest.mark.parametrize("config", [FP16_Q41, from_preset("w4e4m3-g16-3x2")], ids=lambda config: config.name)
+@pytest.mark.parametrize("config", [pytest.param(config, marks=pytest.mark.xdist_group(config.name), id=config.name)
+                                    for config in (FP16_Q41, from_preset("w4e4m3-g16-3x2"))])
 def test_fp_random_stalls(config):
     assert gemm_case(config, 9, 7, 6 * config.group_size, seed=34, stall=0.3)
 

@@ -21,6 +21,7 @@ SWEEP = MixPEConfig(rows=8, cols=12, group_size=8, row_groups=4, name="w4a8-g8-8
 TALL = MixPEConfig(rows=12, cols=4, group_size=8, row_groups=2, name="w4a8-g8-12x4-rg2")
 
 
+@pytest.mark.xdist_group(RG2.name)
 def test_two_bands_one_and_several_groups_partial_and_missing_bands():
     tiles = [
         (8, [(2, 4), (2, 4)]),             # one group, both bands full
@@ -31,10 +32,12 @@ def test_two_bands_one_and_several_groups_partial_and_missing_bands():
     assert banded_case(RG2, tiles, seed=31)
 
 
+@pytest.mark.xdist_group(RG4.name)
 def test_four_bands_scenario_with_and_without_stalls():
     assert run_scenario("bands", RG4, seed=32)
 
 
+@pytest.mark.xdist_group(RG4.name)
 def test_four_experts_of_two_tokens_each_back_to_back():
     tiles = [(64, [(2, 4)] * 4), (16, [(2, 4), (1, 4), (2, 3), (1, 2)]), (32, [(2, 4)] * 4)]
     assert banded_case(RG4, tiles, seed=33, kind="worst")
@@ -45,6 +48,7 @@ def test_float_offsets_per_band():
     assert banded_case(config, [(16, [(2, 4), (2, 3)]), (8, [(1, 4), (2, 4)])], seed=34)
 
 
+@pytest.mark.xdist_group(RG2.name)
 def test_plain_gemm_on_banded_core():
     """pack_gemm gives every band the tile's weights: a plain GEMM runs as on the plain array."""
     assert gemm_case(RG2, 7, 6, 24, seed=35)

@@ -4,16 +4,20 @@ stream drivers of verif.streams, the build cache of verif.runner and waveform du
 # No `from __future__ import annotations`: Amaranth reads the `In(...)`/`Out(...)` annotations as
 # objects, and stringified annotations make Component() fail ("does not have signature member annotations").
 
+import threading
+
 import pytest
 from amaranth import Module
 from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from verif.runner import run_cocotb
+from verif.paths import new_run_dir
+from verif.runner import build_lock, run_cocotb
 from verif.toolchain import fst_supported
 
-pytestmark = pytest.mark.rtl
+#: The flow tests share one build directory (the first compiles, the others reuse it): one worker.
+pytestmark = pytest.mark.xdist_group("runner-smoke")
 
 
 class IncrementSlice(wiring.Component):
@@ -51,6 +55,7 @@ def test_verilog_ports(smoke_verilog):
         assert port in smoke_verilog
 
 
+@pytest.mark.rtl
 def test_flow_cached_rerun_and_waves(smoke_verilog, build_dir):
     env = {"SMOKE_TRANSFERS": "200", "SMOKE_STALL": "0.3"}
     first = run_cocotb(verilog=smoke_verilog, toplevel="smoke", build_dir=build_dir,
@@ -76,6 +81,7 @@ def test_flow_cached_rerun_and_waves(smoke_verilog, build_dir):
     assert traced.wave_file.suffix == (".fst" if fst_supported() else ".vcd")
 
 
+@pytest.mark.rtl
 def test_failing_testbench_returns_result(smoke_verilog, build_dir):
     """A failing cocotb test is reported in the result, not raised (consistent inside pytest)."""
     env = {"SMOKE_TRANSFERS": "20", "SMOKE_INCREMENT": "2"}  # wrong model: every payload mismatches
@@ -84,3 +90,28 @@ def test_failing_testbench_returns_result(smoke_verilog, build_dir):
     assert not result.passed
     assert result.num_tests == 1 and result.num_failed == 1
     assert not result.rebuilt
+
+
+def test_build_lock_makes_a_second_builder_wait(tmp_path):
+    """Two builders of one directory (separate opens, as two pytest workers): the second enters only
+    after the first has left."""
+    order = []
+
+    def second_builder():
+        with build_lock(tmp_path):
+            order.append("second")
+
+    with build_lock(tmp_path):
+        thread = threading.Thread(target=second_builder)
+        thread.start()
+        thread.join(0.5)
+        order.append("first")
+    thread.join(10)
+    assert order == ["first", "second"]
+
+
+def test_every_run_gets_its_own_directory(tmp_path):
+    runs = {new_run_dir(tmp_path, seed=3) for _ in range(3)} | {new_run_dir(tmp_path)}
+    assert len(runs) == 4 and all(run.is_dir() and run.parent == tmp_path.resolve() / "runs" for run in runs)
+    assert sorted(run.name.split("-")[0] for run in runs) == ["run", "seed3", "seed3", "seed3"]
+

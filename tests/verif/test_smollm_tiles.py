@@ -12,7 +12,8 @@ from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, toke
 from sw.smollm import array_config
 from verif.smollm_tiles import check_sampled_tiles, sample_tiles
 
-pytestmark = pytest.mark.rtl
+#: One worker loads the model and carves it once (session fixtures), and builds each core once.
+pytestmark = pytest.mark.xdist_group("smollm-layer0")
 
 SEED = 7
 
@@ -30,6 +31,7 @@ def carved_ffns(smollm_layer0, smollm_tokenizer):
     return carving.ffns(smollm_layer0, "requantized")
 
 
+@pytest.mark.rtl
 @pytest.mark.parametrize("activation", ["int8", "fp16"])
 @pytest.mark.parametrize("source", ["dense", "S2A2E16"])
 def test_sampled_real_tiles_bit_exact(smollm_layer0, tokens, carved_ffns, activation, source):
