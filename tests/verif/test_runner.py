@@ -4,6 +4,7 @@ stream drivers of verif.streams, the build cache of verif.runner and waveform du
 # No `from __future__ import annotations`: Amaranth reads the `In(...)`/`Out(...)` annotations as
 # objects, and stringified annotations make Component() fail ("does not have signature member annotations").
 
+import subprocess
 import threading
 
 import pytest
@@ -115,3 +116,8 @@ def test_every_run_gets_its_own_directory(tmp_path):
     assert len(runs) == 4 and all(run.is_dir() and run.parent == tmp_path.resolve() / "runs" for run in runs)
     assert sorted(run.name.split("-")[0] for run in runs) == ["run", "seed3", "seed3", "seed3"]
 
+
+def test_verilator_is_refused_outside_rtl_tests():
+    """The guard of tests/conftest.py: without the ``rtl`` marker, starting Verilator fails."""
+    with pytest.raises(RuntimeError, match="without the `rtl` marker"):
+        subprocess.run(["verilator", "--version"], capture_output=True)
