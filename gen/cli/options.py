@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from hw.config import DEFAULT_PRESET, PRESETS, ConfigError, MixPEConfig, from_preset, load_config
+from verif.paths import BUILD_ROOT
 
 __all__ = ["BUILD_ROOT", "add_config_options", "add_quiet_option", "config_from"]
-
-BUILD_ROOT = Path("build")
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:

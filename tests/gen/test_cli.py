@@ -1,5 +1,5 @@
 """The ``mixpe`` command line: subcommand registry, light parser, error exits, Verilog emission,
-config printing, lint."""
+config printing, doctor, lint."""
 
 import json
 import subprocess
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import gen.cli.config
+from gen.cli import doctor
 from gen.cli import COMMANDS, build_parser, main
 from golden.operands import OperandError
 from verif.runner import BuildError
@@ -92,6 +93,32 @@ def test_help_lists_every_test(capsys):
     text = capsys.readouterr().out
     for name in ("mpgemm", "array", "pe", "gdu", "bands", "fp_product"):
         assert name in text
+
+
+def test_doctor_says_what_is_missing_and_fails_only_for_what_make_test_needs(monkeypatch, capsys):
+    def missing():
+        raise FileNotFoundError("tool is not on PATH")
+    present = doctor.Check("present-tool", "does a", "make venv", lambda: "1.2.3")
+    optional = doctor.Check("optional-tool", "does b", "make tools (as root)", missing, needed_by_tests=False)
+    needed = doctor.Check("needed-tool", "does c", "make venv", missing)
+    monkeypatch.setattr(doctor, "CHECKS", (present, optional))
+    assert main(["doctor"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ok      present-tool ") and "1.2.3: does a" in lines[0]
+    assert lines[1].startswith("MISSING optional-tool ") and "get it: make tools (as root) (optional" in lines[1]
+    monkeypatch.setattr(doctor, "CHECKS", (present, optional, needed))
+    assert main(["doctor"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "make test needs: needed-tool"
+
+
+def test_doctor_reports_every_tool_on_one_line(capsys):
+    code = main(["doctor"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(doctor.CHECKS) + 1
+    missing_needed = [check.name for check, line in zip(doctor.CHECKS, lines)
+                      if line.startswith("MISSING") and check.needed_by_tests]
+    assert all(line.startswith(("ok      ", "MISSING ")) for line in lines[:-1])
+    assert code == (1 if missing_needed else 0)
 
 
 @pytest.mark.rtl
