@@ -215,12 +215,6 @@ class MixPEConfig:
         return max(low.bit_length(), high.bit_length(), (-low - 1).bit_length()) + 1
 
     @property
-    def row_param_field(self) -> str:
-        """Per-row field of the ``grp`` stream: ``act_scale`` (INT8, FP32 token scale applied on a
-        tile's last group) or ``act_exp`` (floating point, the group's shared exponent)."""
-        return "act_exp" if self.fp_activation else "act_scale"
-
-    @property
     def band_rows(self) -> int:
         """Rows per row group, ``R / row_groups``."""
         return self.rows // self.row_groups
@@ -241,11 +235,6 @@ class MixPEConfig:
     def float_offset(self) -> bool:
         """Whether groups carry FP16 float offsets (``zero_mode="float_offset"``) instead of zero points."""
         return self.zero_mode == "float_offset"
-
-    @property
-    def zero_field(self) -> str:
-        """Name of the per-column zero parameter on the ``grp`` stream: ``zero`` or ``offset``."""
-        return "offset" if self.float_offset else "zero"
 
     @property
     def group_log2(self) -> int:

@@ -28,8 +28,8 @@ class GroupDequant(wiring.Component):
     stage 4   acc[r] := acc, or acc * s_x[r] on the tile's last group (the result)
     ========  =============================================================================
 
-    With ``zero_mode="float_offset"`` (llama.cpp Q4_1) the ``zero`` port is ``offset``, a raw FP16
-    offset m, and one stage is added (latency 6)::
+    With ``zero_mode="float_offset"`` (llama.cpp Q4_1) the ``zero`` port carries a raw FP16
+    offset m instead of a zero point, and one stage is added (latency 6)::
 
         stage 0   P passed through (no integer correction)
         stage 1   fp32(P), fp32(A)
@@ -37,9 +37,9 @@ class GroupDequant(wiring.Component):
         stage 2b  term = t + o
         stage 3/4 as above with term in place of t
 
-    Floating-point activations (block floating point): the row sideband carries the group's shared
-    exponent ``act_exp`` instead of a token scale. The products of stage 2 take the exponent offset
-    ``k = act_exp + config.lsb_exponent_offset`` (the LSB weight of the aligned integers), i.e.
+    Floating-point activations (block floating point): the row sideband's ``row_param`` is the
+    group's shared exponent instead of a token scale. The products of stage 2 take the exponent
+    offset ``k = row_param + config.lsb_exponent_offset`` (the LSB weight of the aligned integers), i.e.
     ``t = round(fp32(D) * fp32(s) * 2**k)`` with one rounding; a row whose group was ``invalid``
     (Inf, NaN, or an element above the shared exponent) gets the canonical NaN as its term, so
     its result is NaN; stage 4 has no token scale and only writes back.
@@ -48,7 +48,7 @@ class GroupDequant(wiring.Component):
     accumulators live in a 2 x R memory: one bank per tile in flight, read by the result stage
     through ``read_addr``/``read_data`` (address ``bank * R + row``).
 
-    ``scale``/``zero`` (or ``offset``) must hold the group's parameters of a row band on the cycle
+    ``scale``/``zero`` must hold the group's parameters of a row band on the cycle
     the band's first row (``r % band_rows == 0``; row 0 with one row group) arrives; they are
     latched for the band's other rows. The write of a last-group row pulses ``result_written``.
 
@@ -62,7 +62,7 @@ class GroupDequant(wiring.Component):
             "psum": In(signed(config.psum_bits)),
             "info": In(row_info_layout(config)),
             "scale": In(FP16_BITS),
-            config.zero_field: In(zero_shape(config)),
+            "zero": In(zero_shape(config)),
             "read_addr": In(range(2 * rows)),
             "read_data": Out(FP32_BITS),
             "result_written": Out(1),
@@ -81,17 +81,16 @@ class GroupDequant(wiring.Component):
 
         # Stage 0: integer zero-point correction, or (float offsets) P passed through; the
         # parameters are latched on the first row of each row band.
-        zero_port = getattr(self, config.zero_field)
         scale_held = Signal(FP16_BITS)
-        zero_held = Signal.like(zero_port, name=f"{config.zero_field}_held")
+        zero_held = Signal.like(self.zero)
         band_first_rows = [info.row == band * config.band_rows for band in range(config.row_groups)]
         is_band_first = band_first_rows[0]
         for is_first in band_first_rows[1:]:
             is_band_first = is_band_first | is_first
         scale_now = Mux(is_band_first, self.scale, scale_held)
-        zero_now = Mux(is_band_first, zero_port, zero_held)
+        zero_now = Mux(is_band_first, self.zero, zero_held)
         with m.If(info.valid & is_band_first):
-            m.d.sync += [scale_held.eq(self.scale), zero_held.eq(zero_port)]
+            m.d.sync += [scale_held.eq(self.scale), zero_held.eq(self.zero)]
 
         s1 = Signal(row_info_layout(config), name="s1_info")
         s1_dsum = Signal(signed(config.dsum_bits))
@@ -126,7 +125,7 @@ class GroupDequant(wiring.Component):
         m.d.comb += [widen.i.eq(s2_scale), scale_mul.a.eq(s2_value), scale_mul.b.eq(widen.o)]
         if config.fp_activation:
             lsb_exponent = Signal(signed(offset_bits))
-            m.d.comb += [lsb_exponent.eq(s2.act_exp + config.lsb_exponent_offset),
+            m.d.comb += [lsb_exponent.eq(s2.row_param + config.lsb_exponent_offset),
                          scale_mul.exp_offset.eq(lsb_exponent)]
         if config.float_offset:
             widen_offset = m.submodules.widen_offset = WidenToFloat32(5, 10)
@@ -167,7 +166,7 @@ class GroupDequant(wiring.Component):
             result = s4_value
         else:
             token_mul = m.submodules.token_mul = Float32Multiplier()
-            m.d.comb += [token_mul.a.eq(s4_value), token_mul.b.eq(s4.act_scale)]
+            m.d.comb += [token_mul.a.eq(s4_value), token_mul.b.eq(s4.row_param)]
             result = Mux(s4.last, token_mul.o, s4_value)
         m.d.comb += [
             acc_write.addr.eq(s4.bank * rows + s4.row),

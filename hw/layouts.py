@@ -42,8 +42,8 @@ def pe_activation_layout(config: MixPEConfig) -> data.ArrayLayout:
 
 
 def row_param_shape(config: MixPEConfig) -> Shape:
-    """Shape of one row's ``config.row_param_field``: a raw FP32 token scale (INT8) or the group's
-    shared exponent field (floating point)."""
+    """Shape of one row's ``row_param``: a raw FP32 token scale (INT8) or the group's shared
+    exponent field (floating point)."""
     return unsigned(config.act_exp_bits) if config.fp_activation else unsigned(FP32_BITS)
 
 
@@ -55,7 +55,7 @@ def weight_layout(config: MixPEConfig) -> data.ArrayLayout:
 
 
 def zero_shape(config: MixPEConfig) -> Shape:
-    """Shape of one (band's) column's zero parameter ``config.zero_field``: the unsigned b-bit integer zero
+    """Shape of one (band's) column's zero parameter ``zero``: the unsigned b-bit integer zero
     point (``zero_mode="integer"``) or the raw FP16 float offset (``"float_offset"``)."""
     return unsigned(FP16_BITS) if config.float_offset else unsigned(config.weight_bits)
 
@@ -63,18 +63,18 @@ def zero_shape(config: MixPEConfig) -> Shape:
 def group_layout(config: MixPEConfig) -> data.StructLayout:
     """Dequantization parameters of one group, consumed with the group's first K step.
 
-    ``scale``: raw FP16 scale per row band and column; ``zero``: integer zero point per row band
-    and column, or in ``zero_mode="float_offset"`` ``offset``: raw FP16 float offset instead
-    (``row_groups * C`` elements each, element ``band * C + c`` as in :func:`weight_layout`);
-    ``act_scale``: raw FP32 per-token scale per row, used only when ``last`` is set, or for
-    floating-point activations ``act_exp``: per row the group's shared exponent field (the largest
-    effective exponent of the row's activations in this group);
+    ``scale``: raw FP16 scale per row band and column; ``zero``: per row band and column the
+    integer zero point, or in ``zero_mode="float_offset"`` the raw FP16 float offset
+    (:func:`zero_shape`; ``row_groups * C`` elements each, element ``band * C + c`` as in
+    :func:`weight_layout`); ``row_param``: per row the raw FP32 token scale (INT8, used only when
+    ``last`` is set), or for floating-point activations the group's shared exponent field (the
+    largest effective exponent of the row's activations in this group; :func:`row_param_shape`);
     ``last``: this group is the last one of the tile (K ends here)."""
     bands_x_cols = config.row_groups * config.cols
     return data.StructLayout({
         "scale": data.ArrayLayout(unsigned(FP16_BITS), bands_x_cols),
-        config.zero_field: data.ArrayLayout(zero_shape(config), bands_x_cols),
-        config.row_param_field: data.ArrayLayout(row_param_shape(config), config.rows),
+        "zero": data.ArrayLayout(zero_shape(config), bands_x_cols),
+        "row_param": data.ArrayLayout(row_param_shape(config), config.rows),
         "last": unsigned(1),
     })
 
@@ -91,16 +91,16 @@ def result_layout(config: MixPEConfig) -> data.StructLayout:
 def row_info_layout(config: MixPEConfig) -> data.StructLayout:
     """Per-row sideband that travels along the bottom of the array with the drained partial sums.
 
-    ``asum``: activation group sum A of the row; ``act_scale``: raw FP32 token scale, or for
-    floating-point activations ``act_exp`` (the row's shared exponent of this group) and ``invalid``
-    (the group held an Inf, a NaN or an element above the shared exponent);
+    ``asum``: activation group sum A of the row; ``row_param``: raw FP32 token scale, or for
+    floating-point activations the row's shared exponent of this group; ``invalid`` (floating
+    point only): the group held an Inf, a NaN or an element above the shared exponent;
     ``first``/``last``: first/last group of the tile; ``bank``: output accumulator bank of the
     tile; ``parity``: group parity selecting the ping-pong dequant parameter register."""
     return data.StructLayout({
         "valid": unsigned(1),
         "row": row_index_shape(config),
         "asum": signed(config.asum_bits),
-        config.row_param_field: row_param_shape(config),
+        "row_param": row_param_shape(config),
         **({"invalid": unsigned(1)} if config.fp_activation else {}),
         "first": unsigned(1),
         "last": unsigned(1),

@@ -11,9 +11,9 @@ Streams (payload layouts in :mod:`hw.layouts`):
     ``row_groups * C`` in all (element ``band * C + c``).
 ``grp`` (in)
     One beat per quantization group, consumed together with the group's first K step: FP16
-    scales and zero points (``zero_mode="float_offset"``: FP16 offsets) per row band and column,
-    per row the FP32 token scale (INT8) or the group's shared exponent ``act_exp`` (floating
-    point), and ``last`` marking the tile's final group. A tile is any number of groups;
+    scales and ``zero`` (zero points, or with ``zero_mode="float_offset"`` FP16 offsets) per row
+    band and column, per row ``row_param`` (the FP32 token scale for INT8, or the group's shared
+    exponent for floating point), and ``last`` marking the tile's final group. A tile is any number of groups;
     K = groups x g. Row band b (rows ``b * R/row_groups`` onwards) is computed with its own codes
     and parameters; the K schedule is shared.
 ``res`` (out)
@@ -148,7 +148,7 @@ class MPGemm(wiring.Component):
             aligner = m.submodules.aligner = ActivationAligner(config)
             m.d.comb += [
                 aligner.x.eq(self.act.payload),
-                aligner.e_max.eq(Mux(at_group_start, self.grp.payload.act_exp, pending.act_exp)),
+                aligner.e_max.eq(Mux(at_group_start, self.grp.payload.row_param, pending.row_param)),
                 act_sum.x_invalid.eq(aligner.invalid),
             ]
             pe_activations = aligner.aligned
@@ -165,13 +165,11 @@ class MPGemm(wiring.Component):
         ]
 
         # ---- drain side: per-group descriptors and ping-pong dequant parameters -------------
-        zero_field = config.zero_field            # "zero" (integer zero points) or "offset" (FP16 offsets)
         param_layout = data.StructLayout({
             "scale": data.ArrayLayout(unsigned(FP16_BITS), config.row_groups * cols),
-            zero_field: data.ArrayLayout(zero_shape(config), config.row_groups * cols),
+            "zero": data.ArrayLayout(zero_shape(config), config.row_groups * cols),
         })
         params = [Signal(param_layout, name=f"params_{parity}") for parity in range(2)]
-        row_field = config.row_param_field     # "act_scale" (INT8) or "act_exp" (floating point)
         drain_row_params = Signal(data.ArrayLayout(row_param_shape(config), rows))
         drain_first = Signal()
         drain_last = Signal()
@@ -182,7 +180,7 @@ class MPGemm(wiring.Component):
             for index in range(2):
                 with m.If(parity == index):
                     m.d.sync += [params[index].scale.eq(pending.scale),
-                                 params[index][zero_field].eq(pending[zero_field])]
+                                 params[index].zero.eq(pending.zero)]
             m.d.sync += parity.eq(~parity)
         # The row sideband of a group is read while the activation-sum unit emits its rows, from
         # t_L + 2 to t_L + 1 + R, and the next group may end as early as t_L + R: so the
@@ -192,7 +190,7 @@ class MPGemm(wiring.Component):
         m.d.sync += group_ended.eq(group_ends)
         with m.If(group_ended):
             m.d.sync += [
-                drain_row_params.eq(pending[row_field]),
+                drain_row_params.eq(pending.row_param),
                 drain_first.eq(pending_first),
                 drain_last.eq(pending.last),
                 drain_bank.eq(pending_bank),
@@ -205,7 +203,7 @@ class MPGemm(wiring.Component):
             row_info[0].valid.eq(act_sum.row_valid),
             row_info[0].row.eq(act_sum.row),
             row_info[0].asum.eq(act_sum.asum),
-            row_info[0][row_field].eq(drain_row_params[act_sum.row]),
+            row_info[0].row_param.eq(drain_row_params[act_sum.row]),
             row_info[0].first.eq(drain_first),
             row_info[0].last.eq(drain_last),
             row_info[0].bank.eq(drain_bank),
@@ -228,7 +226,7 @@ class MPGemm(wiring.Component):
                 gdu.psum.eq(array.drain[c]),
                 gdu.info.eq(row_info[c]),
                 gdu.scale.eq(Mux(parity_c, band_param("scale", 1), band_param("scale", 0))),
-                getattr(gdu, zero_field).eq(Mux(parity_c, band_param(zero_field, 1), band_param(zero_field, 0))),
+                gdu.zero.eq(Mux(parity_c, band_param("zero", 1), band_param("zero", 0))),
             ]
 
         # ---- result stage: read a bank row by row once the last column has written it ------

@@ -121,7 +121,7 @@ def _group_params(config: MixPEConfig, weights: QuantizedWeights) -> tuple[list,
 
 
 def _row_params(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None) -> list:
-    """Per group, per row of ``x`` the ``grp`` field ``config.row_param_field``: the raw FP32 token
+    """Per group, per row of ``x`` the ``grp`` field ``row_param``: the raw FP32 token
     scale (INT8, the same every group) or the shared exponent of the row's group (floating point)."""
     if config.fp_activation:
         return shared_exponents(config, x).t().tolist()
@@ -143,8 +143,8 @@ def _pack_tile(config: MixPEConfig, row0: int, col0: int, x_steps: list, row_par
         row0=row0, col0=col0,
         act=[pack(act_l, step, "act") for step in x_steps],
         wgt=[pack(wgt_l, across_bands(band_codes, k), "wgt") for k in range(len(x_steps))],
-        grp=[pack(grp_l, {"scale": across_bands(band_scales, j), config.zero_field: across_bands(band_zeros, j),
-                          config.row_param_field: row_params[j], "last": int(j == groups - 1)}, "grp")
+        grp=[pack(grp_l, {"scale": across_bands(band_scales, j), "zero": across_bands(band_zeros, j),
+                          "row_param": row_params[j], "last": int(j == groups - 1)}, "grp")
              for j in range(groups)],
     )
 

@@ -18,23 +18,23 @@ FP16_MAX = 0x7BFF          # 65504
 FP16_ONE = 0x3C00
 
 
-def golden_tile(psums, asums, scales, zeros, act_scales, offsets=None):
+def golden_tile(psums, asums, scales, zeros, act_scales, float_offset=False):
     """Expected raw FP32 per row: psums/asums [G][R] ints, scales/zeros [G] ints, act_scales [R] raw.
 
-    With ``offsets`` ([G] raw FP16, float-offset mode) ``zeros`` is ignored and the group term is
+    With ``float_offset`` ``zeros`` holds raw FP16 offsets m and the group term is
     ``fp32(P) * d + fp32(A) * m``."""
     groups = len(psums)
     acc = None
     for j in range(groups):
         rows = len(psums[j])
-        if offsets is None:
+        if not float_offset:
             d = torch.tensor([p - zeros[j] * a for p, a in zip(psums[j], asums[j])], dtype=torch.int64)
             term = fmul32(int_to_fp32(d), fp16_to_fp32(torch.tensor([scales[j]] * rows)))
         else:
             scaled = fmul32(int_to_fp32(torch.tensor(psums[j], dtype=torch.int64)),
                             fp16_to_fp32(torch.tensor([scales[j]] * rows)))
             offset = fmul32(int_to_fp32(torch.tensor(asums[j], dtype=torch.int64)),
-                            fp16_to_fp32(torch.tensor([offsets[j]] * rows)))
+                            fp16_to_fp32(torch.tensor([zeros[j]] * rows)))
             term = fadd32(scaled, offset)
         acc = term if j == 0 else fadd32(acc, term)
     final = fmul32(acc, from_bits(torch.tensor(act_scales, dtype=torch.int64)))
@@ -42,7 +42,7 @@ def golden_tile(psums, asums, scales, zeros, act_scales, offsets=None):
 
 
 def make_offset_cases(config: MixPEConfig, rng: random.Random):
-    """Cases of the float-offset mode: ``offsets`` (raw FP16 m per group) instead of ``zeros``."""
+    """Cases of the float-offset mode: ``zeros`` holds the raw FP16 offset m of each group."""
     rows, g, top = config.rows, config.group_size, config.code_max
     one = 0x3F800000
 
@@ -61,7 +61,7 @@ def make_offset_cases(config: MixPEConfig, rng: random.Random):
                 "psums": [[psum(j, r) for r in range(rows)] for j in range(groups)],
                 "asums": [[asum(j, r) for r in range(rows)] for j in range(groups)],
                 "scales": [scale(j) for j in range(groups)],
-                "offsets": [offset(j) for j in range(groups)],
+                "zeros": [offset(j) for j in range(groups)],
                 "act_scales": [act_scale] * rows if isinstance(act_scale, int) else act_scale}
 
     return [
@@ -131,6 +131,6 @@ def gdu_job(config: MixPEConfig, seed: int) -> dict:
     """Cases with their expected raw FP32 results per row, as a JSON-able dict."""
     cases = make_cases(config, random.Random(seed))
     for case in cases:
-        case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case.get("zeros"),
-                                       case["act_scales"], case.get("offsets"))
+        case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
+                                       case["act_scales"], config.float_offset)
     return {"config": config.to_dict()["params"], "cases": cases}

@@ -7,8 +7,8 @@ accumulator bank is read back through ``read_addr`` and compared bit for bit wit
 FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`verif.gdu_cases`, path in
 ``MIXPE_JOB``). Cases: zeros, the largest |D| the widths allow (both signs),
 sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
-in ``zero_mode="float_offset"`` the port ``offset`` (raw FP16) replaces ``zero``, with the
-largest terms of both signs and an offset product that cancels the scaled one exactly.
+in ``zero_mode="float_offset"`` the port ``zero`` carries a raw FP16 offset, with the largest
+terms of both signs and an offset product that cancels the scaled one exactly.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ async def edge_cases(dut):
     rng = random.Random(cocotb.RANDOM_SEED)
     rows = config.rows
     layout = row_info_layout(config)
-    field = config.zero_field        # "zero" (integer zero point) or "offset" (raw FP16, float-offset mode)
-    case_key = field + "s"
     garbage = (1 << 16) if config.float_offset else config.code_max + 1
     gap = max(0, 8 - rows)           # same-row beats at least 8 cycles apart, as group_interval guarantees
     Clock(dut.clk, 10, unit="ns").start()
@@ -51,13 +49,12 @@ async def edge_cases(dut):
             for r in range(rows):
                 dut.psum.value = case["psums"][j][r] & ((1 << config.psum_bits) - 1)
                 dut.info.value = pack(layout, {
-                    "valid": 1, "row": r, "asum": case["asums"][j][r], "act_scale": case["act_scales"][r],
+                    "valid": 1, "row": r, "asum": case["asums"][j][r], "row_param": case["act_scales"][r],
                     "first": int(j == 0), "last": int(j == groups - 1), "bank": bank, "parity": j % 2})
-                zero_port = getattr(dut, field)
                 if r == 0:
-                    dut.scale.value, zero_port.value = case["scales"][j], case[case_key][j]
+                    dut.scale.value, dut.zero.value = case["scales"][j], case["zeros"][j]
                 else:
-                    dut.scale.value, zero_port.value = rng.randrange(1 << 16), rng.randrange(garbage)
+                    dut.scale.value, dut.zero.value = rng.randrange(1 << 16), rng.randrange(garbage)
                 await FallingEdge(dut.clk)
             dut.info.value = 0
             await ClockCycles(dut.clk, gap)

@@ -16,7 +16,7 @@ def test_layout_pack_unpack_round_trip():
     config = from_preset("w4a8-g32-4x4")
     assert unpack(activation_layout(config), pack(activation_layout(config), [-128, 127, 0, -1])) == [-128, 127, 0, -1]
     assert unpack(weight_layout(config), pack(weight_layout(config), [15, 0, 7, 8])) == [15, 0, 7, 8]
-    value = {"scale": [0x3C00, 1, 2, 0xFFFF], "zero": [0, 15, 3, 8], "act_scale": [0x3F800000] * 4, "last": 1}
+    value = {"scale": [0x3C00, 1, 2, 0xFFFF], "zero": [0, 15, 3, 8], "row_param": [0x3F800000] * 4, "last": 1}
     assert unpack(group_layout(config), pack(group_layout(config), value)) == value
 
 
@@ -57,11 +57,11 @@ def test_pack_gemm_float_offsets():
     config = from_preset("w4a8-g32-4x4").replace(zero_mode="float_offset")
     m, n, k = 5, 6, 64
     x, act_scale, weights = random_operands(config, m, n, k, seed=4)
-    assert set(group_layout(config).members) == {"scale", "offset", "act_scale", "last"}
+    assert set(group_layout(config).members) == {"scale", "zero", "row_param", "last"}
     tiles = pack_gemm(config, x, act_scale, weights)
     grp = unpack(group_layout(config), tiles[1].grp[1])
     raw = (weights.offsets.view(torch.int16).to(torch.int64) & 0xFFFF)[4:, 1].tolist()
-    assert grp["last"] == 1 and grp["offset"] == raw + [0, 0]                # padded columns: offset +0
+    assert grp["last"] == 1 and grp["zero"] == raw + [0, 0]                # padded columns: offset +0
     y_padded = bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights))
     y = unpack_results(config, m, n, result_beats(config, y_padded, m, n))
     assert torch.equal(y, bitexact_mpgemm(config, x, act_scale, weights))

@@ -28,10 +28,10 @@ def test_banded_layouts_carry_one_block_per_band():
     assert weight_layout(RG4).size == 4 * 4 * 4                     # row_groups x C codes of b bits
     layout = group_layout(RG4)
     assert layout.size == 16 * 16 + 16 * 4 + 8 * 32 + 1              # scales, zeros per band x column; token scales per row
-    value = {"scale": list(range(16)), "zero": [i % 16 for i in range(16)], "act_scale": [1] * 8, "last": 1}
+    value = {"scale": list(range(16)), "zero": [i % 16 for i in range(16)], "row_param": [1] * 8, "last": 1}
     assert unpack(layout, pack(layout, value)) == value
     float_offsets = RG4.replace(zero_mode="float_offset")
-    assert set(group_layout(float_offsets).members) == {"scale", "offset", "act_scale", "last"}
+    assert set(group_layout(float_offsets).members) == {"scale", "zero", "row_param", "last"}
     assert group_layout(float_offsets).size == 16 * 16 * 2 + 8 * 32 + 1
 
 
@@ -52,7 +52,7 @@ def test_pack_banded_tile_places_each_band():
     assert grp["zero"][4:7] == bands[1].weights.zeros[:, 1].tolist() and grp["zero"][7] == 0
     raw = (bands[2].weights.scales.view(torch.int16).to(torch.int64) & 0xFFFF)[:, 1].tolist()
     assert grp["scale"][8:12] == raw + [0, 0] and grp["scale"][12:] == [0] * 4
-    assert grp["act_scale"][3] == grp["act_scale"][7] == 0                # padded rows: token scale +0
+    assert grp["row_param"][3] == grp["row_param"][7] == 0                # padded rows: token scale +0
 
 
 @pytest.mark.parametrize("zero_mode, encoding", [("integer", "unsigned"), ("integer", "signed"),
@@ -118,7 +118,7 @@ def test_pack_gemm_with_row_groups_repeats_the_tile_weights_in_every_band():
             assert unpack(weight_layout(config), beat) == unpack(weight_layout(plain), plain_beat) * 4
         grp, plain_grp = unpack(group_layout(config), tile.grp[0]), unpack(group_layout(plain), plain_tile.grp[0])
         assert grp["scale"] == plain_grp["scale"] * 4 and grp["zero"] == plain_grp["zero"] * 4
-        assert grp["act_scale"] == plain_grp["act_scale"]
+        assert grp["row_param"] == plain_grp["row_param"]
     y_padded = bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights))
     assert torch.equal(unpack_results(config, m, n, result_beats(config, y_padded, m, n)),
                        bitexact_mpgemm(config, x, act_scale, weights))
