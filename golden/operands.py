@@ -20,7 +20,7 @@ from hw.errors import MixPEError
 
 __all__ = ["OperandError", "activation_operand", "QuantizedWeights", "OPERAND_KINDS", "FP_OPERAND_KINDS", "validate_operands", "check_codes",
            "random_operands",
-           "quantize_activations_int8", "quantize_weights_rtn"]
+           "quantize_activations_int8", "rtn_group_params", "rtn_codes", "quantize_weights_rtn"]
 
 INT8_MIN, INT8_MAX = -128, 127
 FP16_MAX = 65504.0
@@ -329,19 +329,52 @@ def quantize_activations_int8(x_float: torch.Tensor) -> tuple[torch.Tensor, torc
     return codes, scale
 
 
-def quantize_weights_rtn(config: MixPEConfig, w_float: torch.Tensor) -> QuantizedWeights:
-    """Round-to-nearest group-wise quantization of real weights (N, K) along K.
+def rtn_group_params(groups: torch.Tensor, bits: int, symmetric: bool, *, name: str = "w_float"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(FP16 scales (...), int64 zero points (...)) of round-to-nearest quantization of float64
+    groups ``groups`` (..., g) to ``bits``-bit codes, reduced over the last dimension.
 
-    unsigned
-        Asymmetric: per group lo = min(w, 0), hi = max(w, 0), scale = (hi - lo) / (2**b - 1),
-        zero = round(-lo / scale).
-    signed
-        Symmetric: scale = absmax / (2**(b-1) - 1) (absmax for b = 2), zero = 2**(b-1).
+    asymmetric (``symmetric=False``, ``weight_encoding="unsigned"``)
+        lo = min(w, 0), hi = max(w, 0), scale = (hi - lo) / (2**b - 1), zero = round(-lo / scale)
+        computed against the FP16 scale and clamped to [0, 2**b - 1].
+    symmetric (``symmetric=True``, ``weight_encoding="signed"``)
+        scale = absmax / (2**(b-1) - 1) (absmax for b = 2), zero = 2**(b-1).
 
     Scales are rounded to FP16 and raised to at least the smallest normal FP16 2**-14 (an
-    all-zero group gets that scale); codes are round-half-even(w / scale) + zero computed against
-    the FP16 scale and clamped to [0, 2**b - 1], which is where the quantizer's clipping error
-    lives. Raises :class:`OperandError` for non-finite weights or a scale beyond FP16 range.
+    all-zero group gets that scale). Raises :class:`OperandError` naming ``name`` and the group
+    whose scale would exceed the FP16 maximum.
+    """
+    code_max = 2 ** bits - 1
+    if symmetric:
+        raw_scale = groups.abs().amax(dim=-1) / max(2 ** (bits - 1) - 1, 1)
+    else:
+        low = groups.amin(dim=-1).clamp(max=0)
+        raw_scale = (groups.amax(dim=-1).clamp(min=0) - low) / code_max
+    too_large = raw_scale > FP16_MAX
+    if too_large.any():
+        index = tuple(int(i) for i in too_large.nonzero()[0])
+        raise OperandError(f"{name}: group {index} needs scale {float(raw_scale[index])!r}, beyond the FP16 "
+                           f"maximum {FP16_MAX}")
+    scales = raw_scale.clamp(min=FP16_MIN_NORMAL).half()
+    if symmetric:
+        zeros = torch.full(scales.shape, 2 ** (bits - 1), dtype=torch.int64)
+    else:
+        zeros = torch.round(-low / scales.double()).clamp(0, code_max).to(torch.int64)
+    return scales, zeros
+
+
+def rtn_codes(values: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, bits: int) -> torch.Tensor:
+    """int64 codes ``clamp(round_half_even(values / scales) + zeros, 0, 2**b - 1)`` of float64
+    ``values`` against float64 ``scales`` and integer ``zeros`` (broadcast to ``values``); the
+    clamp is where round-to-nearest quantization's clipping error lives."""
+    return (torch.round(values / scales) + zeros).clamp(0, 2 ** bits - 1).to(torch.int64)
+
+
+def quantize_weights_rtn(config: MixPEConfig, w_float: torch.Tensor) -> QuantizedWeights:
+    """Round-to-nearest group-wise quantization of real weights (N, K) along K for ``config``'s
+    weight bits and group size, symmetric when ``weight_encoding == "signed"``: group parameters
+    of :func:`rtn_group_params`, codes of :func:`rtn_codes` against the FP16 scales. Raises
+    :class:`OperandError` for non-finite weights or a scale beyond FP16 range.
     """
     if not isinstance(w_float, torch.Tensor) or not w_float.is_floating_point() or w_float.dim() != 2:
         raise OperandError(f"w_float: expected a floating-point tensor of rank 2 (N, K), got "
@@ -355,23 +388,6 @@ def quantize_weights_rtn(config: MixPEConfig, w_float: torch.Tensor) -> Quantize
     if not torch.isfinite(wide).all():
         raise OperandError("w_float: contains non-finite values; weights must be finite")
     grouped = wide.view(n, k // group, group)
-    if config.weight_encoding == "unsigned":
-        low = grouped.amin(dim=-1).clamp(max=0)
-        high = grouped.amax(dim=-1).clamp(min=0)
-        raw_scale = (high - low) / config.code_max
-    else:
-        raw_scale = grouped.abs().amax(dim=-1) / max(config.symmetric_zero - 1, 1)
-    too_large = raw_scale > FP16_MAX
-    if too_large.any():
-        index = tuple(int(i) for i in too_large.nonzero()[0])
-        raise OperandError(f"w_float: group {index} needs scale {float(raw_scale[index])!r}, beyond the FP16 "
-                           f"maximum {FP16_MAX}")
-    scales = raw_scale.clamp(min=FP16_MIN_NORMAL).half()
-    scale_wide = scales.double()
-    if config.weight_encoding == "unsigned":
-        zeros = torch.round(-low / scale_wide).clamp(0, config.code_max).to(torch.int64)
-    else:
-        zeros = torch.full((n, k // group), config.symmetric_zero)
-    codes = torch.round(grouped / scale_wide[..., None]) + zeros[..., None]
-    codes = codes.clamp(0, config.code_max).to(torch.int64).reshape(n, k)
+    scales, zeros = rtn_group_params(grouped, config.weight_bits, config.weight_encoding == "signed")
+    codes = rtn_codes(grouped, scales.double()[..., None], zeros[..., None], config.weight_bits).reshape(n, k)
     return QuantizedWeights(codes=codes, scales=scales, zeros=zeros)

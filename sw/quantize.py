@@ -4,17 +4,12 @@ Both quantizers return the logical form :class:`sw.checkpoint.GroupQuantized` (c
 integer zero points, ``g_idx``), which :meth:`~sw.checkpoint.GroupQuantized.to_quantized_weights`
 turns into the hardware's operands.
 
-Group parameters (:func:`group_params`), the same as ``golden.operands.quantize_weights_rtn``:
-
-asymmetric (``symmetric=False``, ``weight_encoding="unsigned"``)
-    lo = min(w, 0), hi = max(w, 0), scale = (hi - lo) / (2**b - 1), zero = round(-lo / scale)
-    (computed against the FP16 scale, clamped to the code range).
-symmetric (``symmetric=True``, ``weight_encoding="signed"``)
-    scale = absmax / (2**(b-1) - 1) (absmax for b = 2), zero = 2**(b-1): the code stores
-    ``q_signed + 2**(b-1)``.
-
-Scales are rounded to FP16 and raised to at least 2**-14 (the smallest normal FP16); a code is
-``clamp(round_half_even(w / scale) + zero, 0, 2**b - 1)``.
+Group parameters and codes are golden's round-to-nearest ones
+(:func:`golden.operands.rtn_group_params`, :func:`golden.operands.rtn_codes`): asymmetric
+(``symmetric=False``, ``weight_encoding="unsigned"``) with a zero point per group, or symmetric
+(``symmetric=True``, ``weight_encoding="signed"``) with every zero point ``2**(b-1)``; FP16
+scales of at least 2**-14. So :func:`rtn_quantize` equals
+:func:`golden.operands.quantize_weights_rtn` for the matching configuration, bit for bit.
 
 GPTQ (Frantar et al., "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained
 Transformers", 2022, Algorithm 1, and its reference implementation): with calibration
@@ -36,13 +31,13 @@ import dataclasses
 
 import torch
 
-from golden.operands import FP16_MAX, FP16_MIN_NORMAL
+from golden.operands import OperandError, rtn_codes, rtn_group_params
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
 from sw.checkpoint import GroupQuantized
 from sw.settings import QUANT_METHODS
 
-__all__ = ["QuantizationError", "QuantReport", "QUANT_METHODS", "group_params", "rtn_quantize", "hessian",
+__all__ = ["QuantizationError", "QuantReport", "QUANT_METHODS", "rtn_quantize", "hessian",
            "gptq_quantize", "quantize", "quantization_report", "format_reports"]
 
 QUANT_BITS = (2, 3, 4, 8)
@@ -70,41 +65,22 @@ def _check_weight(w, group_size: int, bits: int) -> torch.Tensor:
     return wide
 
 
-def group_params(w_group: torch.Tensor, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(FP16 scales, int64 zeros) for float64 groups ``w_group`` (..., g), reduced over the last
-    dimension (see the module docstring)."""
-    code_max = 2 ** bits - 1
-    if symmetric:
-        raw = w_group.abs().amax(dim=-1) / max(2 ** (bits - 1) - 1, 1)
-    else:
-        low = w_group.amin(dim=-1).clamp(max=0)
-        raw = (w_group.amax(dim=-1).clamp(min=0) - low) / code_max
-    too_large = raw > FP16_MAX
-    if too_large.any():
-        index = tuple(int(i) for i in too_large.nonzero()[0])
-        raise QuantizationError(f"w: group {index} needs scale {float(raw[index])!r}, beyond the FP16 maximum {FP16_MAX}")
-    scales = raw.clamp(min=FP16_MIN_NORMAL).half()
-    if symmetric:
-        zeros = torch.full(scales.shape, 2 ** (bits - 1), dtype=torch.int64)
-    else:
-        zeros = torch.round(-low / scales.double()).clamp(0, code_max).to(torch.int64)
-    return scales, zeros
-
-
-def _codes(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, code_max: int) -> torch.Tensor:
-    return (torch.round(w / scale) + zero).clamp(0, code_max).to(torch.int64)
+def _group_params(w_group: torch.Tensor, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`golden.operands.rtn_group_params` with its error raised as :class:`QuantizationError`."""
+    try:
+        return rtn_group_params(w_group, bits, symmetric, name="w")
+    except OperandError as error:
+        raise QuantizationError(str(error)) from None
 
 
 def rtn_quantize(w: torch.Tensor, *, bits: int, group_size: int, symmetric: bool = False,
                  name: str = "weight") -> GroupQuantized:
-    """Round-to-nearest group-wise quantization of real weights w (N, K) along K.
-
-    Equal to ``golden.operands.quantize_weights_rtn`` for the matching configuration."""
+    """Round-to-nearest group-wise quantization of real weights w (N, K) along K (see the module docstring)."""
     wide = _check_weight(w, group_size, bits)
     n, k = wide.shape
     grouped = wide.view(n, k // group_size, group_size)
-    scales, zeros = group_params(grouped, bits, symmetric)
-    codes = _codes(grouped, scales.double()[..., None], zeros[..., None], 2 ** bits - 1).reshape(n, k)
+    scales, zeros = _group_params(grouped, bits, symmetric)
+    codes = rtn_codes(grouped, scales.double()[..., None], zeros[..., None], bits).reshape(n, k)
     return GroupQuantized(codes=codes, scales=scales, zeros=zeros, bits=bits, group_size=group_size, name=name)
 
 
@@ -140,7 +116,6 @@ def gptq_quantize(w: torch.Tensor, x: torch.Tensor | None = None, *, bits: int, 
         h = hessian_matrix.double().clone()
     if not (isinstance(damp, (int, float)) and damp > 0):
         raise QuantizationError(f"damp={damp!r}: must be a positive number (relative to mean(diag H))")
-    code_max = 2 ** bits - 1
     weights = wide.clone()
     diag = torch.diagonal(h)
     dead = diag == 0
@@ -171,10 +146,10 @@ def gptq_quantize(w: torch.Tensor, x: torch.Tensor | None = None, *, bits: int, 
             col = b0 + i
             if col % group_size == 0:
                 j = col // group_size
-                scales[:, j], zeros[:, j] = group_params(w1[:, i:i + group_size], bits, symmetric)
+                scales[:, j], zeros[:, j] = _group_params(w1[:, i:i + group_size], bits, symmetric)
                 scale, zero = scales[:, j].double(), zeros[:, j]
             column = w1[:, i]
-            q = _codes(column, scale, zero, code_max)
+            q = rtn_codes(column, scale, zero, bits)
             codes[:, col] = q
             err = (column - (q - zero).double() * scale) / u1[i, i]
             w1[:, i:] -= err[:, None] * u1[i, i:][None, :]

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from golden.mpgemm import bitexact_mpgemm, error_bound
-from golden.operands import quantize_activations_int8, quantize_weights_rtn
+from golden.operands import quantize_activations_int8, quantize_weights_rtn, rtn_group_params
 from golden.reference import dequantize_weights, reference_mpgemm
 from hw.config import MixPEConfig
 from sw.checkpoint import CheckpointError, GroupQuantized
-from sw.quantize import (QuantizationError, format_reports, gptq_quantize, group_params, hessian, quantization_report,
+from sw.quantize import (QuantizationError, format_reports, gptq_quantize, hessian, quantization_report,
                          quantize, rtn_quantize)
 
 BITS = (2, 3, 4, 8)
@@ -55,7 +55,7 @@ def naive_gptq(w, x, bits, group_size, symmetric, damp=0.01):
     codes = torch.empty(w.shape, dtype=torch.int64)
     for i in range(k):
         if i % group_size == 0:
-            scale, zero = group_params(w[:, i:i + group_size], bits, symmetric)
+            scale, zero = rtn_group_params(w[:, i:i + group_size], bits, symmetric)
             scale = scale.double()
         q = (torch.round(w[:, i] / scale) + zero).clamp(0, 2 ** bits - 1)
         codes[:, i] = q.long()
