@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import math
 import multiprocessing
@@ -50,6 +51,7 @@ import torch
 from sw.cmoe import ROUTERS, SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
 from sw.moe_mapper import GemmShape, map_stage
+from sw.progress import progress
 from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, EvalSettings
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, GemmCall, Linear, SmolLM, array_config, forward,
                        load_smollm, load_tokenizer, sequence_nll)
@@ -226,18 +228,35 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
     results: dict[RowSpec, dict] = {}
     carvings: dict[tuple[str, str], CarvedModel] = {}
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(settings.workers, mp_context=context,
-                                                initializer=_worker_init) as pool:
-        futures = {}
+    # The pool is left (its manager thread, which runs the done callbacks, joined) before the bar closes.
+    with progress(total=len(specs), desc="eval-smollm", unit="row") as rows, \
+            concurrent.futures.ProcessPoolExecutor(settings.workers, mp_context=context,
+                                                   initializer=_worker_init) as pool:
+        log = rows.wrap(log)
+        futures = []
+
+        def finished(spec: RowSpec, future: concurrent.futures.Future) -> None:
+            """Done callback: record the row and report it (as it finishes, also during the carvings)."""
+            try:
+                results[spec] = future.result()
+            except Exception as error:              # noqa: BLE001 - the row records it and the run fails
+                results[spec] = {"error": f"{type(error).__name__}: {error}"}
+            record = results[spec]
+            rows.step(f"{spec.label}: " + (f"perplexity {record['perplexity']:.3f}, {record['cycles_per_token']:.0f} "
+                                           f"cycles/token ({record['eval_seconds']:.0f} s)"
+                                           if "error" not in record else f"FAILED {record['error']}"))
 
         def submit(spec: RowSpec) -> None:
             if spec.activation == "fp16" and fp16_error:
                 results[spec] = {"error": f"FP16 activation path of bitexact_mpgemm unavailable: {fp16_error}"}
+                rows.step(f"{spec.label}: FAILED {results[spec]['error']}")
                 return
             # Tensors are pickled here with plain pickle: the pool's pickler would move them into shared
             # memory from its feeder thread while this thread goes on using them.
             operands = pickle.dumps((carvings.get(spec.carving_key), window, long_windows))
-            futures[pool.submit(_evaluate_row, spec, operands, settings)] = spec
+            future = pool.submit(_evaluate_row, spec, operands, settings)
+            future.add_done_callback(functools.partial(finished, spec))
+            futures.append(future)
 
         for spec in specs:                          # dense rows start while the carvings run
             if spec.model == "dense":
@@ -253,16 +272,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
                 if spec.carving_key == key:
                     submit(spec)
         rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, settings, log, rtl_check)
-        for future in concurrent.futures.as_completed(futures):
-            spec = futures[future]
-            try:
-                results[spec] = future.result()
-            except Exception as error:              # noqa: BLE001 - the row records it and the run fails
-                results[spec] = {"error": f"{type(error).__name__}: {error}"}
-            record = results[spec]
-            log(f"{spec.label}: " + (f"perplexity {record['perplexity']:.3f}, {record['cycles_per_token']:.0f} "
-                                     f"cycles/token ({record['eval_seconds']:.0f} s)"
-                                     if "error" not in record else f"FAILED {record['error']}"))
+        concurrent.futures.wait(futures)
 
     records = []
     for spec in specs:

@@ -81,6 +81,31 @@ def test_project_errors_reaching_main_give_one_line_and_the_exit_code(monkeypatc
     assert lines[1:] == str(error).splitlines()[1:]          # a tool's log excerpt, never a traceback
 
 
+@pytest.mark.parametrize("argv, quiet", [(["moe", "--quiet"], True), (["moe"], False)])
+def test_quiet_option_silences_progress(monkeypatch, argv, quiet):
+    import gen.cli.moe
+    from sw import progress
+    monkeypatch.setattr(gen.cli.moe, "run", lambda args: int(progress._quiet))
+    assert main(argv) == quiet
+    progress.set_quiet(False)
+
+
+def test_moe_reports_each_stage(capsys):
+    from gen.cli.moe import _report_stages
+    from hw.config import from_preset
+    from sw.moe_run import GoldenBackend, run_moe
+    from sw.progress import progress
+    from sw.settings import MoESpec
+    config = from_preset("w4a8-g32-4x4")
+    backend = GoldenBackend(config)
+    with progress(total=2, desc="moe golden", unit="stage") as bar:
+        _report_stages(backend, bar)
+        report = run_moe(config, MoESpec(hidden=32, ffn=32, tokens=6), backend, check_bound=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" [")[0] for line in lines] == ["moe golden 1/2 stages", "moe golden 2/2 stages"]
+    assert lines[1].endswith(f"]: stage 2: {report['stages'][1]['tiles']} tiles, {report['stages'][1]['cycles']} cycles")
+
+
 def test_config_prints_derived_widths(capsys):
     assert main(["config", "--preset", "w8a8-g1024-4x4"]) == 0
     derived = json.loads(capsys.readouterr().out)["derived"]
