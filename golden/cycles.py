@@ -21,7 +21,12 @@ import dataclasses
 
 from hw.config import MixPEConfig
 
-__all__ = ["CycleReport", "predict_cycles"]
+__all__ = ["CycleReport", "predict_cycles", "utilization"]
+
+
+def utilization(config: MixPEConfig, useful_macs: int, cycles: int) -> float:
+    """Useful MACs per cycle over the R x C array's peak: ``useful_macs / (R * C * cycles)``, 0 for no cycles."""
+    return useful_macs / (config.rows * config.cols * cycles) if cycles else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +41,8 @@ class CycleReport:
     tile_done: tuple[int, ...]
 
     def utilization(self, config: MixPEConfig) -> float:
-        """Useful MACs per cycle over the array's R x C peak."""
-        return self.useful_macs / (config.rows * config.cols * self.cycles)
+        """Useful MACs per cycle over the array's R x C peak (:func:`utilization`)."""
+        return utilization(config, self.useful_macs, self.cycles)
 
     def to_dict(self, config: MixPEConfig) -> dict:
         result = dataclasses.asdict(self)

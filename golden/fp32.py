@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import torch
 
+from golden.numerics import CANONICAL_NAN_BITS, FP32_MIN_NORMAL
+
 __all__ = [
-    "CANONICAL_NAN_BITS",
-    "MIN_NORMAL",
     "bits",
     "from_bits",
     "int_to_fp32",
@@ -38,9 +38,6 @@ __all__ = [
     "fmul32",
     "fadd32",
 ]
-
-CANONICAL_NAN_BITS = 0x7FC00000
-MIN_NORMAL = 2.0 ** -126
 
 # A float64 value below 2^-126 is scaled by this (exactly) so that its rounding to 24 bits
 # happens in the normal float32 range, as if the exponent range were unbounded.
@@ -73,7 +70,7 @@ def _canonicalise_nan(t: torch.Tensor) -> torch.Tensor:
 
 def _flush_subnormal_input(x: torch.Tensor) -> torch.Tensor:
     """DAZ: binary32 subnormals become zero of the same sign."""
-    subnormal = (x != 0) & (x.abs() < MIN_NORMAL)
+    subnormal = (x != 0) & (x.abs() < FP32_MIN_NORMAL)
     return torch.where(subnormal, torch.copysign(torch.zeros_like(x), x), x)
 
 
@@ -83,13 +80,13 @@ def _round_to_fp32_ftz(x: torch.Tensor) -> torch.Tensor:
     Exact for every float64 input; a NaN input stays NaN (not yet canonical).
     """
     rounded = x.to(torch.float32)  # correct RNE for normal results, inf on overflow
-    tiny = x.abs() < MIN_NORMAL
+    tiny = x.abs() < FP32_MIN_NORMAL
     # |x| < 2^-126 scaled by 2^64 is < 2^-62: its rounding is exact-RNE whenever it can reach
     # 2^-62 (= 2^-126 after scaling back); anything smaller is flushed whatever its rounding.
     rounded_tiny = (x * _TINY_SCALE).to(torch.float32).abs()
-    reaches_min_normal = rounded_tiny >= MIN_NORMAL * _TINY_SCALE
+    reaches_min_normal = rounded_tiny >= FP32_MIN_NORMAL * _TINY_SCALE
     flushed = torch.copysign(
-        torch.where(reaches_min_normal, torch.full_like(x, MIN_NORMAL), torch.zeros_like(x)), x
+        torch.where(reaches_min_normal, torch.full_like(x, FP32_MIN_NORMAL), torch.zeros_like(x)), x
     ).to(torch.float32)
     return torch.where(tiny, flushed, rounded)
 

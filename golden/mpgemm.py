@@ -75,27 +75,18 @@ import torch
 
 from golden.fp32 import fadd32, fmul32
 from golden.fp_activations import align_activations, decode_activations, shared_exponents
+from golden.numerics import FP32_MAX, FP32_MIN_NORMAL, FP32_UNIT_ROUNDOFF, FP64_UNIT_ROUNDOFF, gamma
 from golden.operands import QuantizedWeights, activation_operand, check_codes, validate_operands
 from golden.reference import reference_mpgemm
 from hw.config import MixPEConfig
 
 __all__ = ["bitexact_mpgemm", "group_partials", "error_bound", "float_reference", "within_bound"]
 
-FP32_MAX = float(torch.finfo(torch.float32).max)
-FP32_UNIT_ROUNDOFF = 2.0 ** -24
-FP32_MIN_NORMAL = 2.0 ** -126
-FP64_UNIT_ROUNDOFF = 2.0 ** -53
 #: :func:`bitexact_mpgemm` works on blocks of output channels: at most this many weight codes per block
 #: (converted to float and range-checked while in cache, so no float copy of the whole matrix exists) ...
 BLOCK_CODES = 2 ** 21
 #: ... and at most this many per-group terms (group x token x channel) per block.
 BLOCK_TERMS = 2 ** 21
-
-
-def _gamma(n: int, unit_roundoff: float) -> float:
-    """Higham's gamma_n = n*u / (1 - n*u): bound on |prod (1 + delta_i)^(+-1) - 1| over n roundings."""
-    assert n * unit_roundoff < 1, f"gamma_{n} undefined for unit roundoff {unit_roundoff}"
-    return n * unit_roundoff / (1 - n * unit_roundoff)
 
 
 def _pe_activations(config: MixPEConfig, x: torch.Tensor
@@ -286,8 +277,8 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
 
     def gamma_for(values: torch.Tensor, roundings: int) -> torch.Tensor:
         """gamma_n per element, one more rounding where int_to_fp32 rounds (|value| > 2**24)."""
-        return torch.where(values.abs() > 2 ** 24, _gamma(roundings + 1, FP32_UNIT_ROUNDOFF),
-                           _gamma(roundings, FP32_UNIT_ROUNDOFF))
+        return torch.where(values.abs() > 2 ** 24, gamma(roundings + 1, FP32_UNIT_ROUNDOFF),
+                           gamma(roundings, FP32_UNIT_ROUNDOFF))
 
     for j, _, a, d in _iter_group_partials(config, pe_x, weights):
         columns = slice(j * group, (j + 1) * group)
@@ -314,13 +305,13 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
         else:
             element_terms += x_real[:, columns].abs() @ weight.T
     act = act_scale.double().abs()[:, None]
-    bound = act * (group_terms + _gamma(k, FP64_UNIT_ROUNDOFF) * element_terms) + alignment_terms
+    bound = act * (group_terms + gamma(k, FP64_UNIT_ROUNDOFF) * element_terms) + alignment_terms
     if config.fp_activation:
         # No token scale: a product or sum may land below 2**-126 and be flushed (error < 2**-126
         # each, at most 3 FP32 operations per group).
         bound = bound + 3 * groups * FP32_MIN_NORMAL
     terms_per_group = 2 if config.float_offset else 1
-    bound = bound * (1 + _gamma(k + (terms_per_group + 1) * groups + 10, FP64_UNIT_ROUNDOFF))
+    bound = bound * (1 + gamma(k + (terms_per_group + 1) * groups + 10, FP64_UNIT_ROUNDOFF))
     reference = reference_mpgemm(torch.where(torch.isfinite(x_real), x_real, 0.0), act_scale, weights, group)
     bound = torch.where(reference.abs() + bound > FP32_MAX, float("inf"), bound)
     if invalid is not None:

@@ -15,6 +15,7 @@ import dataclasses
 
 import torch
 
+from golden.numerics import FP16_MAX, FP16_MIN_NORMAL, FP32_MIN_NORMAL
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
 
@@ -23,9 +24,6 @@ __all__ = ["OperandError", "activation_operand", "QuantizedWeights", "OPERAND_KI
            "quantize_activations_int8", "rtn_group_params", "rtn_codes", "quantize_weights_rtn"]
 
 INT8_MIN, INT8_MAX = -128, 127
-FP16_MAX = 65504.0
-FP16_MIN_NORMAL = 2.0 ** -14
-FP32_MIN_NORMAL = 2.0 ** -126
 #: Kinds of :func:`random_operands`; floating-point activations have two more.
 OPERAND_KINDS = ("uniform", "worst", "signs", "zeros")
 FP_OPERAND_KINDS = OPERAND_KINDS + ("outlier", "specials")

@@ -61,7 +61,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from golden.operands import FP16_MAX, FP16_MIN_NORMAL, OperandError, QuantizedWeights, validate_operands
+from golden.numerics import FP16_MAX, FP16_MIN_NORMAL
+from golden.operands import OperandError, QuantizedWeights, validate_operands
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
 

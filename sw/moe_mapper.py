@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from golden.cycles import CycleReport, predict_cycles
+from golden.cycles import CycleReport, predict_cycles, utilization
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
 
@@ -88,7 +88,7 @@ class StageSchedule:
 
     @property
     def utilization(self) -> float:
-        return _utilization(self.config, self.useful_macs, self.cycles)
+        return utilization(self.config, self.useful_macs, self.cycles)
 
     @property
     def band_fill(self) -> float:
@@ -120,7 +120,7 @@ class LayerSchedule:
 
     @property
     def utilization(self) -> float:
-        return _utilization(self.config, self.useful_macs, self.cycles)
+        return utilization(self.config, self.useful_macs, self.cycles)
 
     def summary(self) -> dict:
         return {"tiles": self.tiles, "cycles": self.cycles, "useful_macs": self.useful_macs,
@@ -129,10 +129,6 @@ class LayerSchedule:
                             "band_fill": s.band_fill,
                             "dequant_stalls": s.timing.dequant_stalls if s.timing else 0,
                             "bank_stalls": s.timing.bank_stalls if s.timing else 0} for s in self.stages]}
-
-
-def _utilization(config: MixPEConfig, macs: int, cycles: int) -> float:
-    return macs / (config.rows * config.cols * cycles) if cycles else 0.0
 
 
 def _check_shape(index: int, shape: GemmShape, group: int) -> None:

@@ -43,7 +43,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from golden.cycles import utilization
 from golden.mpgemm import bitexact_mpgemm, error_bound
+from golden.numerics import FP64_UNIT_ROUNDOFF, gamma
 from golden.operands import QuantizedWeights, quantize_activations_int8
 from golden.reference import reference_mpgemm
 from hw.config import MixPEConfig
@@ -53,8 +55,6 @@ from sw.settings import DEFAULT_MOE_CONFIG, MOE_BACKENDS as BACKENDS, MoESpec
 
 __all__ = ["BACKENDS", "MoESpec", "DEFAULT_MOE_CONFIG", "GemmJob", "StageRun", "Backend", "GoldenBackend",
            "ModelBackend", "HOST_BACKENDS", "make_backend", "LayerRun", "execute_layer", "run_moe"]
-
-FP64_UNIT_ROUNDOFF = 2.0 ** -53
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,8 +213,8 @@ def _bound_check(config: MixPEConfig, routing: Routing, shared_scale: torch.Tens
         return _combine(routing, shared_scale, batches, [v.double().abs() for v in values]).abs()
 
     terms = routing.selected.shape[1] + (shared_scale is not None)
-    gamma = (terms + 1) * FP64_UNIT_ROUNDOFF / (1 - (terms + 1) * FP64_UNIT_ROUNDOFF)
-    layer_bound = absolute(bound_down) + gamma * (absolute(result.runs[1].outputs) + absolute(reference_down))
+    layer_bound = absolute(bound_down) + gamma(terms + 1, FP64_UNIT_ROUNDOFF) * (
+        absolute(result.runs[1].outputs) + absolute(reference_down))
     layer_err = (result.output - matched).abs()
     return {"gemms_within_error_bound": gemms_within, "max_gemm_err_over_bound": worst_ratio,
             "layer_within_bound": bool((layer_err <= layer_bound).all()),
@@ -254,7 +254,7 @@ def run_moe(config: MixPEConfig, spec: MoESpec, backend: str | Backend = "golden
         "backend": backend,
         "cycles": result.cycles,
         "cycles_source": chosen.cycles_source,
-        "utilization": useful / (config.rows * config.cols * result.cycles),
+        "utilization": utilization(config, useful, result.cycles),
         "max_abs_diff_vs_golden": float(diff),
         "bit_exact_vs_golden": all(torch.equal(a, b) for run, gold in zip(result.runs, golden.runs)
                                    for a, b in zip(run.outputs, gold.outputs)),

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from golden.fp32 import (
-    CANONICAL_NAN_BITS,
     bf16_to_fp32,
     bits,
     fadd32,
@@ -20,6 +19,7 @@ from golden.fp32 import (
     int_to_fp32,
     widen_to_fp32,
 )
+from golden.numerics import CANONICAL_NAN_BITS
 
 SEED = 20240611
 NAN = "nan"
