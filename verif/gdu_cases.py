@@ -10,11 +10,11 @@ import random
 import torch
 
 from golden.fp32 import bits, fadd32, fmul32, fp16_to_fp32, from_bits, int_to_fp32
+from golden.numerics import FP16_MAX_BITS as FP16_MAX
 from hw.config import MixPEConfig
 
 __all__ = ["make_cases", "make_offset_cases", "golden_tile"]
 
-FP16_MAX = 0x7BFF          # 65504
 FP16_ONE = 0x3C00
 
 

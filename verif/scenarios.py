@@ -6,6 +6,7 @@ import random
 
 import torch
 
+from golden.cycles import utilization
 from golden.mpgemm import bitexact_mpgemm, float_reference, within_bound
 from golden.operands import random_operands
 from hw.config import MixPEConfig
@@ -47,9 +48,9 @@ def _report(config: MixPEConfig, summary, what: str, stall: float, bound_holds: 
     else:
         timing = f"cycles={cycles} (model {predicted.cycles}{'' if summary.cycles_match else ' MISMATCH'})"
     ok = summary.passed and bound_holds
-    utilization = predicted.useful_macs / (config.rows * config.cols * cycles) if cycles else 0.0
+    busy = utilization(config, predicted.useful_macs, cycles)
     print(f"{'PASS' if ok else 'FAIL'} {what}: {summary.result_beats} result rows "
-          f"bit-exact={summary.mismatch_count == 0} {timing} {extra}util={utilization:.3f} "
+          f"bit-exact={summary.mismatch_count == 0} {timing} {extra}util={busy:.3f} "
           f"dequant-stalls={predicted.dequant_stalls} {error}within-bound={bound_holds} seed={seed} "
           f"wall={summary.wall_time_s:.1f}s")
     for message in summary.mismatches:
