@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from gen.moe_bench import moe_bench
@@ -43,12 +42,6 @@ def bench_shapes(config: MixPEConfig, quick: bool = False) -> list[dict]:
     ]
 
 
-def _test_seconds(results_xml: Path) -> float:
-    """Wall time cocotb measured for the test itself (without simulator start-up)."""
-    root = ElementTree.parse(results_xml).getroot()
-    return sum(float(case.get("time", 0)) for case in root.iter("testcase"))
-
-
 def run_bench(config: MixPEConfig, out: Path, quick: bool = False) -> bool:
     records, ok = [], True
     for shape in bench_shapes(config, quick):
@@ -57,7 +50,7 @@ def run_bench(config: MixPEConfig, out: Path, quick: bool = False) -> bool:
         summary = run_mpgemm(config, x, act_scale, weights, seed=SEED)
         cycles = summary.cycles or 0
         useful = summary.predicted.useful_macs
-        test_seconds = _test_seconds(Path(summary.results_xml)) if summary.results_xml else float("nan")
+        test_seconds = summary.test_time_s
         record = {
             "name": shape["name"], "m": m, "n": n, "k": k, "tiles": len(summary.predicted.tile_done),
             "passed": summary.passed, "cycles": cycles, "model_cycles": summary.predicted.cycles,

@@ -169,7 +169,6 @@ def run_player(config: MixPEConfig, tiles: list[Tile], expected: list[int], *, s
     """Run the tiles through cocotb with the memory-fed wrapper; every result beat is checked in the
     simulation against ``expected`` (the golden beats)."""
     import json
-    import xml.etree.ElementTree as ElementTree
 
     from hw.layouts import activation_layout, group_layout, result_layout, weight_layout
     from verif.runner import run_cocotb
@@ -198,7 +197,5 @@ def run_player(config: MixPEConfig, tiles: list[Tile], expected: list[int], *, s
         extra_env={"MIXPE_SUMMARY": str(summary_path), "MIXPE_TIMEOUT_CYCLES": str(4 * n_act + 100000)},
         run_dir=data_dir)
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"cycles": 0, "mismatches": -1}
-    root = ElementTree.parse(result.results_xml).getroot()
-    seconds = sum(float(case.get("time", 0)) for case in root.iter("testcase"))
     return PlayerResult(passed=result.passed and summary["mismatches"] == 0, cycles=summary["cycles"],
-                        test_seconds=seconds, mismatches=summary["mismatches"])
+                        test_seconds=result.test_time_s, mismatches=summary["mismatches"])

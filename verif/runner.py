@@ -22,6 +22,7 @@ import os
 import random
 import sys
 import time
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -66,6 +67,8 @@ class CocotbResult:
     wave_file: Path | None
     #: Wall-clock seconds of the simulation run (``Runner.test``), including Python start-up.
     sim_time_s: float
+    #: Wall-clock seconds of the cocotb tests themselves (from ``results.xml``: no simulator start-up).
+    test_time_s: float
     #: Wall-clock seconds of the build step (near zero-work when cached).
     build_time_s: float = 0.0
     #: Whether the build step recompiled the simulator executable.
@@ -133,6 +136,12 @@ def _tail(path: Path, lines: int = 40) -> str:
     except FileNotFoundError:
         return "(no build log)"
     return "\n".join(text[-lines:])
+
+
+def _test_seconds(results_xml: Path) -> float:
+    """Wall time cocotb measured for its tests (the sum over the test cases of ``results.xml``)."""
+    root = ElementTree.parse(results_xml).getroot()
+    return sum(float(case.get("time", 0)) for case in root.iter("testcase"))
 
 
 def _mtime(path: Path) -> float | None:
@@ -251,5 +260,5 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
         print(f"waves: {wave_file}", flush=True)
     sys.stdout.flush()
     return CocotbResult(passed=passed, num_tests=num_tests, num_failed=num_failed, results_xml=results_xml,
-                        wave_file=wave_file, sim_time_s=sim_time, build_time_s=build_time, rebuilt=rebuilt,
-                        seed=seed)
+                        wave_file=wave_file, sim_time_s=sim_time, test_time_s=_test_seconds(results_xml),
+                        build_time_s=build_time, rebuilt=rebuilt, seed=seed)

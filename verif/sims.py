@@ -48,6 +48,8 @@ class SimSummary:
     build_time_s: float
     wave_file: Path | None
     results_xml: Path | None = None
+    #: Wall-clock seconds of the cocotb test itself (no simulator start-up).
+    test_time_s: float = float("nan")
 
     @property
     def cycles_match(self) -> bool:
@@ -110,7 +112,7 @@ def run_tiles(config: MixPEConfig, tiles: list[Tile], expected_rows: list[torch.
         passed=passed, seed=seed, cycles=cycles, predicted=predicted,
         mismatch_count=summary.get("mismatch_count", -1), mismatches=summary.get("mismatches", []),
         result_beats=summary.get("received", 0), wall_time_s=wall, build_time_s=result.build_time_s,
-        wave_file=result.wave_file, results_xml=result.results_xml)
+        wave_file=result.wave_file, results_xml=result.results_xml, test_time_s=result.test_time_s)
 
 
 def run_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, weights: QuantizedWeights,

@@ -9,26 +9,19 @@ against its own exponent (exact products), then codes against larger shared expo
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import FallingEdge
+
+from verif.cocotb_util import clock_and_reset, read_job
 
 MAX_REPORTED = 5
 
 
 @cocotb.test()
 async def products(dut):
-    with open(os.environ["MIXPE_JOB"]) as handle:
-        job = json.load(handle)
+    job = read_job()
     steps, codes = job["steps"], job["weight_codes"]
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.valid.value = 0
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
+    await clock_and_reset(dut, 2, valid=0)
     await FallingEdge(dut.clk)
     wrong = []
     width = len(dut.product) // codes

@@ -14,10 +14,10 @@ import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import FallingEdge
 
 from hw.config import MixPEConfig
+from verif.cocotb_util import clock_and_reset
 
 
 def _config() -> MixPEConfig:
@@ -26,12 +26,7 @@ def _config() -> MixPEConfig:
 
 
 async def _reset(dut):
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.valid.value = 0
-    dut.group_last.value = 0
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
+    await clock_and_reset(dut, 2, valid=0, group_last=0)
     await FallingEdge(dut.clk)
 
 

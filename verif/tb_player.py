@@ -5,26 +5,22 @@ and compares every result beat with the golden beats. Used by ``make bench`` to 
 testbench speed next to the stream-driver testbench and the free-running C++ harness.
 """
 
-import json
 import os
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+
+from verif.cocotb_util import CLOCK_PERIOD_NS, clock_and_reset, write_summary
 
 
 @cocotb.test()
 async def memory_fed_mpgemm(dut):
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 4)
-    dut.rst.value = 0
+    await clock_and_reset(dut, 4)
     timeout_cycles = int(os.environ["MIXPE_TIMEOUT_CYCLES"])
-    await with_timeout(RisingEdge(dut.done), timeout_cycles * 10, "ns")
+    await with_timeout(RisingEdge(dut.done), timeout_cycles * CLOCK_PERIOD_NS, "ns")
     await ClockCycles(dut.clk, 1)
     summary = {"cycles": dut.cycles.value.to_unsigned(), "mismatches": dut.mismatches.value.to_unsigned(),
                "first_mismatch": dut.first_mismatch.value.to_unsigned()}
-    with open(os.environ["MIXPE_SUMMARY"], "w") as handle:
-        json.dump(summary, handle)
+    write_summary(summary)
     assert summary["mismatches"] == 0, (f"{summary['mismatches']} result beats differ from the golden model, "
                                         f"first at beat {summary['first_mismatch']}")

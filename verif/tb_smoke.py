@@ -14,9 +14,9 @@ import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Timer
 
+from verif.cocotb_util import clock_and_reset
 from verif.streams import StreamSink, StreamSource, random_stalls
 
 WIDTH = 16
@@ -29,14 +29,11 @@ async def stream_increment_in_order(dut):
     increment = int(os.environ.get("SMOKE_INCREMENT", "1"))
     rng = random.Random(cocotb.RANDOM_SEED)
 
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
     source = StreamSource(dut, "i", dut.clk, idle=random_stalls(rng, stall))
     received: list[int] = []
     sink = StreamSink(dut, "o", dut.clk, pause=random_stalls(rng, stall),
                       callback=lambda payload, cycle: received.append(payload))
-    await ClockCycles(dut.clk, 4)
-    dut.rst.value = 0
+    await clock_and_reset(dut, 4)
     await ClockCycles(dut.clk, 1)
 
     sent = [rng.randrange(1 << WIDTH) for _ in range(count)]
