@@ -67,7 +67,3 @@ def main(argv: list[str] | None = None) -> int:
         first, *details = str(error).splitlines() or [type(error).__name__]
         print(f"mixpe {args.command}: {first}", *details, sep="\n", file=sys.stderr)
         return exit_code(error)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
