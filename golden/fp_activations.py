@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from golden.checks import first_index
 from hw.config import MixPEConfig
 
 __all__ = ["activation_codes", "encode_activations", "decode_activations", "activation_fields", "shared_exponents",
@@ -55,7 +56,7 @@ def encode_activations(config: MixPEConfig, values: torch.Tensor) -> torch.Tenso
     too_big = finite & ((unbiased + bias > fmt.max_exponent_field) |
                         ((unbiased + bias == fmt.max_exponent_field) & (significand.double() * quantum > fmt.max_finite)))
     if too_big.any() or torch.isinf(wide).any() and fmt.specials == "fn":
-        index = tuple(int(i) for i in (too_big | torch.isinf(wide)).nonzero()[0])
+        index = first_index(too_big | torch.isinf(wide))
         raise ValueError(f"values: {float(wide[index])!r} at index {index} is beyond the largest finite "
                          f"{fmt.name} magnitude {fmt.max_finite!r}")
     field = torch.where(significand >= 2 ** man_bits, unbiased + bias, 0)
@@ -79,7 +80,7 @@ def activation_codes(config: MixPEConfig, x: torch.Tensor) -> torch.Tensor:
     if x.dtype == torch.int64:
         bad = (x < 0) | (x >= 2 ** fmt.bits)
         if bad.any():
-            index = tuple(int(i) for i in bad.nonzero()[0])
+            index = first_index(bad)
             raise ValueError(f"x: code {int(x[index])} at index {index} is outside the {fmt.name} code range "
                              f"[0, {2 ** fmt.bits - 1}]")
         return x

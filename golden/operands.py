@@ -15,6 +15,7 @@ import dataclasses
 
 import torch
 
+from golden.checks import check_range, check_shape, check_tensor, first_index, real_matrix
 from golden.numerics import FP16_MAX, FP16_MIN_NORMAL, FP32_MIN_NORMAL
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
@@ -54,43 +55,19 @@ class QuantizedWeights:
     offsets: torch.Tensor | None = None
 
 
-def _check_tensor(name: str, value, dtype: torch.dtype, rank: int, meaning: str) -> None:
-    if not isinstance(value, torch.Tensor):
-        raise OperandError(f"{name}: got {type(value).__name__}, expected a {dtype} tensor of rank {rank} ({meaning})")
-    if value.dtype != dtype:
-        raise OperandError(f"{name}: dtype {value.dtype}, expected {dtype} ({meaning})")
-    if value.dim() != rank:
-        raise OperandError(f"{name}: shape {tuple(value.shape)} has rank {value.dim()}, expected rank {rank} ({meaning})")
-    if value.numel() == 0:
-        raise OperandError(f"{name}: shape {tuple(value.shape)} has an empty dimension; all dimensions must be >= 1")
-
-
-def _check_shape(name: str, value: torch.Tensor, expected: tuple, why: str) -> None:
-    if tuple(value.shape) != expected:
-        raise OperandError(f"{name}: shape {tuple(value.shape)}, expected {expected} ({why})")
-
-
-def _check_range(name: str, value: torch.Tensor, low: int, high: int, meaning: str) -> None:
-    smallest, largest = torch.aminmax(value)          # one pass; the index is searched only on failure
-    if int(smallest) < low or int(largest) > high:
-        bad = (value < low) | (value > high)
-        index = tuple(int(i) for i in bad.nonzero()[0])
-        raise OperandError(f"{name}: value {int(value[index])} at index {index} is outside {meaning} [{low}, {high}]")
-
-
 def _check_scales(name: str, value: torch.Tensor, min_normal: float, fmt: str, what: str = "scales") -> None:
     """Reject non-finite and subnormal scales (zero is allowed)."""
     wide = value.double()
     bad = ~torch.isfinite(wide) | ((wide != 0) & (wide.abs() < min_normal))
     if bad.any():
-        index = tuple(int(i) for i in bad.nonzero()[0])
+        index = first_index(bad)
         raise OperandError(f"{name}: value {float(wide[index])!r} at index {index} is not allowed; {what} must be "
                            f"finite and either zero or normal {fmt} numbers (|s| >= {min_normal!r})")
 
 
 def check_codes(config: MixPEConfig, codes: torch.Tensor) -> None:
     """Raise :class:`OperandError` naming the first weight code outside ``[0, 2**b - 1]``."""
-    _check_range("weights.codes", codes, 0, config.code_max, f"the {config.weight_bits}-bit code range")
+    check_range(OperandError, "weights.codes", codes, 0, config.code_max, f"the {config.weight_bits}-bit code range")
 
 
 def activation_operand(config: MixPEConfig, x):
@@ -121,49 +98,56 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
     group = config.group_size
     fp = config.fp_activation
     meaning = f"{config.activation} raw activation codes, shape (M, K)" if fp else "INT8 activation codes, shape (M, K)"
-    _check_tensor("x", x, torch.int64, 2, meaning)
+    check_tensor(OperandError, "x", x, torch.int64, rank=2, nonempty=True, why=meaning)
     m, k = x.shape
     if k % group:
         raise OperandError(f"x: shape {tuple(x.shape)} has K={k}, which is not a multiple of group_size={group}")
     if not isinstance(weights, QuantizedWeights):
         raise OperandError(f"weights: got {type(weights).__name__}, expected QuantizedWeights")
-    _check_tensor("weights.codes", weights.codes, torch.int64, 2, "weight codes, shape (N, K)")
+    check_tensor(OperandError, "weights.codes", weights.codes, torch.int64, rank=2, nonempty=True,
+                 why="weight codes, shape (N, K)")
     n = weights.codes.shape[0]
-    _check_shape("weights.codes", weights.codes, (n, k), f"K must match x of shape {tuple(x.shape)}")
+    check_shape(OperandError, "weights.codes", weights.codes, (n, k), f"K must match x of shape {tuple(x.shape)}")
     groups = k // group
-    _check_tensor("weights.scales", weights.scales, torch.float16, 2, "FP16 group scales, shape (N, K/g)")
-    _check_shape("weights.scales", weights.scales, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
+    per_group = f"N={n} channels x K/g={k}/{group} groups"
+    check_tensor(OperandError, "weights.scales", weights.scales, torch.float16, rank=2, nonempty=True,
+                 why="FP16 group scales, shape (N, K/g)")
+    check_shape(OperandError, "weights.scales", weights.scales, (n, groups), per_group)
     present, absent = ("offsets", "zeros") if config.float_offset else ("zeros", "offsets")
     if getattr(weights, absent) is not None or getattr(weights, present) is None:
         raise OperandError(f"weights.{present if getattr(weights, present) is None else absent}: zero_mode="
                            f"{config.zero_mode!r} needs weights.{present} and weights.{absent}=None")
     if config.float_offset:
-        _check_tensor("weights.offsets", weights.offsets, torch.float16, 2, "FP16 group offsets, shape (N, K/g)")
-        _check_shape("weights.offsets", weights.offsets, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
+        check_tensor(OperandError, "weights.offsets", weights.offsets, torch.float16, rank=2, nonempty=True,
+                     why="FP16 group offsets, shape (N, K/g)")
+        check_shape(OperandError, "weights.offsets", weights.offsets, (n, groups), per_group)
     else:
-        _check_tensor("weights.zeros", weights.zeros, torch.int64, 2, "integer zero points, shape (N, K/g)")
-        _check_shape("weights.zeros", weights.zeros, (n, groups), f"N={n} channels x K/g={k}/{group} groups")
+        check_tensor(OperandError, "weights.zeros", weights.zeros, torch.int64, rank=2, nonempty=True,
+                     why="integer zero points, shape (N, K/g)")
+        check_shape(OperandError, "weights.zeros", weights.zeros, (n, groups), per_group)
     if act_scale is not None:
         if fp:
             raise OperandError(f"act_scale: got a tensor, but activation={config.activation!r} has no per-token "
                                f"scale (the group's shared exponent takes its place); pass None")
-        _check_tensor("act_scale", act_scale, torch.float32, 1, "per-token FP32 scales, shape (M,)")
-        _check_shape("act_scale", act_scale, (m,), f"one scale per row of x of shape {tuple(x.shape)}")
+        check_tensor(OperandError, "act_scale", act_scale, torch.float32, rank=1, nonempty=True,
+                     why="per-token FP32 scales, shape (M,)")
+        check_shape(OperandError, "act_scale", act_scale, (m,), f"one scale per row of x of shape {tuple(x.shape)}")
 
     if fp:
-        _check_range("x", x, 0, 2 ** config.act_bits - 1, f"the {config.activation} code range")
+        check_range(OperandError, "x", x, 0, 2 ** config.act_bits - 1, f"the {config.activation} code range")
     else:
-        _check_range("x", x, INT8_MIN, INT8_MAX, "the INT8 range")
+        check_range(OperandError, "x", x, INT8_MIN, INT8_MAX, "the INT8 range")
     if check_codes_range:
         check_codes(config, weights.codes)
     if config.float_offset:
         _check_scales("weights.offsets", weights.offsets, FP16_MIN_NORMAL, "FP16", "offsets")
     else:
-        _check_range("weights.zeros", weights.zeros, 0, config.code_max, f"the {config.weight_bits}-bit code range")
+        check_range(OperandError, "weights.zeros", weights.zeros, 0, config.code_max,
+                    f"the {config.weight_bits}-bit code range")
     if config.weight_encoding == "signed":
         off = weights.zeros != config.symmetric_zero
         if off.any():
-            index = tuple(int(i) for i in off.nonzero()[0])
+            index = first_index(off)
             raise OperandError(f"weights.zeros: value {int(weights.zeros[index])} at index {index}; the signed "
                                f"encoding requires every zero point to be {config.symmetric_zero}")
     _check_scales("weights.scales", weights.scales, FP16_MIN_NORMAL, "FP16")
@@ -308,18 +292,12 @@ def quantize_activations_int8(x_float: torch.Tensor) -> tuple[torch.Tensor, torc
     rounded to FP32 and codes = round-half-even(x / scale); all-zero rows get scale 1.0.
     Raises :class:`OperandError` for non-finite inputs or a row whose scale would be subnormal.
     """
-    if not isinstance(x_float, torch.Tensor) or not x_float.is_floating_point() or x_float.dim() != 2:
-        raise OperandError(f"x_float: expected a floating-point tensor of rank 2 (M, K), got "
-                           f"{getattr(x_float, 'dtype', type(x_float).__name__)} "
-                           f"of shape {tuple(getattr(x_float, 'shape', ()))}")
-    wide = x_float.double()
-    if not torch.isfinite(wide).all():
-        raise OperandError("x_float: contains non-finite values; activations must be finite")
+    wide = real_matrix(OperandError, "x_float", x_float, "(M, K)", "activations")
     absmax = wide.abs().amax(dim=1)
     scale = torch.where(absmax == 0, 1.0, absmax / INT8_MAX).float()
     tiny = scale.double() < FP32_MIN_NORMAL
     if tiny.any():
-        row = int(tiny.nonzero()[0])
+        (row,) = first_index(tiny)
         raise OperandError(f"x_float: row {row} has absmax {float(absmax[row])!r}, whose scale absmax/127 is "
                            f"subnormal in FP32 (the hardware flushes it); rows must be zero or have absmax >= "
                            f"{INT8_MAX * FP32_MIN_NORMAL!r}")
@@ -350,7 +328,7 @@ def rtn_group_params(groups: torch.Tensor, bits: int, symmetric: bool, *, name: 
         raw_scale = (groups.amax(dim=-1).clamp(min=0) - low) / code_max
     too_large = raw_scale > FP16_MAX
     if too_large.any():
-        index = tuple(int(i) for i in too_large.nonzero()[0])
+        index = first_index(too_large)
         raise OperandError(f"{name}: group {index} needs scale {float(raw_scale[index])!r}, beyond the FP16 "
                            f"maximum {FP16_MAX}")
     scales = raw_scale.clamp(min=FP16_MIN_NORMAL).half()
@@ -374,17 +352,11 @@ def quantize_weights_rtn(config: MixPEConfig, w_float: torch.Tensor) -> Quantize
     of :func:`rtn_group_params`, codes of :func:`rtn_codes` against the FP16 scales. Raises
     :class:`OperandError` for non-finite weights or a scale beyond FP16 range.
     """
-    if not isinstance(w_float, torch.Tensor) or not w_float.is_floating_point() or w_float.dim() != 2:
-        raise OperandError(f"w_float: expected a floating-point tensor of rank 2 (N, K), got "
-                           f"{getattr(w_float, 'dtype', type(w_float).__name__)} "
-                           f"of shape {tuple(getattr(w_float, 'shape', ()))}")
-    n, k = w_float.shape
+    wide = real_matrix(OperandError, "w_float", w_float, "(N, K)", "weights")
+    n, k = wide.shape
     group = config.group_size
     if n == 0 or k == 0 or k % group:
         raise OperandError(f"w_float: shape {(n, k)}; N must be >= 1 and K a positive multiple of group_size={group}")
-    wide = w_float.double()
-    if not torch.isfinite(wide).all():
-        raise OperandError("w_float: contains non-finite values; weights must be finite")
     grouped = wide.view(n, k // group, group)
     scales, zeros = rtn_group_params(grouped, config.weight_bits, config.weight_encoding == "signed")
     codes = rtn_codes(grouped, scales.double()[..., None], zeros[..., None], config.weight_bits).reshape(n, k)

@@ -61,6 +61,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from golden.checks import check_finite, check_range, check_tensor, first_index
 from golden.numerics import FP16_MAX, FP16_MIN_NORMAL
 from golden.operands import OperandError, QuantizedWeights, validate_operands
 from hw.config import MixPEConfig
@@ -94,34 +95,10 @@ def _as_tensor(name: str, value) -> torch.Tensor:
 
 def _expect(name: str, value, dtypes: tuple, shape: tuple | None = None, why: str = "",
             rank: int | None = None) -> torch.Tensor:
+    """``value`` (a tensor or numpy array) as a tensor, checked by :func:`golden.checks.check_tensor`."""
     value = _as_tensor(name, value)
-    why = f" ({why})" if why else ""
-    if value.dtype not in dtypes:
-        allowed = " or ".join(str(d) for d in dtypes)
-        raise CheckpointError(f"{name}: dtype {value.dtype}, expected {allowed}{why}")
-    if shape is not None and tuple(value.shape) != tuple(shape):
-        raise CheckpointError(f"{name}: shape {tuple(value.shape)}, expected {tuple(shape)}{why}")
-    if rank is not None and value.dim() != rank:
-        raise CheckpointError(f"{name}: shape {tuple(value.shape)} has rank {value.dim()}, expected rank {rank}{why}")
+    check_tensor(CheckpointError, name, value, dtypes, rank=rank, shape=shape, why=why)
     return value
-
-
-def _first_bad(mask: torch.Tensor) -> tuple:
-    return tuple(int(i) for i in mask.nonzero()[0])
-
-
-def _check_range(name: str, value: torch.Tensor, low: int, high: int, meaning: str) -> None:
-    bad = (value < low) | (value > high)
-    if bad.any():
-        index = _first_bad(bad)
-        raise CheckpointError(f"{name}: value {int(value[index])} at index {index} is outside {meaning} [{low}, {high}]")
-
-
-def _check_finite(name: str, value: torch.Tensor) -> None:
-    bad = ~torch.isfinite(value)
-    if bad.any():
-        index = _first_bad(bad)
-        raise CheckpointError(f"{name}: value {float(value[index])!r} at index {index} is not finite")
 
 
 def _check_bits(bits) -> None:
@@ -168,7 +145,7 @@ def unpack_dense(name: str, words: torch.Tensor, bits: int, count: int) -> torch
     values = (low | high) & (2 ** bits - 1)
     used = count * bits - 32 * (needed - 1)          # bits of the last word that carry data
     if used < 32 and (u[..., -1] >> used).any():
-        index = _first_bad((u[..., -1] >> used) != 0)
+        index = first_index((u[..., -1] >> used) != 0)
         raise CheckpointError(f"{name}: padding bits {used}..31 of the last packed word at index {index} are "
                               f"nonzero; after {count} {bits}-bit values they must be zero")
     return values
@@ -218,32 +195,32 @@ class GroupQuantized:
             raise CheckpointError(f"{p}: group_size={group!r} does not divide K={k}; "
                                   f"K must be a whole number of groups")
         groups = k // group
-        _check_range(f"{p}.codes", codes, 0, 2 ** self.bits - 1, f"the {self.bits}-bit code range")
+        check_range(CheckpointError, f"{p}.codes", codes, 0, 2 ** self.bits - 1, f"the {self.bits}-bit code range")
         scales = _expect(f"{p}.scales", self.scales, _SCALE_DTYPES, (n, groups),
                          f"one scale per output channel and group: N={n} x K/g={k}/{group}")
-        _check_finite(f"{p}.scales", scales)
+        check_finite(CheckpointError, f"{p}.scales", scales)
         object.__setattr__(self, "scales", scales)
         if (self.zeros is None) == (self.offsets is None):
             raise CheckpointError(f"{p}: exactly one of zeros (integer zero points) or offsets (float offsets) "
                                   f"must be given")
         if self.zeros is not None:
             zeros = _expect(f"{p}.zeros", self.zeros, (torch.int64,), (n, groups), "integer zero points (N, G)")
-            _check_range(f"{p}.zeros", zeros, 0, 2 ** self.bits - 1, f"the {self.bits}-bit code range")
+            check_range(CheckpointError, f"{p}.zeros", zeros, 0, 2 ** self.bits - 1, f"the {self.bits}-bit code range")
             object.__setattr__(self, "zeros", zeros)
         else:
             offsets = _expect(f"{p}.offsets", self.offsets, (torch.float16, torch.float32), (n, groups),
                               "float offsets (N, G)")
-            _check_finite(f"{p}.offsets", offsets)
+            check_finite(CheckpointError, f"{p}.offsets", offsets)
             object.__setattr__(self, "offsets", offsets)
         if self.g_idx is None:
             object.__setattr__(self, "g_idx", torch.arange(k) // group)
         else:
             g_idx = _expect(f"{p}.g_idx", self.g_idx, (torch.int64,), (k,), "group index of every input column")
-            _check_range(f"{p}.g_idx", g_idx, 0, groups - 1, "the group indices")
+            check_range(CheckpointError, f"{p}.g_idx", g_idx, 0, groups - 1, "the group indices")
             object.__setattr__(self, "g_idx", g_idx)
             counts = torch.bincount(g_idx, minlength=groups)
             if (counts != group).any():
-                j = int((counts != group).nonzero()[0])
+                (j,) = first_index(counts != group)
                 raise CheckpointError(f"{p}.g_idx: group {j} has {int(counts[j])} columns, expected group_size={group}")
 
     # -- shape ------------------------------------------------------------------------------
@@ -297,14 +274,14 @@ class GroupQuantized:
         half = values.to(torch.float16)
         inexact = half.double() != wide
         if inexact.any():
-            index = _first_bad(inexact)
+            index = first_index(inexact)
             value = float(wide[index])
             beyond = f" (beyond the FP16 maximum {FP16_MAX})" if abs(value) > FP16_MAX else ""
             raise CheckpointError(f"{p}.{field}: value {value!r} at index {index} ({values.dtype}) is not "
                                   f"exactly representable in FP16, the hardware's {what} format{beyond}")
         tiny = (wide != 0) & (wide.abs() < FP16_MIN_NORMAL)
         if tiny.any():
-            index = _first_bad(tiny)
+            index = first_index(tiny)
             raise CheckpointError(f"{p}.{field}: value {float(wide[index])!r} at index {index} is subnormal in FP16; "
                                   f"the hardware flushes subnormals, so {field} must be zero or >= {FP16_MIN_NORMAL!r}")
         return half
@@ -328,7 +305,7 @@ class GroupQuantized:
             raise CheckpointError(f"{p}: integer zero points need zero_mode='integer'; this core has "
                                   f"zero_mode='float_offset' (FP16 float offsets, llama.cpp Q4_1)")
         if not self.contiguous_groups:
-            bad = int((self.g_idx != torch.arange(k) // self.group_size).nonzero()[0])
+            (bad,) = first_index(self.g_idx != torch.arange(k) // self.group_size)
             raise CheckpointError(f"{p}.g_idx: column {bad} is in group {int(self.g_idx[bad])}, not "
                                   f"{bad // self.group_size}: act-order groups are not contiguous along K; call "
                                   f"sort_groups() to permute K (and feed the activations as x[:, perm])")
@@ -342,7 +319,7 @@ class GroupQuantized:
         codes, zeros = self.codes, self.zeros
         if config.float_offset:
             offsets = self._fp16_exact("offsets", self.offsets)
-            _check_range(f"{p}.codes", codes, 0, config.code_max,
+            check_range(CheckpointError, f"{p}.codes", codes, 0, config.code_max,
                          f"the hardware's {config.weight_bits}-bit code range (checkpoint has {self.bits} bits)")
             weights = QuantizedWeights(codes=codes.contiguous(),
                                        scales=half.repeat_interleave(repeat, dim=1).contiguous(),
@@ -352,16 +329,16 @@ class GroupQuantized:
             centred = codes - zeros[:, self.g_idx] + centre
             bad = (centred < 0) | (centred > config.code_max)
             if bad.any():
-                n, kk = _first_bad(bad)
+                n, kk = first_index(bad)
                 raise CheckpointError(
                     f"{p}: code {int(codes[n, kk])} - zero {int(zeros[n, self.g_idx[kk]])} at index {(n, kk)} is "
                     f"{int(codes[n, kk] - zeros[n, self.g_idx[kk]])}, outside the signed {config.weight_bits}-bit "
                     f"range [{-centre}, {config.code_max - centre}] of weight_encoding='signed'")
             codes, zeros = centred, torch.full_like(zeros, centre)
         else:  # unsigned integer zero points
-            _check_range(f"{p}.codes", codes, 0, config.code_max,
+            check_range(CheckpointError, f"{p}.codes", codes, 0, config.code_max,
                          f"the hardware's {config.weight_bits}-bit code range (checkpoint has {self.bits} bits)")
-            _check_range(f"{p}.zeros", zeros, 0, config.code_max,
+            check_range(CheckpointError, f"{p}.zeros", zeros, 0, config.code_max,
                          f"the hardware's {config.weight_bits}-bit code range (checkpoint has {self.bits} bits)")
         if not config.float_offset:
             weights = QuantizedWeights(codes=codes.contiguous(),
@@ -399,7 +376,7 @@ def import_gptq(qweight, qzeros, scales, g_idx=None, *, bits: int, group_size: i
         raise CheckpointError(f"{name}.scales: shape {tuple(scales.shape)}, expected (G, {n}) (N={n} from qweight)")
     groups = scales.shape[0]
     group = _resolve_group(group_size, k, groups, f"{name}.scales of shape {tuple(scales.shape)}")
-    _check_finite(f"{name}.scales", scales)                 # indices in the stored (G, N) layout
+    check_finite(CheckpointError, f"{name}.scales", scales)                 # indices in the stored (G, N) layout
     if (n * bits) % 32:
         raise CheckpointError(f"{name}.qweight: N={n} output channels do not fill whole int32 words of qzeros "
                               f"at {bits} bits (N*bits must be a multiple of 32)")
@@ -411,7 +388,7 @@ def import_gptq(qweight, qzeros, scales, g_idx=None, *, bits: int, group_size: i
         zeros = stored + 1
         wrapped = zeros == 2 ** bits
         if wrapped.any() and not wrap_v1_zero:
-            c, j = _first_bad(wrapped.t())
+            c, j = first_index(wrapped.t())
             raise CheckpointError(f"{name}.qzeros: stored value {2 ** bits - 1} at group {c}, channel {j} means "
                                   f"zero point {2 ** bits} in the v1 format (stored = zero - 1), outside the "
                                   f"{bits}-bit range; v1 cannot store zero 0 (pass wrap_v1_zero=True to read it "
@@ -450,7 +427,7 @@ def import_awq(qweight, qzeros, scales, *, bits: int = 4, group_size: int | None
                               f"(N = 8 * {words} from qweight)")
     groups = scales.shape[0]
     group = _resolve_group(group_size, k, groups, f"{name}.scales of shape {tuple(scales.shape)}")
-    _check_finite(f"{name}.scales", scales)                 # indices in the stored (G, N) layout
+    check_finite(CheckpointError, f"{name}.scales", scales)                 # indices in the stored (G, N) layout
     qzeros = _expect(f"{name}.qzeros", qzeros, (torch.int32,), (groups, words), "int32 (G, N/8), packed along N")
     codes = _unpack_awq(f"{name}.qweight", qweight).t().contiguous()
     zeros = _unpack_awq(f"{name}.qzeros", qzeros).t().contiguous()
@@ -497,7 +474,8 @@ def import_compressed_tensors(weight_packed, weight_scale, weight_shape, weight_
                                   f"zero point per channel and group")
         zp = _as_tensor(f"{name}.weight_zero_point", weight_zero_point)
         if zp.dtype == torch.int8 and tuple(zp.shape) == (n, groups):
-            _check_range(f"{name}.weight_zero_point", zp, -offset, offset - 1, f"the signed {bits}-bit range")
+            check_range(CheckpointError, f"{name}.weight_zero_point", zp, -offset, offset - 1,
+                        f"the signed {bits}-bit range")
             zeros = zp.to(torch.int64) + offset
         else:
             zp = _expect(f"{name}.weight_zero_point", zp, (torch.int32,), rank=2,
@@ -556,7 +534,7 @@ def import_gguf(data, shape, qtype, *, name: str = "weight") -> GroupQuantized:
     qs = torch.from_numpy(blocks[..., block_bytes - 16:].astype(np.int64))
     codes = torch.cat([qs & 0xF, qs >> 4], dim=-1).reshape(n, k)           # byte j: elem j low, j+16 high
     if label == "Q4_0":
-        _check_finite(f"{name}.d", d)
+        check_finite(CheckpointError, f"{name}.d", d)
         return GroupQuantized(codes=codes, scales=d, zeros=torch.full((n, k // _GGUF_BLOCK), 8), bits=4,
                               group_size=_GGUF_BLOCK, name=name)
     m = torch.from_numpy(blocks[..., 2:4].copy().view(np.float16)[..., 0])

@@ -31,6 +31,7 @@ import dataclasses
 
 import torch
 
+from golden.checks import real_matrix
 from golden.operands import OperandError, rtn_codes, rtn_group_params
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
@@ -48,20 +49,15 @@ class QuantizationError(MixPEError, ValueError):
 
 
 def _check_weight(w, group_size: int, bits: int) -> torch.Tensor:
-    if not isinstance(w, torch.Tensor) or not w.is_floating_point() or w.dim() != 2:
-        raise QuantizationError(f"w: expected a floating-point tensor of rank 2 (N, K), got "
-                                f"{getattr(w, 'dtype', type(w).__name__)} of shape {tuple(getattr(w, 'shape', ()))}")
+    wide = real_matrix(QuantizationError, "w", w, "(N, K)", "weights")
     if bits not in QUANT_BITS:
         raise QuantizationError(f"bits={bits!r}: allowed values are {QUANT_BITS}")
-    n, k = w.shape
+    n, k = wide.shape
     if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
         raise QuantizationError(f"group_size={group_size!r}: must be a positive integer")
     if n == 0 or k == 0 or k % group_size:
         raise QuantizationError(f"w: shape {(n, k)}; N must be >= 1 and K a positive multiple of "
                                 f"group_size={group_size}")
-    wide = w.double()
-    if not torch.isfinite(wide).all():
-        raise QuantizationError("w: contains non-finite values; weights must be finite")
     return wide
 
 
@@ -86,12 +82,9 @@ def rtn_quantize(w: torch.Tensor, *, bits: int, group_size: int, symmetric: bool
 
 def hessian(x: torch.Tensor) -> torch.Tensor:
     """H = 2 X^T X, float64 (K, K), of calibration activations x (M, K)."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 2 or x.shape[0] == 0:
-        raise QuantizationError(f"x: expected a floating-point tensor of rank 2 (M, K) with M >= 1, got "
-                                f"{getattr(x, 'dtype', type(x).__name__)} of shape {tuple(getattr(x, 'shape', ()))}")
-    wide = x.double()
-    if not torch.isfinite(wide).all():
-        raise QuantizationError("x: contains non-finite values; calibration activations must be finite")
+    wide = real_matrix(QuantizationError, "x", x, "(M, K)", "calibration activations")
+    if wide.shape[0] == 0:
+        raise QuantizationError(f"x: shape {tuple(wide.shape)}; needs M >= 1 calibration tokens")
     return 2 * wide.T @ wide
 
 
