@@ -12,6 +12,7 @@ output channel, so ``scales`` and ``zeros`` (or ``offsets``) are (N, G). The rea
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import torch
 
@@ -21,7 +22,7 @@ from hw.config import MixPEConfig
 from hw.errors import MixPEError
 
 __all__ = ["OperandError", "activation_operand", "QuantizedWeights", "OPERAND_KINDS", "FP_OPERAND_KINDS", "validate_operands", "check_codes",
-           "random_operands",
+           "resolve_seed", "random_operands",
            "quantize_activations_int8", "rtn_group_params", "rtn_codes", "quantize_weights_rtn"]
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -153,6 +154,12 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
     _check_scales("weights.scales", weights.scales, FP16_MIN_NORMAL, "FP16")
     if act_scale is not None:
         _check_scales("act_scale", act_scale, FP32_MIN_NORMAL, "FP32")
+
+
+def resolve_seed(seed: int | None) -> int:
+    """``seed``, or a fresh random one in ``[0, 2**31)`` when None; callers report the seed they
+    used, so that a run with random stimuli can be replayed."""
+    return random.randrange(2 ** 31) if seed is None else seed
 
 
 def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind: str = "uniform"

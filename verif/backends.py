@@ -6,10 +6,9 @@
 
 from __future__ import annotations
 
-import random
-
 import torch
 
+from golden.operands import resolve_seed
 from hw.config import MixPEConfig
 from sw.moe import MoEError
 from sw.moe_run import BACKENDS, HOST_BACKENDS, Backend, StageRun, band_operands, place_block
@@ -30,7 +29,7 @@ class RtlBackend(Backend):
 
     def __init__(self, config: MixPEConfig, seed: int | None = None):
         super().__init__(config)
-        self.seed = random.randrange(2 ** 31) if seed is None else seed
+        self.seed = resolve_seed(seed)
 
     def run_stage(self, jobs, schedule):
         tiles, expected, bands_of = [], [], []

@@ -14,7 +14,7 @@ import torch
 from golden.fp32 import fadd32, fmul32, fp16_to_fp32, int_to_fp32
 from golden.mpgemm import bitexact_mpgemm, error_bound, group_partials
 from golden.operands import (OPERAND_KINDS, OperandError, QuantizedWeights, quantize_activations_int8,
-                             quantize_weights_rtn, random_operands, validate_operands)
+                             quantize_weights_rtn, random_operands, resolve_seed, validate_operands)
 from golden.reference import dequantize_weights, reference_mpgemm
 from hw.config import MixPEConfig
 
@@ -265,6 +265,11 @@ def test_generators_and_quantizers_reject_bad_input(call, fragment):
     with pytest.raises(OperandError) as error:
         call()
     assert fragment in str(error.value), str(error.value)
+
+
+def test_resolve_seed():
+    assert resolve_seed(7) == 7 and resolve_seed(0) == 0
+    assert 0 <= resolve_seed(None) < 2 ** 31
 
 
 # -- quantizers -----------------------------------------------------------------------------------
