@@ -50,6 +50,7 @@ import torch
 
 from sw.cmoe import ROUTERS, SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
+from sw.formatting import format_number
 from sw.moe_mapper import GemmShape, map_stage
 from sw.progress import progress
 from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, EvalSettings
@@ -332,8 +333,9 @@ def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[str, CarvedM
 
 # -- reports -------------------------------------------------------------------------------------
 
-def _fmt(value, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
+def _cell(value, digits: int = 0, thousands: bool = False) -> str:
+    """A number of the report's table (:func:`sw.formatting.format_number`, an em dash when missing)."""
+    return format_number(value, digits, thousands=thousands, missing="—")
 
 
 def _targets(records: list[dict]) -> list[str]:
@@ -415,10 +417,11 @@ def _write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
         note = r.get("error", "")
         lines.append(f"| {r['model']} | {r['activation']} | {r['active_ratio']:.0%} | {r['router'] or '—'} | "
                      f"{r['down_mode'] or '—'} | "
-                     f"{_fmt(r['perplexity'], '.3f')} | {_fmt(r.get('perplexity_long'), '.3f')} | "
-                     f"{_fmt(r.get('cycles_per_token'), ',.0f')} | {_fmt(r.get('prefill_utilization'), '.3f')} | "
-                     f"{_fmt(r.get('decode_cycles_per_token'), ',.0f')} | {_fmt(r.get('decode_utilization'), '.3f')} | "
-                     f"{_fmt(r['carving_seconds'], '.0f')} / {_fmt(r['carving_cpu_seconds'], '.0f')} | {note} |")
+                     f"{_cell(r['perplexity'], 3)} | {_cell(r.get('perplexity_long'), 3)} | "
+                     f"{_cell(r.get('cycles_per_token'), thousands=True)} | {_cell(r.get('prefill_utilization'), 3)} | "
+                     f"{_cell(r.get('decode_cycles_per_token'), thousands=True)} | "
+                     f"{_cell(r.get('decode_utilization'), 3)} | "
+                     f"{_cell(r['carving_seconds'])} / {_cell(r['carving_cpu_seconds'])} | {note} |")
     lines += ["", "## Targets", ""] + _targets(records)
     lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])
     lines += ["", "## Decode with row groups", ""] + _decode_lines(records, meta["array"])
