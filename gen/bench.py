@@ -5,7 +5,7 @@ against the golden model) and reports the measured cycles, the cycle model's pre
 utilization (useful MACs per cycle over R x C) and the simulation speed. The first shape also
 runs through the free-running Verilator harness (:mod:`verif.freerun`) on the same stimulus, and
 the ratio of the speeds shows the testbench overhead: the stream-driver testbench (a Python
-coroutine per stream and cycle) and the memory-fed cocotb testbench (:mod:`verif.tb_player`:
+coroutine per stream and cycle) and the memory-fed cocotb testbench (:mod:`verif.benches.player`:
 cocotb drives clock and reset, stimulus and golden beats sit in simulated memories). The MoE part
 (:mod:`gen.moe_bench`) adds the mapper's utilization table and the golden backend's time for a
 Mixtral-8x7B-shaped layer. Results go to ``build/bench/bench.json``.
@@ -22,7 +22,8 @@ from golden.mpgemm import bitexact_mpgemm
 from golden.operands import random_operands
 from hw.config import MixPEConfig
 from sw.packer import pack_gemm, pad_operands, result_beats
-from verif.freerun import run_freerun, run_player
+from verif.benches.player.host import run_player
+from verif.freerun import run_freerun
 from verif.sims import run_mpgemm
 
 __all__ = ["bench_shapes", "run_bench"]

@@ -159,9 +159,9 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
                plusargs: list[str] | tuple[str, ...] = (), run_dir: Path | None = None) -> CocotbResult:
     """Build (cached) and run cocotb test module ``test_module`` against ``verilog``.
 
-    ``test_module`` is an importable module path (``verif.tb_smoke``); ``extra_env`` is passed to the
-    simulation (it wins over ``os.environ``); ``seed`` becomes ``COCOTB_RANDOM_SEED`` (a fresh one is
-    drawn and printed when None). ``waves`` (or ``WAVES=1`` in the environment) records FST when
+    ``test_module`` is an importable module path (``verif.benches.smoke.tb``); ``extra_env`` is passed
+    to the simulation (it wins over ``os.environ``); ``seed`` becomes ``COCOTB_RANDOM_SEED`` (a fresh
+    one is drawn and printed when None). ``waves`` (or ``WAVES=1`` in the environment) records FST when
     Verilator's FST writer can be compiled here, else VCD. ``build_args`` are added to the Verilator
     command line; ``replay_hint`` is a command to print for reproducing the run, with ``{seed}``.
     ``extra_sources`` are HDL files compiled with the Verilog (e.g. a wrapper that is ``toplevel``);

@@ -11,6 +11,7 @@ from golden.mpgemm import bitexact_mpgemm, float_reference, within_bound
 from golden.operands import random_operands
 from hw.config import MixPEConfig
 from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
+from verif.benches import STANDALONE_BENCHES
 from verif.names import SCENARIO_HELP
 from verif.sims import run_block, run_mpgemm, run_tiles
 
@@ -150,7 +151,7 @@ def _block(test: str):
 #: name -> (one-line description, function(config, seed, waves) -> passed)
 SCENARIOS = {name: (SCENARIO_HELP[name], run) for name, run in (
     ("mpgemm", scenario_mpgemm), ("array", scenario_array), ("bands", scenario_bands),
-    ("pe", _block("pe")), ("gdu", _block("gdu")), ("fp_product", _block("fp_product")))}
+    *((name, _block(name)) for name in STANDALONE_BENCHES))}
 
 
 def run_scenario(name: str, config: MixPEConfig, seed: int | None = None, waves: bool = False) -> bool:

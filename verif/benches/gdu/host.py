@@ -1,4 +1,5 @@
-"""Edge cases and golden results for the group-dequant unit testbench (:mod:`verif.tb_gdu`).
+"""Host side of the group-dequant unit bench (:mod:`.tb`): the design, its edge cases and their
+golden results.
 
 Computed on the Python side (the cocotb process stays free of torch, whose import is slow there).
 """
@@ -12,10 +13,15 @@ import torch
 from golden.fp32 import bits, fadd32, fmul32, fp16_to_fp32, from_bits, int_to_fp32
 from golden.numerics import FP16_MAX_BITS as FP16_MAX
 from hw.config import MixPEConfig
+from hw.emit import build_block
 
-__all__ = ["make_cases", "make_offset_cases", "golden_tile"]
+__all__ = ["component", "job", "make_cases", "make_offset_cases", "golden_tile"]
 
 FP16_ONE = 0x3C00
+
+
+def component(config: MixPEConfig):
+    return build_block("gdu", config)
 
 
 def golden_tile(psums, asums, scales, zeros, act_scales, float_offset=False):
@@ -127,10 +133,10 @@ def make_cases(config: MixPEConfig, rng: random.Random):
     ]
 
 
-def gdu_job(config: MixPEConfig, seed: int) -> dict:
+def job(config: MixPEConfig, seed: int) -> dict:
     """Cases with their expected raw FP32 results per row, as a JSON-able dict."""
     cases = make_cases(config, random.Random(seed))
     for case in cases:
         case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
                                        case["act_scales"], config.float_offset)
-    return {"config": config.to_dict()["params"], "cases": cases}
+    return {"cases": cases}

@@ -4,8 +4,7 @@ Each case is a tile of G groups for R rows. Per group, rows 0..R-1 arrive on con
 with their partial sum P and activation sum A; the FP16 scale and zero point are valid only on
 row 0 (other rows carry random garbage, so the latch is exercised). After the last group the
 accumulator bank is read back through ``read_addr`` and compared bit for bit with the golden
-FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`verif.gdu_cases`, path in
-``MIXPE_JOB``). Cases: zeros, the largest |D| the widths allow (both signs),
+FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`.host`, in the job). Cases: zeros, the largest |D| the widths allow (both signs),
 sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
 in ``zero_mode="float_offset"`` the port ``zero`` carries a raw FP16 offset, with the largest
 terms of both signs and an offset product that cancels the scaled one exactly.
@@ -13,32 +12,26 @@ terms of both signs and an offset product that cancels the scaled one exactly.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
 from hw.config import MixPEConfig
 from hw.layouts import pack, row_info_layout
+from verif.cocotb_util import clock_and_reset, read_job
+
 
 @cocotb.test()
 async def edge_cases(dut):
-    with open(os.environ["MIXPE_JOB"]) as handle:
-        job = json.load(handle)
+    job = read_job()
     config = MixPEConfig.from_dict(job["config"])
     rng = random.Random(cocotb.RANDOM_SEED)
     rows = config.rows
     layout = row_info_layout(config)
     garbage = (1 << 16) if config.float_offset else config.code_max + 1
     gap = max(0, 8 - rows)           # same-row beats at least 8 cycles apart, as group_interval guarantees
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.info.value = 0
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
+    await clock_and_reset(dut, 2, info=0)
     await FallingEdge(dut.clk)
 
     failures = []

@@ -1,27 +1,24 @@
 """cocotb testbench of the ``mpgemm`` core: stream drivers, result monitor and scoreboard.
 
-The job (prepared by :func:`verif.sims.run_tiles`, path in ``MIXPE_JOB``) holds the packed
-beats of every tile with its origin (row0, col0), the bit-exact golden result rows and the stall
-probabilities. Sources feed
+The job (prepared by :func:`.host.tiles_job`) holds the packed beats of every tile with its
+origin (row0, col0), the bit-exact golden result rows and the stall probabilities. Sources feed
 ``act``, ``wgt`` and ``grp`` with random idle cycles; the sink applies random back-pressure on
 ``res`` and the scoreboard checks every result beat against the golden model the cycle it
-appears. The summary (cycles from the first issued K step to the last result, mismatches) is
-written to ``MIXPE_SUMMARY`` as JSON.
+appears. The summary (cycles from the first issued K step to the last result, mismatches) goes
+back to the host (:func:`verif.cocotb_util.write_summary`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import struct
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hw.config import MixPEConfig
 from hw.layouts import result_layout, unpack
+from verif.cocotb_util import CLOCK_PERIOD_NS, clock_and_reset, read_job, write_summary
 from verif.streams import StreamSink, StreamSource, random_stalls
 
 MAX_REPORTED_MISMATCHES = 10
@@ -86,23 +83,18 @@ async def _first_transfer_cycle(dut, period_steps: int) -> int:
 
 @cocotb.test()
 async def mpgemm(dut):
-    with open(os.environ["MIXPE_JOB"]) as handle:
-        job = json.load(handle)
+    job = read_job()
     config = MixPEConfig.from_dict(job["config"])
     rng = random.Random(cocotb.RANDOM_SEED)
-    period_ns = 10
 
-    Clock(dut.clk, period_ns, unit="ns").start()
-    dut.rst.value = 1
     sources = {name: StreamSource(dut, name, dut.clk, idle=random_stalls(rng, job["stall_in"]))
                for name in ("act", "wgt", "grp")}
     scoreboard = Scoreboard(config, job["expected"], job["tile_origins"])
     sink = StreamSink(dut, "res", dut.clk, pause=random_stalls(rng, job["stall_out"]), callback=scoreboard.check)
-    await ClockCycles(dut.clk, 3)
-    dut.rst.value = 0
+    await clock_and_reset(dut, 3)
     await ClockCycles(dut.clk, 1)
 
-    first_issue = cocotb.start_soon(_first_transfer_cycle(dut, period_ns * 1000))
+    first_issue = cocotb.start_soon(_first_transfer_cycle(dut, CLOCK_PERIOD_NS * 1000))
     for tile in job["tiles"]:
         sources["act"].send_many(tile["act"])
         sources["wgt"].send_many(tile["wgt"])
@@ -127,8 +119,7 @@ async def mpgemm(dut):
         "sink_transfers": sink.transfers,
         "timed_out": scoreboard.received < expected_beats,
     }
-    with open(os.environ["MIXPE_SUMMARY"], "w") as handle:
-        json.dump(summary, handle, indent=2)
+    write_summary(summary)
     for message in scoreboard.mismatches:
         dut._log.error(message)
     assert not summary["timed_out"], f"timed out after {timeout} cycles with {scoreboard.received}/{expected_beats} result beats"

@@ -1,4 +1,4 @@
-"""cocotb testbench for the toolchain smoke test (tests/test_flow_smoke.py).
+"""cocotb testbench for the toolchain smoke test (tests/verif/test_runner.py).
 
 DUT ``smoke``: a stream register slice ``o.payload = i.payload + 1`` (16 bits), ports ``clk``, ``rst``,
 ``i__payload/valid/ready``, ``o__payload/valid/ready``. Random stalls on both sides; checks that every

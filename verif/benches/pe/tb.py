@@ -9,20 +9,17 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
 
 import cocotb
 from cocotb.triggers import FallingEdge
 
 from hw.config import MixPEConfig
-from verif.cocotb_util import clock_and_reset
+from verif.cocotb_util import clock_and_reset, read_job
 
 
 def _config() -> MixPEConfig:
-    with open(os.environ["MIXPE_CONFIG"]) as handle:
-        return MixPEConfig.from_dict(json.load(handle))
+    return MixPEConfig.from_dict(read_job()["config"])
 
 
 async def _reset(dut):

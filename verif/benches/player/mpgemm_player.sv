@@ -1,4 +1,4 @@
-// Memory-fed wrapper of the generated `mpgemm` core for fast cocotb runs (verif/tb_player.py).
+// Memory-fed wrapper of the generated `mpgemm` core for fast cocotb runs (verif/benches/player/tb.py).
 //
 // The stimulus beats and the expected result beats (golden model) are loaded with $readmemh from
 // the files named by the plusargs +act=, +wgt=, +grp=, +exp= with their counts +n_act=, +n_grp=,

@@ -1,6 +1,6 @@
-"""cocotb testbench of the floating-point product path (:class:`verif.fp_product.FPProductPath`).
+"""cocotb testbench of the floating-point product path (:class:`.harness.FPProductPath`).
 
-The job (``MIXPE_JOB``, prepared by :func:`verif.fp_product_cases.product_job`) lists steps
+The job (prepared by :func:`.host.job`) lists steps
 ``[code, e_max, aligned, invalid]`` computed by the golden model: every code of the format
 against its own exponent (exact products), then codes against larger shared exponents
 (rounded alignment) and smaller ones (flagged invalid). Each cycle's products must equal

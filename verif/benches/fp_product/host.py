@@ -1,4 +1,5 @@
-"""Steps of the floating-point product-path testbench (:mod:`verif.tb_fp_product`), from the golden model.
+"""Host side of the floating-point product-path bench (:mod:`.tb`): the harness and its steps,
+from the golden model.
 
 Computed on the Python side (the cocotb process stays free of torch, whose import is slow there).
 """
@@ -9,15 +10,20 @@ import torch
 
 from golden.fp_activations import activation_fields, align_activations
 from hw.config import MixPEConfig
+from verif.benches.fp_product.harness import FPProductPath
 
-__all__ = ["product_job"]
+__all__ = ["component", "job"]
 
 
-def product_job(config: MixPEConfig) -> dict:
+def component(config: MixPEConfig) -> FPProductPath:
+    return FPProductPath(config)
+
+
+def job(config: MixPEConfig, seed: int) -> dict:
     """Every code of the activation format three times: against its own exponent (shift 0, the
     exact product), against a larger shared exponent (shift 1 .. M + G + 3, so every rounding
     position and the saturation are hit), and against a smaller one (flagged invalid) where
-    its exponent allows."""
+    its exponent allows. Deterministic: ``seed`` is not used."""
     fmt = config.act_format
     codes = torch.arange(2 ** fmt.bits)
     _, e_eff, _, special = activation_fields(config, codes)

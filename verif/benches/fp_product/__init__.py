@@ -1,0 +1,1 @@
+"""Bench of the floating-point product path (aligner + PEs, :mod:`.harness`): every code exact."""

@@ -1,0 +1,1 @@
+"""Bench of one processing element (``pe``): exhaustive products and group accumulation."""

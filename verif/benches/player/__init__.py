@@ -1,0 +1,1 @@
+"""Memory-fed bench of the ``mpgemm`` core (``make bench``): the stimulus in simulated memories."""

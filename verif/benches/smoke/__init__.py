@@ -1,0 +1,1 @@
+"""Toolchain smoke bench: a stream register slice through Amaranth, Verilator and cocotb."""
