@@ -8,7 +8,7 @@ The logical form of an N x K weight (N output channels, K the reduction dimensio
     W[n, k] = scales[n, g_idx[k]] * codes[n, k] + offsets[n, g_idx[k]]      float offsets (Q4_1)
 
 Every importer un-packs its container layout to logical order and checks every shape, dtype and
-value against the published layout (``/work/shared/reference/checkpoint-formats.md`` section 3);
+value against the published layout (the layouts below, from each format's reference packer);
 whatever does not match raises :class:`CheckpointError` naming the tensor, its shape or value
 and what was expected. Import is lossless: :meth:`GroupQuantized.dequantize` reproduces the
 format's own dequantization exactly.
@@ -257,14 +257,6 @@ class GroupQuantized:
         perm = torch.argsort(self.g_idx, stable=True)
         sorted_ = dataclasses.replace(self, codes=self.codes[:, perm].contiguous(), g_idx=None)
         return sorted_, perm
-
-    @classmethod
-    def from_quantized_weights(cls, weights: QuantizedWeights, config: MixPEConfig,
-                               name: str = "weight") -> GroupQuantized:
-        """The logical form of hardware operands (for round trips and comparisons)."""
-        return cls(codes=weights.codes, scales=weights.scales, zeros=weights.zeros, offsets=weights.offsets,
-                   bits=config.weight_bits,
-                   group_size=config.group_size, name=name)
 
     def _fp16_exact(self, field: str, values: torch.Tensor) -> torch.Tensor:
         """``values`` (scales or offsets) as FP16, or :class:`CheckpointError` unless every value is

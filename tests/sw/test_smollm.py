@@ -11,7 +11,7 @@ from golden.mpgemm import bitexact_mpgemm, error_bound
 from golden.operands import quantize_activations_int8
 from golden.reference import reference_mpgemm
 from sw.checkpoint import CheckpointError
-from sw.eval_smollm import fp16_path_error, gemm_cycles
+from sw.eval_smollm import gemm_cycles
 from sw.smollm import (ArrayLinear, FloatLinear, GemmCall, array_config, forward, load_smollm, load_tokenizer,
                        rms_norm, sequence_nll)
 from golden.cycles import predict_cycles
@@ -85,9 +85,6 @@ def test_q4_1_int8_on_array_within_error_bound(model, tokenizer, projection):
 def test_q4_1_fp16_on_array_close_to_float(model, tokenizer):
     """FP16 activations through the array (bitexact_mpgemm(config, x.half(), None, w)): within the
     golden error bound of the float64 reference on the FP16-rounded activations."""
-    error = fp16_path_error()
-    if error:
-        pytest.skip(f"FP16 activation path of bitexact_mpgemm not available yet: {error}")
     config = array_config("fp16")
     weight = model.layers[0].q.rows(torch.arange(0, 576, 5), "slice")
     x16 = _activations(model, tokenizer).half()
