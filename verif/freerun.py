@@ -18,6 +18,7 @@ from pathlib import Path
 from hw.emit import build_block, emit_verilog
 from hw.config import MixPEConfig
 from sw.packer import Tile
+from sw.progress import Progress
 from verif.paths import new_run_dir, sim_build_dir
 from verif.runner import VERILATOR_BUILD_ARGS, BuildError, build_lock, write_if_changed
 from verif.toolchain import verilator_env
@@ -115,8 +116,11 @@ class FreeRunResult:
 def _build(config: MixPEConfig) -> tuple[Path, float]:
     build_dir = sim_build_dir(config, "freerun").resolve()
     verilog = emit_verilog(build_block("mpgemm", config), "mpgemm")
-    with build_lock(build_dir):
-        return _build_locked(build_dir, verilog)
+    with Progress(desc=f"build {build_dir.name}", timer=True), build_lock(build_dir):
+        binary, seconds = _build_locked(build_dir, verilog)
+    print(f"build: free-running harness {'compiled' if seconds else 'up to date'} in {seconds:.1f} s ({build_dir})",
+          flush=True)
+    return binary, seconds
 
 
 def _build_locked(build_dir: Path, verilog: str) -> tuple[Path, float]:

@@ -6,7 +6,8 @@ C++ compile on a rerun. Traced and untraced builds use separate object directori
 (``build_dir/sim`` and ``build_dir/sim_waves``) so switching ``waves`` does not force rebuilds.
 Builds are safe in parallel: a process holds :func:`build_lock` on ``build_dir`` while building, so a
 second one (another pytest worker) waits and then reuses the build; each run writes its files
-(results, job, summary) in its own directory (:func:`verif.paths.new_run_dir`).
+(results, job, summary) in its own directory (:func:`verif.paths.new_run_dir`). On a terminal a build
+shows its elapsed time while it runs; every build prints one line when done.
 
 :func:`run_cocotb` never raises because tests failed (it returns a :class:`CocotbResult`; callers
 assert), inside or outside pytest. It raises :class:`BuildError` when Verilator or the C++ build fails
@@ -27,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hw.errors import MixPEError
+from sw.progress import Progress
 from verif.paths import new_run_dir
 from verif.toolchain import apply_verilator_env, fst_supported
 
@@ -197,7 +199,8 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     log = sim_dir / "build.log"
     runner = get_runner("verilator")
     t0 = time.monotonic()
-    with build_lock(build_dir), _patched_environ({}, unset=("WAVES",)):
+    with Progress(desc=f"build {build_dir.name}/{sim_dir.name}", timer=True), build_lock(build_dir), \
+            _patched_environ({}, unset=("WAVES",)):
         write_if_changed(source, verilog)
         write_if_changed(public_ports, f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
         before = _mtime(binary)
