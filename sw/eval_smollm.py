@@ -22,12 +22,14 @@ windows of ``eval_tokens``. ``cycles_per_token`` is the prefill of that window: 
 forward pass ran, grouped in stages of GEMMs that share an input (q/k/v; o; gate/up of all experts;
 down of all experts), each stage tiled by :func:`sw.moe_mapper.map_stage` (R x C tiles, tokens on
 rows, ``row_groups`` bands) and timed by :func:`golden.cycles.predict_cycles`, summed over stages
-and divided by the window length. ``decode_cycles_per_token`` does the same for a one-token
+(:func:`sw.smollm.gemm_cycles`) and divided by the window length. ``decode_cycles_per_token`` does the same for a one-token
 forward. Only the 210 Q4_1 projections count; attention, norms, the router and the output head run
 on the host (see :mod:`sw.smollm`).
 
 Array rows run in ``workers`` processes (one thread each; bitexact_mpgemm costs ~0.2 us per
-M*N*K/32 element on this machine, ~0.6 s per token for the dense model).
+M*N*K/32 element on this machine, ~0.6 s per token for the dense model). The RTL check of sampled
+tiles is a callable the caller passes in (``rtl_check``; ``gen`` wires
+:func:`verif.smollm_tiles.check_sampled_tiles`); the reports are written by :mod:`sw.eval_report`.
 """
 
 from __future__ import annotations
@@ -35,32 +37,26 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
-import json
 import math
 import multiprocessing
 import pickle
 import platform
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from sw.cmoe import ROUTERS, SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
+from sw.cmoe import SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
-from sw.formatting import format_number
-from sw.moe_mapper import GemmShape, map_stage
+from sw.eval_report import write_reports
 from sw.progress import progress
 from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, EvalSettings
-from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, GemmCall, Linear, SmolLM, array_config, forward,
+from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, Linear, SmolLM, array_config, forward, gemm_cycles,
                        load_smollm, load_tokenizer, sequence_nll)
 
-__all__ = ["EvalSettings", "RowSpec", "run_eval", "gemm_cycles", "DEFAULT_CONFIGS"]
-
-ACTIVATIONS = ("float", "int8", "fp16")
-
+__all__ = ["EvalSettings", "RowSpec", "run_eval", "main_report", "DEFAULT_CONFIGS"]
 
 @dataclasses.dataclass(frozen=True)
 class RowSpec:
@@ -80,26 +76,6 @@ class RowSpec:
         if self.model == "dense":
             return None
         return self.model, "fitted" if self.router == "fitted" else "analytic"
-
-
-# -- cycles ------------------------------------------------------------------------------------
-
-def gemm_cycles(calls: list[GemmCall], rows: int, cols: int, row_groups: int) -> dict:
-    """Cycles, useful MACs and utilization of the GEMMs of a forward pass on an R x C array with
-    ``row_groups`` bands: GEMMs of one stage stream back to back (:func:`sw.moe_mapper.map_stage`),
-    stages run one after the other."""
-    config = dataclasses.replace(array_config("int8", rows, cols), row_groups=row_groups)
-    stages: dict[str, list[GemmShape]] = defaultdict(list)
-    for call in calls:
-        stages[call.stage].append(GemmShape(len(stages[call.stage]), "w", call.m, call.n, call.k))
-    cycles = macs = tiles = 0
-    for shapes in stages.values():
-        schedule = map_stage(config, shapes)
-        cycles += schedule.cycles
-        macs += schedule.useful_macs
-        tiles += len(schedule.tiles)
-    return {"cycles": cycles, "useful_macs": macs, "tiles": tiles,
-            "utilization": macs / (rows * cols * cycles) if cycles else 0.0}
 
 
 # -- one row (runs in a worker process) ----------------------------------------------------------
@@ -272,7 +248,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
                        "tokens": settings.eval_tokens, "long_tokens": settings.eval_tokens * settings.float_windows},
         "rtl_checks": rtl_checks, "total_seconds": time.perf_counter() - begin,
     }
-    _write_reports(out_dir, records, meta)
+    write_reports(out_dir, records, meta)
     ok = all("error" not in record for record in records) and all(check["passed"] for check in rtl_checks)
     return records, ok
 
@@ -305,126 +281,6 @@ def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[str, CarvedM
                 f"(model {check['predicted_cycles']}) -> {'PASS' if check['passed'] else 'FAIL'}"
                 if "error" not in check else f"FAILED {check['error']}"))
     return checks
-
-
-# -- reports -------------------------------------------------------------------------------------
-
-def _cell(value, digits: int = 0, thousands: bool = False) -> str:
-    """A number of the report's table (:func:`sw.formatting.format_number`, an em dash when missing)."""
-    return format_number(value, digits, thousands=thousands, missing="—")
-
-
-def _rtl_lines(checks: list[dict]) -> list[str]:
-    if not checks:
-        return ["Not run (`--rtl-tiles 0`)."]
-    lines = ["Tiles sampled (seeded) from one forward pass: R consecutive tokens x C consecutive output channels of "
-             "a random projection, over its full K, with the checkpoint's Q4_1 codes, d and m and the activations "
-             "that layer receives; streamed back to back through the `mpgemm` RTL under Verilator, every result "
-             "beat compared bit-exactly with `bitexact_mpgemm`, cycles compared with the cycle model.", "",
-             "| core | source | tiles | mismatching beats / beats | cycles (RTL / model) | seed | result |",
-             "|---|---|---:|---:|---:|---:|---|"]
-    for check in checks:
-        if "error" in check:
-            lines.append(f"| {check['config']} | {check['source']} | — | — | — | {check['seed']} | "
-                         f"FAILED: {check['error']} |")
-            continue
-        lines.append(f"| {check['config']} | {check['source']} | {check['tiles']} | {check['mismatches']} / "
-                     f"{check['result_beats']} | {check['cycles']} / {check['predicted_cycles']} | {check['seed']} | "
-                     f"{'bit-exact' if check['passed'] else 'FAIL'} |")
-    return lines
-
-
-def _decode_lines(records: list[dict], array: dict) -> list[str]:
-    """Decode cycles per token (one token, every GEMM at M = 1) for each row-group count."""
-    rows = [r for r in records if r.get("decode_by_row_groups") and r["activation"] == "float"
-            and r["down_mode"] != "exact"]
-    if not rows:
-        return ["No row ran."]
-    groups = list(rows[0]["decode_by_row_groups"])
-    lines = [f"At decode every GEMM has one token, so a plain {array['rows']}x{array['cols']} array fills one row "
-             f"in {array['rows']}. With `row_groups` bands the mapper puts column blocks of the same GEMM (or other "
-             "experts' GEMMs with the same K) into the bands; the weight stream is `row_groups` times wider. "
-             "Cycles per token (utilization):", "",
-             "| model | router | " + " | ".join(f"row_groups {g}" for g in groups) + " |",
-             "|---|---|" + "---:|" * len(groups)]
-    for r in rows:
-        cells = [f"{v['cycles']:,} ({v['utilization']:.3f})" for v in r["decode_by_row_groups"].values()]
-        lines.append(f"| {r['model']} | {r['router'] or '—'} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
-    (out_dir / "report.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
-    header = ("| model | activation | active | router | down | perplexity | perplexity (long, float) | cycles/token "
-              "(prefill) | utilization (prefill) | cycles/token (decode) | utilization (decode) | carving s (wall / CPU) | note |")
-    lines = ["# SmolLM2-135M-Instruct Q4_1 on the MixPE array: dense and CMoE-carved", "",
-             f"Array {meta['array']['rows']}x{meta['array']['cols']} (row_groups {meta['array']['row_groups']}), "
-             f"W4 Q4_1 (g = 32, FP16 d and m per group, `zero_mode=float_offset`). Perplexity on the first "
-             f"{meta['evaluation']['tokens']} held-out tokens (long: {meta['evaluation']['long_tokens']} tokens, "
-             f"float rows only). Cycles/token: prefill of that window; decode: one token.", "",
-             header, "|" + "---|" * 13]
-    for r in records:
-        note = r.get("error", "")
-        lines.append(f"| {r['model']} | {r['activation']} | {r['active_ratio']:.0%} | {r['router'] or '—'} | "
-                     f"{r['down_mode'] or '—'} | "
-                     f"{_cell(r['perplexity'], 3)} | {_cell(r.get('perplexity_long'), 3)} | "
-                     f"{_cell(r.get('cycles_per_token'), thousands=True)} | {_cell(r.get('prefill_utilization'), 3)} | "
-                     f"{_cell(r.get('decode_cycles_per_token'), thousands=True)} | "
-                     f"{_cell(r.get('decode_utilization'), 3)} | "
-                     f"{_cell(r['carving_seconds'])} / {_cell(r['carving_cpu_seconds'])} | {note} |")
-    lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])
-    lines += ["", "## Decode with row groups", ""] + _decode_lines(records, meta["array"])
-    lines += ["", "## What runs where", "",
-              "* On the array's numerics (`golden.mpgemm.bitexact_mpgemm`, bit-exact with the RTL): all 210 Q4_1 "
-              "projections (q, k, v, o, gate, up, down of 30 layers; for carved layers the shared and routed "
-              "experts' gate/up/down). INT8 rows quantize each GEMM's input per token "
-              "(`quantize_activations_int8`); FP16 rows pass it rounded to FP16 with `act_scale=None`.",
-              "* In float32 on the host: embedding lookup (Q8_0 dequantized), RMSNorm, RoPE, QK^T, causal "
-              "softmax, PV, SiLU and the SwiGLU product, residuals, the CMoE router, and the tied output head "
-              "(Q8_0 embedding, dequantized). Their cycles are not counted.",
-              "* Carved experts: gate/up keep the checkpoint's Q4_1 rows exactly; down is re-quantized to Q4_1 "
-              "per expert (llama.cpp's quantizer, groups of 32 along the expert's K) — compare the `exact` and "
-              "`requantized` float rows for its cost.",
-              "", "## Text", "",
-              f"Docstrings of Python {meta['python']} standard-library modules (`sw/corpus.py`). Calibration "
-              f"({meta['calibration']['tokens']} tokens): {', '.join(meta['calibration']['modules'])} "
-              f"(sha256 {meta['calibration']['sha256'][:16]}...). Held-out: {', '.join(meta['evaluation']['modules'])} "
-              f"(sha256 {meta['evaluation']['sha256'][:16]}...).",
-              "", f"Total run time {meta['total_seconds']:.0f} s; settings `{json.dumps(meta['settings'])}`.", ""]
-    (out_dir / "report.md").write_text("\n".join(lines))
-    _plot(out_dir / "perplexity_vs_cycles.png", records)
-
-
-def _plot(path: Path, records: list[dict]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    markers = {"float": "o", "int8": "s", "fp16": "^"}
-    for router in (None, *ROUTERS):
-        for activation, marker in markers.items():
-            points = [r for r in records if r["activation"] == activation and r["perplexity"] is not None
-                      and r["down_mode"] != "exact" and r["router"] == router]
-            if not points:
-                continue
-            where = " on the array" if activation != "float" else " (re-quantized down)" if router else ""
-            colour = f"C{list(markers).index(activation)}" if router else "black"
-            style = {"facecolors": "none", "edgecolors": colour} if router == "fitted" else {"color": colour}
-            axis.scatter([r["cycles_per_token"] for r in points], [r["perplexity"] for r in points], marker=marker,
-                         label=f"{f'{router} router' if router else 'dense'}, {activation}{where}", **style)
-            if activation == "float":
-                for r in points:
-                    axis.annotate(r["model"], (r["cycles_per_token"], r["perplexity"]), fontsize=7,
-                                  xytext=(3, -10), textcoords="offset points")
-    axis.set_yscale("log")
-    axis.set_xlabel("array cycles per token (prefill, 16x16 unless stated in report.md)")
-    axis.set_ylabel("perplexity (held-out window)")
-    axis.set_title("SmolLM2-135M Q4_1: dense vs CMoE carvings on MixPE")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def main_report(out_dir: Path, settings: EvalSettings, rtl_check: RtlTileCheck | None = None) -> int:

