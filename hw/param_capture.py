@@ -1,0 +1,172 @@
+"""Parameter capture of the MixPE core: group parameters and descriptors from issue to drain."""
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import MixPEConfig
+from .layouts import FP16_BITS, group_layout, row_index_shape, row_info_layout, row_param_shape, zero_shape
+
+__all__ = ["ParameterCapture"]
+
+
+class ParameterCapture(wiring.Component):
+    """Holds each group's ``grp`` beat from its first step until its rows are dequantized.
+
+    * The beat is captured when the group's first step issues (``issue & group_start``), with
+      the tile's first-group flag and output bank.
+    * When the group's last step issues (``group_end``, cycle t_L), its ``scale``/``zero``
+      move into one of two ping-pong registers (the group's parity selects which), so that they
+      outlive the sweep of the group's rows across the C columns while the next group is
+      captured; this is what ``group_interval`` is sized for.
+    * At t_L + 1 the group's per-row parameters and descriptor (first, last, bank, parity) move
+      into the drain registers, which the row sums of the group (on the ``sum_*`` inputs from
+      t_L + 2, as :class:`~hw.act_sum.ActivationSum` emits them) are combined with into the row
+      sideband ``info``. The sideband moves one column right per cycle; column c also gets the
+      ``scale``/``zero`` of the row band and parity of the row it carries.
+
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        Gives R, C, ``row_groups`` and the field shapes (:mod:`hw.layouts`).
+
+    Members
+    -------
+    grp : ``In(group_layout(config))``
+        The offered group's parameters.
+    group_start, issue, group_end, tile_start, bank : ``In(1)``
+        From :class:`~hw.issue.IssueScheduler`: the next step starts a group, a step issues, the
+        issuing step ends its group, the starting group is its tile's first, the tile's bank.
+    sum_valid : ``In(1)``, sum_row : ``In(row_index_shape(config))``, asum : ``In(signed(asum_bits))``
+        One row's activation group sum per cycle (:class:`~hw.act_sum.ActivationSum`).
+    sum_invalid : ``In(1)``
+        Floating-point activations only: the row's group held an Inf, a NaN or an element above
+        the shared exponent.
+    e_max : ``Out(ArrayLayout(row_param_shape(config), R))``
+        Floating-point activations only: per row the shared exponent of the group that the next
+        step to issue belongs to (from ``grp`` on a group's first step, held afterwards).
+    info : ``Out(ArrayLayout(row_info_layout(config), C))``
+        Row sideband per column (:func:`~hw.layouts.row_info_layout`).
+    scale : ``Out(ArrayLayout(unsigned(16), C))``, zero : ``Out(ArrayLayout(zero_shape(config), C))``
+        Per column the FP16 scale and the zero parameter of the row band and group of the row on
+        ``info``.
+
+    Latency
+    -------
+    0 cycles from a row's sum to its sideband on column 0; column c adds c cycles. A group whose
+    last step issues at t_L has its descriptor in place for rows arriving from t_L + 2 on.
+    """
+
+    def __init__(self, config: MixPEConfig):
+        self._config = config
+        cols = config.cols
+        members = {
+            "grp": In(group_layout(config)),
+            "group_start": In(1),
+            "issue": In(1),
+            "group_end": In(1),
+            "tile_start": In(1),
+            "bank": In(1),
+            "sum_valid": In(1),
+            "sum_row": In(row_index_shape(config)),
+            "asum": In(signed(config.asum_bits)),
+            "info": Out(data.ArrayLayout(row_info_layout(config), cols)),
+            "scale": Out(data.ArrayLayout(unsigned(FP16_BITS), cols)),
+            "zero": Out(data.ArrayLayout(zero_shape(config), cols)),
+        }
+        if config.fp_activation:
+            members.update({"sum_invalid": In(1),
+                            "e_max": Out(data.ArrayLayout(row_param_shape(config), config.rows))})
+        super().__init__(members)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a row's sum on ``sum_*`` to its sideband on column 0's ``info``."""
+        return 0
+
+    def elaborate(self, platform):
+        config = self._config
+        rows, cols = config.rows, config.cols
+        m = Module()
+
+        # Parameters of the group being issued, captured with its first step.
+        pending = Signal(group_layout(config))
+        pending_first = Signal()
+        pending_bank = Signal()
+        with m.If(self.issue & self.group_start):
+            m.d.sync += [pending.eq(self.grp), pending_first.eq(self.tile_start), pending_bank.eq(self.bank)]
+        if config.fp_activation:
+            m.d.comb += self.e_max.eq(Mux(self.group_start, self.grp.row_param, pending.row_param))
+
+        # Ping-pong dequant parameters, written when a group ends.
+        param_layout = data.StructLayout({
+            "scale": data.ArrayLayout(unsigned(FP16_BITS), config.row_groups * cols),
+            "zero": data.ArrayLayout(zero_shape(config), config.row_groups * cols),
+        })
+        params = [Signal(param_layout, name=f"params_{parity}") for parity in range(2)]
+        parity = Signal()
+        with m.If(self.group_end):
+            for index in range(2):
+                with m.If(parity == index):
+                    m.d.sync += [params[index].scale.eq(pending.scale), params[index].zero.eq(pending.zero)]
+            m.d.sync += parity.eq(~parity)
+
+        # The row sideband of a group is read while the activation-sum unit emits its rows, from
+        # t_L + 2 to t_L + 1 + R, and the next group may end as early as t_L + R: so the
+        # descriptor is taken one cycle after the group ends (``pending`` still holds it then,
+        # since a new group's parameters land at the end of that cycle at the earliest).
+        drain_row_params = Signal(data.ArrayLayout(row_param_shape(config), rows))
+        drain_first = Signal()
+        drain_last = Signal()
+        drain_bank = Signal()
+        drain_parity = Signal()
+        group_ended = Signal()
+        m.d.sync += group_ended.eq(self.group_end)
+        with m.If(group_ended):
+            m.d.sync += [
+                drain_row_params.eq(pending.row_param),
+                drain_first.eq(pending_first),
+                drain_last.eq(pending.last),
+                drain_bank.eq(pending_bank),
+                drain_parity.eq(~parity),
+            ]
+
+        # Row sideband along the bottom of the array: column c sees row r at t_L + 2 + r + c.
+        row_info = [Signal(row_info_layout(config), name=f"row_info_{c}") for c in range(cols)]
+        m.d.comb += [
+            row_info[0].valid.eq(self.sum_valid),
+            row_info[0].row.eq(self.sum_row),
+            row_info[0].asum.eq(self.asum),
+            row_info[0].row_param.eq(drain_row_params[self.sum_row]),
+            row_info[0].first.eq(drain_first),
+            row_info[0].last.eq(drain_last),
+            row_info[0].bank.eq(drain_bank),
+            row_info[0].parity.eq(drain_parity),
+        ]
+        if config.fp_activation:
+            m.d.comb += row_info[0].invalid.eq(self.sum_invalid)
+        for c in range(1, cols):
+            m.d.sync += row_info[c].eq(row_info[c - 1])
+
+        # Column c's parameters: those of the band of the row it carries (the GDU latches them on
+        # the band's first row).
+        for c in range(cols):
+            parity_c, row_c = row_info[c].parity, row_info[c].row
+
+            def band_param(field, parity):
+                return _select_band(config, row_c, [params[parity][field][band * cols + c]
+                                                    for band in range(config.row_groups)])
+            m.d.comb += [
+                self.info[c].eq(row_info[c]),
+                self.scale[c].eq(Mux(parity_c, band_param("scale", 1), band_param("scale", 0))),
+                self.zero[c].eq(Mux(parity_c, band_param("zero", 1), band_param("zero", 0))),
+            ]
+        return m
+
+
+def _select_band(config: MixPEConfig, row, per_band: list):
+    """``per_band[row // band_rows]``: the value of the row band holding ``row``."""
+    selected = per_band[0]
+    for band in range(1, config.row_groups):
+        selected = Mux(row >= band * config.band_rows, per_band[band], selected)
+    return selected
