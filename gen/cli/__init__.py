@@ -38,7 +38,7 @@ from hw.errors import MixPEError, exit_code
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order of ``mixpe --help``.
-COMMANDS = ("verilog", "sim", "bench", "moe", "eval_smollm", "lint", "synth", "accuracy", "config", "doctor")
+COMMANDS = ("verilog", "sim", "bench", "moe", "eval_smollm", "lint", "synth", "timing", "accuracy", "config", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from gen.synth.errors import SynthError
 
-__all__ = ["Liberty", "OSU018_PATH", "resolve_liberty"]
+__all__ = ["Liberty", "Buffer", "OSU018_PATH", "resolve_liberty"]
 
 #: Debian's ``qflow-tech-osu018`` (installed by ``make tools``), selected by ``--liberty osu018``.
 OSU018_PATH = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
@@ -23,6 +23,7 @@ _PIN_RE = re.compile(r"\bpin\s*\(\s*\"?([^\s\"\)]+)\"?\s*\)\s*\{")
 _AREA_RE = re.compile(r"\barea\s*:\s*([-+0-9.eE]+)\s*;")
 _FUNCTION_RE = re.compile(r"\bfunction\s*:\s*\"([^\"]*)\"")
 _DIRECTION_RE = re.compile(r"\bdirection\s*:\s*\"?(\w+)\"?\s*;")
+_CAPACITANCE_RE = re.compile(r"\bcapacitance\s*:\s*([-+0-9.eE]+)\s*;")
 #: A delay table of a timing arc (NLDM ``cell_rise``/``cell_fall``, or a linear model's intrinsic delay).
 _DELAY_RE = re.compile(r"\b(?:cell_rise|cell_fall|intrinsic_rise|intrinsic_fall)\b")
 #: NAND2X1 (OSU), NAND2_X1 (Nangate), sky130_fd_sc_hd__nand2_1; not nand2b (an inverted input).
@@ -33,12 +34,21 @@ _NAND2_FUNCTIONS = {"!(A&B)", "!(A*B)", "(A&B)'", "(A*B)'", "(AB)'", "!(AB)", "!
 _LIBERTY_TOKEN_RE = re.compile(r'/\*.*?\*/|"(?:[^"\\]|\\.)*"|[{}]|/\*|"', re.DOTALL)
 
 
+class Buffer(NamedTuple):
+    """A non-inverting buffer cell: its name, pins and input capacitance (the library's unit, pF for OSU018)."""
+
+    cell: str
+    input: str
+    output: str
+    input_capacitance: float
+
+
 class _Cell(NamedTuple):
     name: str
     area: float | None
     function: str | None                    # the first pin function in the cell (its output's, for gates)
     has_ff: bool
-    pins: tuple[tuple[str, str, str | None], ...]   # (name, direction, function)
+    pins: tuple[tuple[str, str, str | None, float], ...]   # (name, direction, function, capacitance)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +57,7 @@ class Liberty:
 
     Members
     -------
-    buffer : (cell, input pin, output pin) of the smallest buffer, or None.
+    buffer : the smallest :class:`Buffer`, or None.
     tie_high, tie_low : (cell, output pin) of the smallest constant-1 / constant-0 cell, or None
         (OSU018 has none: constants then stay literal connections, which OpenSTA takes).
     has_timing : whether any cell has a delay table (``cell_rise``...); static timing needs them.
@@ -59,7 +69,7 @@ class Liberty:
     nand2_cell: str
     nand2_area: float
     cell_count: int
-    buffer: tuple[str, str, str] | None = None
+    buffer: Buffer | None = None
     tie_high: tuple[str, str] | None = None
     tie_low: tuple[str, str] | None = None
     has_timing: bool = False
@@ -138,8 +148,10 @@ def _liberty_cells(text: str) -> list[_Cell]:
         for pin, pin_body in _sections(_PIN_RE, body):
             direction = _DIRECTION_RE.search(pin_body)
             pin_function = _FUNCTION_RE.search(pin_body)
+            capacitance = _CAPACITANCE_RE.search(pin_body)
             pins.append((pin, direction.group(1).lower() if direction else "",
-                         pin_function.group(1) if pin_function else None))
+                         pin_function.group(1) if pin_function else None,
+                         float(capacitance.group(1)) if capacitance else 0.0))
         cells.append(_Cell(name, float(area.group(1)) if area else None, function.group(1) if function else None,
                            bool(re.search(r"\bff\s*\(", body)), tuple(pins)))
     return cells
@@ -162,22 +174,22 @@ def _smallest(candidates):
     return min(candidates)[2] if candidates else None
 
 
-def _find_buffer(cells: list[_Cell]) -> tuple[str, str, str] | None:
+def _find_buffer(cells: list[_Cell]) -> Buffer | None:
     found = []
     for cell in cells:
-        inputs = [name for name, direction, _ in cell.pins if direction == "input"]
-        outputs = [(name, function) for name, direction, function in cell.pins if direction == "output"]
+        inputs = [(name, capacitance) for name, direction, _, capacitance in cell.pins if direction == "input"]
+        outputs = [(name, function) for name, direction, function, _ in cell.pins if direction == "output"]
         if not cell.has_ff and len(inputs) == 1 and len(outputs) == 1 and outputs[0][1] \
-                and re.sub(r"[\s()]", "", outputs[0][1]) == inputs[0]:
-            found.append((cell.area or 0.0, cell.name, (cell.name, inputs[0], outputs[0][0])))
+                and re.sub(r"[\s()]", "", outputs[0][1]) == inputs[0][0]:
+            found.append((cell.area or 0.0, cell.name, Buffer(cell.name, inputs[0][0], outputs[0][0], inputs[0][1])))
     return _smallest(found)
 
 
 def _find_tie(cells: list[_Cell], value: str) -> tuple[str, str] | None:
     found = []
     for cell in cells:
-        inputs = [name for name, direction, _ in cell.pins if direction == "input"]
-        outputs = [(name, function) for name, direction, function in cell.pins if direction == "output"]
+        inputs = [name for name, direction, _, _ in cell.pins if direction == "input"]
+        outputs = [(name, function) for name, direction, function, _ in cell.pins if direction == "output"]
         if not inputs and len(outputs) == 1 and outputs[0][1] is not None and outputs[0][1].strip() == value:
             found.append((cell.area or 0.0, cell.name, (cell.name, outputs[0][0])))
     return _smallest(found)

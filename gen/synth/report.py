@@ -16,8 +16,9 @@ from gen.synth.liberty import Liberty
 from gen.synth.plot import plot_area
 from gen.synth.yosys import FLOW_VERSION
 from hw.config import MixPEConfig
+from sw.formatting import format_number as fmt
 
-__all__ = ["write_reports", "fmt", "report_text"]
+__all__ = ["write_reports", "report_text"]
 
 _TEXT_PATH = Path(__file__).with_name("report_text.md")
 _SECTION_RE = re.compile(r"^<!-- section: (\w+) -->$", re.MULTILINE)
@@ -36,15 +37,6 @@ def report_text(section: str, path: Path = _TEXT_PATH, **values) -> list[str]:
 
 def _claims(section: str, **values) -> list[tuple[str, str, str]]:
     return [tuple(part.strip() for part in line.split(" | ")) for line in report_text(section, **values)]
-
-
-def fmt(value, digits=0) -> str:
-    """A table number: thousands separators, ``digits`` decimals for floats, ``-`` for None."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return f"{value:,}"
 
 
 def _paper_claims(config: MixPEConfig) -> tuple[list[tuple[str, str, str]], str]:

