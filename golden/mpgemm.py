@@ -64,7 +64,11 @@ inflation becomes 1 + gamma^(64)_{K+2G+10} (two group terms per group).
 
 Not covered: a result flushed to zero by the final product (only possible when
 |act_scale| < 2**-89, since a nonzero |acc| >= 2**-37), and overflow to infinity: where
-|y_ref| + bound exceeds the largest FP32 number the bound is returned as inf.
+|y_ref| + bound exceeds the largest FP32 number, or where a value of the FP32 group chain may
+(its magnitude bound (1 + gamma_{G+3}) * sum_j (|t_j| + |o_j|) exceeds it), the bound is
+returned as inf. The second case needs floating-point activations with an 8-bit exponent (BF16,
+where 2**k reaches 2**127): two groups of opposite sign can each overflow to +-Inf, giving Inf
+or NaN although the exact result is small.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ import torch
 from golden.fp32 import fadd32, fmul32
 from golden.fp_activations import align_activations, decode_activations, shared_exponents
 from golden.numerics import FP32_MAX, FP32_MIN_NORMAL, FP32_UNIT_ROUNDOFF, FP64_UNIT_ROUNDOFF, gamma
-from golden.operands import QuantizedWeights, activation_operand, check_codes, validate_operands
+from golden.operands import OperandError, QuantizedWeights, activation_operand, check_codes, validate_operands
 from golden.reference import reference_mpgemm
 from hw.config import MixPEConfig
 
@@ -87,6 +91,13 @@ __all__ = ["bitexact_mpgemm", "group_partials", "error_bound", "float_reference"
 BLOCK_CODES = 2 ** 21
 #: ... and at most this many per-group terms (group x token x channel) per block.
 BLOCK_TERMS = 2 ** 21
+
+
+def _require_token_scales(config: MixPEConfig, act_scale: torch.Tensor | None) -> None:
+    """INT8 activations are integers: the GEMM's result needs their per-token scales."""
+    if act_scale is None and not config.fp_activation:
+        raise OperandError(f"act_scale: None, but activation={config.activation!r} needs per-token FP32 scales "
+                           f"(a float32 tensor of shape (M,), e.g. from quantize_activations_int8)")
 
 
 def _pe_activations(config: MixPEConfig, x: torch.Tensor
@@ -112,6 +123,9 @@ def _iter_group_partials(config: MixPEConfig, x: torch.Tensor, weights: Quantize
     g * 2**(pe_act_bits - 1) * (2**b - 1) < 2**53.
     """
     group = config.group_size
+    # The asserts here and in _iter_block_sums_fp32 check internal consistency, not input: every
+    # valid configuration (g <= 1024, pe_act_bits <= 28, b <= 8) keeps the sums below 2**46, and
+    # validated operands keep D within dsum_bits.
     assert group * 2 ** (config.pe_act_bits - 1) * config.code_max < 2 ** 53, \
         "group partial sums are not exact in float64"
     d_limit = 2 ** (config.dsum_bits - 1)
@@ -185,6 +199,7 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
 
     Floating-point activations: ``x`` as raw codes, the format's torch dtype or float values
     (:func:`golden.fp_activations.activation_codes`), and ``act_scale=None``."""
+    _require_token_scales(config, act_scale)
     x = activation_operand(config, x)
     validate_operands(config, x, act_scale, weights, check_codes_range=False)  # codes: per block below
     pe_x, lsb_exponent, invalid = _pe_activations(config, x)
@@ -235,6 +250,7 @@ def float_reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     """The float64 reference (M, N) of :func:`golden.reference.reference_mpgemm` for any
     activation format: floating-point activations enter as their exact decoded values, with no
     token scale (Inf and NaN activations propagate as float64 does)."""
+    _require_token_scales(config, act_scale)
     if not config.fp_activation:
         return reference_mpgemm(x, act_scale, weights, config.group_size)
     x_real = decode_activations(config, activation_operand(config, x))
@@ -243,22 +259,25 @@ def float_reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
 
 def within_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
                  weights: QuantizedWeights, result: torch.Tensor) -> torch.Tensor:
-    """bool (M, N): ``result`` is within :func:`error_bound` of the float reference, or NaN where
-    the bound does not apply (rows with invalid floating-point activations)."""
+    """bool (M, N): ``result`` is within :func:`error_bound` of the float reference; NaN where the
+    bound does not apply (rows with invalid floating-point activations); anything (Inf, NaN
+    included) where the bound is inf (an FP32 value may overflow)."""
     bound = error_bound(config, x, act_scale, weights)
     error = (result.double() - float_reference(config, x, act_scale, weights)).abs()
-    return torch.where(torch.isnan(bound), torch.isnan(result), error <= bound)
+    return torch.where(torch.isnan(bound), torch.isnan(result), torch.isinf(bound) | (error <= bound))
 
 
 def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
                 weights: QuantizedWeights) -> torch.Tensor:
     """Rigorous bound on |bitexact_mpgemm - reference_mpgemm|, float64 (M, N).
 
-    Derived in the module docstring; inf where the result may overflow FP32; results flushed
-    to zero (|act_scale| < 2**-89) are not covered. Floating-point activations: the reference
+    Derived in the module docstring; inf where the result or a value of the FP32 group chain
+    may overflow (then the hardware may return Inf or NaN); results flushed to zero
+    (|act_scale| < 2**-89) are not covered. Floating-point activations: the reference
     takes the exact decoded activations and no token scale; rows with an invalid group (Inf,
     NaN, or an element above its shared exponent) have no bound (NaN) since their result is NaN.
     """
+    _require_token_scales(config, act_scale)
     x = activation_operand(config, x)
     validate_operands(config, x, act_scale, weights)
     m, k = x.shape
@@ -274,6 +293,7 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
     group_terms = torch.zeros(m, weights.codes.shape[0], dtype=torch.float64)
     element_terms = torch.zeros_like(group_terms)
     alignment_terms = torch.zeros_like(group_terms)
+    chain_terms = torch.zeros_like(group_terms)           # sum_j of the exact |t_j| (+ |o_j|)
 
     def gamma_for(values: torch.Tensor, roundings: int) -> torch.Tensor:
         """gamma_n per element, one more rounding where int_to_fp32 rounds (|value| > 2**24)."""
@@ -291,10 +311,12 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
             offsets = weights.offsets[:, j].double().abs()[None, :]
             group_terms += lsb * (gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
                                   + (gamma_for(a, roundings) * a.double().abs())[:, None] * offsets)
+            chain_terms += lsb * (d.double().abs() * scales[:, j][None, :] + a.double().abs()[:, None] * offsets)
             weight = (weights.codes[:, columns].double() * weights.scales[:, j].double()[:, None]
                       + weights.offsets[:, j].double()[:, None]).abs()
         else:
             group_terms += lsb * gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
+            chain_terms += lsb * d.double().abs() * scales[:, j][None, :]
             centred = (weights.codes[:, columns] - weights.zeros[:, j][:, None]).abs().double()
             weight = centred * scales[:, j][:, None]
         if config.fp_activation:
@@ -313,7 +335,11 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
     terms_per_group = 2 if config.float_offset else 1
     bound = bound * (1 + gamma(k + (terms_per_group + 1) * groups + 10, FP64_UNIT_ROUNDOFF))
     reference = reference_mpgemm(torch.where(torch.isfinite(x_real), x_real, 0.0), act_scale, weights, group)
-    bound = torch.where(reference.abs() + bound > FP32_MAX, float("inf"), bound)
+    # Every FP32 value of the group chain (the products, terms and partial sums before the token
+    # scale) is at most (1 + gamma_{G+3}) * chain_terms in magnitude. Beyond FP32_MAX one of them
+    # may overflow, and an Inf (or Inf - Inf = NaN) result does not follow |y*| however small.
+    chain_overflow = chain_terms * (1 + gamma(groups + 3, FP32_UNIT_ROUNDOFF)) > FP32_MAX
+    bound = torch.where(chain_overflow | (reference.abs() + bound > FP32_MAX), float("inf"), bound)
     if invalid is not None:
         bound = torch.where(invalid.any(dim=1)[:, None], float("nan"), bound)
     return bound

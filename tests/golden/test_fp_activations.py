@@ -18,7 +18,7 @@ from golden.fp32 import bits, fadd32, fmul32, fp16_to_fp32, from_bits, int_to_fp
 from golden.fp_activations import (activation_codes, activation_fields, align_activations, decode_activations,
                                    encode_activations, shared_exponents)
 from golden.mpgemm import bitexact_mpgemm, error_bound, float_reference, group_partials, within_bound
-from golden.operands import FP_OPERAND_KINDS, OperandError, random_operands
+from golden.operands import FP_OPERAND_KINDS, OperandError, QuantizedWeights, random_operands
 from hw.config import ConfigError, MixPEConfig, from_preset
 from hw.fp_align import ActivationAligner
 from hw.fp_mul import Float32Multiplier
@@ -291,6 +291,31 @@ def test_error_bound_holds(activation, zero_mode, guard_bits, kind):
     y = bitexact_mpgemm(config, x, None, weights)
     holds = within_bound(config, x, None, weights, y)
     assert bool(holds.all()), f"bound fails at {holds.logical_not().nonzero()[:3].tolist()}"
+
+
+@pytest.mark.parametrize("zero_mode", ("integer", "float_offset"))
+def test_error_bound_is_inf_where_the_fp32_chain_overflows(zero_mode):
+    """BF16 activations near 2**127, every weight 1, four groups of 8, exact result 0 where an FP32
+    value of the group chain overflows: row 0 has groups +B and -B with 8B beyond FP32, so the
+    terms are +Inf and -Inf and the result NaN; row 1 has groups +v, +v, -v, -v with 8v finite
+    but 16v not, so the sum is Inf after group 1 and stays Inf. The bound is inf there, finite
+    on a row of ones, and within_bound accepts all rows."""
+    config = config_for("bf16", group_size=8, zero_mode=zero_mode)
+    big, v = 1.5 * 2.0 ** 127, 1.5 * 2.0 ** 124
+    rows = [[big] * 8 + [-big] * 8 + [0.0] * 16, [v] * 16 + [-v] * 16, [1.0] * 32]
+    x = encode_activations(config, torch.tensor(rows, dtype=torch.float64))
+    if zero_mode == "integer":
+        weights = QuantizedWeights(codes=torch.ones(2, 32, dtype=torch.int64), scales=torch.ones(2, 4).half(),
+                                   zeros=torch.zeros(2, 4, dtype=torch.int64))
+    else:
+        weights = QuantizedWeights(codes=torch.zeros(2, 32, dtype=torch.int64), scales=torch.ones(2, 4).half(),
+                                   offsets=torch.ones(2, 4).half())
+    y = bitexact_mpgemm(config, x, None, weights)
+    assert torch.isnan(y[0]).all() and torch.isinf(y[1]).all() and (y[2] == 32).all(), y
+    assert (float_reference(config, x, None, weights)[:2] == 0).all()
+    bound = error_bound(config, x, None, weights)
+    assert torch.isinf(bound[:2]).all() and torch.isfinite(bound[2]).all(), bound
+    assert bool(within_bound(config, x, None, weights, y).all())
 
 
 def test_error_bound_shrinks_with_guard_bits():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from golden.fp32 import fadd32, fmul32, fp16_to_fp32, int_to_fp32
-from golden.mpgemm import bitexact_mpgemm, error_bound, group_partials
+from golden.mpgemm import bitexact_mpgemm, error_bound, float_reference, group_partials
 from golden.operands import (OPERAND_KINDS, OperandError, QuantizedWeights, quantize_activations_int8,
                              quantize_weights_rtn, random_operands, resolve_seed, validate_operands)
 from golden.reference import dequantize_weights, reference_mpgemm
@@ -241,6 +241,14 @@ def test_validation_names_the_tensor(case):
     assert fragment in message, message
     with pytest.raises(OperandError, match=f"^{name}:"):
         bitexact_mpgemm(config, x, act_scale, weights)
+
+
+def test_int8_needs_token_scales():
+    x, _, weights = valid_operands()
+    for model in (bitexact_mpgemm, error_bound, float_reference):
+        with pytest.raises(OperandError, match=r"^act_scale: None, but activation='int8' needs per-token FP32 "
+                                               r"scales \(a float32 tensor of shape \(M,\)"):
+            model(BASE, x, None, weights)
 
 
 def test_valid_operands_pass_and_are_not_modified():
