@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from gen.moe_bench import moe_bench
+from golden.cycles import utilization
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import random_operands
 from hw.config import MixPEConfig
@@ -56,7 +57,7 @@ def run_bench(config: MixPEConfig, out: Path, quick: bool = False) -> bool:
             "name": shape["name"], "m": m, "n": n, "k": k, "tiles": len(summary.predicted.tile_done),
             "passed": summary.passed, "cycles": cycles, "model_cycles": summary.predicted.cycles,
             "dequant_stalls": summary.predicted.dequant_stalls, "bank_stalls": summary.predicted.bank_stalls,
-            "useful_macs": useful, "utilization": useful / (config.rows * config.cols * cycles) if cycles else 0.0,
+            "useful_macs": useful, "utilization": utilization(config, useful, cycles),
             "cocotb": {"test_seconds": test_seconds, "process_seconds": summary.wall_time_s,
                        "cycles_per_second": cycles / test_seconds if test_seconds else 0.0,
                        "macs_per_second": useful / test_seconds if test_seconds else 0.0},

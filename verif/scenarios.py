@@ -8,7 +8,7 @@ import torch
 
 from golden.cycles import utilization
 from golden.mpgemm import bitexact_mpgemm, float_reference, within_bound
-from golden.operands import random_operands
+from golden.operands import random_operands, resolve_seed
 from hw.config import MixPEConfig
 from sw.packer import Band, banded_tile_result, pack_banded_tile, unpack_banded_tile
 from verif.benches import STANDALONE_BENCHES
@@ -16,10 +16,6 @@ from verif.names import SCENARIO_HELP
 from verif.sims import run_block, run_mpgemm, run_tiles
 
 __all__ = ["SCENARIOS", "run_scenario", "gemm_case", "banded_case"]
-
-
-def _seed(seed: int | None) -> int:
-    return random.randrange(2 ** 31) if seed is None else seed
 
 
 def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: str = "uniform",
@@ -97,7 +93,7 @@ def _replay(test: str, config: MixPEConfig, seed: int) -> str:
 
 def scenario_mpgemm(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
     """``make sim TEST=mpgemm`` (:data:`verif.names.SCENARIO_HELP` says what it runs)."""
-    seed = _seed(seed)
+    seed = resolve_seed(seed)
     replay = _replay("mpgemm", config, seed)
     m, n, k = config.rows + config.rows // 2 + 1, 2 * config.cols - 1, 4 * config.group_size
     ok = gemm_case(config, m, n, k, seed, waves=waves, replay=replay)
@@ -106,7 +102,7 @@ def scenario_mpgemm(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
 
 def scenario_array(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
     """``make sim TEST=array`` (:data:`verif.names.SCENARIO_HELP` says what it runs)."""
-    seed = _seed(seed)
+    seed = resolve_seed(seed)
     rng = random.Random(seed)
     rows, cols, g = config.rows, config.cols, config.group_size
     cases = [
@@ -126,7 +122,7 @@ def scenario_array(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
 
 def scenario_bands(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
     """``make sim TEST=bands`` (:data:`verif.names.SCENARIO_HELP` says what it runs)."""
-    seed = _seed(seed)
+    seed = resolve_seed(seed)
     rng = random.Random(seed)
     rows, cols, g, bands = config.band_rows, config.cols, config.group_size, config.row_groups
     tiles = [
@@ -141,7 +137,7 @@ def scenario_bands(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
 
 def _block(test: str):
     def scenario(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
-        result = run_block(config, test, seed=_seed(seed), waves=waves)
+        result = run_block(config, test, seed=resolve_seed(seed), waves=waves)
         print(f"{'PASS' if result.passed else 'FAIL'} {test} {config.name}: {result.num_tests - result.num_failed}"
               f"/{result.num_tests} cocotb tests seed={result.seed}")
         return result.passed

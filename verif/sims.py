@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 
 from golden.cycles import CycleReport
 from golden.mpgemm import bitexact_mpgemm
-from golden.operands import QuantizedWeights
+from golden.operands import QuantizedWeights, resolve_seed
 from hw.config import MixPEConfig
 from hw.emit import emit_verilog
 from sw.packer import Tile, pack_gemm, pad_operands
@@ -82,7 +81,7 @@ def run_block(config: MixPEConfig, test: str, *, seed: int | None = None, waves:
     cocotb result."""
     if test not in STANDALONE_BENCHES:
         raise ValueError(f"test={test!r}: block testbenches are {sorted(STANDALONE_BENCHES)}")
-    seed = random.randrange(2 ** 31) if seed is None else seed
+    seed = resolve_seed(seed)
     job = BENCHES[test].host().job(config, seed)
     result, _ = run_bench(test, config, job, seed=seed, waves=waves,
                           replay_hint=f"make sim TEST={test} PRESET={config.name} SEED={{seed}}")
@@ -98,7 +97,7 @@ def run_tiles(config: MixPEConfig, tiles: list[Tile], expected_rows: list[torch.
     With no stalls the measured cycle count must equal the cycle model (``check_cycles``
     defaults to that); with random stalls the cycle count can only grow, which is checked.
     ``useful_macs`` (default: the full array) only enters the reported utilization."""
-    seed = random.randrange(2 ** 31) if seed is None else seed
+    seed = resolve_seed(seed)
     if check_cycles is None:
         check_cycles = stall_in == 0.0 and stall_out == 0.0
     job, predicted = tiles_job(config, tiles, expected_rows, stall_in=stall_in, stall_out=stall_out,
