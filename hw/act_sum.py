@@ -22,10 +22,28 @@ class ActivationSum(wiring.Component):
     With floating-point activations it also ORs each row's ``x_invalid`` flags over the group and
     emits the result as ``invalid`` beside the row's sum.
 
-    Ports:
-        x: In(ArrayLayout(signed(pe_act_bits), R)), valid, group_last: In(1)
-        row_valid: Out(1), row: Out(unsigned(log2 R)), asum: Out(signed(asum_bits))
-        floating point only: x_invalid: In(R), invalid: Out(1)
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        Gives R, the activation and sum widths, and whether activations are floating point.
+
+    Members
+    -------
+    x : ``In(ArrayLayout(signed(pe_act_bits), R))``
+        The K step entering the array (unskewed).
+    valid, group_last : ``In(1)``
+        ``x`` is a K step; it is its group's last.
+    x_invalid : ``In(R)``
+        Floating-point activations only: per row, the element is invalid
+        (:class:`~hw.fp_align.ActivationAligner`).
+    row_valid : ``Out(1)``, row : ``Out(row_index_shape(config))``, asum : ``Out(signed(asum_bits))``
+        One row's group sum per cycle, rows in order.
+    invalid : ``Out(1)``
+        Floating-point activations only: the row's group held an invalid element.
+
+    Latency
+    -------
+    ``config.drain_offset`` (2) cycles from a group's last step to row 0's sum; row r adds r.
     """
 
     def __init__(self, config: MixPEConfig):

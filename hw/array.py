@@ -26,10 +26,28 @@ class PEArray(wiring.Component):
     its rows, so it carries rows 0, 1, ..., R-1 on consecutive cycles; this requires consecutive
     group ends to be at least R cycles apart (the issue stage guarantees it).
 
-    Ports:
-        x: In(ArrayLayout(signed(pe_act_bits), R)), w: In(ArrayLayout(unsigned(b), row_groups * C))
-        valid, group_last: In(1)
-        drain: Out(ArrayLayout(signed(psum_bits), C)), drain_valid: Out(C)
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        Gives R, C, ``row_groups`` and the PE widths.
+
+    Members
+    -------
+    x : ``In(ArrayLayout(signed(pe_act_bits), R))``
+        One K step of activations, element r for row r.
+    w : ``In(ArrayLayout(unsigned(weight_bits), row_groups * C))``
+        One K step of codes, element ``band * C + c``.
+    valid, group_last : ``In(1)``
+        A K step is presented; it is its group's last.
+    drain : ``Out(ArrayLayout(signed(psum_bits), C))``
+        Per column the partial sum of the row draining this cycle.
+    drain_valid : ``Out(C)``
+        Per column: ``drain`` holds a sum.
+
+    Latency
+    -------
+    ``config.drain_offset`` (2) cycles from a group's last step to PE(0, 0)'s drain; PE(r, c)
+    drains ``r + c`` cycles later.
     """
 
     def __init__(self, config: MixPEConfig):

@@ -20,7 +20,7 @@ from .formats import ActivationFormat, activation_format
 from .errors import MixPEError
 
 __all__ = ["ConfigError", "MixPEConfig", "ACTIVATIONS", "DEFAULT_PRESET", "PRESETS", "from_preset",
-           "load_config", "ceil_log2", "ZERO_MODES"]
+           "load_config", "ZERO_MODES"]
 
 
 class ConfigError(MixPEError, ValueError):
@@ -66,11 +66,6 @@ PRESETS = (
 
 _PRESET_PATTERN = re.compile(r"^w(?P<bits>\d+)(?P<act>" + "|".join(ACTIVATIONS) +
                              r")-g(?P<group>\d+)-(?P<rows>\d+)x(?P<cols>\d+)$")
-
-
-def ceil_log2(n: int) -> int:
-    """Smallest ``k`` with ``2**k >= n`` (``n >= 1``)."""
-    return (n - 1).bit_length()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +233,9 @@ class MixPEConfig:
 
     @property
     def group_log2(self) -> int:
-        return ceil_log2(self.group_size)
+        """``log2 g`` (g is a power of two). Computed without Amaranth's ``exact_log2``: this
+        module stays importable without Amaranth (``mixpe config``)."""
+        return self.group_size.bit_length() - 1
 
     @property
     def product_bits(self) -> int:

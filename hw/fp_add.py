@@ -27,7 +27,19 @@ _ALIGNED_BITS = FLOAT32_SIGNIFICAND_BITS + _EXTRA_BITS
 
 
 class Float32Adder(wiring.Component):
-    """Combinational binary32 adder; see the module docstring."""
+    """Combinational binary32 adder ``o = a + b`` (numerics in the module docstring).
+
+    Members
+    -------
+    a, b : ``In(32)``
+        Raw binary32 operands.
+    o : ``Out(32)``
+        Raw binary32 sum, rounded to nearest even.
+
+    Latency
+    -------
+    0 cycles (combinational).
+    """
 
     a: In(32)
     b: In(32)
@@ -35,6 +47,7 @@ class Float32Adder(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """Cycles from the inputs to ``o`` (combinational)."""
         return 0
 
     def elaborate(self, platform):

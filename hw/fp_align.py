@@ -4,7 +4,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import MixPEConfig
+from .config import ConfigError, MixPEConfig
 from .layouts import activation_layout, pe_activation_layout
 
 __all__ = ["ActivationAligner"]
@@ -26,14 +26,31 @@ class ActivationAligner(wiring.Component):
     The aligned integer's LSB weighs ``2**(e_max + config.lsb_exponent_offset)``. Golden model:
     :func:`golden.fp_activations.align_activations`.
 
-    Ports:
-        x: In(ArrayLayout(unsigned(bits), R)), e_max: In(ArrayLayout(unsigned(E), R))
-        aligned: Out(ArrayLayout(signed(pe_act_bits), R)), invalid: Out(R)
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        A configuration with floating-point activations (else :class:`~hw.config.ConfigError`);
+        gives the format, the guard bits and R.
+
+    Members
+    -------
+    x : ``In(ArrayLayout(unsigned(act_bits), R))``
+        One K step of raw activation codes.
+    e_max : ``In(ArrayLayout(unsigned(act_exp_bits), R))``
+        Per row the group's shared exponent field.
+    aligned : ``Out(ArrayLayout(signed(pe_act_bits), R))``
+        Per row the aligned signed integer.
+    invalid : ``Out(R)``
+        Per row: the element is Inf, NaN or above the shared exponent.
+
+    Latency
+    -------
+    0 cycles (combinational).
     """
 
     def __init__(self, config: MixPEConfig):
         if not config.fp_activation:
-            raise ValueError(f"activation={config.activation!r}: the aligner needs a floating-point format")
+            raise ConfigError(f"activation={config.activation!r}: the aligner needs a floating-point format")
         self._config = config
         super().__init__({
             "x": In(activation_layout(config)),
@@ -44,6 +61,7 @@ class ActivationAligner(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """Cycles from ``x``/``e_max`` to ``aligned``/``invalid``."""
         return 0
 
     def elaborate(self, platform):

@@ -11,17 +11,35 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .config import ConfigError
 from .fp_common import FLOAT32_BIAS, normalize, round_and_pack_float32
 
 __all__ = ["IntToFloat32"]
 
 
 class IntToFloat32(wiring.Component):
-    """Combinational signed(width) -> binary32 converter, RNE; see the module docstring."""
+    """Combinational signed integer to binary32 converter (numerics in the module docstring).
+
+    Parameters
+    ----------
+    width : int
+        Width of the signed input, 2 to 64 (else :class:`~hw.config.ConfigError`).
+
+    Members
+    -------
+    i : ``In(signed(width))``
+        The integer.
+    o : ``Out(32)``
+        Raw binary32, rounded to nearest even (exact for ``|i| <= 2**24``).
+
+    Latency
+    -------
+    0 cycles (combinational).
+    """
 
     def __init__(self, width: int):
-        if not 2 <= width <= 64:
-            raise ValueError(f"IntToFloat32 width must be 2..64, got {width}")
+        if not isinstance(width, int) or not 2 <= width <= 64:
+            raise ConfigError(f"width={width!r}: IntToFloat32 takes a signed width from 2 to 64")
         self._width = width
         super().__init__({"i": In(signed(width)), "o": Out(32)})
 
@@ -31,6 +49,7 @@ class IntToFloat32(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """Cycles from the inputs to ``o`` (combinational)."""
         return 0
 
     def elaborate(self, platform):

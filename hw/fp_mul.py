@@ -17,15 +17,37 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, Signature
 
+from .config import ConfigError
 from .fp_common import FLOAT32_BIAS, decode_float32, round_and_pack_float32
 
 __all__ = ["Float32Multiplier"]
 
 
 class Float32Multiplier(wiring.Component):
-    """Combinational binary32 multiplier; see the module docstring."""
+    """Combinational binary32 multiplier ``o = a * b * 2**exp_offset`` (numerics in the module docstring).
+
+    Parameters
+    ----------
+    offset_bits : int
+        Width of the signed ``exp_offset`` port; 0 (the default) leaves the port out.
+
+    Members
+    -------
+    a, b : ``In(32)``
+        Raw binary32 operands.
+    exp_offset : ``In(signed(offset_bits))``
+        Only with ``offset_bits > 0``: power of two applied before the single rounding.
+    o : ``Out(32)``
+        Raw binary32 product, rounded to nearest even.
+
+    Latency
+    -------
+    0 cycles (combinational).
+    """
 
     def __init__(self, offset_bits: int = 0):
+        if not isinstance(offset_bits, int) or offset_bits < 0:
+            raise ConfigError(f"offset_bits={offset_bits!r}: must be a non-negative integer (0: no exp_offset port)")
         self._offset_bits = offset_bits
         members = {"a": In(32), "b": In(32), "o": Out(32)}
         if offset_bits:
@@ -34,6 +56,7 @@ class Float32Multiplier(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """Cycles from the inputs to ``o`` (combinational)."""
         return 0
 
     def elaborate(self, platform):

@@ -18,6 +18,7 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .config import ConfigError
 from .fp_common import (CANONICAL_NAN, FLOAT32_BIAS, FLOAT32_EXP_BITS, FLOAT32_MAN_BITS, decode_float,
                         infinity_float32, normalize, pack_float32, zero_float32)
 
@@ -25,12 +26,31 @@ __all__ = ["WidenToFloat32"]
 
 
 class WidenToFloat32(wiring.Component):
-    """Combinational exact narrow-float -> binary32 converter; see the module docstring."""
+    """Combinational exact narrow-float to binary32 converter (numerics in the module docstring).
+
+    Parameters
+    ----------
+    exp_bits : int
+        Exponent bits of the narrow format, 2 to 8.
+    man_bits : int
+        Stored mantissa bits of the narrow format, 1 to 23.
+
+    Members
+    -------
+    i : ``In(1 + exp_bits + man_bits)``
+        Raw narrow code.
+    o : ``Out(32)``
+        Raw binary32, the exact value (NaNs canonical).
+
+    Latency
+    -------
+    0 cycles (combinational).
+    """
 
     def __init__(self, exp_bits: int, man_bits: int):
         if not (2 <= exp_bits <= FLOAT32_EXP_BITS and 1 <= man_bits <= FLOAT32_MAN_BITS):
-            raise ValueError(f"WidenToFloat32 needs 2 <= exp_bits <= 8 and 1 <= man_bits <= 23, "
-                             f"got exp_bits={exp_bits}, man_bits={man_bits}")
+            raise ConfigError(f"exp_bits={exp_bits!r}, man_bits={man_bits!r}: WidenToFloat32 takes "
+                              f"2 <= exp_bits <= {FLOAT32_EXP_BITS} and 1 <= man_bits <= {FLOAT32_MAN_BITS}")
         self._exp_bits = exp_bits
         self._man_bits = man_bits
         super().__init__({"i": In(1 + exp_bits + man_bits), "o": Out(32)})
@@ -45,6 +65,7 @@ class WidenToFloat32(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """Cycles from the inputs to ``o`` (combinational)."""
         return 0
 
     def elaborate(self, platform):

@@ -52,8 +52,36 @@ class GroupDequant(wiring.Component):
     the band's first row (``r % band_rows == 0``; row 0 with one row group) arrives; they are
     latched for the band's other rows. The write of a last-group row pulses ``result_written``.
 
-    Latency: ``latency`` cycles from a partial sum at the input to its accumulator write being
-    readable."""
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        Gives R, the sum widths, ``zero_mode``, ``row_groups`` and the activation format.
+
+    Members
+    -------
+    psum : ``In(signed(psum_bits))``
+        The column's drained partial sum P of the row on ``info``.
+    info : ``In(row_info_layout(config))``
+        Row sideband (:func:`~hw.layouts.row_info_layout`): valid, row, A, ``row_param``
+        (FP32 token scale, or the shared exponent), first/last group, bank, parity.
+    scale : ``In(16)``
+        Raw FP16 group scale of the row's band (read on the band's first row).
+    zero : ``In(zero_shape(config))``
+        Integer zero point, or the raw FP16 offset with ``zero_mode="float_offset"``
+        (:func:`~hw.layouts.zero_shape`; read on the band's first row).
+    read_addr : ``In(range(2 * R))``
+        Accumulator address ``bank * R + row`` to read.
+    read_data : ``Out(32)``
+        Raw FP32 word at ``read_addr`` (combinational read).
+    result_written : ``Out(1)``, result_bank : ``Out(1)``
+        A last-group row is written this cycle, into this bank.
+
+    Latency
+    -------
+    ``config.gdu_latency`` cycles (5, or 6 with float offsets) from a partial sum at the input
+    to its accumulator write being readable; ``result_written`` pulses one cycle earlier, on
+    the write.
+    """
 
     def __init__(self, config: MixPEConfig):
         self._config = config
@@ -71,6 +99,7 @@ class GroupDequant(wiring.Component):
 
     @property
     def latency(self) -> int:
+        """Cycles from a partial sum on ``psum`` to its accumulator word being readable."""
         return self._config.gdu_latency
 
     def elaborate(self, platform):

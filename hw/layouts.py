@@ -9,6 +9,7 @@ Verilog ports, walking the same layout objects (no hand-written shifts elsewhere
 from amaranth import signed, unsigned
 from amaranth.hdl import Shape
 from amaranth.lib import data
+from amaranth.utils import ceil_log2
 
 from .config import MixPEConfig
 from .errors import MixPEError
@@ -25,7 +26,8 @@ class LayoutValueError(MixPEError, ValueError):
 
 
 def row_index_shape(config: MixPEConfig) -> Shape:
-    return unsigned(max(1, (config.rows - 1).bit_length()))
+    """Unsigned row index ``0 .. R-1`` (at least one bit)."""
+    return unsigned(max(1, ceil_log2(config.rows)))
 
 
 def activation_layout(config: MixPEConfig) -> data.ArrayLayout:

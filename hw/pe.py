@@ -29,7 +29,38 @@ class SystolicPE(wiring.Component):
     ``psum`` (``psum_valid`` for exactly one cycle) and the accumulator restarts from zero, so the
     next group accumulates while this one drains (double buffer).
 
-    Latency: ``psum`` holds a group's sum one cycle after its last step is presented."""
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        The core's configuration (subclasses take their widths from it).
+    x_shape, w_shape : shape-castable
+        Shapes of the activation operand ``x`` and the weight operand ``w``.
+    sum_shape : shape-castable
+        Shape of the accumulator and of ``psum``.
+    side : dict of str to shape-castable, optional
+        Further operands that travel with ``x`` (for example a baseline's ``scale`` and ``zero``).
+
+    Members
+    -------
+    x : ``In(x_shape)``, w : ``In(w_shape)``, <side> : ``In(shape)``
+        This step's operands.
+    valid : ``In(1)``
+        The operands are a K step.
+    group_last : ``In(1)``
+        The step is its group's last: the sum drains after it.
+    x_out, w_out, <side>_out, valid_out, group_last_out : ``Out``
+        The inputs registered for the right (``x``, side operands, flags) and bottom (``w``)
+        neighbours.
+    psum : ``Out(sum_shape)``
+        Drain register: the finished sum of the last group.
+    psum_valid : ``Out(1)``
+        ``psum`` holds a new sum (one cycle per group).
+
+    Latency
+    -------
+    1 cycle: ``psum`` holds a group's sum one cycle after its last step is presented; the
+    ``*_out`` copies are one cycle behind the inputs.
+    """
 
     def __init__(self, config: MixPEConfig, *, x_shape, w_shape, sum_shape, side: dict | None = None):
         self._config = config
@@ -73,10 +104,27 @@ class SystolicPE(wiring.Component):
 class ProcessingElement(SystolicPE):
     """One MixPE PE: ``x * w`` by shift & add (no multiplier) into an integer group accumulator.
 
-    Ports (widths from the configuration):
-        x: In(signed(pe_act_bits)), w: In(unsigned(weight_bits)), valid, group_last: In(1)
-        x_out, w_out, valid_out, group_last_out: Out   registered copies for the neighbours
-        psum: Out(signed(psum_bits)), psum_valid: Out(1)   drain register (see :class:`SystolicPE`)
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        Gives the operand and sum widths.
+
+    Members
+    -------
+    x : ``In(signed(pe_act_bits))``
+        INT8 activation, or the aligned integer of a floating-point activation.
+    w : ``In(unsigned(weight_bits))``
+        Weight code.
+    valid, group_last : ``In(1)``
+        As in :class:`SystolicPE`.
+    x_out, w_out, valid_out, group_last_out : ``Out``
+        Registered copies for the neighbours.
+    psum : ``Out(signed(psum_bits))``, psum_valid : ``Out(1)``
+        Drain register (see :class:`SystolicPE`).
+
+    Latency
+    -------
+    1 cycle, as :class:`SystolicPE`.
     """
 
     def __init__(self, config: MixPEConfig):

@@ -38,7 +38,7 @@ BASELINES = {
 
 
 def check_baseline(design: str, config: MixPEConfig) -> None:
-    """Raise the PE's own ``ValueError`` if baseline ``design`` cannot be built for ``config``."""
+    """Raise the PE's :class:`~hw.config.ConfigError` if baseline ``design`` cannot be built for ``config``."""
     check = getattr(BASELINES[design], "check", None)
     if check is not None:
         check(config)

@@ -62,11 +62,27 @@ class DequantFloatPE(SystolicPE):
     blocks as in the GDU (``hw/fp_*.py``); synthesis removes the logic made constant by the
     narrow operands (b-bit d, the activation's significand).
 
-    Ports: x: In(signed(8)) INT8 or In(unsigned(act_bits)) raw FP code, w: In(unsigned(b)),
-    scale: In(16) raw FP16, zero: In(unsigned(b)), valid, group_last: In(1) (``group_last``
-    marks the step after which the sum drains); x_out, w_out, scale_out, zero_out, valid_out,
-    group_last_out: registered copies; psum: Out(32) raw FP32, psum_valid: Out(1). Latency 1,
-    like the MixPE PE.
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        Gives b and the activation format.
+
+    Members
+    -------
+    x : ``In(signed(8))`` (INT8) or ``In(unsigned(act_bits))`` (raw floating-point code)
+        Activation.
+    w : ``In(unsigned(weight_bits))``
+        Weight code.
+    scale : ``In(16)``, zero : ``In(unsigned(weight_bits))``
+        Raw FP16 group scale and integer zero point, travelling with ``x``.
+    valid, group_last, x_out, w_out, scale_out, zero_out, valid_out, group_last_out
+        As in :class:`~hw.pe.SystolicPE`.
+    psum : ``Out(32)``, psum_valid : ``Out(1)``
+        Drain register, raw FP32.
+
+    Latency
+    -------
+    1 cycle, like the MixPE PE.
     """
 
     def __init__(self, config: MixPEConfig):

@@ -19,10 +19,24 @@ class Float16PE(SystolicPE):
     (RNE, :func:`golden.fp32.fadd32`). ``acc`` starts at +0 and the drained value is
     ``((0 + p_0) + p_1) + ...`` in step order. NaN/infinity operands follow :mod:`golden.fp32`.
 
-    Ports: x, w: In(16) raw FP16; valid, group_last: In(1); x_out, w_out, valid_out,
-    group_last_out: registered copies; psum: Out(32) raw FP32, psum_valid: Out(1). Latency 1.
-    The configuration only names the instance: the PE has no configurable width and stays FP16 x
-    FP16 whatever ``config.activation`` is (the paper's W16A16 reference point).
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        Only names the instance: the PE has no configurable width and stays FP16 x FP16 whatever
+        ``config.activation`` is (the paper's W16A16 reference point).
+
+    Members
+    -------
+    x, w : ``In(16)``
+        Raw FP16 activation and weight.
+    valid, group_last, x_out, w_out, valid_out, group_last_out
+        As in :class:`~hw.pe.SystolicPE`.
+    psum : ``Out(32)``, psum_valid : ``Out(1)``
+        Drain register, raw FP32.
+
+    Latency
+    -------
+    1 cycle.
     """
 
     def __init__(self, config: MixPEConfig):

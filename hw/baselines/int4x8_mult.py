@@ -16,6 +16,20 @@ class Int4x8MultiplierPE(SystolicPE):
     activations the integer aligned at the array edge; ``product_bits`` product, ``psum_bits``
     group sum), so the two differ only in how the product is written; any area difference is what
     synthesis makes of a generic multiplier versus the AND-gated shifted adder tree.
+
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        As :class:`hw.pe.ProcessingElement`.
+
+    Members
+    -------
+    x, w, valid, group_last, x_out, w_out, valid_out, group_last_out, psum, psum_valid
+        As :class:`hw.pe.ProcessingElement`.
+
+    Latency
+    -------
+    1 cycle.
     """
 
     def __init__(self, config: MixPEConfig):

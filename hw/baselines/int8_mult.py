@@ -2,7 +2,7 @@
 
 from amaranth import Signal, signed
 
-from ..config import MixPEConfig
+from ..config import ConfigError, MixPEConfig
 from ..pe import SystolicPE
 
 __all__ = ["Int8MultiplierPE"]
@@ -19,17 +19,31 @@ class Int8MultiplierPE(SystolicPE):
     ``16 + log2 g`` bits; on ``valid & group_last`` the sum moves to ``psum`` (one cycle later,
     ``psum_valid`` for one cycle) and the accumulator restarts from zero.
 
-    INT8 activations only (a floating-point ``config.activation`` raises ``ValueError``).
+    Parameters
+    ----------
+    config : :class:`~hw.config.MixPEConfig`
+        INT8 activations only (a floating-point ``config.activation`` raises
+        :class:`~hw.config.ConfigError`); gives g.
 
-    Ports: x, w: In(signed(8)); valid, group_last: In(1); x_out, w_out, valid_out,
-    group_last_out: Out (registered copies); psum: Out(signed(psum_bits)), psum_valid: Out(1).
+    Members
+    -------
+    x, w : ``In(signed(8))``
+        Activation and weight.
+    valid, group_last, x_out, w_out, valid_out, group_last_out
+        As in :class:`~hw.pe.SystolicPE`.
+    psum : ``Out(signed(psum_bits))``, psum_valid : ``Out(1)``
+        Drain register.
+
+    Latency
+    -------
+    1 cycle, as :class:`~hw.pe.SystolicPE`.
     """
 
     @staticmethod
     def check(config: MixPEConfig) -> None:
-        """Raise ``ValueError`` unless ``config`` has INT8 activations."""
+        """Raise :class:`~hw.config.ConfigError` unless ``config`` has INT8 activations."""
         if config.fp_activation:
-            raise ValueError(f"activation={config.activation!r}: int8_mult is an INT8 x INT8 PE; "
+            raise ConfigError(f"activation={config.activation!r}: int8_mult is an INT8 x INT8 PE; "
                              f"allowed activation: 'int8'")
 
     def __init__(self, config: MixPEConfig):
