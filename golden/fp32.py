@@ -31,6 +31,7 @@ from golden.numerics import CANONICAL_NAN_BITS, FP32_MIN_NORMAL
 __all__ = [
     "bits",
     "from_bits",
+    "fp16_bits",
     "int_to_fp32",
     "widen_to_fp32",
     "fp16_to_fp32",
@@ -58,6 +59,14 @@ def from_bits(t) -> torch.Tensor:
         raise TypeError(f"from_bits() expects integer patterns, got {t.dtype}")
     signed32 = ((t.to(torch.int64) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
     return signed32.to(torch.int32).view(torch.float32)
+
+
+def fp16_bits(t: torch.Tensor) -> torch.Tensor:
+    """Raw binary16 patterns of a float16 tensor, as int64 values in 0 .. 2^16-1 (the codes
+    :func:`fp16_to_fp32` takes)."""
+    if t.dtype != torch.float16:
+        raise TypeError(f"fp16_bits() expects a float16 tensor, got {t.dtype}")
+    return t.contiguous().view(torch.int16).to(torch.int64) & 0xFFFF
 
 
 def _canonical_nan_like(t: torch.Tensor) -> torch.Tensor:

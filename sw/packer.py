@@ -27,7 +27,7 @@ import dataclasses
 
 import torch
 
-from golden.fp32 import bits
+from golden.fp32 import bits, fp16_bits, from_bits
 from golden.fp_activations import shared_exponents
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import OperandError, QuantizedWeights, activation_operand, validate_operands
@@ -106,18 +106,10 @@ def pad_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor |
     return _pad(config, x, act_scale, weights, config.rows)
 
 
-def _raw16(values: torch.Tensor) -> torch.Tensor:
-    return values.view(torch.int16).to(torch.int64) & 0xFFFF
-
-
-def _raw32(values: torch.Tensor) -> list:
-    return (bits(values.to(torch.float32)).to(torch.int64) & 0xFFFFFFFF).tolist()
-
-
 def _group_params(config: MixPEConfig, weights: QuantizedWeights) -> tuple[list, list]:
     """(raw FP16 scales, zero points or raw FP16 offsets), each a list over groups of lists over channels."""
-    zeros = _raw16(weights.offsets) if config.float_offset else weights.zeros
-    return _raw16(weights.scales).t().tolist(), zeros.t().tolist()
+    zeros = fp16_bits(weights.offsets) if config.float_offset else weights.zeros
+    return fp16_bits(weights.scales).t().tolist(), zeros.t().tolist()
 
 
 def _row_params(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None) -> list:
@@ -125,7 +117,7 @@ def _row_params(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
     scale (INT8, the same every group) or the shared exponent of the row's group (floating point)."""
     if config.fp_activation:
         return shared_exponents(config, x).t().tolist()
-    return [_raw32(act_scale)] * (x.shape[1] // config.group_size)
+    return [bits(act_scale.float()).tolist()] * (x.shape[1] // config.group_size)
 
 
 def _pack_tile(config: MixPEConfig, row0: int, col0: int, x_steps: list, row_params: list,
@@ -250,7 +242,7 @@ def unpack_banded_tile(config: MixPEConfig, bands: list[Band], rows_fp32: torch.
 def tile_result_beats(config: MixPEConfig, rows_fp32: torch.Tensor) -> list[int]:
     """The R result beats the core sends for one tile whose float32 (R, C) result is ``rows_fp32``."""
     layout = result_layout(config)
-    raw = _raw32(rows_fp32)
+    raw = bits(rows_fp32.float()).tolist()
     return [pack(layout, {"data": raw[row], "row": row, "last": int(row == config.rows - 1)}, "res")
             for row in range(config.rows)]
 
@@ -277,9 +269,4 @@ def unpack_results(config: MixPEConfig, m: int, n: int, beats: list[int]) -> tor
         if row < m:
             values = fields["data"][:n - col0]
             out[row, col0:col0 + len(values)] = torch.tensor(values, dtype=torch.int64)
-    return _int_bits_to_float(out)
-
-
-def _int_bits_to_float(bit_patterns: torch.Tensor) -> torch.Tensor:
-    signed = torch.where(bit_patterns >= 2 ** 31, bit_patterns - 2 ** 32, bit_patterns)
-    return signed.to(torch.int32).view(torch.float32)
+    return from_bits(out)

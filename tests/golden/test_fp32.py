@@ -14,6 +14,7 @@ from golden.fp32 import (
     bits,
     fadd32,
     fmul32,
+    fp16_bits,
     fp16_to_fp32,
     from_bits,
     int_to_fp32,
@@ -342,3 +343,13 @@ def test_fp16_and_bf16_agree_with_torch_casts():
         assert torch.equal(bits(convert(codes)), bits(native)), dtype
     assert bits(fp16_to_fp32(torch.tensor([0x0001]))).item() == 0x33800000  # 2^-24, now normal
     assert bits(bf16_to_fp32(torch.tensor([0x8001]))).item() == 0x80010000  # stays a binary32 subnormal
+
+
+def test_raw_bit_patterns_round_trip():
+    codes = torch.arange(2 ** 16, dtype=torch.int64)
+    assert torch.equal(fp16_bits(codes.to(torch.int16).view(torch.float16)), codes)
+    assert fp16_bits(torch.tensor([-65504.0], dtype=torch.float16)).item() == 0xFBFF
+    patterns = torch.tensor([0, 0x80000000, 0x3F800000, 0xFF7FFFFF, CANONICAL_NAN_BITS], dtype=torch.int64)
+    assert torch.equal(bits(from_bits(patterns)), patterns)
+    with pytest.raises(TypeError):
+        fp16_bits(torch.ones(2))
