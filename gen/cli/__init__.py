@@ -23,8 +23,7 @@ imports every subcommand module, and ``mixpe config`` / ``mixpe --help`` must no
 Amaranth (``tests/gen/test_cli.py`` checks it); the work is imported inside ``run``.
 :func:`main` turns a :class:`hw.errors.MixPEError` into the one-line message and exit code.
 
-Names taken by coming subcommands: ``timing`` (with the synthesis package) and ``power``
-(issue 13); ``make timing`` and ``make power`` call them.
+``make timing`` and ``make power`` call ``timing`` and ``power`` (issue 13).
 """
 
 from __future__ import annotations
@@ -38,7 +37,8 @@ from hw.errors import MixPEError, exit_code
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order of ``mixpe --help``.
-COMMANDS = ("verilog", "sim", "bench", "moe", "eval_smollm", "lint", "synth", "timing", "accuracy", "config", "doctor")
+COMMANDS = ("verilog", "sim", "bench", "moe", "eval_smollm", "lint", "synth", "timing", "power", "accuracy", "config",
+            "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
