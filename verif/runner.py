@@ -6,8 +6,10 @@ C++ compile on a rerun. Traced and untraced builds use separate object directori
 (``build_dir/sim`` and ``build_dir/sim_waves``) so switching ``waves`` does not force rebuilds.
 Builds are safe in parallel: a process holds :func:`build_lock` on ``build_dir`` while building, so a
 second one (another pytest worker) waits and then reuses the build; each run writes its files
-(results, job, summary) in its own directory (:func:`verif.paths.new_run_dir`). On a terminal a build
-shows its elapsed time while it runs; every build prints one line when done.
+(results, job, summary) in its own directory (:func:`verif.paths.new_run_dir`). Verilator's run-time
+library, the same for every design, is compiled once per trace flavour and copied into each new build
+(:func:`shared_runtime`). On a terminal a build shows its elapsed time while it runs; every build
+prints one line when done.
 
 :func:`run_cocotb` never raises because tests failed (it returns a :class:`CocotbResult`; callers
 assert), inside or outside pytest. It raises :class:`BuildError` when Verilator or the C++ build fails
@@ -19,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import os
 import random
+import shutil
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
@@ -29,11 +33,11 @@ from pathlib import Path
 
 from hw.errors import MixPEError
 from sw.progress import Progress
-from verif.paths import new_run_dir
-from verif.toolchain import apply_verilator_env, fst_supported
+from verif.paths import SIM_ROOT, new_run_dir
+from verif.toolchain import apply_verilator_env, fst_supported, verilator_root
 
 __all__ = ["CocotbResult", "BuildError", "SimulationError", "run_cocotb", "write_if_changed", "build_lock",
-           "VERILATOR_BUILD_ARGS"]
+           "shared_runtime", "VERILATOR_BUILD_ARGS"]
 
 #: Warnings that Amaranth-generated Verilog triggers by construction (unused/undriven bits of
 #: flattened ports, width-extended constants, intermediate wires, ``initial`` reset values...).
@@ -110,6 +114,51 @@ def build_lock(build_dir: Path) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def shared_runtime(sim_dir: Path, waves: bool) -> Iterator[list[Path]]:
+    """Share Verilator's run-time library objects (``verilated*.o`` and their ``.d`` files) between builds.
+
+    They include only Verilator's headers and the trace flavour's flags, so they are the same for
+    every design of one flavour, yet each build would compile them again (most of a small design's
+    build time). Before the build, the shared copies go into ``sim_dir`` where missing; the context
+    yields them, to be made newer than the makefile Verilator writes (make rebuilds them otherwise,
+    in case its flags changed: ours depend on the flavour only). After the build, the objects it
+    compiled fill the shared directory, keyed by the Verilator installation and the flavour:
+    ``build/sim/verilated-<flavour>-<digest>/``."""
+    root = verilator_root()
+    digest = hashlib.sha256(str(root).encode() + (root / "include" / "verilated.mk").read_bytes()
+                            + (root / "include" / "verilated_config.h").read_bytes()).hexdigest()[:12]
+    flavour = ("fst" if fst_supported() else "vcd") if waves else "plain"
+    shared = SIM_ROOT.resolve() / f"verilated-{flavour}-{digest}"
+
+    def copy_missing(source: Path, target: Path) -> list[Path]:
+        copied = []
+        with build_lock(shared):
+            for path in [*source.glob("verilated*.o"), *source.glob("verilated*.d")]:
+                if not (target / path.name).exists():
+                    tmp = target / f"{path.name}.{os.getpid()}.tmp"
+                    shutil.copy2(path, tmp)
+                    copied.append(tmp.replace(target / path.name))
+        return copied
+
+    yield copy_missing(shared, sim_dir)
+    copy_missing(sim_dir, shared)
+
+
+def _verilator_runner(refresh: list[Path]):
+    """cocotb's Verilator runner, touching the files ``refresh`` between Verilator and make
+    (:func:`shared_runtime`). cocotb is imported here: it is slow to import and only runs need it."""
+    from cocotb_tools.runner import Verilator
+
+    class RefreshingVerilator(Verilator):
+        def _build_command(self):
+            verilate, *compile_ = super()._build_command()
+            touch = [["touch", "-c", *map(str, refresh)]] if refresh else []
+            return [verilate, *touch, *compile_]
+
+    return RefreshingVerilator()
+
+
 def _truthy(value: str | None) -> bool:
     return value is not None and value.strip().lower() in ("1", "yes", "true", "on")
 
@@ -172,7 +221,6 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     ``build_dir/runs/`` when None.
     """
     from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
     build_dir = Path(build_dir).resolve()
     waves = bool(waves) or _truthy(os.environ.get("WAVES"))
@@ -197,7 +245,6 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
     sim_dir = build_dir / ("sim_waves" if waves else "sim")
     binary = sim_dir / toplevel
     log = sim_dir / "build.log"
-    runner = get_runner("verilator")
     t0 = time.monotonic()
     with Progress(desc=f"build {build_dir.name}/{sim_dir.name}", timer=True), build_lock(build_dir), \
             _patched_environ({}, unset=("WAVES",)):
@@ -206,8 +253,10 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
         before = _mtime(binary)
         sim_dir.mkdir(parents=True, exist_ok=True)
         try:
-            runner.build(sources=[source, *map(str, extra_sources)], hdl_toplevel=toplevel, build_dir=sim_dir, build_args=args,
-                         timescale=timescale, waves=waves, log_file=log)
+            with shared_runtime(sim_dir, waves) as seeded:
+                runner = _verilator_runner(seeded)
+                runner.build(sources=[source, *map(str, extra_sources)], hdl_toplevel=toplevel, build_dir=sim_dir,
+                             build_args=args, timescale=timescale, waves=waves, log_file=log)
         except (RuntimeError, SystemExit) as exc:
             raise BuildError(f"Verilator build of {toplevel} failed ({exc}); log {log}:\n{_tail(log)}") from None
         rebuilt = _mtime(binary) != before

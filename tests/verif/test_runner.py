@@ -11,7 +11,7 @@ from amaranth.back import verilog
 from verif.benches import BENCHES
 from verif.benches.smoke.host import component
 from verif.paths import new_run_dir
-from verif.runner import build_lock, run_cocotb
+from verif.runner import build_lock, run_cocotb, shared_runtime
 from verif.toolchain import fst_supported
 
 #: The flow tests share one build directory (the first compiles, the others reuse it): one worker.
@@ -95,6 +95,25 @@ def test_every_run_gets_its_own_directory(tmp_path):
     runs = {new_run_dir(tmp_path, seed=3) for _ in range(3)} | {new_run_dir(tmp_path)}
     assert len(runs) == 4 and all(run.is_dir() and run.parent == tmp_path.resolve() / "runs" for run in runs)
     assert sorted(run.name.split("-")[0] for run in runs) == ["run", "seed3", "seed3", "seed3"]
+
+
+def test_runtime_objects_are_shared_between_builds(tmp_path, monkeypatch):
+    """Verilator's run-time objects compiled by one build seed the next build of the same flavour
+    (timestamps kept); the design's own objects are never shared."""
+    monkeypatch.chdir(tmp_path)                 # the shared directory lives under ./build/sim
+    first, second, traced = (tmp_path / name for name in ("first", "second", "traced"))
+    for sim_dir in (first, second, traced):
+        sim_dir.mkdir()
+    with shared_runtime(first, waves=False) as seeded:
+        assert seeded == []
+        for name in ("verilated.o", "verilated.d", "Vtop__ALL.o"):
+            (first / name).write_text(name)
+    with shared_runtime(second, waves=False) as seeded:
+        assert sorted(path.name for path in seeded) == ["verilated.d", "verilated.o"]
+    assert (second / "verilated.o").read_text() == "verilated.o" and not (second / "Vtop__ALL.o").exists()
+    assert (second / "verilated.o").stat().st_mtime_ns == (first / "verilated.o").stat().st_mtime_ns
+    with shared_runtime(traced, waves=True) as seeded:
+        assert seeded == []
 
 
 def test_verilator_is_refused_outside_rtl_tests():
