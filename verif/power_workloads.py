@@ -23,6 +23,7 @@ import dataclasses
 
 import torch
 
+from golden.fp32 import fp16_bits
 from golden.operands import QuantizedWeights, quantize_activations_int8, quantize_weights_rtn, random_operands
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
@@ -189,10 +190,6 @@ class PEOperands:
     group_last: torch.Tensor
 
 
-def _raw16(values: torch.Tensor) -> torch.Tensor:
-    return values.to(torch.float16).view(torch.int16).to(torch.int64) & 0xFFFF
-
-
 def design_operands(design: str, config: MixPEConfig, tile: TileOperands) -> PEOperands:
     """The PE operands of ``design`` (see :mod:`hw.baselines`) for ``tile``.
 
@@ -219,11 +216,11 @@ def design_operands(design: str, config: MixPEConfig, tile: TileOperands) -> PEO
         return PEOperands({"x": x}, {"w": codes}, per_group)
     if design == "dequant_fp":
         group = steps // g
-        scales = _raw16(tile.weights.scales)[:, group]
+        scales = fp16_bits(tile.weights.scales)[:, group]
         zeros = torch.zeros_like(codes) if config.float_offset else tile.weights.zeros[:, group]
         return PEOperands({"x": tile.x}, {"w": codes, "scale": scales, "zero": zeros}, whole_k)
     if design == "fp16_fp16":
-        return PEOperands({"x": _raw16(tile.x_float)}, {"w": _raw16(tile.w_float)}, whole_k)
+        return PEOperands({"x": fp16_bits(tile.x_float.half())}, {"w": fp16_bits(tile.w_float.half())}, whole_k)
     raise WorkloadError(f"design={design!r}: no PE operands defined")
 
 

@@ -34,7 +34,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the tile and position sampling (default 1)")
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator",
                         help="gate-level simulator (default verilator: cached builds, fast runs; icarus: no build)")
+    parser.add_argument("--pe-only", action="store_true",
+                        help="measure the PEs only (no act_sum, GDU or array records; no GDU synthesis)")
     parser.add_argument("--out", help="output directory (default build/power/)")
+    parser.add_argument("--synth-dir", default=None, help="synthesis and timing cache (default build/synth/)")
     parser.add_argument("--no-cache", action="store_true", help="measure again (synthesis stays cached)")
 
 
@@ -45,10 +48,11 @@ def run(args) -> int:
     start = time.monotonic()
     liberty = resolve_liberty(args.liberty)
     settings = PowerSettings(workloads=tuple(args.workloads), tiles=args.tiles, positions=args.positions,
-                             edge_instances=args.edge_instances, seed=args.seed, simulator=args.simulator)
+                             edge_instances=args.edge_instances, seed=args.seed, simulator=args.simulator,
+                             array=not args.pe_only)
     out_root = Path(args.out or BUILD_ROOT / "power")
     records = run_power(config, liberty, settings, designs=args.designs, out_root=out_root,
-                        synth_root=BUILD_ROOT / "synth", use_cache=not args.no_cache)
+                        synth_root=Path(args.synth_dir or BUILD_ROOT / "synth"), use_cache=not args.no_cache)
     meta = {"liberty": str(liberty.path), "liberty_name": liberty.name, "settings": settings.__dict__,
             "simulator": {"verilator": "Verilator", "icarus": "Icarus Verilog"}[settings.simulator],
             "positions": settings.positions, "edge_instances": settings.edge_instances,

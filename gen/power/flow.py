@@ -43,7 +43,8 @@ FLOW_VERSION = 1
 @dataclasses.dataclass(frozen=True)
 class PowerSettings:
     """What ``make power`` simulates: ``workloads`` of ``tiles`` tiles each (seeded), the PE streams
-    of ``positions`` sampled PE positions, ``edge_instances`` of the C GDUs, on ``simulator``."""
+    of ``positions`` sampled PE positions, ``edge_instances`` of the C GDUs, on ``simulator``;
+    ``array=False`` measures the PEs only (no edge blocks, no array records)."""
     workloads: tuple[str, ...] = ("smollm2", "uniform")
     tiles: int = 4
     positions: int = 4
@@ -51,6 +52,7 @@ class PowerSettings:
     seed: int = 1
     uniform_k: int = 512
     simulator: str = "verilator"
+    array: bool = True
 
     def __post_init__(self):
         from verif.power_names import SIMULATORS, WORKLOADS
@@ -100,13 +102,14 @@ class _Block:
         return float(self.record.get("timing_area_um2") or self.record["area_um2"])
 
 
-def _synthesized(config: MixPEConfig, designs: list[str], liberty, synth_root: Path, use_cache: bool, log
-                 ) -> dict[tuple[str, str], _Block]:
-    """Synthesis and timing records (cached by ``make synth``) of every PE and edge block needed."""
+def _synthesized(config: MixPEConfig, designs: list[str], liberty, synth_root: Path, use_cache: bool, array: bool,
+                 log) -> dict[tuple[str, str], _Block]:
+    """Synthesis and timing records (cached by ``make synth``) of every PE (and with ``array`` edge
+    block) needed."""
     from gen.synth import array_needs, run_synthesis
     from gen.synth.yosys import netlist_path
     needed = {(design, "pe") for design in designs}
-    for design in designs:
+    for design in designs if array else ():
         needed.update((d, b) for d, b, _ in array_needs(design, config)[0])
     blocks = sorted({block for _, block in needed})
     records = run_synthesis(config, designs=sorted({d for d, _ in needed}), blocks=blocks, liberty=liberty,
@@ -327,7 +330,7 @@ def _measure_workload(config, settings, blocks, designs, measurer, workload_name
         operands = [design_operands(design, config, tile) for tile in workload.tiles]
         stimulus = pe_stimulus(ports, operands, trace.schedule, positions)
         pe_results[design] = measurer.simulate(block, stimulus, workload_name)
-    for design in designs:
+    for design in designs if settings.array else ():
         for d, b, _ in array_needs(design, config)[0]:
             if (d, b) in edge_results:
                 continue
@@ -345,7 +348,7 @@ def _measure_workload(config, settings, blocks, designs, measurer, workload_name
     records = []
     for design in designs:
         pe_block = blocks[(design, "pe")]
-        needs = array_needs(design, config)[0]
+        needs = array_needs(design, config)[0] if settings.array else []
         parts = [(d, b, config.cols if count == "C" else 1) for d, b, count in needs]
         array_clock = min([pe_block.fmax_mhz] + [blocks[(d, b)].fmax_mhz for d, b, _ in parts])
         slowest = min([pe_block] + [blocks[(d, b)] for d, b, _ in parts], key=lambda blk: blk.fmax_mhz)
@@ -356,6 +359,8 @@ def _measure_workload(config, settings, blocks, designs, measurer, workload_name
         records.append(_record(config, design, "pe", workload_name, pe_block.area_um2, pe_block,
                                pe_block.fmax_mhz, pe_power, 1, pe_macs, source,
                                {"simulated_cycles": activity.cycles}))
+        if not settings.array:
+            continue
         pe_at_array = measurer.power(netlist, activity, array_clock, workload_name)
         array_parts = [("pe", pe_at_array, config.rows * config.cols, pe_block.area_um2)]
         for d, b, count in parts:
@@ -430,7 +435,7 @@ def run_power(config: MixPEConfig, liberty, settings: PowerSettings = PowerSetti
     if "mixpe" not in designs:
         designs.insert(0, "mixpe")  # its core gives the schedule and the edge-block streams
     out_root, synth_root = Path(out_root), Path(synth_root)
-    blocks = _synthesized(config, designs, liberty, synth_root, use_cache, log)
+    blocks = _synthesized(config, designs, liberty, synth_root, use_cache, settings.array, log)
     measurer = None
     records = []
     for workload_name in settings.workloads:

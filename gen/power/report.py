@@ -86,8 +86,10 @@ def _markdown(config: MixPEConfig, records: list[dict], meta: dict, png: str | N
     for workload in workloads:
         description = next(r["workload_description"] for r in records if r["workload"] == workload)
         lines += [f"## Workload `{workload}`", "", description + ".", ""]
-        for level, title in (("pe", "One PE at its own clock"), ("array", f"{config.rows} x {config.cols} array with its edge blocks")):
-            lines += [f"### {title}", "",
+        levels = [level for level in ("pe", "array") if any(r["block"] == level for r in records)]
+        titles = {"pe": "One PE at its own clock", "array": f"{config.rows} x {config.cols} array with its edge blocks"}
+        for level in levels:
+            lines += [f"### {titles[level]}", "",
                       "| design | activation | clock MHz | power mW | internal | switching | leakage | sequential | "
                       "pJ / MAC | MACs / cycle | area µm² | nets measured |",
                       "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -101,6 +103,8 @@ def _markdown(config: MixPEConfig, records: list[dict], meta: dict, png: str | N
                              f"{_f(r['sequential_mw'], 3)} | {_f(r['energy_pj_per_mac'])} | {_f(r['macs_per_cycle'], 2)} | "
                              f"{_f(r['area_um2'], 0)} | {100 * r['annotated_net_fraction']:.0f} % |")
             lines.append("")
+        if "array" not in levels:
+            continue
         lines += ["### Where the array's power goes", "", "| design | " + " | ".join(["PE array", "act_sum", "aligner",
                                                                                      "GDUs", "edge multipliers"]) + " |",
                   "|---|---:|---:|---:|---:|---:|"]
