@@ -14,8 +14,9 @@ HELP = "Yosys area report of MixPE and baseline PEs; writes build/synth/report.{
 def add_arguments(parser) -> None:
     add_config_options(parser)
     parser.add_argument("--liberty", default=None, metavar="PATH|osu018",
-                        help="Liberty file for library mapping (area in um2 and library GE); 'osu018' is Debian's "
-                             "qflow-tech-osu018 (installed with apt-get when missing and root)")
+                        help="Liberty file for library mapping (area in um2 and library GE; with delay tables also "
+                             "critical_path_ns and fmax_mhz from OpenSTA); 'osu018' is Debian's qflow-tech-osu018 "
+                             "('make tools' as root)")
     parser.add_argument("--blocks", nargs="+", choices=BLOCKS, default=None,
                         help=f"blocks to synthesize, for every design that has them (default "
                              f"{' '.join(DEFAULT_BLOCKS)}; 'top' is the whole mpgemm core and slow)")

