@@ -21,8 +21,8 @@ from pathlib import Path
 
 from golden.mpgemm import bitexact_mpgemm
 from hw.config import MixPEConfig
-from verif.gate_level import (CLOCK, GateLevelError, Port, Stimulus, build_verilator, read_samples, run_tool,
-                              verilog_name, verilog_ports)
+from verif.gate_level import (CLOCK, GateLevelError, Port, Stimulus, build_verilator, concatenation, read_samples,
+                              run_tool, verilog_name, verilog_ports)
 from verif.power_workloads import RESET_CYCLES, Workload
 
 __all__ = ["CoreTrace", "EDGE_INSTANCES", "trace_core"]
@@ -87,7 +87,7 @@ def _testbench(ports: list[Port], recorded: dict[str, list[Port]], expected_resu
               '    $fwrite(sched_file, "%h\\n", {dut.array.valid, dut.array.group_last});']
     for instance, instance_ports in recorded.items():
         exprs = [f"dut.{instance}.{verilog_name(port.name)}" for port in instance_ports]
-        lines.append(f'    $fwrite(file_{instance}, "%h\\n", {{{", ".join(exprs)}}});')
+        lines.append(f'    $fwrite(file_{instance}, "%h\\n", {{{concatenation(exprs)}}});')
     lines += ["  end", "endmodule", ""]
     return "\n".join(lines)
 

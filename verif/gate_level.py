@@ -36,7 +36,7 @@ from hw.errors import MixPEError
 from verif.power_names import SIMULATORS
 
 __all__ = ["CLOCK", "GateLevelError", "Port", "Netlist", "Stimulus", "Activity", "SimResult", "SIMULATORS",
-           "verilog_ports", "verilog_name", "read_samples", "cell_models", "build_verilator", "run_tool", "simulate"]
+           "verilog_ports", "verilog_name", "concatenation", "read_samples", "cell_models", "build_verilator", "run_tool", "simulate"]
 
 #: The clock port of every block (driven by the testbench, not by the stimulus).
 CLOCK = "clk"
@@ -235,6 +235,12 @@ def cell_models(liberty: Path, cache_dir: Path) -> Path:
     return path
 
 
+def concatenation(expressions: list[str], per_line: int = 32) -> str:
+    """``a, b, ...`` over several lines (Verilator refuses lines of more than 40,000 tokens)."""
+    lines = [", ".join(expressions[i:i + per_line]) for i in range(0, len(expressions), per_line)]
+    return ",\n      ".join(lines)
+
+
 def _testbench(instances: list[str], input_width: int, samples: dict[str, list[str]]) -> str:
     """The testbench text: ``instances`` are instantiation lines whose inputs connect to slices of
     ``cur`` (the current stimulus line, ``input_width`` bits); ``samples`` maps a plusarg (also the
@@ -269,7 +275,7 @@ def _testbench(instances: list[str], input_width: int, samples: dict[str, list[s
         "    started <= 1'b1;",
         "  end",
         "  always @(negedge clk) if (started) begin",
-        *[f'    if ({role}_file != 0) $fwrite({role}_file, "%h\\n", {{{", ".join(exprs)}}});'
+        *[f'    if ({role}_file != 0) $fwrite({role}_file, "%h\\n", {{{concatenation(exprs)}}});'
           for role, exprs in samples.items()],
         "  end",
         "endmodule",
@@ -295,13 +301,6 @@ class Activity:
     def duty(self) -> np.ndarray:
         """Fraction of cycles each net is 1."""
         return self.high / max(self.cycles, 1)
-
-    def merged(self, other: "Activity") -> "Activity":
-        """Counts of two runs of the same netlist added (the cycle boundary between them is not a toggle)."""
-        if self.nets != other.nets:
-            raise GateLevelError("cannot merge the activity of different netlists")
-        return Activity(self.nets, self.toggles + other.toggles, self.high + other.high,
-                        self.cycles + other.cycles, self.unknown + other.unknown)
 
 
 @dataclasses.dataclass
@@ -380,7 +379,7 @@ def build_verilator(sources: list[Path], build_root: Path, tb_text: str, top: st
     digest = hashlib.sha256(tb_text.encode())
     for source in sources:
         digest.update(Path(source).read_bytes())
-    build = Path(build_root) / f"verilator-{digest.hexdigest()[:16]}"
+    build = (Path(build_root) / f"verilator-{digest.hexdigest()[:16]}").resolve()
     binary = build / "obj" / f"V{top}"
     if binary.is_file():
         return binary

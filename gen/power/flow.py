@@ -176,6 +176,9 @@ class _Measurer:
             raise PowerError(f"{block.design}/{block.block} on {label}: the gate-level netlist differs from the RTL at "
                              f"{result.mismatch}; synthesis did not keep the design")
         activity = result.activity
+        if activity.unknown:
+            raise PowerError(f"{block.design}/{block.block} on {label}: {activity.unknown} net samples of the netlist are "
+                             f"X or Z after reset; their activity is unknown")
         if activity.toggles.sum() == 0:
             raise PowerError(f"{block.design}/{block.block} on {label}: the simulation produced no switching activity "
                              f"(every net constant over {activity.cycles} cycles): check the stimulus")
@@ -269,9 +272,10 @@ def _mw(watts: float) -> float:
     return watts * 1e3
 
 
-def _record(config, design, block, workload_name, area, timing_block, clock_mhz, power, instances,
+def _record(config, design, block, workload_name, area, timing: dict, clock_mhz, power, instances,
             macs_per_cycle, source, extra=None) -> dict:
-    """One report record; ``power`` is a PowerResult of one instance (scaled by ``instances``)."""
+    """One report record; ``power`` is a PowerResult of one instance (scaled by ``instances``),
+    ``timing`` holds the block's ``critical_path_ns`` and ``fmax_mhz``."""
     scale = instances
     total = power.total_w * scale
     energy = total / (clock_mhz * 1e6) / macs_per_cycle * 1e12 if macs_per_cycle else None
@@ -281,7 +285,7 @@ def _record(config, design, block, workload_name, area, timing_block, clock_mhz,
         "design": design, "block": block, "workload": workload_name, "activation": activation, "weight": weight,
         "config": config.name, "config_hash": config.hash, "instances": instances,
         "area_um2": area * instances,
-        "critical_path_ns": timing_block.record["critical_path_ns"], "fmax_mhz": timing_block.fmax_mhz,
+        "critical_path_ns": timing["critical_path_ns"], "fmax_mhz": timing["fmax_mhz"],
         "clock_mhz": clock_mhz,
         "power_mw": _mw(total), "internal_mw": _mw(power.internal_w * scale),
         "switching_mw": _mw(power.switching_w * scale), "leakage_mw": _mw(power.leakage_w * scale),
@@ -345,44 +349,45 @@ def _measure_workload(config, settings, blocks, designs, measurer, workload_name
                 stimulus = _block_stimulus(rtl, module, traces, chosen)
             edge_results[(d, b)] = measurer.simulate(block, stimulus, workload_name)
 
+    from gen.synth.timing_report import array_clocks
+    clocks = {row["design"]: row for row in array_clocks(config, [block.record for block in blocks.values()])}
     records = []
     for design in designs:
         pe_block = blocks[(design, "pe")]
-        needs = array_needs(design, config)[0] if settings.array else []
-        parts = [(d, b, config.cols if count == "C" else 1) for d, b, count in needs]
-        array_clock = min([pe_block.fmax_mhz] + [blocks[(d, b)].fmax_mhz for d, b, _ in parts])
-        slowest = min([pe_block] + [blocks[(d, b)] for d, b, _ in parts], key=lambda blk: blk.fmax_mhz)
         activity, netlist = pe_results[design]
         source = (f"gate-level {simulator} of the {pe_block.top} netlist: {where} x {trace.cycles} cycles of the "
                   f"MixPE core's schedule, per-net toggles and high time sampled every clock")
         pe_power = measurer.power(netlist, activity, pe_block.fmax_mhz, workload_name)
-        records.append(_record(config, design, "pe", workload_name, pe_block.area_um2, pe_block,
+        records.append(_record(config, design, "pe", workload_name, pe_block.area_um2, pe_block.record,
                                pe_block.fmax_mhz, pe_power, 1, pe_macs, source,
                                {"simulated_cycles": activity.cycles}))
         if not settings.array:
             continue
+        clock = clocks[design]
+        array_clock = clock["fmax_mhz"]
         pe_at_array = measurer.power(netlist, activity, array_clock, workload_name)
         array_parts = [("pe", pe_at_array, config.rows * config.cols, pe_block.area_um2)]
-        for d, b, count in parts:
+        for d, b, count in array_needs(design, config)[0]:
+            count = config.cols if count == "C" else 1
             edge_activity, edge_netlist = edge_results[(d, b)]
             edge_power = measurer.power(edge_netlist, edge_activity, array_clock, workload_name)
             array_parts.append((b, edge_power, count, blocks[(d, b)].area_um2))
             shared = " (MixPE's, same streams)" if d != design else ""
             records.append(_record(
-                config, design, b, workload_name, blocks[(d, b)].area_um2, blocks[(d, b)], array_clock,
+                config, design, b, workload_name, blocks[(d, b)].area_um2, blocks[(d, b)].record, array_clock,
                 edge_power, count, array_macs,
                 f"gate-level {simulator} of the {blocks[(d, b)].top} netlist{shared} replaying "
                 f"{'the token-scale multiplies of the workload' if b == 'edge' else 'its port streams in the core RTL'}",
-                {"simulated_cycles": edge_activity.cycles, "share_of": "array"}))
-        records.append(_array_record(config, design, workload_name, array_parts, slowest, array_clock, array_macs,
-                                     trace.cycles))
+                {"simulated_cycles": edge_activity.cycles}))
+        records.append(_array_record(config, design, workload_name, array_parts, clock, array_macs, trace.cycles))
     for record in records:
         record["workload_description"] = workload.description
     return records
 
 
-def _array_record(config, design, workload_name, parts, slowest, clock_mhz, macs_per_cycle, cycles) -> dict:
-    """The R x C array with its edge blocks: the sum of its parts at the array clock."""
+def _array_record(config, design, workload_name, parts, clock: dict, macs_per_cycle, cycles) -> dict:
+    """The R x C array with its edge blocks: the sum of its parts at the array clock ``clock`` (a row
+    of :func:`gen.synth.timing_report.array_clocks`)."""
     fields = ("internal_w", "switching_w", "leakage_w", "total_w", "sequential_w", "combinational_w")
     totals = {field: sum(getattr(power, field) * count for _, power, count, _ in parts) for field in fields}
     nets = sum(power.nets * count for _, power, count, _ in parts)
@@ -391,14 +396,11 @@ def _array_record(config, design, workload_name, parts, slowest, clock_mhz, macs
     combined = PowerResult(**totals, annotated_nets=annotated, nets=nets)
     area = sum(area * count for _, _, count, area in parts)
     blocks = " + ".join(f"{count} x {name}" for name, _, count, _ in parts)
-    record = _record(config, design, "array", workload_name, area, slowest, clock_mhz, combined, 1, macs_per_cycle,
-                     f"sum of its measured blocks: {blocks}",
-                     {"simulated_cycles": cycles, "parts": {name: _mw(power.total_w * count)
-                                                            for name, power, count, _ in parts}})
-    record["critical_path_ns"] = 1000.0 / clock_mhz
-    record["fmax_mhz"] = clock_mhz
-    record["limited_by"] = f"{slowest.design}/{slowest.block}"
-    return record
+    return _record(config, design, "array", workload_name, area, clock, clock["fmax_mhz"], combined, 1,
+                   macs_per_cycle, f"sum of its measured blocks: {blocks}",
+                   {"simulated_cycles": cycles, "limited_by": clock["limiting_block"],
+                    "parts": {name: _mw(power.total_w * count) for name, power, count, _ in parts},
+                    "parts_sequential": {name: _mw(power.sequential_w * count) for name, power, count, _ in parts}})
 
 
 def _cache_key(config, settings, liberty, blocks, designs, workload_name) -> str:

@@ -105,18 +105,20 @@ def _markdown(config: MixPEConfig, records: list[dict], meta: dict, png: str | N
             lines.append("")
         if "array" not in levels:
             continue
-        lines += ["### Where the array's power goes", "", "| design | " + " | ".join(["PE array", "act_sum", "aligner",
-                                                                                     "GDUs", "edge multipliers"]) + " |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        lines += ["### Where the array's power goes", "",
+                  "Each part's power, and in brackets its flip-flops' share (clock and data; in the GDUs mostly "
+                  "the accumulator bank):", "",
+                  "| design | PE array | act_sum | aligner | GDUs | edge multipliers |", "|---|---:|---:|---:|---:|---:|"]
         for design in designs:
             r = next((x for x in records if (x["workload"], x["design"], x["block"]) == (workload, design, "array")), None)
             if r is None:
                 continue
-            parts = r["parts"]
-            total = r["power_mw"]
-            cells = [parts.get(name) for name in ("pe", "act_sum", "fp_align", "gdu", "edge")]
-            lines.append(f"| {design} | " + " | ".join("-" if v is None else f"{_f(v, 2)} mW ({100 * v / total:.0f} %)"
-                                                      for v in cells) + " |")
+            cells = []
+            for name in ("pe", "act_sum", "fp_align", "gdu", "edge"):
+                value = r["parts"].get(name)
+                cells.append("-" if value is None else f"{_f(value, 2)} mW = {100 * value / r['power_mw']:.0f} % "
+                             f"({100 * r['parts_sequential'][name] / value:.0f} % flops)")
+            lines.append(f"| {design} | " + " | ".join(cells) + " |")
         lines.append("")
     rows = comparisons(records)
     if rows:
@@ -190,8 +192,10 @@ def _plot(records: list[dict], path: Path) -> bool:
     ax.axhline(PAPER_CLAIMS["energy"][1], color="gray", linestyle=":", linewidth=1)
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
     ax.set_yscale("log")
+    top = max([r["efficiency_product_ratio"] for r in rows] + [r["paper"] for r in rows] + [2.0])
+    ax.set_ylim(top=top * 8)
     ax.set_title("MixPE vs INT8 and FP16 (above 1 favours MixPE)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -198,17 +198,16 @@ def test_pe_level_run(quick_run, liberty, synth_root, tmp_path):
 
 
 def test_array_record_is_the_sum_of_its_blocks():
-    from gen.power.flow import _Block
     pe = PowerResult(1e-3, 2e-3, 1e-6, 3.001e-3, 1e-3, 2.001e-3, 10, 10)
     gdu = PowerResult(4e-3, 1e-3, 2e-6, 5.002e-3, 4e-3, 1.002e-3, 90, 100)
-    slowest = _Block("mixpe", "gdu", {"fmax_mhz": 50.0, "critical_path_ns": 20.0, "area_um2": 10.0}, None)
-    record = _array_record(CONFIG, "mixpe", "uniform", [("pe", pe, 16, 2.0), ("gdu", gdu, 4, 10.0)], slowest,
-                           50.0, 8.0, 1000)
+    clock = {"fmax_mhz": 50.0, "critical_path_ns": 20.0, "limiting_block": "gdu"}
+    record = _array_record(CONFIG, "mixpe", "uniform", [("pe", pe, 16, 2.0), ("gdu", gdu, 4, 10.0)], clock, 8.0, 1000)
     assert record["power_mw"] == pytest.approx(16 * 3.001 + 4 * 5.002)
     assert record["area_um2"] == 16 * 2.0 + 4 * 10.0
     assert record["annotated_net_fraction"] == pytest.approx((160 + 360) / (160 + 400))
     assert record["energy_pj_per_mac"] == pytest.approx(record["power_mw"] / 50.0 / 8.0 * 1e3)
-    assert record["limited_by"] == "mixpe/gdu" and record["parts"]["gdu"] == pytest.approx(4 * 5.002)
+    assert record["limited_by"] == "gdu" and record["clock_mhz"] == 50.0
+    assert record["parts"]["gdu"] == pytest.approx(4 * 5.002)
 
 
 def test_no_report_for_a_record_without_power(tmp_path):
