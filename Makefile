@@ -2,7 +2,7 @@
 # this Makefile creates and keeps in sync with pyproject.toml.
 #
 #   make test                 the default suite (no `slow` marker), in parallel: what CI runs
-#   make test-fast            the edit-test loop: no Verilator builds, no slow tests
+#   make test-fast            the edit-test loop: no Verilator, Yosys or OpenSTA runs, no slow tests
 #   make sim TEST=mpgemm SEED=3 WAVES=1 PRESET=w4a8-g128-16x16
 #
 # See `make help`.
@@ -34,7 +34,7 @@ help:
 	@echo "  make verilog   emit Verilog for a configuration        (PRESET, CONFIG)"
 	@echo "  make sim       run one cocotb testbench under Verilator (TEST, PRESET, CONFIG, SEED, WAVES)"
 	@echo "  make test      default suite (pytest -m 'not slow', parallel workers): what CI runs"
-	@echo "  make test-fast edit-test loop: pytest -m 'not slow and not rtl' (no Verilator builds)"
+	@echo "  make test-fast edit-test loop: pytest -m 'not slow and not rtl and not synth' (no Verilator, Yosys or OpenSTA runs)"
 	@echo "  make test-all  all tests, including slow sweeps"
 	@echo "  make bench     cycle/throughput benchmark, then 'make accuracy' (PRESET, CONFIG)"
 	@echo "  make accuracy  FP activations: error vs guard bits and vs an FP16 GEMM"
@@ -103,7 +103,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not rtl" -q --durations=10 -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -m "not slow and not rtl and not synth" -q --durations=10 -n $(TEST_WORKERS) --dist loadgroup
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -16,6 +16,8 @@ from gen.synth import (DESIGNS, Liberty, OSU018_PATH, SynthError, array_summary,
 from gen.synth.yosys import _script
 from hw.config import MixPEConfig
 
+pytestmark = pytest.mark.synth
+
 CONFIG = MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, name="w4a8-g8-2x2")
 #: FP8 E4M3 keeps the floating-point tests small (11-bit aligned operand at the default 6 guard bits).
 FP_CONFIG = MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, activation="fp8_e4m3", name="w4e4m3-g8-2x2")

@@ -22,6 +22,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("sta") is None, reason="OpenSTA (Debian opensta) not installed: make tools"),
     pytest.mark.skipif(not OSU018_PATH.is_file(), reason="qflow-tech-osu018 not installed: make tools"),
     pytest.mark.xdist_group("timing-4x4"),
+    pytest.mark.synth,
 ]
 
 PRESET = "w4a8-g32-4x4"
