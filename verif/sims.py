@@ -12,6 +12,7 @@ the bit-exact golden model.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from verif.cocotb_util import JOB_ENV, SUMMARY_ENV
 from verif.paths import new_run_dir, sim_build_dir
 from verif.runner import CocotbResult, run_cocotb
 
-__all__ = ["SimSummary", "run_bench", "run_block", "run_tiles", "run_mpgemm"]
+__all__ = ["SimSummary", "bench_verilog", "run_bench", "run_block", "run_tiles", "run_mpgemm"]
 
 @dataclasses.dataclass
 class SimSummary:
@@ -54,6 +55,14 @@ class SimSummary:
         return self.cycles == self.predicted.cycles
 
 
+@functools.lru_cache(maxsize=16)
+def bench_verilog(name: str, config: MixPEConfig) -> str:
+    """Verilog of bench ``name``'s design on ``config``, emitted once per process: emission takes
+    seconds (a 16x16 core about 8 s of CPU), and a scenario runs the same design several times."""
+    bench = BENCHES[name]
+    return emit_verilog(bench.host().component(config), bench.toplevel)
+
+
 def run_bench(name: str, config: MixPEConfig, job: dict, *, seed: int, waves: bool = False,
               replay_hint: str | None = None) -> tuple[CocotbResult, dict]:
     """Run bench ``name`` (:data:`verif.benches.BENCHES`) on ``config`` with ``job`` (the bench's
@@ -66,9 +75,8 @@ def run_bench(name: str, config: MixPEConfig, job: dict, *, seed: int, waves: bo
     run_dir = new_run_dir(build_dir, seed)
     job_path, summary_path = run_dir / "job.json", run_dir / "summary.json"
     job_path.write_text(json.dumps({"config": dataclasses.asdict(config), **job}))
-    result = run_cocotb(verilog=emit_verilog(bench.host().component(config), bench.toplevel),
-                        toplevel=bench.toplevel, build_dir=build_dir, test_module=bench.tb_module, seed=seed,
-                        waves=waves, run_dir=run_dir, replay_hint=replay_hint,
+    result = run_cocotb(verilog=bench_verilog(name, config), toplevel=bench.toplevel, build_dir=build_dir,
+                        test_module=bench.tb_module, seed=seed, waves=waves, run_dir=run_dir, replay_hint=replay_hint,
                         extra_env={JOB_ENV: str(job_path), SUMMARY_ENV: str(summary_path)})
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if result.passed:

@@ -11,7 +11,7 @@ from amaranth.back import verilog
 from verif.benches import BENCHES
 from verif.benches.smoke.host import component
 from verif.paths import new_run_dir
-from verif.runner import build_lock, run_cocotb, shared_runtime
+from verif.runner import SIM_OPT_ENV, build_lock, run_cocotb, shared_runtime
 from verif.toolchain import fst_supported
 
 #: The flow tests share one build directory (the first compiles, the others reuse it): one worker.
@@ -114,6 +114,12 @@ def test_runtime_objects_are_shared_between_builds(tmp_path, monkeypatch):
     assert (second / "verilated.o").stat().st_mtime_ns == (first / "verilated.o").stat().st_mtime_ns
     with shared_runtime(traced, waves=True) as seeded:
         assert seeded == []
+
+
+def test_model_optimisation_must_be_a_compiler_level(smoke_verilog, build_dir, monkeypatch):
+    monkeypatch.setenv(SIM_OPT_ENV, "-O9")
+    with pytest.raises(ValueError, match=r"MIXPE_SIM_OPT='-O9': allowed values are -O0, -O1, -O2, -O3, -Os \(or unset\)"):
+        run_cocotb(verilog=smoke_verilog, toplevel=SMOKE.toplevel, build_dir=build_dir, test_module=SMOKE.tb_module)
 
 
 def test_verilator_is_refused_outside_rtl_tests():
