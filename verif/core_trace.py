@@ -132,7 +132,7 @@ def trace_core(config: MixPEConfig, workload: Workload, work: Path, *, simulator
     tb_text = _testbench(ports, recorded, len(expected), timeout)
     plusargs = [f"+{name}={path.resolve()}" for name, path in {**files, **outputs}.items()]
     if simulator == "verilator":
-        binary = build_verilator([rtl], build_root or work, tb_text, top="core_tb")
+        binary = build_verilator([rtl], build_root or work, tb_text, label="mpgemm", top="core_tb")
         run_tool([str(binary), *plusargs], work, "Verilator simulation of the mpgemm core")
     else:
         (work / "core_tb.v").write_text(tb_text)

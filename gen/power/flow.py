@@ -360,7 +360,7 @@ def _measure_workload(config, settings, blocks, designs, measurer, workload_name
         pe_power = measurer.power(netlist, activity, pe_block.fmax_mhz, workload_name)
         records.append(_record(config, design, "pe", workload_name, pe_block.area_um2, pe_block.record,
                                pe_block.fmax_mhz, pe_power, 1, pe_macs, source,
-                               {"simulated_cycles": activity.cycles}))
+                               {"simulated_cycles": activity.cycles, "floating_nets": activity.floating}))
         if not settings.array:
             continue
         clock = clocks[design]
@@ -378,7 +378,7 @@ def _measure_workload(config, settings, blocks, designs, measurer, workload_name
                 edge_power, count, array_macs,
                 f"gate-level {simulator} of the {blocks[(d, b)].top} netlist{shared} replaying "
                 f"{'the token-scale multiplies of the workload' if b == 'edge' else 'its port streams in the core RTL'}",
-                {"simulated_cycles": edge_activity.cycles}))
+                {"simulated_cycles": edge_activity.cycles, "floating_nets": edge_activity.floating}))
         records.append(_array_record(config, design, workload_name, array_parts, clock, array_macs, trace.cycles))
     for record in records:
         record["workload_description"] = workload.description
@@ -448,7 +448,7 @@ def run_power(config: MixPEConfig, liberty, settings: PowerSettings = PowerSetti
             if log:
                 log(f"{workload_name}: cached ({cache})")
             continue
-        measurer = measurer or _Measurer(config, liberty, settings, out_root / "work", log)
+        measurer = measurer or _Measurer(config, liberty, settings, out_root / "work" / config.name, log)
         measured = _measure_workload(config, settings, blocks, designs, measurer, workload_name, log)
         cache.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache.with_suffix(".tmp")

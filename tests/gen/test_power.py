@@ -4,7 +4,8 @@ and scaled activity, the PE-level run under Icarus (positive power, every net me
 deterministic), the reports, and the errors for a missing ``sta``, a Liberty file without power
 tables, a netlist OpenSTA cannot link, a simulation without activity and a bad setting.
 
-About a minute; the Icarus runs are marked ``rtl``, the array-level run (a GDU) ``slow``.
+About a minute; tests that run Yosys or OpenSTA are marked ``synth``, the Icarus runs also ``rtl``,
+the array-level run (a GDU) ``slow``.
 """
 
 import json
@@ -25,11 +26,15 @@ from hw.config import from_preset
 from verif.gate_level import Activity, Netlist, Stimulus, _net_activity, cell_models, simulate, verilog_ports
 from verif.power_workloads import design_operands, make_workload
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("sta") is None, reason="OpenSTA (Debian opensta) not installed: make tools"),
-    pytest.mark.skipif(not OSU018_PATH.is_file(), reason="qflow-tech-osu018 not installed: make tools"),
-    pytest.mark.xdist_group("power-4x4"),
-]
+pytestmark = pytest.mark.xdist_group("power-4x4")
+needs_osu018 = pytest.mark.skipif(not OSU018_PATH.is_file(), reason="qflow-tech-osu018 not installed: make tools")
+
+
+def synth(test):
+    """Runs Yosys and OpenSTA: marked ``synth``, skipped without OpenSTA or the OSU018 library."""
+    test = pytest.mark.skipif(shutil.which("sta") is None, reason="OpenSTA (Debian opensta) not installed: "
+                              "make tools")(test)
+    return pytest.mark.synth(needs_osu018(test))
 
 PRESET = "w4a8-g32-4x4"
 CONFIG = from_preset(PRESET)
@@ -99,6 +104,7 @@ def test_design_operands_are_the_same_values_in_each_format():
 
 
 @pytest.mark.rtl
+@synth
 def test_netlist_matches_rtl_and_a_fault_is_caught(pe_netlist, pe_rtl, liberty, tmp_path):
     models = cell_models(liberty.path, tmp_path / "cells")
     stimulus = _random_stimulus(pe_rtl, 200)
@@ -124,6 +130,7 @@ def _uniform_activity(netlist, density, duty=0.5):
     return Activity(netlist.nets, np.full(count, round(density * 100)), np.full(count, round(duty * 101)), 101, 0)
 
 
+@synth
 def test_power_with_zero_and_scaled_activity(pe_netlist, liberty, tmp_path):
     def power(density):
         annotations, measured, nets = pin_annotations(pe_netlist, _uniform_activity(pe_netlist, density))
@@ -140,6 +147,7 @@ def test_power_with_zero_and_scaled_activity(pe_netlist, liberty, tmp_path):
     assert low.switching_w == pytest.approx(2 * slow.switching_w, rel=1e-6)
 
 
+@synth
 def test_netlist_that_does_not_link_is_a_clear_error(pe_netlist, liberty, tmp_path):
     broken = tmp_path / "broken.v"
     broken.write_text(pe_netlist.path.read_text().replace("DFFPOSX1 ", "NOSUCHCELL ", 1))
@@ -148,6 +156,7 @@ def test_netlist_that_does_not_link_is_a_clear_error(pe_netlist, liberty, tmp_pa
 
 
 @pytest.mark.rtl
+@synth
 def test_a_simulation_without_activity_is_refused(pe_netlist, pe_rtl, liberty, synth_root, tmp_path):
     from gen.power.flow import _Block
     record = {"fmax_mhz": 100.0, "critical_path_ns": 10.0, "area_um2": 1.0}
@@ -168,6 +177,7 @@ def quick_run(liberty, synth_root, tmp_path_factory):
 
 
 @pytest.mark.rtl
+@synth
 def test_pe_level_run(quick_run, liberty, synth_root, tmp_path):
     out, records = quick_run
     assert [(r["design"], r["block"], r["workload"]) for r in records] == [("mixpe", "pe", "uniform"),
@@ -216,6 +226,7 @@ def test_no_report_for_a_record_without_power(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@needs_osu018
 def test_liberty_without_power_tables_is_refused(tmp_path, capsys):
     text = OSU018_PATH.read_text()
     stripped = tmp_path / "nopower.lib"
@@ -230,6 +241,7 @@ def test_liberty_without_power_tables_is_refused(tmp_path, capsys):
     assert not out.exists() and not (tmp_path / "synth").exists()
 
 
+@needs_osu018
 def test_missing_sta_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     out = tmp_path / "out"
@@ -239,6 +251,7 @@ def test_missing_sta_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsy
     assert not out.exists() and not (tmp_path / "synth").exists()
 
 
+@needs_osu018
 def test_bad_settings_are_one_line(tmp_path, capsys):
     assert cli_main(["power", "--preset", PRESET, "--tiles", "0", "--out", str(tmp_path / "out")]) == 2
     assert "tiles=0: must be a positive integer" in capsys.readouterr().err
@@ -246,6 +259,7 @@ def test_bad_settings_are_one_line(tmp_path, capsys):
 
 @pytest.mark.rtl
 @pytest.mark.slow
+@synth
 def test_array_level_run(liberty, synth_root, tmp_path):
     settings = PowerSettings(workloads=("uniform",), tiles=1, positions=1, edge_instances=1, uniform_k=64,
                              simulator="icarus")
