@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .formats import ActivationFormat, activation_format
 from .errors import MixPEError
+from .fp_stages import gdu_plan
 
 __all__ = ["ConfigError", "MixPEConfig", "ACTIVATIONS", "DEFAULT_PRESET", "PRESETS", "from_preset",
            "load_config", "ZERO_MODES"]
@@ -46,6 +47,11 @@ WEIGHT_ENCODINGS = ("unsigned", "signed")
 #: ``d*q + m`` (llama.cpp Q4_1).
 ZERO_MODES = ("integer", "float_offset")
 MAX_ARRAY_DIM = 128
+#: Pipeline depth of the GDU's FP32 units when none is configured: the depth at which every stage
+#: of the multiplier and the adder is as short as the MixPE PE's path (``docs/architecture.md``,
+#: "Pipelined dequantization": 3.95 ns against the PE's 3.91 ns with OSU018, ``make timing``).
+DEFAULT_GDU_STAGES = 5
+MAX_GDU_STAGES = 8
 GROUP_SIZES = tuple(2 ** n for n in range(3, 11))  # 8 .. 1024
 
 DEFAULT_PRESET = "w4a8-g128-16x16"
@@ -101,6 +107,11 @@ class MixPEConfig:
         ``R / row_groups`` rows receives its own weight codes and group parameters, so one tile
         can hold up to ``row_groups`` different weight matrices (experts, or column blocks of one
         matrix) with the same K, each applied to its own rows. 1 is the plain array.
+    gdu_stages
+        Pipeline depth of every FP32 unit of the group-dequant units (int-to-float, multipliers,
+        adders; :mod:`hw.fp_stages`), 0 to 8 (``None``: :data:`DEFAULT_GDU_STAGES`, which keeps
+        the GDU as fast as the PE). 0 is the combinational units of the first release; deeper
+        units shorten the clock period and lengthen ``gdu_latency``.
     name
         Preset or file name used to name build directories.
     """
@@ -114,6 +125,7 @@ class MixPEConfig:
     zero_mode: str = "integer"
     guard_bits: int | None = None
     row_groups: int = 1
+    gdu_stages: int | None = None
     name: str = "custom"
 
     def __post_init__(self):
@@ -143,6 +155,10 @@ class MixPEConfig:
         if not isinstance(self.row_groups, int) or isinstance(self.row_groups, bool) or self.row_groups < 1 \
                 or self.rows % self.row_groups:
             raise ConfigError(f"row_groups={self.row_groups!r}: must be a positive divisor of rows={self.rows}")
+        if self.gdu_stages is not None and (not isinstance(self.gdu_stages, int) or isinstance(self.gdu_stages, bool)
+                                            or not 0 <= self.gdu_stages <= MAX_GDU_STAGES):
+            raise ConfigError(f"gdu_stages={self.gdu_stages!r}: must be an integer from 0 to {MAX_GDU_STAGES} "
+                              f"(or null for the default, {DEFAULT_GDU_STAGES})")
         if self.group_size not in GROUP_SIZES:
             raise ConfigError(f"group_size={self.group_size}: must be a power of two from "
                               f"{GROUP_SIZES[0]} to {GROUP_SIZES[-1]}")
@@ -271,13 +287,16 @@ class MixPEConfig:
 
         Each column's group-dequant unit drains R partial sums per group, one per cycle, so a
         group may start no sooner than R cycles after the previous one; the per-group scales sit
-        in a ping-pong register pair while they sweep across the C columns; each GDU latches them
-        on the first row of every row group, the last of which (row R - R/row_groups) reaches
-        column C-1 ``R - R/row_groups + C - 1`` cycles after row 0 reaches column 0, so the pair
-        needs ``2 * interval >= R - R/row_groups + C + 1``. So the interval is
-        ``max(g, R, ceil((R - R/row_groups + C + 1) / 2))``; when it exceeds g the array idles
-        between groups (dequant stalls)."""
-        sweep = self.rows - self.band_rows + self.cols + 1
+        in a ping-pong register pair from the group's end while they sweep across the C columns;
+        each GDU latches them on the first row of every row group, the last of which (row
+        R - R/row_groups) reaches column C-1 ``issue_to_drain + R - R/row_groups + C - 1`` cycles
+        after the group's end, so the pair needs ``2 * interval >= issue_to_drain + R -
+        R/row_groups + C - 1``. So the interval is ``max(g, R, ceil((issue_to_drain + R -
+        R/row_groups + C - 1) / 2))`` (``issue_to_drain`` is 2, or 3 with the floating-point edge
+        register); when it exceeds g the array idles between groups (dequant stalls). (A row's accumulator word reaches the GDU's write stage
+        :attr:`accumulate_cycles` <= 7 < g cycles after its read, in time for the row's next
+        group, which takes it from there when it is not yet written.)"""
+        sweep = self.issue_to_drain + self.rows - self.band_rows + self.cols - 1
         return max(self.group_size, self.rows, (sweep + 1) // 2)
 
     @property
@@ -288,24 +307,55 @@ class MixPEConfig:
     # -- latencies (cycles; see hw/mpgemm.py for the timeline) ---------------------------------
 
     @property
-    def gdu_latency(self) -> int:
-        """Cycles from a drained partial sum at a GDU input to its accumulator write being visible.
+    def gdu_unit_stages(self) -> int:
+        """Pipeline depth of the GDU's FP32 units: ``gdu_stages``, or :data:`DEFAULT_GDU_STAGES`."""
+        return DEFAULT_GDU_STAGES if self.gdu_stages is None else self.gdu_stages
 
-        The float-offset mode adds one stage (``fp32(P)*d + fp32(A)*m``: the sum of the two products)."""
-        return 6 if self.float_offset else 5
+    @property
+    def gdu_stage_cycles(self) -> dict[str, int]:
+        """Cycles of each GDU stage in pipeline order (:func:`hw.fp_stages.gdu_plan`)."""
+        return gdu_plan(self.gdu_unit_stages, dsum_bits=self.dsum_bits, asum_bits=self.asum_bits,
+                        fp_activation=self.fp_activation, float_offset=self.float_offset)
+
+    @property
+    def gdu_latency(self) -> int:
+        """Cycles from a drained partial sum at a GDU input to its accumulator write being visible:
+        5 with combinational FP32 units (``gdu_stages=0``), 6 with float offsets (the term adder)."""
+        return sum(self.gdu_stage_cycles.values())
+
+    @property
+    def accumulate_cycles(self) -> int:
+        """Cycles from a GDU's accumulator read of a row to the row's new sum entering the write
+        stage, where the next group's read of the same row can take it (at most 7, with every
+        cut point of the adder: below the smallest group size)."""
+        return self.gdu_stage_cycles["accumulate"]
+
+    @property
+    def edge_stages(self) -> int:
+        """Registers between issuing a K step and the array's inputs: 1 with floating-point
+        activations and a pipelined GDU (the aligned activations are registered: the aligner and
+        the activation sum's adder in one cycle would then be the core's longest path), else 0
+        (INT8, or the first release's core with ``gdu_stages=0``)."""
+        return 1 if self.fp_activation and self.gdu_unit_stages else 0
 
     @property
     def drain_offset(self) -> int:
-        """Cycles from issuing a group's last K step to PE(0, 0)'s drain register holding its sum.
+        """Cycles from a group's last K step entering the array to PE(0, 0)'s drain register
+        holding its sum.
 
-        The issued step is registered into the skew network (1) and accumulated by PE(0, 0) into
-        its drain register (1); PE(r, c) drains ``r + c`` cycles later."""
+        The step is registered into the skew network (1) and accumulated by PE(0, 0) into its
+        drain register (1); PE(r, c) drains ``r + c`` cycles later."""
         return 2
+
+    @property
+    def issue_to_drain(self) -> int:
+        """Cycles from issuing a group's last K step to PE(0, 0)'s drain: ``edge_stages + drain_offset``."""
+        return self.edge_stages + self.drain_offset
 
     @property
     def result_offset(self) -> int:
         """Cycles from issuing a tile's last K step to its first result row being offered."""
-        return self.drain_offset + (self.cols - 1) + self.gdu_latency
+        return self.issue_to_drain + (self.cols - 1) + self.gdu_latency
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -313,7 +363,7 @@ class MixPEConfig:
         params = dataclasses.asdict(self)
         derived = {name: getattr(self, name) for name in (
             "act_bits", "pe_act_bits", "guard", "act_exp_bits", "band_rows", "product_bits", "psum_bits", "asum_bits", "dsum_bits", "group_interval",
-            "gdu_latency", "drain_offset", "result_offset")}
+            "gdu_unit_stages", "gdu_latency", "edge_stages", "drain_offset", "issue_to_drain", "result_offset")}
         return {"params": params, "derived": derived, "hash": self.hash}
 
     def to_json(self) -> str:
@@ -323,14 +373,18 @@ class MixPEConfig:
     def hash(self) -> str:
         """Short hash of the parameters that change the hardware (not the name).
 
-        Fields added after the first release (``zero_mode``, ``guard_bits``, ``row_groups``) enter
-        only when they differ from their defaults, so that the hashes (and cached builds) of older
-        configurations stay the same."""
+        Fields added after the first release (``zero_mode``, ``guard_bits``, ``row_groups``,
+        ``gdu_stages``) enter only when the hardware they describe differs from the first
+        release's, so that the hashes (and cached builds) of older configurations stay the same
+        while they build the same hardware. Derived defaults enter resolved: a change of
+        DEFAULT_GUARD_BITS or DEFAULT_GDU_STAGES changes the hash. So every configuration with
+        pipelined GDUs (the default) has a new hash, and ``gdu_stages=0`` (combinational FP32
+        units, the first release's GDU) keeps the old one."""
         params = dataclasses.asdict(self)
         del params["name"]
-        # The resolved guard bits, so that a change of DEFAULT_GUARD_BITS changes the hash.
         params["guard_bits"] = self.guard if self.fp_activation else None
-        for field, default in (("zero_mode", "integer"), ("guard_bits", None), ("row_groups", 1)):
+        params["gdu_stages"] = self.gdu_unit_stages
+        for field, default in (("zero_mode", "integer"), ("guard_bits", None), ("row_groups", 1), ("gdu_stages", 0)):
             if params[field] == default:
                 del params[field]
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,10 +1,12 @@
-"""binary32 adder (combinational).
+"""binary32 adder (combinational, or pipelined with ``stages``).
 
 ``Float32Adder``: ``a: In(32)``, ``b: In(32)``, ``o: Out(32)``, all raw binary32 bits.
 Round-to-nearest-even; subnormal inputs are zeros of their sign (DAZ); the sum is rounded to
 24 bits, then flushed to a zero of the exact sum's sign below 2^-126 (FTZ after rounding) or
 turned into infinity at >= 2^128. Zero signs as IEEE RNE: x + (-x) = +0, (-0) + (-0) = -0,
 (+0) + (-0) = +0. NaN inputs and inf + (-inf) give the canonical NaN 0x7FC00000.
+``Float32Adder(stages=n)`` registers the first n of its cut points
+(:data:`hw.fp_stages.ADDER_CUTS`); the result is the same, ``latency`` cycles later.
 Golden model: ``golden.fp32.fadd32``.
 """
 
@@ -13,7 +15,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp_common import FLOAT32_SIGNIFICAND_BITS, decode_float32, normalize, round_and_pack_float32
+from .fp_common import FLOAT32_SIGNIFICAND_BITS, Cuts, check_stages, decode_float32, normalize, round_and_pack_float32
+from .fp_stages import ADDER_CUTS, unit_cuts, unit_latency
 
 __all__ = ["Float32Adder"]
 
@@ -27,7 +30,12 @@ _ALIGNED_BITS = FLOAT32_SIGNIFICAND_BITS + _EXTRA_BITS
 
 
 class Float32Adder(wiring.Component):
-    """Combinational binary32 adder ``o = a + b`` (numerics in the module docstring).
+    """binary32 adder ``o = a + b`` (numerics in the module docstring).
+
+    Parameters
+    ----------
+    stages : int
+        Pipeline depth (:func:`~hw.fp_stages.unit_cuts`); 0 (the default) is combinational.
 
     Members
     -------
@@ -38,22 +46,42 @@ class Float32Adder(wiring.Component):
 
     Latency
     -------
-    0 cycles (combinational).
+    ``unit_latency("adder", stages)`` cycles (0 without stages: combinational) from ``a``/``b``
+    to ``o``; a new operand pair every cycle.
     """
 
     a: In(32)
     b: In(32)
     o: Out(32)
 
+    def __init__(self, *, stages: int = 0):
+        self._stages = check_stages(stages)
+        super().__init__()
+
     @property
     def latency(self) -> int:
-        """Cycles from the inputs to ``o`` (combinational)."""
-        return 0
+        """Cycles from the inputs to ``o``."""
+        return unit_latency("adder", self._stages)
 
     def elaborate(self, platform):
         m = Module()
+        cuts = Cuts(m, unit_cuts("adder", self._stages), ADDER_CUTS)
         a = decode_float32(m, self.a, "a")
         b = decode_float32(m, self.b, "b")
+
+        # The special cases are settled from the operands; they travel with the datapath.
+        is_nan = Signal()
+        is_inf = Signal()
+        inf_sign = Signal()
+        both_negative = Signal()
+        effective_subtraction = Signal()
+        m.d.comb += [
+            effective_subtraction.eq(a.sign ^ b.sign),
+            is_nan.eq(a.is_nan | b.is_nan | (a.is_inf & b.is_inf & effective_subtraction)),
+            is_inf.eq(a.is_inf | b.is_inf),
+            inf_sign.eq(Mux(a.is_inf, a.sign, b.sign)),
+            both_negative.eq(a.sign & b.sign),
+        ]
 
         # Order the operands by magnitude; exponent:mantissa compares like the magnitude.
         # A zero/subnormal operand has significand 0 (DAZ) and is always the smaller one, or
@@ -72,6 +100,10 @@ class Float32Adder(wiring.Component):
             smaller_exponent.eq(Mux(a_is_larger, b.exponent, a.exponent)),
             smaller_significand.eq(Mux(a_is_larger, b.significand, a.significand)),
         ]
+        flags = (is_nan, is_inf, inf_sign, both_negative, effective_subtraction, larger_sign)
+        (larger_exponent, larger_significand, smaller_exponent, smaller_significand, *flags) = cuts(
+            "ordered", larger_exponent, larger_significand, smaller_exponent, smaller_significand, *flags)
+        is_nan, is_inf, inf_sign, both_negative, effective_subtraction, larger_sign = flags
 
         exponent_difference = Signal(8)
         alignment_shift = Signal(range(_ALIGNED_BITS + 1))  # shifting further changes nothing
@@ -87,39 +119,43 @@ class Float32Adder(wiring.Component):
             sticky.eq((smaller_extended & shifted_out_mask).any()),
             smaller_aligned.eq((smaller_extended >> alignment_shift) | sticky),
         ]
-
-        effective_subtraction = Signal()
+        # A subtraction adds the complement of the smaller operand and 1 (the carry in). The sum
+        # is zero when equal operands are subtracted or two zeros added, and its sign is then
+        # +0 unless both are negative; else an infinity's, or the larger operand's.
+        addend = Signal(_ALIGNED_BITS)
         larger_extended = Cat(Const(0, _EXTRA_BITS), larger_significand)
-        raw_sum = Signal(_ALIGNED_BITS + 1)  # one carry bit
+        sum_is_zero = Signal()
+        sign = Signal()
         m.d.comb += [
-            effective_subtraction.eq(a.sign ^ b.sign),
-            raw_sum.eq(Mux(effective_subtraction, larger_extended - smaller_aligned,
-                           larger_extended + smaller_aligned)),
+            addend.eq(smaller_aligned ^ effective_subtraction.replicate(_ALIGNED_BITS)),
+            sum_is_zero.eq(Mux(effective_subtraction, larger_extended == smaller_aligned, larger_significand == 0)),
         ]
+        with m.If(is_inf):
+            m.d.comb += sign.eq(inf_sign)
+        with m.Elif(sum_is_zero):
+            m.d.comb += sign.eq(both_negative)
+        with m.Else():
+            m.d.comb += sign.eq(larger_sign)
+        larger_exponent, larger_extended, addend, effective_subtraction, sign, sum_is_zero, is_inf, is_nan = cuts(
+            "aligned", larger_exponent, larger_extended, addend, effective_subtraction, sign, sum_is_zero, is_inf, is_nan)
+
+        total = Signal(_ALIGNED_BITS + 1)
+        raw_sum = Signal(_ALIGNED_BITS + 1)  # one carry bit; a subtraction's carry out is dropped
+        m.d.comb += [
+            total.eq(larger_extended + addend + effective_subtraction),
+            raw_sum.eq(Cat(total[:_ALIGNED_BITS], total[_ALIGNED_BITS] & ~effective_subtraction)),
+        ]
+        raw_sum, larger_exponent, sign, sum_is_zero, is_inf, is_nan = cuts(
+            "sum", raw_sum, larger_exponent, sign, sum_is_zero, is_inf, is_nan)
 
         normalized, leading_zeros = normalize(m, raw_sum, "sum")
         # Bit _ALIGNED_BITS of raw_sum (the carry) weighs 2^(larger_exponent + 1 - 127).
         exponent = Signal(signed(10))
         m.d.comb += exponent.eq(larger_exponent + 1 - leading_zeros)
-
-        is_nan = Signal()
-        is_inf = Signal()
-        sum_is_zero = Signal()
-        sign = Signal()
-        m.d.comb += [
-            is_nan.eq(a.is_nan | b.is_nan | (a.is_inf & b.is_inf & effective_subtraction)),
-            is_inf.eq(a.is_inf | b.is_inf),
-            sum_is_zero.eq(raw_sum == 0),
-        ]
-        with m.If(is_inf):
-            m.d.comb += sign.eq(Mux(a.is_inf, a.sign, b.sign))
-        with m.Elif(sum_is_zero):
-            # Exact cancellation of unequal signs gives +0; two zeros keep a common sign.
-            m.d.comb += sign.eq(a.sign & b.sign)
-        with m.Else():
-            m.d.comb += sign.eq(larger_sign)
+        normalized, exponent, sign, sum_is_zero, is_inf, is_nan = cuts(
+            "normalized", normalized, exponent, sign, sum_is_zero, is_inf, is_nan)
 
         m.d.comb += self.o.eq(round_and_pack_float32(
             m, sign=sign, exponent=exponent, significand=normalized,
-            is_zero=sum_is_zero, is_inf=is_inf, is_nan=is_nan, name="sum"))
+            is_zero=sum_is_zero, is_inf=is_inf, is_nan=is_nan, name="sum", cuts=cuts))
         return m

@@ -1,7 +1,8 @@
 """Shared building blocks of the FP32 units (``fp_int_to_float``, ``fp_widen``, ``fp_mul``, ``fp_add``).
 
 Plain functions that add combinational logic to a :class:`~amaranth.hdl.Module` and return the
-signals they drive. The numerics contract they implement (see ``golden/fp32.py``):
+signals they drive, :class:`Cuts`, the optional pipeline registers of a unit (:mod:`hw.fp_stages`
+says which), and :func:`delay`, a register chain (also used by the GDU and the core's edge). The numerics contract they implement (see ``golden/fp32.py``):
 
 * IEEE 754 binary32, round-to-nearest-even.
 * Subnormal inputs count as zero of the same sign (DAZ): :class:`DecodedFloat` exposes
@@ -17,7 +18,14 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
+from .config import ConfigError
+
 __all__ = [
+    "delay",
+    "Cuts",
+    "check_stages",
+    "add_in_halves",
+    "carry_save_layer",
     "FLOAT32_EXP_BITS",
     "FLOAT32_MAN_BITS",
     "FLOAT32_BIAS",
@@ -41,6 +49,83 @@ FLOAT32_BIAS = 127
 FLOAT32_MAX_BIASED_EXPONENT = 255  # all ones: infinity / NaN
 FLOAT32_SIGNIFICAND_BITS = FLOAT32_MAN_BITS + 1
 CANONICAL_NAN = 0x7FC00000
+
+
+def delay(m: Module, value, cycles: int, name: str, *, reset: bool = False):
+    """``value`` (a value or a view) ``cycles`` cycles later through a chain of registers: reset
+    to 0 with ``reset`` (flags whose stale value would do harm, such as a valid), else without
+    reset (datapath)."""
+    for stage in range(cycles):
+        register = Signal(value.shape(), name=f"{name}_{stage}", reset_less=not reset)
+        m.d.sync += register.eq(value)
+        value = register
+    return value
+
+
+def check_stages(stages) -> int:
+    """``stages`` of an FP32 unit, or :class:`~hw.config.ConfigError` unless a non-negative integer."""
+    if not isinstance(stages, int) or isinstance(stages, bool) or stages < 0:
+        raise ConfigError(f"stages={stages!r}: must be a non-negative integer (0: combinational)")
+    return stages
+
+
+class Cuts:
+    """The pipeline registers of one unit: calling it at a cut point registers the values that
+    cross the point when the point is among ``enabled`` (:func:`~hw.fp_stages.unit_cuts`), and
+    passes them through unchanged otherwise. ``known`` lists every cut point the unit names."""
+
+    def __init__(self, m: Module, enabled: tuple[str, ...], known: tuple[str, ...]):
+        unknown = set(enabled) - set(known)
+        if unknown:
+            raise ValueError(f"cut points {sorted(unknown)} are not among {known}")
+        self._m = m
+        self._known = known
+        self.enabled = frozenset(enabled)
+
+    @property
+    def latency(self) -> int:
+        return len(self.enabled)
+
+    def __call__(self, name: str, *values):
+        """``values`` (one or more) after cut point ``name``: registered copies (no reset: pure
+        datapath) or the values themselves; one value, or a tuple of them."""
+        if name not in self._known:
+            raise ValueError(f"cut={name!r}: the unit's cut points are {self._known}")
+        if name not in self.enabled:
+            return values[0] if len(values) == 1 else values
+        registered = []
+        for index, value in enumerate(values):
+            if not hasattr(value, "shape"):  # a constant; views keep their layout
+                value = Value.cast(value)
+            register = Signal(value.shape(), name=f"{name}_{index}", reset_less=True)
+            self._m.d.sync += register.eq(value)
+            registered.append(register)
+        return registered[0] if len(registered) == 1 else tuple(registered)
+
+
+def add_in_halves(m: Module, cuts: Cuts, name: str, x: Value, y: Value, carry_in: Value, *side: Value):
+    """``x + y + carry_in`` modulo 2^len(x) with the carry chain split in two halves at cut point
+    ``name``, which the ``side`` values cross too; returns (the sum, the side values after the cut)."""
+    width = len(x)
+    split = width // 2
+    low = Signal(split + 1, name=f"{name}_sum")
+    m.d.comb += low.eq(x[:split] + y[:split] + carry_in)
+    low_bits, carry, x_high, y_high, *side = cuts(name, low[:split], low[split], x[split:], y[split:], *side)
+    total = Signal(width, name=f"{name}_total")
+    m.d.comb += total.eq(Cat(low_bits, x_high + y_high + carry))
+    return total, side
+
+
+def carry_save_layer(m: Module, rows: list[Value], width: int, name: str) -> list[Value]:
+    """One layer of full adders over ``width``-bit rows (modulo 2^width): every three rows become
+    a sum row and a carry row; leftover rows pass. The rows' sum is unchanged."""
+    reduced = []
+    for index in range(0, len(rows) - 2, 3):
+        x, y, z = rows[index:index + 3]
+        total, carry = Signal(width, name=f"{name}_s{index}"), Signal(width, name=f"{name}_c{index}")
+        m.d.comb += [total.eq(x ^ y ^ z), carry.eq(((x & y) | (x & z) | (y & z)) << 1)]
+        reduced += [total, carry]
+    return reduced + rows[len(rows) - len(rows) % 3:]
 
 
 @dataclass(frozen=True)
@@ -138,12 +223,15 @@ def zero_float32(sign: Value) -> Value:
 
 
 def round_and_pack_float32(m: Module, *, sign: Value, exponent: Value, significand: Value,
-                           is_zero: Value, is_inf: Value, is_nan: Value, name: str) -> Signal:
+                           is_zero: Value, is_inf: Value, is_nan: Value, name: str,
+                           cuts: Cuts | None = None) -> Signal:
     """Round a normalised significand to binary32 (RNE) and pack it, with overflow and FTZ.
 
     ``significand`` (any width) has its MSB set unless the result is a special value; its MSB
     weighs 2^(exponent - 127). ``exponent`` is a signed biased exponent wide enough to also hold
     ``exponent + 1``. Priority of the flags: NaN, infinity, zero, then the rounded value.
+    ``cuts`` may register the rounding decision and both candidate mantissas (cut point
+    ``rounded``) before the selection, the range checks and the packing.
     """
     if not exponent.shape().signed:
         raise TypeError(f"{name}: exponent must be signed")
@@ -155,18 +243,27 @@ def round_and_pack_float32(m: Module, *, sign: Value, exponent: Value, significa
     guard = significand[width - guard_position]
     sticky = significand[:width - guard_position].any()
 
-    rounded = Signal(FLOAT32_SIGNIFICAND_BITS + 1, name=f"{name}_rounded")
-    # A carry out of the rounding increment means the significand became exactly 2^24.
-    carry = rounded[-1]
-    rounded_exponent = Signal(signed(len(exponent) + 1), name=f"{name}_rounded_exponent")
-    overflow = Signal(name=f"{name}_overflow")
-    underflow = Signal(name=f"{name}_underflow")
+    # The incremented significand is prepared in parallel with the rounding decision. An
+    # increment of all ones carries out: the significand becomes 2^24, whose low 23 bits are the
+    # correct zero mantissa, and the exponent grows by one.
+    round_up = Signal(name=f"{name}_round_up")
+    all_ones = Signal(name=f"{name}_all_ones")
+    incremented = Signal(FLOAT32_MAN_BITS, name=f"{name}_incremented")
     m.d.comb += [
-        rounded.eq(kept + (guard & (sticky | kept[0]))),
-        rounded_exponent.eq(exponent + carry),
-        overflow.eq(rounded_exponent >= FLOAT32_MAX_BIASED_EXPONENT),
-        underflow.eq(rounded_exponent < 1),
+        round_up.eq(guard & (sticky | kept[0])),
+        all_ones.eq(kept.all()),
+        incremented.eq(kept[:FLOAT32_MAN_BITS] + 1),
     ]
+    kept_mantissa = kept[:FLOAT32_MAN_BITS]
+    if cuts is not None:
+        kept_mantissa, incremented, round_up, all_ones, exponent, sign, is_zero, is_inf, is_nan = cuts(
+            "rounded", kept_mantissa, incremented, round_up, all_ones, exponent, sign, is_zero, is_inf, is_nan)
+
+    carry = round_up & all_ones
+    mantissa = Mux(round_up, incremented, kept_mantissa)
+    exponent_field = Mux(carry, exponent + 1, exponent)[:FLOAT32_EXP_BITS]
+    overflow = Mux(carry, exponent >= FLOAT32_MAX_BIASED_EXPONENT - 1, exponent >= FLOAT32_MAX_BIASED_EXPONENT)
+    underflow = Mux(carry, exponent < 0, exponent < 1)
 
     packed = Signal(32, name=f"{name}_packed")
     with m.If(is_nan):
@@ -180,6 +277,5 @@ def round_and_pack_float32(m: Module, *, sign: Value, exponent: Value, significa
     with m.Elif(underflow):
         m.d.comb += packed.eq(zero_float32(sign))
     with m.Else():
-        # On a carry `rounded` is 2^24, whose low 23 bits are the correct (zero) mantissa.
-        m.d.comb += packed.eq(pack_float32(sign, rounded_exponent, rounded))
+        m.d.comb += packed.eq(pack_float32(sign, exponent_field, mantissa))
     return packed

@@ -1,7 +1,7 @@
 """Group-dequant unit (GDU): applies zero point, scale and token scale once per group, per column."""
 
-from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, wiring
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
@@ -9,44 +9,50 @@ from .fp_add import Float32Adder
 from .fp_int_to_float import IntToFloat32
 from .fp_mul import Float32Multiplier
 from .fp_widen import WidenToFloat32
-from .fp_common import CANONICAL_NAN
-from .layouts import FP16_BITS, FP32_BITS, row_info_layout, zero_shape
+from .fp_common import CANONICAL_NAN, Cuts, add_in_halves, carry_save_layer, delay
+from .fp_stages import gdu_cuts
+from .layouts import FP16_BITS, FP32_BITS, row_index_shape, row_info_layout, zero_shape
 
 __all__ = ["GroupDequant"]
+
+#: -0.0: ``-0 + t == t`` for every term t the scale multiplier or term adder can produce (never a
+#: subnormal: both flush), so a tile's first group adds its term to -0 instead of the accumulator.
+NEGATIVE_ZERO = 0x80000000
 
 
 class GroupDequant(wiring.Component):
     """Dequantizes one column's partial sums into FP32 output accumulators.
 
-    For each drained partial sum P of row r and group j (one per cycle, rows in order):
+    For each drained partial sum P of row r and group j (one per cycle, rows in order), stage by
+    stage (:attr:`~hw.config.MixPEConfig.gdu_stage_cycles` gives their cycles):
 
-    ========  =============================================================================
-    stage 0   D = P - z * A                   exact integer, ``dsum_bits`` signed
-    stage 1   f = fp32(D)                     round to nearest even
-    stage 2   t = f * fp32(s)                 s is the column's FP16 scale of group j
-    stage 3   acc = t (first group) or acc[r] + t
-    stage 4   acc[r] := acc, or acc * s_x[r] on the tile's last group (the result)
-    ========  =============================================================================
+    ============  =========================================================================
+    dsum          D = P - z * A                   exact integer, ``dsum_bits`` signed
+    to_float      f = fp32(D)                     round to nearest even; s widened to FP32
+    scale         t = f * fp32(s)                 s is the column's FP16 scale of group j
+    accumulate    acc = t (first group) or acc[r] + t
+    write         acc[r] := acc, or acc * s_x[r] on the tile's last group (the result)
+    ============  =========================================================================
 
     With ``zero_mode="float_offset"`` (llama.cpp Q4_1) the ``zero`` port carries a raw FP16
-    offset m instead of a zero point, and one stage is added (latency 6)::
-
-        stage 0   P passed through (no integer correction)
-        stage 1   fp32(P), fp32(A)
-        stage 2   t = fp32(P) * fp32(d), o = fp32(A) * fp32(m)
-        stage 2b  term = t + o
-        stage 3/4 as above with term in place of t
+    offset m instead of a zero point: ``dsum`` passes P through, ``to_float`` converts P and A,
+    ``scale`` computes ``t = fp32(P) * fp32(d)`` and ``o = fp32(A) * fp32(m)``, and a ``term``
+    stage adds them (``t + o``) before ``accumulate``.
 
     Floating-point activations (block floating point): the row sideband's ``row_param`` is the
-    group's shared exponent instead of a token scale. The products of stage 2 take the exponent
-    offset ``k = row_param + config.lsb_exponent_offset`` (the LSB weight of the aligned integers), i.e.
-    ``t = round(fp32(D) * fp32(s) * 2**k)`` with one rounding; a row whose group was ``invalid``
-    (Inf, NaN, or an element above the shared exponent) gets the canonical NaN as its term, so
-    its result is NaN; stage 4 has no token scale and only writes back.
+    group's shared exponent instead of a token scale. The products of ``scale`` take the exponent
+    offset ``k = row_param + config.lsb_exponent_offset`` (the LSB weight of the aligned integers),
+    i.e. ``t = round(fp32(D) * fp32(s) * 2**k)`` with one rounding; a row whose group was
+    ``invalid`` (Inf, NaN, or an element above the shared exponent) gets the canonical NaN as its
+    term, so its result is NaN; ``write`` has no token scale and only writes back.
 
-    FP32 arithmetic follows :mod:`golden.fp32` (IEEE binary32, RNE, subnormals flushed). The
-    accumulators live in a 2 x R memory: one bank per tile in flight, read by the result stage
-    through ``read_addr``/``read_data`` (address ``bank * R + row``).
+    FP32 arithmetic follows :mod:`golden.fp32` (IEEE binary32, RNE, subnormals flushed); the FP32
+    units are pipelined ``config.gdu_unit_stages`` deep (:mod:`hw.fp_stages`). The accumulators
+    live in a 2 x R memory: one bank per tile in flight, read by the result stage through
+    ``read_addr``/``read_data`` (address ``bank * R + row``). A row's next group reads its
+    accumulator ``group_interval`` or more cycles after the previous read; when the sum of the
+    previous read is still in the write stage (the token multiplier) then, it is forwarded to the
+    read (``accumulate_cycles`` is below ``group_interval``, so the sum has reached the write stage).
 
     ``scale``/``zero`` must hold the group's parameters of a row band on the cycle
     the band's first row (``r % band_rows == 0``; row 0 with one row group) arrives; they are
@@ -55,7 +61,8 @@ class GroupDequant(wiring.Component):
     Parameters
     ----------
     config : :class:`~hw.config.MixPEConfig`
-        Gives R, the sum widths, ``zero_mode``, ``row_groups`` and the activation format.
+        Gives R, the sum widths, ``zero_mode``, ``row_groups``, the activation format and
+        ``gdu_unit_stages``.
 
     Members
     -------
@@ -78,9 +85,9 @@ class GroupDequant(wiring.Component):
 
     Latency
     -------
-    ``config.gdu_latency`` cycles (5, or 6 with float offsets) from a partial sum at the input
-    to its accumulator write being readable; ``result_written`` pulses one cycle earlier, on
-    the write.
+    ``config.gdu_latency`` cycles (5, or 6 with float offsets, with combinational FP32 units)
+    from a partial sum at the input to its accumulator write being readable; ``result_written``
+    pulses one cycle earlier, on the write. One partial sum per cycle.
     """
 
     def __init__(self, config: MixPEConfig):
@@ -102,13 +109,25 @@ class GroupDequant(wiring.Component):
         """Cycles from a partial sum on ``psum`` to its accumulator word being readable."""
         return self._config.gdu_latency
 
+    def _row_layout(self) -> data.StructLayout:
+        """What travels with a row after ``dsum``: its place, and the row parameter still needed
+        (INT8: the token scale, for ``write``; floating point: the LSB exponent, for ``scale``)."""
+        config = self._config
+        fields = {"row": row_index_shape(config), "first": 1, "last": 1, "bank": 1}
+        if config.fp_activation:
+            fields.update(lsb_exponent=signed(config.lsb_exponent_bits), invalid=1)
+        else:
+            fields["token_scale"] = FP32_BITS
+        return data.StructLayout(fields)
+
     def elaborate(self, platform):
         config = self._config
-        rows = config.rows
+        rows, stages = config.rows, config.gdu_unit_stages
+        cycles = config.gdu_stage_cycles
         m = Module()
         info = self.info
 
-        # Stage 0: integer zero-point correction, or (float offsets) P passed through; the
+        # dsum: integer zero-point correction, or (float offsets) P passed through; the
         # parameters are latched on the first row of each row band.
         scale_held = Signal(FP16_BITS)
         zero_held = Signal.like(self.zero)
@@ -121,89 +140,142 @@ class GroupDequant(wiring.Component):
         with m.If(info.valid & is_band_first):
             m.d.sync += [scale_held.eq(self.scale), zero_held.eq(self.zero)]
 
-        s1 = Signal(row_info_layout(config), name="s1_info")
-        s1_dsum = Signal(signed(config.dsum_bits))
-        s1_scale = Signal(FP16_BITS)
-        dsum = self.psum if config.float_offset else self.psum - zero_now * info.asum
-        m.d.sync += [s1.eq(info), s1_dsum.eq(dsum), s1_scale.eq(scale_now)]
-        if config.float_offset:
-            s1_offset = Signal(FP16_BITS)
-            m.d.sync += s1_offset.eq(zero_now)
-
-        # Stage 1: integer to FP32 (D, or P and A).
-        to_float = m.submodules.to_float = IntToFloat32(config.dsum_bits)
-        s2 = Signal.like(s1, name="s2_info")
-        s2_value = Signal(FP32_BITS)
-        s2_scale = Signal(FP16_BITS)
-        m.d.comb += to_float.i.eq(s1_dsum)
-        m.d.sync += [s2.eq(s1), s2_value.eq(to_float.o), s2_scale.eq(s1_scale)]
-        if config.float_offset:
-            asum_to_float = m.submodules.asum_to_float = IntToFloat32(config.asum_bits)
-            s2_asum = Signal(FP32_BITS)
-            s2_offset = Signal(FP16_BITS)
-            m.d.comb += asum_to_float.i.eq(s1.asum)
-            m.d.sync += [s2_asum.eq(asum_to_float.o), s2_offset.eq(s1_offset)]
-
-        # Stage 2: multiply by the group scale (and the offset by A); floating-point activations
-        # also scale by 2**k, and an invalid row's term becomes NaN.
-        offset_bits = config.lsb_exponent_bits
-        widen = m.submodules.widen = WidenToFloat32(5, 10)
-        scale_mul = m.submodules.scale_mul = Float32Multiplier(offset_bits)
-        s3 = Signal.like(s1, name="s3_info")
-        s3_value = Signal(FP32_BITS)
-        m.d.comb += [widen.i.eq(s2_scale), scale_mul.a.eq(s2_value), scale_mul.b.eq(widen.o)]
+        row_now = Signal(self._row_layout())
+        m.d.comb += [row_now.row.eq(info.row), row_now.first.eq(info.first), row_now.last.eq(info.last),
+                     row_now.bank.eq(info.bank)]
         if config.fp_activation:
-            lsb_exponent = Signal(signed(offset_bits))
-            m.d.comb += [lsb_exponent.eq(s2.row_param + config.lsb_exponent_offset),
-                         scale_mul.exp_offset.eq(lsb_exponent)]
-        if config.float_offset:
-            widen_offset = m.submodules.widen_offset = WidenToFloat32(5, 10)
-            offset_mul = m.submodules.offset_mul = Float32Multiplier(offset_bits)
-            s2b = Signal.like(s1, name="s2b_info")
-            s2b_scaled = Signal(FP32_BITS)
-            s2b_offset = Signal(FP32_BITS)
-            m.d.comb += [widen_offset.i.eq(s2_offset), offset_mul.a.eq(s2_asum), offset_mul.b.eq(widen_offset.o)]
-            if config.fp_activation:
-                m.d.comb += offset_mul.exp_offset.eq(lsb_exponent)
-            m.d.sync += [s2b.eq(s2), s2b_scaled.eq(scale_mul.o), s2b_offset.eq(offset_mul.o)]
-
-            # Stage 2b (float offsets only): the group's term fp32(P)*d + fp32(A)*m.
-            term_add = m.submodules.term_add = Float32Adder()
-            m.d.comb += [term_add.a.eq(s2b_scaled), term_add.b.eq(s2b_offset)]
-            m.d.sync += [s3.eq(s2b), s3_value.eq(term_add.o)]
+            m.d.comb += [row_now.lsb_exponent.eq(info.row_param + config.lsb_exponent_offset),
+                         row_now.invalid.eq(info.invalid)]
         else:
-            m.d.sync += [s3.eq(s2), s3_value.eq(scale_mul.o)]
-        term = Mux(s3.invalid, CANONICAL_NAN, s3_value) if config.fp_activation else s3_value
+            m.d.comb += row_now.token_scale.eq(info.row_param)
+        valid = delay(m, info.valid, cycles["dsum"], "dsum_valid", reset=True)
+        if config.float_offset:
+            row, dsum, scale, asum, offset = (delay(m, value, 1, f"dsum_{name}") for name, value in (
+                ("row", row_now), ("value", self.psum), ("scale", scale_now), ("asum", info.asum), ("offset", zero_now)))
+        else:
+            cuts = Cuts(m, gdu_cuts(dsum_bits=config.dsum_bits, float_offset=False)[:stages],
+                        gdu_cuts(dsum_bits=64, float_offset=False))
+            x, y, row, scale = cuts("dsum_rows", *self._dsum_rows(m, zero_now), row_now, scale_now)
+            dsum, (row, scale) = add_in_halves(m, cuts, "dsum_low", x, y, 0, row, scale)
+            row, dsum, scale = (delay(m, value, 1, f"dsum_{name}") for name, value in (
+                ("row", row), ("value", dsum.as_signed()), ("scale", scale)))
 
-        # Stage 3: accumulate across groups.
+        # to_float: D (or P and A) to FP32, the FP16 parameters widened beside the last step.
+        def to_float(value, width, name):
+            converter = m.submodules[name] = IntToFloat32(width, stages=stages)
+            m.d.comb += converter.i.eq(value)
+            return delay(m, converter.o, cycles["to_float"] - converter.latency, f"{name}_out")
+
+        def widened(raw, name):
+            widen = m.submodules[name] = WidenToFloat32(5, 10)
+            m.d.comb += widen.i.eq(delay(m, raw, cycles["to_float"] - 1, f"{name}_in"))
+            return delay(m, widen.o, 1, f"{name}_out")
+
+        value = to_float(dsum, config.dsum_bits, "to_float")
+        scale = widened(scale, "widen")
+        if config.float_offset:
+            asum = to_float(asum, config.asum_bits, "asum_to_float")
+            offset = widened(offset, "widen_offset")
+        valid = delay(m, valid, cycles["to_float"], "to_float_valid", reset=True)
+        row = delay(m, row, cycles["to_float"], "to_float_row")
+
+        # scale: multiply by the group scale (and A by the offset); floating-point activations
+        # also scale by 2**k.
+        def scaled(a, b, name):
+            multiplier = m.submodules[name] = Float32Multiplier(config.lsb_exponent_bits, stages=stages)
+            m.d.comb += [multiplier.a.eq(a), multiplier.b.eq(b)]
+            if config.fp_activation:
+                m.d.comb += multiplier.exp_offset.eq(row.lsb_exponent)
+            return delay(m, multiplier.o, 1, f"{name}_out")
+
+        term = scaled(value, scale, "scale_mul")
+        if config.float_offset:
+            offset_term = scaled(asum, offset, "offset_mul")
+        valid = delay(m, valid, cycles["scale"], "scale_valid", reset=True)
+        row = delay(m, row, cycles["scale"], "scale_row")
+
+        # term (float offsets only): fp32(P)*d + fp32(A)*m.
+        if config.float_offset:
+            term_add = m.submodules.term_add = Float32Adder(stages=stages)
+            m.d.comb += [term_add.a.eq(term), term_add.b.eq(offset_term)]
+            term = delay(m, term_add.o, 1, "term_out")
+            valid = delay(m, valid, cycles["term"], "term_valid", reset=True)
+            row = delay(m, row, cycles["term"], "term_row")
+        if config.fp_activation:
+            term = Mux(row.invalid, CANONICAL_NAN, term)
+
+        # accumulate: acc[bank, row] (or the sum still in the write stage, or -0 on the tile's
+        # first group) + term.
         acc_memory = m.submodules.acc_memory = memory.Memory(shape=unsigned(FP32_BITS), depth=2 * rows, init=[])
         acc_read = acc_memory.read_port(domain="comb")
         result_read = acc_memory.read_port(domain="comb")
         acc_write = acc_memory.write_port()
-        accumulate = m.submodules.accumulate = Float32Adder()
-        s4 = Signal.like(s1, name="s4_info")
-        s4_value = Signal(FP32_BITS)
-        m.d.comb += [
-            acc_read.addr.eq(s3.bank * rows + s3.row),
-            accumulate.a.eq(acc_read.data),
-            accumulate.b.eq(term),
-        ]
-        m.d.sync += [s4.eq(s3), s4_value.eq(Mux(s3.first, term, accumulate.o))]
+        accumulate = m.submodules.accumulate = Float32Adder(stages=stages)
+        read_cycles = cycles["accumulate"] - 1 - accumulate.latency
+        address = Signal.like(acc_read.addr)
+        m.d.comb += [address.eq(row.bank * rows + row.row), acc_read.addr.eq(address)]
+        # The write stage: the sum (s4) moves through the token multiplier for `write_cycles` - 1
+        # cycles and is written at the end of the last.
+        write_cycles = cycles["write"]
+        sum_valid = delay(m, valid, cycles["accumulate"], "accumulate_valid", reset=True)
+        sum_row = delay(m, row, cycles["accumulate"], "accumulate_row")
+        sum_value = Signal(FP32_BITS)
+        in_flight = [(sum_valid, sum_row, sum_value)]
+        for position in range(1, write_cycles):
+            flight_valid, flight_row, flight_sum = in_flight[-1]
+            in_flight.append((delay(m, flight_valid, 1, f"write_valid{position}", reset=True),
+                              delay(m, flight_row, 1, f"write_row{position}"), delay(m, flight_sum, 1, f"write_sum{position}")))
+        accumulator = acc_read.data
+        for flight_valid, flight_row, flight_sum in in_flight[self._forwarded_from():]:
+            match = flight_valid & ~flight_row.last & (flight_row.bank == row.bank) & (flight_row.row == row.row)
+            accumulator = Mux(match, flight_sum, accumulator)
+        operand = delay(m, Mux(row.first, NEGATIVE_ZERO, accumulator), read_cycles, "accumulator")
+        addend = delay(m, term, read_cycles, "addend")
+        m.d.comb += [accumulate.a.eq(operand), accumulate.b.eq(addend)]
+        m.d.sync += sum_value.eq(accumulate.o)
 
-        # Stage 4: token scale on the last group (INT8 activations), then write back.
+        # write: token scale on the last group (INT8 activations), then write back.
+        write_valid, write_row, write_sum = in_flight[-1]
         if config.fp_activation:
-            result = s4_value
+            result = write_sum
         else:
-            token_mul = m.submodules.token_mul = Float32Multiplier()
-            m.d.comb += [token_mul.a.eq(s4_value), token_mul.b.eq(s4.row_param)]
-            result = Mux(s4.last, token_mul.o, s4_value)
+            token_mul = m.submodules.token_mul = Float32Multiplier(stages=stages)
+            m.d.comb += [token_mul.a.eq(sum_value), token_mul.b.eq(sum_row.token_scale)]
+            result = Mux(write_row.last, token_mul.o, write_sum)
         m.d.comb += [
-            acc_write.addr.eq(s4.bank * rows + s4.row),
+            acc_write.addr.eq(write_row.bank * rows + write_row.row),
             acc_write.data.eq(result),
-            acc_write.en.eq(s4.valid),
-            self.result_written.eq(s4.valid & s4.last),
-            self.result_bank.eq(s4.bank),
+            acc_write.en.eq(write_valid),
+            self.result_written.eq(write_valid & write_row.last),
+            self.result_bank.eq(write_row.bank),
             result_read.addr.eq(self.read_addr),
             self.read_data.eq(result_read.data),
         ]
         return m
+
+    def _dsum_rows(self, m: Module, zero) -> tuple:
+        """D = P - z * A as two ``dsum_bits`` rows in carry-save form: P, ~(A << i) for every set
+        bit i of z, and the number of those bits (-x = ~x + 1), reduced by full adders."""
+        config = self._config
+        width = config.dsum_bits
+        bits = range(config.weight_bits)
+        values = [self.psum, *(Mux(zero[bit], ~(self.info.asum << bit), 0) for bit in bits), sum(zero[bit] for bit in bits)]
+        rows = []
+        for index, value in enumerate(values):
+            row = Signal(width, name=f"dsum_row{index}")
+            m.d.comb += row.eq(value)
+            rows.append(row)
+        layer = 0
+        while len(rows) > 2:
+            rows = carry_save_layer(m, rows, width, f"dsum_layer{layer}")
+            layer += 1
+        return tuple(rows)
+
+    def _forwarded_from(self) -> int:
+        """The first position of the write stage a row's next read can find its sum in: a sum
+        enters the write stage ``accumulate_cycles`` after its read, and the next read of the row
+        comes ``group_interval`` or more cycles after that read."""
+        config = self._config
+        # Internal consistency: the cut points of hw.fp_stages keep accumulate_cycles below g.
+        assert config.accumulate_cycles <= config.group_interval, "a row's sum would be read before it is summed"
+        return config.group_interval - config.accumulate_cycles

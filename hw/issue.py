@@ -79,13 +79,15 @@ class IssueScheduler(wiring.Component):
         m = Module()
 
         step_in_group = Signal(range(group_size))
+        # Registered rather than decoded from the step counter: it selects the shared exponents
+        # of the floating-point aligner, on the core's edge path.
+        at_group_start = Signal(init=1)
         since_group_start = Signal(range(interval + 1), init=interval)
         next_is_tile_first = Signal(init=1)
         next_tile_bank = Signal()
         tile_bank = Signal()
         bank_busy = Signal(2)
 
-        at_group_start = step_in_group == 0
         group_start_allowed = ((since_group_start >= interval) & self.grp_valid &
                                ~(next_is_tile_first & bank_busy.bit_select(next_tile_bank, 1)))
         step_allowed = ~at_group_start | group_start_allowed
@@ -104,7 +106,8 @@ class IssueScheduler(wiring.Component):
             self.bank.eq(Mux(next_is_tile_first, next_tile_bank, tile_bank)),
         ]
         with m.If(self.issue):
-            m.d.sync += step_in_group.eq(Mux(step_in_group == group_size - 1, 0, step_in_group + 1))
+            m.d.sync += [step_in_group.eq(Mux(step_in_group == group_size - 1, 0, step_in_group + 1)),
+                         at_group_start.eq(step_in_group == group_size - 1)]
 
         with m.If(self.issue & at_group_start):
             m.d.sync += [next_is_tile_first.eq(self.grp_last), since_group_start.eq(1)]

@@ -20,19 +20,22 @@ Streams (payload layouts in :mod:`hw.layouts`):
     R beats per tile, one output row each: C raw FP32 values, the row index and ``last``.
 
 Timeline. A K step issues on a cycle where ``act``, ``wgt`` (and ``grp`` on a group's first
-step) are all valid and the schedule allows it. For a group whose last step issues at cycle
-t_L, PE(r, c) drains its partial sum at ``t_L + 2 + r + c`` into column c's GDU together with
-the row's activation sum, and the GDU's accumulator holds the dequantized value
-``gdu_latency`` cycles later. Result row r of a tile whose last step issued at t_L is offered
+step) are all valid and the schedule allows it; it enters the array ``edge_stages`` cycles later
+(0 with INT8; 1 with floating point, whose aligned activations are registered). For a group
+whose last step issues at cycle t_L, PE(r, c) drains its partial sum at
+``t_L + issue_to_drain + r + c`` (``issue_to_drain = edge_stages + drain_offset``) into column c's
+GDU together with the row's activation sum, and the GDU's accumulator holds the dequantized value
+``gdu_latency`` cycles later (:attr:`~hw.config.MixPEConfig.gdu_stage_cycles`: the GDU's FP32
+units are pipelined ``gdu_unit_stages`` deep, as fast as a PE). Result row r of a tile whose last step issued at t_L is offered
 at ``t_L + result_offset + r`` at the earliest (see :mod:`golden.cycles`).
 
 Schedule rules (all derived from the configuration):
 
 * a group's first step issues at least ``group_interval`` cycles after the previous group's
   first step (:attr:`~hw.config.MixPEConfig.group_interval`,
-  ``max(g, R, ceil((R - R/row_groups + C + 1) / 2))``): the GDUs drain R rows per group and the
-  ping-pong parameter registers must outlive the sweep of the last band's first row across the
-  C columns;
+  ``max(g, R, ceil((issue_to_drain + R - R/row_groups + C - 1) / 2))``): the GDUs drain R rows
+  per group and the ping-pong parameter registers must outlive the sweep of the last band's
+  first row across the C columns;
 * when that interval exceeds g, a group's last step also issues at least ``group_interval``
   cycles after the previous group's last step, since the drains follow the group ends: input
   stalls inside a group would otherwise bring two group ends closer. Without input stalls the
@@ -56,6 +59,7 @@ from .act_sum import ActivationSum
 from .array import PEArray
 from .config import MixPEConfig
 from .fp_align import ActivationAligner
+from .fp_common import delay
 from .gdu import GroupDequant
 from .issue import IssueScheduler
 from .layouts import activation_layout, group_layout, result_layout, weight_layout
@@ -87,7 +91,7 @@ class MPGemm(wiring.Component):
     Latency
     -------
     ``config.result_offset`` cycles from a tile's last K step issuing to its first result row
-    being offered (``drain_offset + C - 1 + gdu_latency``), when the result stream is free.
+    being offered (``issue_to_drain + C - 1 + gdu_latency``), when the result stream is free.
     """
 
     def __init__(self, config: MixPEConfig):
@@ -137,23 +141,29 @@ class MPGemm(wiring.Component):
             capture.tile_start.eq(scheduler.tile_start),
             capture.bank.eq(scheduler.bank),
         ]
+        # Edge: floating-point activations are aligned, and the step is registered
+        # (``edge_stages``) before the array and the activation-sum unit.
+        edge = config.edge_stages
         if config.fp_activation:
             aligner = m.submodules.aligner = ActivationAligner(config)
             m.d.comb += [
                 aligner.x.eq(self.act.payload),
                 aligner.e_max.eq(capture.e_max),
-                act_sum.x_invalid.eq(aligner.invalid),
+                act_sum.x_invalid.eq(delay(m, aligner.invalid, edge, "edge_invalid")),
             ]
             pe_activations = aligner.aligned
         else:
             pe_activations = self.act.payload
+        pe_activations = delay(m, pe_activations, edge, "edge_x")
+        step_valid = delay(m, scheduler.issue, edge, "edge_valid", reset=True)
+        group_last = delay(m, scheduler.group_end, edge, "edge_group_last")
         for unit in (array, act_sum):
             m.d.comb += [
                 unit.x.eq(pe_activations),
-                unit.valid.eq(scheduler.issue),
-                unit.group_last.eq(scheduler.group_end),
+                unit.valid.eq(step_valid),
+                unit.group_last.eq(group_last),
             ]
-        m.d.comb += array.w.eq(self.wgt.payload)
+        m.d.comb += array.w.eq(delay(m, self.wgt.payload, edge, "edge_w"))
 
         # Drain: the row sums and the captured parameters travel with the partial sums to the GDUs.
         m.d.comb += [

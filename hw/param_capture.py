@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
+from .fp_common import delay
 from .layouts import FP16_BITS, group_layout, row_index_shape, row_info_layout, row_param_shape, zero_shape
 
 __all__ = ["ParameterCapture"]
@@ -20,9 +21,10 @@ class ParameterCapture(wiring.Component):
       outlive the sweep of the group's rows across the C columns while the next group is
       captured; this is what ``group_interval`` is sized for.
     * At t_L + 1 the group's per-row parameters and descriptor (first, last, bank, parity) move
-      into the drain registers, which the row sums of the group (on the ``sum_*`` inputs from
-      t_L + 2, as :class:`~hw.act_sum.ActivationSum` emits them) are combined with into the row
-      sideband ``info``. The sideband moves one column right per cycle; column c also gets the
+      into the drain registers (through ``edge_stages`` more registers), which the row sums of the
+      group (on the ``sum_*`` inputs from t_L + ``issue_to_drain``, as
+      :class:`~hw.act_sum.ActivationSum` emits them) are combined with into the row sideband
+      ``info``. The sideband moves one column right per cycle; column c also gets the
       ``scale``/``zero`` of the row band and parity of the row it carries.
 
     Parameters
@@ -54,7 +56,8 @@ class ParameterCapture(wiring.Component):
     Latency
     -------
     0 cycles from a row's sum to its sideband on column 0; column c adds c cycles. A group whose
-    last step issues at t_L has its descriptor in place for rows arriving from t_L + 2 on.
+    last step issues at t_L has its descriptor in place for rows arriving from
+    t_L + ``issue_to_drain`` on.
     """
 
     def __init__(self, config: MixPEConfig):
@@ -112,36 +115,36 @@ class ParameterCapture(wiring.Component):
             m.d.sync += parity.eq(~parity)
 
         # The row sideband of a group is read while the activation-sum unit emits its rows, from
-        # t_L + 2 to t_L + 1 + R, and the next group may end as early as t_L + R: so the
-        # descriptor is taken one cycle after the group ends (``pending`` still holds it then,
-        # since a new group's parameters land at the end of that cycle at the earliest).
-        drain_row_params = Signal(data.ArrayLayout(row_param_shape(config), rows))
-        drain_first = Signal()
-        drain_last = Signal()
-        drain_bank = Signal()
-        drain_parity = Signal()
+        # t_L + d to t_L + d - 1 + R (d = ``issue_to_drain``), and the next group may end as
+        # early as t_L + R: so the descriptor is taken one cycle after the group ends (``pending``
+        # still holds it then, since a new group's parameters land at the end of that cycle at the
+        # earliest) and delayed by the registers between the issue and the array (``edge_stages``).
+        descriptor = Signal(data.StructLayout({
+            "row_params": data.ArrayLayout(row_param_shape(config), rows),
+            "first": 1, "last": 1, "bank": 1, "parity": 1}))
         group_ended = Signal()
         m.d.sync += group_ended.eq(self.group_end)
         with m.If(group_ended):
             m.d.sync += [
-                drain_row_params.eq(pending.row_param),
-                drain_first.eq(pending_first),
-                drain_last.eq(pending.last),
-                drain_bank.eq(pending_bank),
-                drain_parity.eq(~parity),
+                descriptor.row_params.eq(pending.row_param),
+                descriptor.first.eq(pending_first),
+                descriptor.last.eq(pending.last),
+                descriptor.bank.eq(pending_bank),
+                descriptor.parity.eq(~parity),
             ]
+        drain = delay(m, descriptor, config.edge_stages, "descriptor")
 
-        # Row sideband along the bottom of the array: column c sees row r at t_L + 2 + r + c.
+        # Row sideband along the bottom of the array: column c sees row r at t_L + issue_to_drain + r + c.
         row_info = [Signal(row_info_layout(config), name=f"row_info_{c}") for c in range(cols)]
         m.d.comb += [
             row_info[0].valid.eq(self.sum_valid),
             row_info[0].row.eq(self.sum_row),
             row_info[0].asum.eq(self.asum),
-            row_info[0].row_param.eq(drain_row_params[self.sum_row]),
-            row_info[0].first.eq(drain_first),
-            row_info[0].last.eq(drain_last),
-            row_info[0].bank.eq(drain_bank),
-            row_info[0].parity.eq(drain_parity),
+            row_info[0].row_param.eq(drain.row_params[self.sum_row]),
+            row_info[0].first.eq(drain.first),
+            row_info[0].last.eq(drain.last),
+            row_info[0].bank.eq(drain.bank),
+            row_info[0].parity.eq(drain.parity),
         ]
         if config.fp_activation:
             m.d.comb += row_info[0].invalid.eq(self.sum_invalid)

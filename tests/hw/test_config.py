@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from hw.config import DEFAULT_PRESET, PRESETS, ConfigError, MixPEConfig, from_preset, load_config
+from hw.config import (DEFAULT_GDU_STAGES, DEFAULT_PRESET, MAX_GDU_STAGES, PRESETS, ConfigError, MixPEConfig, from_preset,
+                       load_config)
 
 
 def test_default_preset():
@@ -102,5 +103,23 @@ def test_float_offset_mode_round_trips_and_changes_the_hash(tmp_path):
     assert loaded.zero_mode == "float_offset" and loaded.hash == config.hash
     assert config.hash != from_preset("w4a8-g32-4x4").hash
     assert config.to_dict()["params"]["zero_mode"] == "float_offset"
-    assert config.result_offset == from_preset("w4a8-g32-4x4").result_offset + 1
+    assert config.replace(gdu_stages=0).result_offset == from_preset("w4a8-g32-4x4").replace(gdu_stages=0).result_offset + 1
+    assert "term" in config.gdu_stage_cycles and "term" not in from_preset("w4a8-g32-4x4").gdu_stage_cycles
     assert from_preset("w4a8-g32-4x4").zero_mode == "integer"
+
+
+def test_gdu_stages_default_validation_and_hash():
+    """The GDU's FP32 units are pipelined by default (DEFAULT_GDU_STAGES); the hash changes with
+    the hardware: gdu_stages=0 (the first release's combinational units) keeps the old hash, the
+    default and every other depth get their own."""
+    config = from_preset("w4a8-g32-4x4")
+    assert config.gdu_stages is None and config.gdu_unit_stages == DEFAULT_GDU_STAGES
+    assert config.replace(gdu_stages=DEFAULT_GDU_STAGES).hash == config.hash
+    assert config.replace(gdu_stages=0).hash == "788e9d536f2e" != config.hash
+    assert len({config.replace(gdu_stages=stages).hash for stages in range(MAX_GDU_STAGES + 1)}) == MAX_GDU_STAGES + 1
+    assert config.to_dict()["derived"]["gdu_unit_stages"] == DEFAULT_GDU_STAGES
+    assert MixPEConfig.from_dict(json.loads(config.replace(gdu_stages=2).to_json())).gdu_stages == 2
+    assert config.replace(gdu_stages=0).gdu_latency == 5 < config.gdu_latency
+    for bad in (-1, MAX_GDU_STAGES + 1, 2.0, True):
+        with pytest.raises(ConfigError, match=f"gdu_stages={bad!r}: must be an integer from 0 to {MAX_GDU_STAGES}"):
+            MixPEConfig(gdu_stages=bad)

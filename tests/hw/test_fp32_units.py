@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""The combinational FP32 blocks in hw/ against the bit-exact golden model golden/fp32.py.
+"""The FP32 blocks in hw/ against the bit-exact golden model golden/fp32.py, combinational and at
+every pipeline depth (:mod:`hw.fp_stages`).
 
 (The first line silences Amaranth's unused-elaboratable lint for the constructors that are
 expected to raise.)
@@ -19,6 +20,7 @@ from golden.fp32 import bits, fadd32, fmul32, from_bits, int_to_fp32, widen_to_f
 from hw.fp_add import Float32Adder
 from hw.fp_int_to_float import IntToFloat32
 from hw.fp_mul import Float32Multiplier
+from hw.fp_stages import ADDER_CUTS, MULTIPLIER_CUTS, int_to_float_cuts
 from hw.fp_widen import WidenToFloat32
 
 SEED = 1_526_311
@@ -93,20 +95,34 @@ def binary_operand_pairs(rng: np.random.Generator, count: int) -> list[tuple[int
 
 
 def simulate(dut, input_ports, vectors) -> list[int]:
-    """Apply each input vector to the combinational ``dut`` and collect ``dut.o``."""
+    """Apply one input vector per cycle to ``dut`` and collect ``dut.o`` ``dut.latency`` cycles later
+    (a combinational ``dut``: each vector's output after it settles)."""
     outputs = []
+    latency = dut.latency
 
     async def testbench(ctx):
-        for vector in vectors:
-            for port, value in zip(input_ports, vector):
-                ctx.set(port, value)
-            await ctx.delay(1e-9)
-            outputs.append(ctx.get(dut.o))
+        for cycle in range(len(vectors) + latency):
+            if cycle < len(vectors):
+                for port, value in zip(input_ports, vectors[cycle]):
+                    ctx.set(port, value)
+            if latency == 0:
+                await ctx.delay(1e-9)
+            if cycle >= latency:
+                outputs.append(ctx.get(dut.o))
+            if latency:
+                await ctx.tick()
 
     simulator = Simulator(dut)
+    if latency:
+        simulator.add_clock(1e-8)
     simulator.add_testbench(testbench)
     simulator.run()
     return outputs
+
+
+def depths(cuts: tuple) -> list:
+    """Every pipeline depth of a unit with cut points ``cuts``: 0 (combinational) to all of them."""
+    return [pytest.param(stages, id=f"stages{stages}") for stages in range(len(cuts) + 1)]
 
 
 def assert_bit_exact(vectors, got, expected, what):
@@ -120,15 +136,32 @@ def operand_pairs():
     return binary_operand_pairs(np.random.default_rng(SEED), 700)
 
 
-@pytest.mark.parametrize("block, golden", [(Float32Multiplier, fmul32), (Float32Adder, fadd32)],
-                         ids=["multiplier", "adder"])
-def test_binary_block_matches_golden(block, golden, operand_pairs):
-    dut = block()
+@pytest.mark.parametrize("block, golden, stages", [
+    pytest.param(block, golden, depth.values[0], id=f"{unit}-{depth.id}")
+    for unit, block, golden, cuts in (("multiplier", Float32Multiplier, fmul32, MULTIPLIER_CUTS),
+                                      ("adder", Float32Adder, fadd32, ADDER_CUTS))
+    for depth in depths(cuts)])
+def test_binary_block_matches_golden(block, golden, stages, operand_pairs):
+    dut = block(stages=stages)
+    assert dut.latency == stages
     got = simulate(dut, [dut.a, dut.b], operand_pairs)
     a = from_bits(torch.tensor([p[0] for p in operand_pairs], dtype=torch.int64))
     b = from_bits(torch.tensor([p[1] for p in operand_pairs], dtype=torch.int64))
     expected = bits(golden(a, b)).tolist()
     assert_bit_exact(operand_pairs, got, expected, block.__name__)
+
+
+def test_multiplier_with_exponent_offset_at_full_depth(operand_pairs):
+    """``a * b * 2**exp_offset`` with one rounding, the offset also pushing products across the
+    overflow and flush thresholds, through every register of the multiplier."""
+    dut = Float32Multiplier(offset_bits=10, stages=len(MULTIPLIER_CUTS))
+    offsets = np.random.default_rng(SEED).integers(-300, 300, size=len(operand_pairs)).tolist()
+    vectors = [(a, b, k) for (a, b), k in zip(operand_pairs, offsets)]
+    got = simulate(dut, [dut.a, dut.b, dut.exp_offset], vectors)
+    a = from_bits(torch.tensor([v[0] for v in vectors], dtype=torch.int64))
+    b = from_bits(torch.tensor([v[1] for v in vectors], dtype=torch.int64))
+    expected = bits(fmul32(a, b, torch.tensor(offsets))).tolist()
+    assert_bit_exact(vectors, got, expected, f"Float32Multiplier(offset_bits=10, stages={dut.latency})")
 
 
 def _int_vectors(width: int, rng: random.Random, count: int) -> list[int]:
@@ -146,10 +179,13 @@ def _int_vectors(width: int, rng: random.Random, count: int) -> list[int]:
     return edges + randoms
 
 
-@pytest.mark.parametrize("width", [2, 20, 25, 33, 64])
-def test_int_to_float_matches_golden(width):
+@pytest.mark.parametrize("width, stages", [
+    pytest.param(width, depth.values[0], id=f"{width}-{depth.id}")
+    for width in (2, 20, 25, 33, 64) for depth in depths(int_to_float_cuts(width))])
+def test_int_to_float_matches_golden(width, stages):
     values = _int_vectors(width, random.Random(SEED + width), 1200)
-    dut = IntToFloat32(width)
+    dut = IntToFloat32(width, stages=stages)
+    assert dut.latency == stages
     got = simulate(dut, [dut.i], [(v,) for v in values])
     expected = bits(int_to_fp32(torch.tensor(values, dtype=torch.int64))).tolist()
     assert_bit_exact([(v & (2 ** 64 - 1),) for v in values], got, expected, f"IntToFloat32({width})")

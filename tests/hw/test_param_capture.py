@@ -15,6 +15,8 @@ CONFIGS = [
     MixPEConfig(rows=8, cols=4, group_size=8, row_groups=4, name="w4a8-g8-8x4-rg4"),
     MixPEConfig(rows=4, cols=4, group_size=8, activation="fp16", zero_mode="float_offset", row_groups=2,
                 name="w4a16-g8-4x4-q41-rg2"),
+    # Floating point: the edge register adds a cycle to the sweep (group_interval 10, 9 without it).
+    MixPEConfig(rows=4, cols=15, group_size=8, activation="fp16", row_groups=2, name="w4a16-g8-4x15-rg2"),
 ]
 #: Groups per tile.
 TILES = [1, 3, 1, 2, 1]
@@ -42,13 +44,14 @@ def test_rows_carry_their_group_parameters_to_every_column(config, simulate):
     # Group j's steps issue at j * interval ... j * interval + g - 1 (the closest the scheduler allows).
     starts = [j * interval for j in range(len(groups))]
     ends = [start + g - 1 for start in starts]
-    # Row r of group j reaches the sum inputs at t_L + 2 + r and column c c cycles later.
+    # Row r of group j reaches the sum inputs at t_L + issue_to_drain + r and column c c cycles later.
+    drain = config.issue_to_drain
     expected = {}
     for j, (tile, _, first) in enumerate(groups):
         for r in range(rows):
             band = r // config.band_rows
             for c in range(cols):
-                expected[(ends[j] + 2 + r + c, c)] = {
+                expected[(ends[j] + drain + r + c, c)] = {
                     "row": r, "asum": asums[j][r], "row_param": params[j]["row_param"][r],
                     "first": int(first), "last": params[j]["last"], "bank": tile % 2, "parity": j % 2,
                     "scale": params[j]["scale"][band * cols + c], "zero": params[j]["zero"][band * cols + c],
@@ -59,7 +62,7 @@ def test_rows_carry_their_group_parameters_to_every_column(config, simulate):
 
     async def testbench(ctx):
         assert dut.latency == 0
-        for cycle in range(ends[-1] + 2 + rows + cols):
+        for cycle in range(ends[-1] + drain + rows + cols):
             j = max([index for index, start in enumerate(starts) if start <= cycle], default=None)
             in_group = j is not None and cycle <= ends[j]
             group_start = not in_group or cycle == starts[j]
@@ -77,8 +80,8 @@ def test_rows_carry_their_group_parameters_to_every_column(config, simulate):
                 ctx.set(dut.bank, rng.randrange(2))
             if config.fp_activation and in_group:
                 assert ctx.get(dut.e_max) == params[j]["row_param"], f"cycle {cycle}: shared exponents"
-            # The activation-sum unit's rows: group j's row r at t_L + 2 + r.
-            row_of = [(index, cycle - end - 2) for index, end in enumerate(ends) if 0 <= cycle - end - 2 < rows]
+            # The activation-sum unit's rows: group j's row r at t_L + issue_to_drain + r.
+            row_of = [(index, cycle - end - drain) for index, end in enumerate(ends) if 0 <= cycle - end - drain < rows]
             ctx.set(dut.sum_valid, bool(row_of))
             if row_of:
                 index, r = row_of[0]

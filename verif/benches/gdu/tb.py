@@ -1,7 +1,8 @@
 """cocotb testbench of one group-dequant unit (``gdu``).
 
 Each case is a tile of G groups for R rows. Per group, rows 0..R-1 arrive on consecutive cycles
-with their partial sum P and activation sum A; the FP16 scale and zero point are valid only on
+with their partial sum P and activation sum A, a row's groups ``group_interval`` cycles apart (with
+g = 8 and few rows, the sum of a row's previous group is still in the write stage then); the FP16 scale and zero point are valid only on
 row 0 (other rows carry random garbage, so the latch is exercised). After the last group the
 accumulator bank is read back through ``read_addr`` and compared bit for bit with the golden
 FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`.host`, in the job). Cases: zeros, the largest |D| the widths allow (both signs),
@@ -30,7 +31,7 @@ async def edge_cases(dut):
     rows = config.rows
     layout = row_info_layout(config)
     garbage = (1 << 16) if config.float_offset else config.code_max + 1
-    gap = max(0, 8 - rows)           # same-row beats at least 8 cycles apart, as group_interval guarantees
+    gap = config.group_interval - rows  # a row's groups group_interval cycles apart, as in the core
     await clock_and_reset(dut, 2, info=0)
     await FallingEdge(dut.clk)
 
