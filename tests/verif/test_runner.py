@@ -20,12 +20,12 @@ pytestmark = pytest.mark.xdist_group("runner-smoke")
 SMOKE = BENCHES["smoke"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smoke_verilog() -> str:
     return verilog.convert(component(), name=SMOKE.toplevel)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def build_dir(tmp_path_factory):
     """Shared by the tests below, so only the first one compiles (it must start from an empty dir)."""
     return tmp_path_factory.mktemp("smoke_build")

@@ -18,13 +18,13 @@ pytestmark = pytest.mark.xdist_group("smollm-layer0")
 SEED = 7
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tokens(smollm_tokenizer):
     ids = smollm_tokenizer.encode(corpus_text(EVALUATION_MODULES[:1])).ids
     return token_windows(ids, 24, 1, "held-out")[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def carved_ffns(smollm_layer0, smollm_tokenizer):
     ids = smollm_tokenizer.encode(corpus_text(CALIBRATION_MODULES[:2])).ids
     carving = carve_model(smollm_layer0, token_windows(ids, 128, 1, "calibration"), CMoEConfig.parse("S2A2E16"))
