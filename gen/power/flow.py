@@ -165,13 +165,13 @@ class _Measurer:
 
     def simulate(self, block: _Block, stimulus, label: str):
         """Gate-level activity of ``block`` under ``stimulus``; :class:`PowerError` if its outputs
-        differ from the RTL's or nothing switched. Returns (activity, netlist, cycles)."""
-        from verif.gate_level import Netlist
+        differ from the RTL's or nothing switched. Returns (activity, netlist)."""
+        from verif.gate_level import Netlist, simulate
         rtl, module = _rtl(self.config, block, self.work / "rtl")
         netlist = Netlist.parse(block.netlist_path, block.top)
         start = time.monotonic()
-        result = simulate_block(rtl, module, stimulus, self.work / "runs" / f"{block.top}-{label}", netlist,
-                                self.models, self.settings.simulator, self.work / "sim")
+        result = simulate(rtl, module, stimulus, self.work / "runs" / f"{block.top}-{label}", netlist=netlist,
+                          models=self.models, simulator=self.settings.simulator, build_root=self.work / "sim")
         if result.mismatch:
             raise PowerError(f"{block.design}/{block.block} on {label}: the gate-level netlist differs from the RTL at "
                              f"{result.mismatch}; synthesis did not keep the design")
@@ -191,12 +191,6 @@ class _Measurer:
         annotations, measured, nets = pin_annotations(netlist, activity)
         return report_power(netlist, self.liberty, 1000.0 / clock_mhz, annotations, measured, nets,
                             self.work / "sta" / f"{netlist.top}-{label}-{clock_mhz:.3f}")
-
-
-def simulate_block(rtl, module, stimulus, work, netlist, models, simulator, build_root):
-    from verif.gate_level import simulate
-    return simulate(rtl, module, stimulus, work, netlist=netlist, models=models, simulator=simulator,
-                    build_root=build_root)
 
 
 def _match_ports(block_ports, instance_ports, instance: str, module: str) -> dict[str, str]:
@@ -236,15 +230,13 @@ def _edge_multiplier_stimulus(config: MixPEConfig, module_rtl: Path, module: str
     """The token-scale FP32 multiplier of one ``dequant_fp`` column: row r's FP32 result times its
     token scale on the cycle the column's PE(r, c) drains (t_last + 2 + r + c for column 0 here),
     inputs held in between."""
-    import torch
-
     from golden.fp32 import bits
     from verif.gate_level import CLOCK, Stimulus, verilog_ports
     from verif.power_workloads import RESET_CYCLES
     ports = [p for p in verilog_ports(module_rtl.read_text(), module) if p.direction == "input" and p.name != CLOCK]
     names = [p.name for p in ports]
-    if names[:2] != ["a", "b"] or any(name not in ("a", "b", "exp_offset") for name in names):
-        raise PowerError(f"{module}: expected FP32 multiplier inputs a, b, found {names}")
+    if not {"a", "b"} <= set(names) <= {"a", "b", "exp_offset"}:
+        raise PowerError(f"{module}: expected FP32 multiplier inputs a, b (and exp_offset), found {names}")
     last_issue = {}
     for cycle, step in enumerate(trace.schedule):
         if step is not None:
@@ -264,7 +256,6 @@ def _edge_multiplier_stimulus(config: MixPEConfig, module_rtl: Path, module: str
         values["b"].append(held[1])
         if "exp_offset" in values:
             values["exp_offset"].append(0)
-    del torch
     return Stimulus(ports, values, skip=RESET_CYCLES)
 
 
