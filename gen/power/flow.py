@@ -13,7 +13,8 @@ For every workload (:mod:`verif.power_workloads`):
    internal, switching and leakage power at the clock of the PE alone (PE records) and at the
    array's clock (array records: the slowest of the blocks it is built from).
 
-Array power = R x C x PE power + each edge block's power times its count (:func:`gen.synth.array_needs`);
+Array power = R x C x PE power + each edge block's power times its count (the blocks from
+:func:`gen.synth.array_needs`, the count as the core instantiates them, e.g. one GDU per lane);
 ``int8_mult`` and ``int4x8_mult`` share MixPE's act_sum and GDUs and see the same group-sum streams
 (their weight operand is the same code), so they reuse MixPE's edge-block results.
 
@@ -193,6 +194,16 @@ class _Measurer:
                             self.work / "sta" / f"{netlist.top}-{label}-{clock_mhz:.3f}")
 
 
+def _instances(config: MixPEConfig, trace, block: str, count: str) -> int:
+    """How many ``block`` units the array has: as many as the core instantiates (e.g. one GDU per
+    lane), else :func:`gen.synth.array_needs`' count ("1", or "C": one per column)."""
+    if block in trace.instances:
+        return len(trace.instances[block])
+    if count not in ("1", "C"):
+        raise PowerError(f"block {block!r}: unknown instance count {count!r} (expected '1' or 'C')")
+    return config.cols if count == "C" else 1
+
+
 def _match_ports(block_ports, instance_ports, instance: str, module: str) -> dict[str, str]:
     """Block port name -> instance port name: the same name, else the one remaining port of the same
     width (Amaranth may name a submodule's port after the signal it feeds, e.g. a memory's address)."""
@@ -359,7 +370,7 @@ def _measure_workload(config, settings, blocks, designs, measurer, workload_name
         pe_at_array = measurer.power(netlist, activity, array_clock, workload_name)
         array_parts = [("pe", pe_at_array, config.rows * config.cols, pe_block.area_um2)]
         for d, b, count in array_needs(design, config)[0]:
-            count = config.cols if count == "C" else 1
+            count = _instances(config, trace, b, count)
             edge_activity, edge_netlist = edge_results[(d, b)]
             edge_power = measurer.power(edge_netlist, edge_activity, array_clock, workload_name)
             array_parts.append((b, edge_power, count, blocks[(d, b)].area_um2))

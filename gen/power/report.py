@@ -78,7 +78,7 @@ def _markdown(config: MixPEConfig, records: list[dict], meta: dict, png: str | N
         f"* **Stimulus**: the MixPE core's RTL runs each workload's tiles (its results equal the golden model's); "
         f"every design's PE gets the operand streams of {meta['positions']} sampled PE positions over that run's "
         f"schedule, in its own operand format (same tiles, same values); the edge blocks replay the port streams "
-        f"recorded inside the core ({meta['edge_instances']} of the {config.cols} GDUs).",
+        f"recorded inside the core (the streams of up to {meta['edge_instances']} GDUs, one after the other).",
         "* **Clock**: each PE at its own fmax (`make timing`); an array at the fmax of its slowest block.",
         "* **Energy per MAC** = power / clock / useful MACs per cycle (PE: its valid steps per cycle; array: "
         "the workload's MACs over the core's cycles, stalls and drain included).",
