@@ -70,8 +70,8 @@ def test_every_block_has_a_positive_path_and_its_fmax(timed):
         assert record["timing_clock"] == "clk"
         assert record["timing_setup"]["wire_load"] == "none"
         assert record["timing_setup"]["input_drive"] == "BUFX2"
-    # The GDU's single-cycle FP32 stages are far deeper than a PE's shift & add.
-    assert timed["gdu"]["critical_path_ns"] > 2 * timed["pe"]["critical_path_ns"]
+    # The GDU's FP32 units are pipelined to a PE's clock (issue 14: at most 1.1x the PE's path).
+    assert timed["gdu"]["critical_path_ns"] <= 1.1 * timed["pe"]["critical_path_ns"]
     # The PE's worst path ends in its accumulator register (a flip-flop, named by the net it drives).
     assert timed["pe"]["path_end_kind"] == "DFFPOSX1" and timed["pe"]["path_end"].startswith("accumulator[")
 
