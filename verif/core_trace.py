@@ -137,7 +137,7 @@ def trace_core(config: MixPEConfig, workload: Workload, work: Path, *, simulator
     else:
         (work / "core_tb.v").write_text(tb_text)
         run_tool(["iverilog", "-g2012", "-o", "core_tb.vvp", "-s", "core_tb", "core_tb.v", str(rtl.resolve())], work,
-             "Icarus compile of the mpgemm core")
+                 "Icarus compile of the mpgemm core")
         run_tool(["vvp", "-n", "core_tb.vvp", *plusargs], work, "Icarus simulation of the mpgemm core")
 
     received = [int(line, 16) for line in outputs["res"].read_text().split()] if outputs["res"].is_file() else []
@@ -163,11 +163,11 @@ def trace_core(config: MixPEConfig, workload: Workload, work: Path, *, simulator
         for instance, instance_ports in recorded.items():
             if not re.fullmatch(pattern, instance):
                 continue
-            inputs = [p for p in instance_ports if p.direction == "input"]
-            values = read_samples(outputs[instance], inputs)
+            values = read_samples(outputs[instance], instance_ports)
             # An X at the start of an Icarus run (before its first event) is driven as 0.
             traces.setdefault(block, {})[instance] = Stimulus(
-                inputs, {name: [value or 0 for value in column] for name, column in values.items()}, skip=RESET_CYCLES)
+                instance_ports, {name: [value or 0 for value in column] for name, column in values.items()},
+                skip=RESET_CYCLES)
     # Drop the reset cycles of the trace: the schedule starts at the first cycle after reset.
     return CoreTrace(schedule=schedule[RESET_CYCLES:], instances=traces, cycles=len(flags) - RESET_CYCLES,
                      useful_macs=workload.useful_macs, result_beats=len(received))
