@@ -44,7 +44,7 @@ FLOW_VERSION = 1
 @dataclasses.dataclass(frozen=True)
 class PowerSettings:
     """What ``make power`` simulates: ``workloads`` of ``tiles`` tiles each (seeded), the PE streams
-    of ``positions`` sampled PE positions, ``edge_instances`` of the C GDUs, on ``simulator``;
+    of ``positions`` sampled PE positions, the streams of up to ``edge_instances`` GDUs, on ``simulator``;
     ``array=False`` measures the PEs only (no edge blocks, no array records)."""
     workloads: tuple[str, ...] = ("smollm2", "uniform")
     tiles: int = 4
@@ -69,11 +69,13 @@ class PowerSettings:
 
 
 def _sources_hash() -> str:
-    """Hash of the code the measurement depends on: the hardware and the simulation/power modules."""
+    """Hash of the code the measurement depends on: the hardware, the golden model, the workloads'
+    inputs (packer, SmolLM2, checkpoint import, corpus) and the simulation and power modules."""
     root = Path(__file__).resolve().parent.parent.parent
     digest = hashlib.sha256()
-    paths = sorted((root / "hw").rglob("*.py")) + [root / "verif" / name for name in
-                                                    ("gate_level.py", "power_workloads.py", "core_trace.py")]
+    paths = sorted((root / "hw").rglob("*.py")) + sorted((root / "golden").glob("*.py"))
+    paths += [root / "sw" / f"{name}.py" for name in ("packer", "smollm", "checkpoint", "corpus")]
+    paths += [root / "verif" / f"{name}.py" for name in ("gate_level", "power_workloads", "core_trace", "smollm_tiles")]
     paths += sorted((root / "gen" / "power").glob("*.py"))
     for path in paths:
         digest.update(str(path.relative_to(root)).encode())
