@@ -4,11 +4,15 @@ It replays the schedule rules of :mod:`hw.mpgemm` with free-flowing inputs and a
 result stream:
 
 * one K step issues per cycle; a group's first step waits until ``group_interval`` cycles have
-  passed since the previous group's first step (the excess over g is a *dequant stall*); the
-  RTL's matching rule for group ends only binds when inputs stall inside a group, never here;
+  passed since the previous group's first step (the excess over g is a *dequant stall*: more rows
+  than g, the parameters' sweep over the columns, or a GDU lane's work per group,
+  :meth:`~hw.config.MixPEConfig.interval_with_lanes`); the RTL's matching rule for group ends
+  only binds when inputs stall inside a group, never here;
 * a tile's first step waits until its output bank (tiles alternate between two) has been read
   out (a *bank stall*);
-* a tile whose last step issues at ``t_L`` offers result row r at ``t_L + result_offset + r``;
+* a tile whose last step issues at ``t_L`` offers result row r at ``t_L + result_offset + r``
+  (``result_offset`` counts the edge registers, the drain of the last column by its GDU lane and
+  the GDU's pipeline);
   the result stage sends one row per cycle, tiles in order, and frees the bank the cycle after
   the tile's last row.
 

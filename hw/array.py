@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
-from .layouts import pe_activation_layout, weight_layout
+from .layouts import pe_activation_layout, row_index_shape, weight_layout
 from .pe import ProcessingElement
 
 __all__ = ["PEArray"]
@@ -43,6 +43,10 @@ class PEArray(wiring.Component):
         Per column the partial sum of the row draining this cycle.
     drain_valid : ``Out(C)``
         Per column: ``drain`` holds a sum.
+    drain_row : ``In(ArrayLayout(row_index_shape(config), C))``, drain_enable : ``In(C)``
+        Only with fewer GDU lanes than columns (``config.lanes < C``): column c's ``drain``
+        carries the drain register of row ``drain_row[c]`` while ``drain_enable[c]`` (a PE holds
+        its group's sum until the next group's drain), instead of each row's on its drain cycle.
 
     Latency
     -------
@@ -59,6 +63,8 @@ class PEArray(wiring.Component):
             "group_last": In(1),
             "drain": Out(data.ArrayLayout(signed(config.psum_bits), config.cols)),
             "drain_valid": Out(config.cols),
+            **({"drain_row": In(data.ArrayLayout(row_index_shape(config), config.cols)),
+                "drain_enable": In(config.cols)} if config.lanes < config.cols else {}),
         })
 
     @property
@@ -112,7 +118,11 @@ class PEArray(wiring.Component):
         for c in range(cols):
             drain = 0
             for r in range(rows):
-                drain = drain | (pes[r][c].psum.as_unsigned() & pes[r][c].psum_valid.replicate(config.psum_bits))
+                if config.lanes < cols:
+                    selected = self.drain_enable[c] & (self.drain_row[c] == r)
+                else:
+                    selected = pes[r][c].psum_valid
+                drain = drain | (pes[r][c].psum.as_unsigned() & selected.replicate(config.psum_bits))
             m.d.comb += [
                 self.drain[c].eq(drain),
                 self.drain_valid[c].eq(_any(pes[r][c].psum_valid for r in range(rows))),

@@ -112,6 +112,12 @@ class MixPEConfig:
         adders; :mod:`hw.fp_stages`), 0 to 8 (``None``: :data:`DEFAULT_GDU_STAGES`, which keeps
         the GDU as fast as the PE). 0 is the combinational units of the first release; deeper
         units shorten the clock period and lengthen ``gdu_latency``.
+    gdu_lanes
+        Number of group-dequant units (lanes), 1 to C (``None``: :attr:`default_lanes`, the
+        fewest that never add a dequant stall). Lane l serves columns l, l + L, l + 2L, ...,
+        one after the other; each holds a 2 x R x ``columns_per_lane`` FP32 accumulator memory.
+        C lanes (one per column) is the first release's design; fewer trade area for latency
+        and, below the default, dequant stalls.
     name
         Preset or file name used to name build directories.
     """
@@ -126,6 +132,7 @@ class MixPEConfig:
     guard_bits: int | None = None
     row_groups: int = 1
     gdu_stages: int | None = None
+    gdu_lanes: int | None = None
     name: str = "custom"
 
     def __post_init__(self):
@@ -159,6 +166,10 @@ class MixPEConfig:
                                             or not 0 <= self.gdu_stages <= MAX_GDU_STAGES):
             raise ConfigError(f"gdu_stages={self.gdu_stages!r}: must be an integer from 0 to {MAX_GDU_STAGES} "
                               f"(or null for the default, {DEFAULT_GDU_STAGES})")
+        if self.gdu_lanes is not None and (not isinstance(self.gdu_lanes, int) or isinstance(self.gdu_lanes, bool)
+                                           or not 1 <= self.gdu_lanes <= self.cols):
+            raise ConfigError(f"gdu_lanes={self.gdu_lanes!r}: must be an integer from 1 to cols={self.cols} "
+                              f"(or null for the fewest lanes that add no dequant stall)")
         if self.group_size not in GROUP_SIZES:
             raise ConfigError(f"group_size={self.group_size}: must be a power of two from "
                               f"{GROUP_SIZES[0]} to {GROUP_SIZES[-1]}")
@@ -283,21 +294,72 @@ class MixPEConfig:
 
     @property
     def group_interval(self) -> int:
-        """Minimum cycles between the first beats of two consecutive groups.
+        """Minimum cycles between the first beats of two consecutive groups (:meth:`interval_with_lanes`
+        for the configured lanes); when it exceeds g the array idles between groups (dequant stalls)."""
+        return self.interval_with_lanes(self.lanes)
 
-        Each column's group-dequant unit drains R partial sums per group, one per cycle, so a
-        group may start no sooner than R cycles after the previous one; the per-group scales sit
-        in a ping-pong register pair from the group's end while they sweep across the C columns;
-        each GDU latches them on the first row of every row group, the last of which (row
-        R - R/row_groups) reaches column C-1 ``issue_to_drain + R - R/row_groups + C - 1`` cycles
-        after the group's end, so the pair needs ``2 * interval >= issue_to_drain + R -
-        R/row_groups + C - 1``. So the interval is ``max(g, R, ceil((issue_to_drain + R -
-        R/row_groups + C - 1) / 2))`` (``issue_to_drain`` is 2, or 3 with the floating-point edge
-        register); when it exceeds g the array idles between groups (dequant stalls). (A row's accumulator word reaches the GDU's write stage
+    def interval_with_lanes(self, lanes: int) -> int:
+        """The group interval of this core with ``lanes`` GDU lanes.
+
+        With T the cycle a group's first drain (PE(0, 0)) happens, ``issue_to_drain`` after its last
+        step, PE(r, c) holds the group's sum from T + r + c until the next group's drain. The
+        activation-sum unit emits row r at T + r, and the lane of column c = l + i*L dequantizes
+        its rows during one *lane period* ``m`` (:meth:`lane_period`) each, column after column:
+        row r of column c at T + :meth:`column_offset` (c) + r. The interval must cover:
+
+        * g, and R: the activation sums (and the column drains) come R per group;
+        * a lane's work: ``(columns_per_lane - 1) * m + R`` cycles per group;
+        * the ping-pong parameter registers, written at the group's end and read when the last
+          band's first row (row R - R/row_groups) of the last column reaches its lane:
+          ``2 * interval >= issue_to_drain + column_offset(C - 1) + R - R/row_groups``.
+
+        With C lanes this is ``max(g, R, ceil((issue_to_drain + C - 1 + R - R/row_groups) / 2))``,
+        the first release's interval. (A row's accumulator word reaches the GDU's write stage
         :attr:`accumulate_cycles` <= 7 < g cycles after its read, in time for the row's next
         group, which takes it from there when it is not yet written.)"""
-        sweep = self.issue_to_drain + self.rows - self.band_rows + self.cols - 1
-        return max(self.group_size, self.rows, (sweep + 1) // 2)
+        per_lane = -(-self.cols // lanes)
+        work = (per_lane - 1) * self.lane_period(lanes) + self.rows
+        sweep = self.issue_to_drain + self.column_offset(self.cols - 1, lanes) + self.rows - self.band_rows
+        return max(self.group_size, self.rows, work, (sweep + 1) // 2)
+
+    def lane_period(self, lanes: int) -> int:
+        """Cycles a lane spends on each of its columns, ``max(R, lanes)``: R rows, and column
+        l + i*L is drained no earlier than i*L cycles after column l."""
+        return max(self.rows, lanes)
+
+    def column_offset(self, column: int, lanes: int | None = None) -> int:
+        """Cycles from a group's first drain (PE(0, 0)) to row 0 of ``column`` entering its GDU
+        lane: c with C lanes; else ``(c mod L) + (c div L) * lane_period + 2``: the lanes' walk
+        over the group's rows starts the cycle after row 0's sum arrives, and the drained sum is
+        registered before the GDU."""
+        lanes = self.lanes if lanes is None else lanes
+        if lanes == self.cols:
+            return column
+        return column % lanes + (column // lanes) * self.lane_period(lanes) + 2
+
+    @property
+    def default_lanes(self) -> int:
+        """The fewest GDU lanes that add no dequant stall: the group interval of one lane per column.
+
+        A lane dequantizes ``columns_per_lane`` columns of R rows, one lane period apart, per
+        group (:meth:`interval_with_lanes`); when that work is the binding rule the default is
+        ``ceil(C / floor(interval / R))`` (2 on the 16x16 g = 128 core: 8 columns of 16 rows in
+        128 cycles), and the ping-pong parameters' sweep can ask for more, so the lanes are tried
+        1, 2, ... . Fewer lanes also finish a tile's results later (``result_offset``), so a tile
+        shorter than ``result_offset + R - 1`` steps waits for its output bank (bank stalls, as
+        with C lanes for shorter tiles still; the cycle model counts them)."""
+        target = self.interval_with_lanes(self.cols)
+        return next(lanes for lanes in range(1, self.cols + 1) if self.interval_with_lanes(lanes) == target)
+
+    @property
+    def lanes(self) -> int:
+        """GDU lanes: ``gdu_lanes``, or :attr:`default_lanes`."""
+        return self.default_lanes if self.gdu_lanes is None else self.gdu_lanes
+
+    @property
+    def columns_per_lane(self) -> int:
+        """Columns of the fullest lane, ``ceil(C / lanes)`` (lane l has the columns l + i*L < C)."""
+        return -(-self.cols // self.lanes)
 
     @property
     def dequant_stall_per_group(self) -> int:
@@ -354,8 +416,12 @@ class MixPEConfig:
 
     @property
     def result_offset(self) -> int:
-        """Cycles from issuing a tile's last K step to its first result row being offered."""
-        return self.issue_to_drain + (self.cols - 1) + self.gdu_latency
+        """Cycles from issuing a tile's last K step to its first result row being offered: the
+        last column (C - 1) is the last one its lane dequantizes."""
+        return self._result_offset(self.lanes)
+
+    def _result_offset(self, lanes: int) -> int:
+        return self.issue_to_drain + self.column_offset(self.cols - 1, lanes) + self.gdu_latency
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -363,7 +429,8 @@ class MixPEConfig:
         params = dataclasses.asdict(self)
         derived = {name: getattr(self, name) for name in (
             "act_bits", "pe_act_bits", "guard", "act_exp_bits", "band_rows", "product_bits", "psum_bits", "asum_bits", "dsum_bits", "group_interval",
-            "gdu_unit_stages", "gdu_latency", "edge_stages", "drain_offset", "issue_to_drain", "result_offset")}
+            "gdu_unit_stages", "gdu_latency", "lanes", "columns_per_lane", "edge_stages", "drain_offset", "issue_to_drain",
+            "result_offset")}
         return {"params": params, "derived": derived, "hash": self.hash}
 
     def to_json(self) -> str:
@@ -374,17 +441,19 @@ class MixPEConfig:
         """Short hash of the parameters that change the hardware (not the name).
 
         Fields added after the first release (``zero_mode``, ``guard_bits``, ``row_groups``,
-        ``gdu_stages``) enter only when the hardware they describe differs from the first
-        release's, so that the hashes (and cached builds) of older configurations stay the same
-        while they build the same hardware. Derived defaults enter resolved: a change of
-        DEFAULT_GUARD_BITS or DEFAULT_GDU_STAGES changes the hash. So every configuration with
-        pipelined GDUs (the default) has a new hash, and ``gdu_stages=0`` (combinational FP32
-        units, the first release's GDU) keeps the old one."""
+        ``gdu_stages``, ``gdu_lanes``) enter only when the hardware they describe differs from the
+        first release's, so that the hashes (and cached builds) of older configurations stay the
+        same while they build the same hardware. Derived defaults enter resolved: a change of
+        DEFAULT_GUARD_BITS, DEFAULT_GDU_STAGES or of the lane formula changes the hash. So every
+        configuration with pipelined GDUs or fewer lanes than columns (the defaults) has a new
+        hash, and ``gdu_stages=0, gdu_lanes=C`` (the first release's GDUs) keeps the old one."""
         params = dataclasses.asdict(self)
         del params["name"]
         params["guard_bits"] = self.guard if self.fp_activation else None
         params["gdu_stages"] = self.gdu_unit_stages
-        for field, default in (("zero_mode", "integer"), ("guard_bits", None), ("row_groups", 1), ("gdu_stages", 0)):
+        params["gdu_lanes"] = None if self.lanes == self.cols else self.lanes
+        for field, default in (("zero_mode", "integer"), ("guard_bits", None), ("row_groups", 1), ("gdu_stages", 0),
+                               ("gdu_lanes", None)):
             if params[field] == default:
                 del params[field]
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]

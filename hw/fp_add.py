@@ -69,18 +69,21 @@ class Float32Adder(wiring.Component):
         a = decode_float32(m, self.a, "a")
         b = decode_float32(m, self.b, "b")
 
-        # The special cases are settled from the operands; they travel with the datapath.
+        # The special cases, the zero result and the sign are settled from the operands; they
+        # travel with the datapath. Under DAZ the sum is zero when two zeros are added or equal
+        # significands at equal exponents subtracted; its sign is then +0 unless both operands
+        # are negative; an infinity's sign wins, else the larger operand's.
         is_nan = Signal()
         is_inf = Signal()
-        inf_sign = Signal()
-        both_negative = Signal()
         effective_subtraction = Signal()
+        sum_is_zero = Signal()
         m.d.comb += [
             effective_subtraction.eq(a.sign ^ b.sign),
             is_nan.eq(a.is_nan | b.is_nan | (a.is_inf & b.is_inf & effective_subtraction)),
             is_inf.eq(a.is_inf | b.is_inf),
-            inf_sign.eq(Mux(a.is_inf, a.sign, b.sign)),
-            both_negative.eq(a.sign & b.sign),
+            sum_is_zero.eq(Mux(effective_subtraction,
+                               (a.exponent == b.exponent) & (a.significand == b.significand),
+                               (a.significand == 0) & (b.significand == 0))),
         ]
 
         # Order the operands by magnitude; exponent:mantissa compares like the magnitude.
@@ -88,22 +91,27 @@ class Float32Adder(wiring.Component):
         # both are zero; either way the general path below yields the right value.
         a_is_larger = Signal()
         m.d.comb += a_is_larger.eq(self.a[:31] >= self.b[:31])
-        larger_sign = Signal()
+        sign = Signal()
         larger_exponent = Signal(8)
         larger_significand = Signal(FLOAT32_SIGNIFICAND_BITS)
         smaller_exponent = Signal(8)
         smaller_significand = Signal(FLOAT32_SIGNIFICAND_BITS)
+        with m.If(is_inf):
+            m.d.comb += sign.eq(Mux(a.is_inf, a.sign, b.sign))
+        with m.Elif(sum_is_zero):
+            m.d.comb += sign.eq(a.sign & b.sign)
+        with m.Else():
+            m.d.comb += sign.eq(Mux(a_is_larger, a.sign, b.sign))
         m.d.comb += [
-            larger_sign.eq(Mux(a_is_larger, a.sign, b.sign)),
             larger_exponent.eq(Mux(a_is_larger, a.exponent, b.exponent)),
             larger_significand.eq(Mux(a_is_larger, a.significand, b.significand)),
             smaller_exponent.eq(Mux(a_is_larger, b.exponent, a.exponent)),
             smaller_significand.eq(Mux(a_is_larger, b.significand, a.significand)),
         ]
-        flags = (is_nan, is_inf, inf_sign, both_negative, effective_subtraction, larger_sign)
+        flags = (effective_subtraction, sign, sum_is_zero, is_inf, is_nan)
         (larger_exponent, larger_significand, smaller_exponent, smaller_significand, *flags) = cuts(
             "ordered", larger_exponent, larger_significand, smaller_exponent, smaller_significand, *flags)
-        is_nan, is_inf, inf_sign, both_negative, effective_subtraction, larger_sign = flags
+        effective_subtraction = flags[0]
 
         exponent_difference = Signal(8)
         alignment_shift = Signal(range(_ALIGNED_BITS + 1))  # shifting further changes nothing
@@ -119,25 +127,13 @@ class Float32Adder(wiring.Component):
             sticky.eq((smaller_extended & shifted_out_mask).any()),
             smaller_aligned.eq((smaller_extended >> alignment_shift) | sticky),
         ]
-        # A subtraction adds the complement of the smaller operand and 1 (the carry in). The sum
-        # is zero when equal operands are subtracted or two zeros added, and its sign is then
-        # +0 unless both are negative; else an infinity's, or the larger operand's.
+        # A subtraction adds the complement of the smaller operand and 1 (the carry in).
         addend = Signal(_ALIGNED_BITS)
         larger_extended = Cat(Const(0, _EXTRA_BITS), larger_significand)
-        sum_is_zero = Signal()
-        sign = Signal()
-        m.d.comb += [
-            addend.eq(smaller_aligned ^ effective_subtraction.replicate(_ALIGNED_BITS)),
-            sum_is_zero.eq(Mux(effective_subtraction, larger_extended == smaller_aligned, larger_significand == 0)),
-        ]
-        with m.If(is_inf):
-            m.d.comb += sign.eq(inf_sign)
-        with m.Elif(sum_is_zero):
-            m.d.comb += sign.eq(both_negative)
-        with m.Else():
-            m.d.comb += sign.eq(larger_sign)
-        larger_exponent, larger_extended, addend, effective_subtraction, sign, sum_is_zero, is_inf, is_nan = cuts(
-            "aligned", larger_exponent, larger_extended, addend, effective_subtraction, sign, sum_is_zero, is_inf, is_nan)
+        m.d.comb += addend.eq(smaller_aligned ^ effective_subtraction.replicate(_ALIGNED_BITS))
+        larger_exponent, larger_extended, addend, *flags = cuts(
+            "aligned", larger_exponent, larger_extended, addend, *flags)
+        effective_subtraction, sign, sum_is_zero, is_inf, is_nan = flags
 
         total = Signal(_ALIGNED_BITS + 1)
         raw_sum = Signal(_ALIGNED_BITS + 1)  # one carry bit; a subtraction's carry out is dropped

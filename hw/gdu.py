@@ -1,4 +1,4 @@
-"""Group-dequant unit (GDU): applies zero point, scale and token scale once per group, per column."""
+"""Group-dequant unit (GDU): applies zero point, scale and token scale once per group, per lane of columns."""
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
@@ -21,7 +21,7 @@ NEGATIVE_ZERO = 0x80000000
 
 
 class GroupDequant(wiring.Component):
-    """Dequantizes one column's partial sums into FP32 output accumulators.
+    """Dequantizes the partial sums of a lane's columns into FP32 output accumulators.
 
     For each drained partial sum P of row r and group j (one per cycle, rows in order), stage by
     stage (:attr:`~hw.config.MixPEConfig.gdu_stage_cycles` gives their cycles):
@@ -47,9 +47,12 @@ class GroupDequant(wiring.Component):
     term, so its result is NaN; ``write`` has no token scale and only writes back.
 
     FP32 arithmetic follows :mod:`golden.fp32` (IEEE binary32, RNE, subnormals flushed); the FP32
-    units are pipelined ``config.gdu_unit_stages`` deep (:mod:`hw.fp_stages`). The accumulators
-    live in a 2 x R memory: one bank per tile in flight, read by the result stage through
-    ``read_addr``/``read_data`` (address ``bank * R + row``). A row's next group reads its
+    units are pipelined ``config.gdu_unit_stages`` deep (:mod:`hw.fp_stages`). One GDU is a *lane*
+    serving ``config.columns_per_lane`` columns (one with a GDU per column), whose rows arrive
+    with their ``column`` index. The accumulators live in a 2 x R memory whose words hold a row
+    of every column of the lane (2 x R x ``columns_per_lane`` FP32 values): one bank per tile in
+    flight, read by the result stage through ``read_addr``/``read_data`` (address
+    ``bank * R + row``). A row's next group reads its
     accumulator ``group_interval`` or more cycles after the previous read; when the sum of the
     previous read is still in the write stage (the token multiplier) then, it is forwarded to the
     read (``accumulate_cycles`` is below ``group_interval``, so the sum has reached the write stage).
@@ -76,12 +79,15 @@ class GroupDequant(wiring.Component):
     zero : ``In(zero_shape(config))``
         Integer zero point, or the raw FP16 offset with ``zero_mode="float_offset"``
         (:func:`~hw.layouts.zero_shape`; read on the band's first row).
+    column : ``In(range(columns_per_lane))``
+        Only when the lane serves several columns: the index, among the lane's columns, of the
+        column whose row is on ``info``.
     read_addr : ``In(range(2 * R))``
         Accumulator address ``bank * R + row`` to read.
-    read_data : ``Out(32)``
-        Raw FP32 word at ``read_addr`` (combinational read).
-    result_written : ``Out(1)``, result_bank : ``Out(1)``
-        A last-group row is written this cycle, into this bank.
+    read_data : ``Out(32)``, or ``Out(ArrayLayout(32, columns_per_lane))``
+        Raw FP32 word(s) at ``read_addr`` (combinational read), one per column of the lane.
+    result_written : ``Out(1)``, result_bank : ``Out(1)``, result_column : ``Out(range(columns_per_lane))``
+        A last-group row is written this cycle, into this bank (and column of the lane).
 
     Latency
     -------
@@ -92,17 +98,20 @@ class GroupDequant(wiring.Component):
 
     def __init__(self, config: MixPEConfig):
         self._config = config
-        rows = config.rows
-        super().__init__({
+        rows, columns = config.rows, config.columns_per_lane
+        members = {
             "psum": In(signed(config.psum_bits)),
             "info": In(row_info_layout(config)),
             "scale": In(FP16_BITS),
             "zero": In(zero_shape(config)),
             "read_addr": In(range(2 * rows)),
-            "read_data": Out(FP32_BITS),
+            "read_data": Out(FP32_BITS if columns == 1 else data.ArrayLayout(unsigned(FP32_BITS), columns)),
             "result_written": Out(1),
             "result_bank": Out(1),
-        })
+        }
+        if columns > 1:
+            members.update({"column": In(range(columns)), "result_column": Out(range(columns))})
+        super().__init__(members)
 
     @property
     def latency(self) -> int:
@@ -114,6 +123,8 @@ class GroupDequant(wiring.Component):
         (INT8: the token scale, for ``write``; floating point: the LSB exponent, for ``scale``)."""
         config = self._config
         fields = {"row": row_index_shape(config), "first": 1, "last": 1, "bank": 1}
+        if config.columns_per_lane > 1:
+            fields["column"] = range(config.columns_per_lane)
         if config.fp_activation:
             fields.update(lsb_exponent=signed(config.lsb_exponent_bits), invalid=1)
         else:
@@ -143,6 +154,8 @@ class GroupDequant(wiring.Component):
         row_now = Signal(self._row_layout())
         m.d.comb += [row_now.row.eq(info.row), row_now.first.eq(info.first), row_now.last.eq(info.last),
                      row_now.bank.eq(info.bank)]
+        if config.columns_per_lane > 1:
+            m.d.comb += row_now.column.eq(self.column)
         if config.fp_activation:
             m.d.comb += [row_now.lsb_exponent.eq(info.row_param + config.lsb_exponent_offset),
                          row_now.invalid.eq(info.invalid)]
@@ -206,10 +219,13 @@ class GroupDequant(wiring.Component):
 
         # accumulate: acc[bank, row] (or the sum still in the write stage, or -0 on the tile's
         # first group) + term.
-        acc_memory = m.submodules.acc_memory = memory.Memory(shape=unsigned(FP32_BITS), depth=2 * rows, init=[])
+        # One memory row holds a row's words of every column of the lane.
+        columns = config.columns_per_lane
+        word_shape = unsigned(FP32_BITS) if columns == 1 else data.ArrayLayout(unsigned(FP32_BITS), columns)
+        acc_memory = m.submodules.acc_memory = memory.Memory(shape=word_shape, depth=2 * rows, init=[])
         acc_read = acc_memory.read_port(domain="comb")
         result_read = acc_memory.read_port(domain="comb")
-        acc_write = acc_memory.write_port()
+        acc_write = acc_memory.write_port(granularity=None if columns == 1 else 1)
         accumulate = m.submodules.accumulate = Float32Adder(stages=stages)
         read_cycles = cycles["accumulate"] - 1 - accumulate.latency
         address = Signal.like(acc_read.addr)
@@ -225,9 +241,11 @@ class GroupDequant(wiring.Component):
             flight_valid, flight_row, flight_sum = in_flight[-1]
             in_flight.append((delay(m, flight_valid, 1, f"write_valid{position}", reset=True),
                               delay(m, flight_row, 1, f"write_row{position}"), delay(m, flight_sum, 1, f"write_sum{position}")))
-        accumulator = acc_read.data
+        accumulator = acc_read.data if columns == 1 else acc_read.data[row.column]
         for flight_valid, flight_row, flight_sum in in_flight[self._forwarded_from():]:
             match = flight_valid & ~flight_row.last & (flight_row.bank == row.bank) & (flight_row.row == row.row)
+            if columns > 1:
+                match &= flight_row.column == row.column
             accumulator = Mux(match, flight_sum, accumulator)
         operand = delay(m, Mux(row.first, NEGATIVE_ZERO, accumulator), read_cycles, "accumulator")
         addend = delay(m, term, read_cycles, "addend")
@@ -242,10 +260,14 @@ class GroupDequant(wiring.Component):
             token_mul = m.submodules.token_mul = Float32Multiplier(stages=stages)
             m.d.comb += [token_mul.a.eq(sum_value), token_mul.b.eq(sum_row.token_scale)]
             result = Mux(write_row.last, token_mul.o, write_sum)
+        write_data, write_enable = result, write_valid
+        if columns > 1:  # the word of the row's column
+            write_data, write_enable = Cat(*[result] * columns), write_valid << write_row.column
+            m.d.comb += self.result_column.eq(write_row.column)
         m.d.comb += [
             acc_write.addr.eq(write_row.bank * rows + write_row.row),
-            acc_write.data.eq(result),
-            acc_write.en.eq(write_valid),
+            acc_write.data.eq(write_data),
+            acc_write.en.eq(write_enable),
             self.result_written.eq(write_valid & write_row.last),
             self.result_bank.eq(write_row.bank),
             result_read.addr.eq(self.read_addr),

@@ -32,10 +32,10 @@ at ``t_L + result_offset + r`` at the earliest (see :mod:`golden.cycles`).
 Schedule rules (all derived from the configuration):
 
 * a group's first step issues at least ``group_interval`` cycles after the previous group's
-  first step (:attr:`~hw.config.MixPEConfig.group_interval`,
-  ``max(g, R, ceil((issue_to_drain + R - R/row_groups + C - 1) / 2))``): the GDUs drain R rows
-  per group and the ping-pong parameter registers must outlive the sweep of the last band's
-  first row across the C columns;
+  first step (:meth:`~hw.config.MixPEConfig.interval_with_lanes`; with a GDU per column
+  ``max(g, R, ceil((issue_to_drain + R - R/row_groups + C - 1) / 2))``): the rows drain R per
+  group, a GDU lane dequantizes R rows of each of its columns, and the ping-pong parameter
+  registers must outlive the sweep of the last band's first row across the columns;
 * when that interval exceeds g, a group's last step also issues at least ``group_interval``
   cycles after the previous group's last step, since the drains follow the group ends: input
   stalls inside a group would otherwise bring two group ends closer. Without input stalls the
@@ -47,8 +47,10 @@ Blocks: :class:`~hw.issue.IssueScheduler` applies the schedule rules;
 :class:`~hw.fp_align.ActivationAligner` (floating point) aligns the activations;
 :class:`~hw.array.PEArray` and :class:`~hw.act_sum.ActivationSum` compute P and A per row and
 group; :class:`~hw.param_capture.ParameterCapture` carries each group's parameters from its first
-step to its drained rows; one :class:`~hw.gdu.GroupDequant` per column dequantizes and
-accumulates; :class:`~hw.result_reader.ResultReader` reads the finished rows onto ``res``.
+step to its drained rows (with fewer GDU lanes than columns, walking them over each lane's
+columns); one :class:`~hw.gdu.GroupDequant` per lane (``config.lanes``; lane l takes columns l,
+l + L, ..., selecting each drained row in the array) dequantizes and accumulates;
+:class:`~hw.result_reader.ResultReader` reads the finished rows onto ``res``.
 """
 
 from amaranth import Module
@@ -120,9 +122,9 @@ class MPGemm(wiring.Component):
         capture = m.submodules.capture = ParameterCapture(config)
         array = m.submodules.array = PEArray(config)
         act_sum = m.submodules.act_sum = ActivationSum(config)
-        gdus = [GroupDequant(config) for _ in range(config.cols)]
-        for c, gdu in enumerate(gdus):
-            m.submodules[f"gdu_{c}"] = gdu
+        gdus = [GroupDequant(config) for _ in range(config.lanes)]
+        for lane, gdu in enumerate(gdus):
+            m.submodules[f"gdu_{lane}"] = gdu
         reader = m.submodules.reader = ResultReader(config)
 
         # Issue: a K step enters the array on the cycles the scheduler allows.
@@ -173,20 +175,46 @@ class MPGemm(wiring.Component):
         ]
         if config.fp_activation:
             m.d.comb += capture.sum_invalid.eq(act_sum.invalid)
-        for c, gdu in enumerate(gdus):
-            m.d.comb += [
-                gdu.psum.eq(array.drain[c]),
-                gdu.info.eq(capture.info[c]),
-                gdu.scale.eq(capture.scale[c]),
-                gdu.zero.eq(capture.zero[c]),
-                gdu.read_addr.eq(reader.read_addr),
-                reader.read_data[c].eq(gdu.read_data),
-            ]
+        if config.lanes == config.cols:
+            for c, gdu in enumerate(gdus):
+                m.d.comb += [
+                    gdu.psum.eq(array.drain[c]),
+                    gdu.info.eq(capture.info[c]),
+                    gdu.scale.eq(capture.scale[c]),
+                    gdu.zero.eq(capture.zero[c]),
+                    gdu.read_addr.eq(reader.read_addr),
+                    reader.read_data[c].eq(gdu.read_data),
+                ]
+        else:
+            self._connect_lanes(m, array, capture, gdus, reader)
 
         # Results: read a bank row by row once the last column has written it.
-        m.d.comb += [
-            reader.written.eq(gdus[-1].result_written),
-            reader.written_bank.eq(gdus[-1].result_bank),
-        ]
+        last = gdus[(config.cols - 1) % config.lanes]
+        written = last.result_written
+        if config.columns_per_lane > 1:
+            written &= last.result_column == (config.cols - 1) // config.lanes
+        m.d.comb += [reader.written.eq(written), reader.written_bank.eq(last.result_bank)]
         wiring.connect(m, reader.res, wiring.flipped(self.res))
         return m
+
+    def _connect_lanes(self, m: Module, array: PEArray, capture: ParameterCapture, gdus: list, reader: ResultReader):
+        """Fewer GDU lanes than columns: lane l walks its columns l, l + L, ... (the capture's
+        ``info``/``column``), selects the walked row's drain register in the walked column, and
+        takes it, registered, with the sideband and the parameters."""
+        config = self._config
+        for lane, gdu in enumerate(gdus):
+            columns = range(lane, config.cols, config.lanes)
+            info, index = capture.info[lane], capture.column[lane]
+            psum = 0
+            for position, c in enumerate(columns):
+                m.d.comb += [array.drain_enable[c].eq(info.valid & (index == position)), array.drain_row[c].eq(info.row)]
+                psum = psum | array.drain[c]
+                m.d.comb += reader.read_data[c].eq(gdu.read_data[position])
+            m.d.comb += [
+                gdu.psum.eq(delay(m, psum.as_signed(), 1, f"lane_{lane}_psum")),
+                gdu.info.eq(delay(m, info, 1, f"lane_{lane}_info", reset=True)),
+                gdu.column.eq(delay(m, index, 1, f"lane_{lane}_column")),
+                gdu.scale.eq(delay(m, capture.scale[lane], 1, f"lane_{lane}_scale")),
+                gdu.zero.eq(delay(m, capture.zero[lane], 1, f"lane_{lane}_zero")),
+                gdu.read_addr.eq(reader.read_addr),
+            ]

@@ -73,10 +73,12 @@ class ParameterCapture(wiring.Component):
             "sum_valid": In(1),
             "sum_row": In(row_index_shape(config)),
             "asum": In(signed(config.asum_bits)),
-            "info": Out(data.ArrayLayout(row_info_layout(config), cols)),
-            "scale": Out(data.ArrayLayout(unsigned(FP16_BITS), cols)),
-            "zero": Out(data.ArrayLayout(zero_shape(config), cols)),
+            "info": Out(data.ArrayLayout(row_info_layout(config), config.lanes)),
+            "scale": Out(data.ArrayLayout(unsigned(FP16_BITS), config.lanes)),
+            "zero": Out(data.ArrayLayout(zero_shape(config), config.lanes)),
         }
+        if config.columns_per_lane > 1:
+            members["column"] = Out(data.ArrayLayout(range(config.columns_per_lane), config.lanes))
         if config.fp_activation:
             members.update({"sum_invalid": In(1),
                             "e_max": Out(data.ArrayLayout(row_param_shape(config), config.rows))})
@@ -84,8 +86,9 @@ class ParameterCapture(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from a row's sum on ``sum_*`` to its sideband on column 0's ``info``."""
-        return 0
+        """Cycles from a row's sum on ``sum_*`` to its sideband on lane 0's ``info`` (1 when the
+        lanes serve several columns: the sequencer starts after row 0)."""
+        return 0 if self._config.lanes == self._config.cols else 1
 
     def elaborate(self, platform):
         config = self._config
@@ -134,37 +137,124 @@ class ParameterCapture(wiring.Component):
             ]
         drain = delay(m, descriptor, config.edge_stages, "descriptor")
 
-        # Row sideband along the bottom of the array: column c sees row r at t_L + issue_to_drain + r + c.
-        row_info = [Signal(row_info_layout(config), name=f"row_info_{c}") for c in range(cols)]
+        if config.lanes == cols:
+            self._column_sideband(m, drain, params)
+        else:
+            self._lane_sideband(m, drain, params)
+        return m
+
+    def _first_row_info(self, m: Module, drain, name: str) -> Signal:
+        """The row sideband of the row on the ``sum_*`` inputs, with the group's descriptor."""
+        info = Signal(row_info_layout(self._config), name=name)
         m.d.comb += [
-            row_info[0].valid.eq(self.sum_valid),
-            row_info[0].row.eq(self.sum_row),
-            row_info[0].asum.eq(self.asum),
-            row_info[0].row_param.eq(drain.row_params[self.sum_row]),
-            row_info[0].first.eq(drain.first),
-            row_info[0].last.eq(drain.last),
-            row_info[0].bank.eq(drain.bank),
-            row_info[0].parity.eq(drain.parity),
+            info.valid.eq(self.sum_valid),
+            info.row.eq(self.sum_row),
+            info.asum.eq(self.asum),
+            info.row_param.eq(drain.row_params[self.sum_row]),
+            info.first.eq(drain.first),
+            info.last.eq(drain.last),
+            info.bank.eq(drain.bank),
+            info.parity.eq(drain.parity),
+        ]
+        if self._config.fp_activation:
+            m.d.comb += info.invalid.eq(self.sum_invalid)
+        return info
+
+    def _column_sideband(self, m: Module, drain, params) -> None:
+        """One lane per column: the row sideband moves along the bottom of the array, column c
+        sees row r at t_L + issue_to_drain + r + c."""
+        config = self._config
+        row_info = [self._first_row_info(m, drain, "row_info_0")]
+        for c in range(1, config.cols):
+            row_info.append(Signal(row_info_layout(config), name=f"row_info_{c}"))
+            m.d.sync += row_info[c].eq(row_info[c - 1])
+        for c in range(config.cols):
+            self._lane_outputs(m, c, row_info[c], [c], 0, params)
+
+    def _lane_sideband(self, m: Module, drain, params) -> None:
+        """Fewer lanes than columns: each group's row sums and descriptor are kept per group
+        parity, and a sequencer started by the group's row 0 (at T = t_L + issue_to_drain) walks
+        them column index by column index: index i, row r at T + 1 + i * lane_period + r for
+        lane 0, and the sideband moves on to lane l, l cycles later."""
+        config = self._config
+        rows, lanes, per_lane = config.rows, config.lanes, config.columns_per_lane
+        period = config.lane_period(lanes)
+        sums_layout = data.StructLayout({"asum": data.ArrayLayout(signed(config.asum_bits), rows),
+                                         **({"invalid": data.ArrayLayout(1, rows)} if config.fp_activation else {})})
+        sums = [Signal(sums_layout, name=f"sums_{parity}") for parity in range(2)]
+        descriptors = [Signal(drain.shape(), name=f"descriptor_{parity}") for parity in range(2)]
+        for parity in range(2):
+            with m.If(drain.parity == parity):
+                m.d.sync += descriptors[parity].eq(drain)
+                with m.If(self.sum_valid):
+                    m.d.sync += sums[parity].asum[self.sum_row].eq(self.asum)
+                    if config.fp_activation:
+                        m.d.sync += sums[parity].invalid[self.sum_row].eq(self.sum_invalid)
+
+        active = Signal()
+        phase = Signal(range(period))
+        index = Signal(range(per_lane))
+        parity = Signal()
+        with m.If(self.sum_valid & (self.sum_row == 0)):
+            m.d.sync += [active.eq(1), phase.eq(0), index.eq(0), parity.eq(drain.parity)]
+        with m.Elif(active):
+            with m.If(phase == period - 1):
+                m.d.sync += [phase.eq(0), index.eq(index + 1)]
+                with m.If(index == per_lane - 1):
+                    m.d.sync += active.eq(0)
+            with m.Else():
+                m.d.sync += phase.eq(phase + 1)
+
+        row = phase[:len(self.sum_row)]
+        walked = Signal(row_info_layout(config), name="walked_info")
+        sums_now = sums_layout(Mux(parity, sums[1].as_value(), sums[0].as_value()))
+        descriptor = drain.shape()(Mux(parity, descriptors[1].as_value(), descriptors[0].as_value()))
+        m.d.comb += [
+            walked.valid.eq(active & (phase < rows)),
+            walked.row.eq(row),
+            walked.asum.eq(sums_now.asum[row]),
+            walked.row_param.eq(descriptor.row_params[row]),
+            walked.first.eq(descriptor.first),
+            walked.last.eq(descriptor.last),
+            walked.bank.eq(descriptor.bank),
+            walked.parity.eq(parity),
         ]
         if config.fp_activation:
-            m.d.comb += row_info[0].invalid.eq(self.sum_invalid)
-        for c in range(1, cols):
-            m.d.sync += row_info[c].eq(row_info[c - 1])
+            m.d.comb += walked.invalid.eq(sums_now.invalid[row])
+        info, column = walked, index
+        for lane in range(lanes):
+            if lane:
+                info = delay(m, info, 1, f"lane_info_{lane}", reset=True)
+                column = delay(m, column, 1, f"lane_column_{lane}")
+            columns = list(range(lane, config.cols, lanes))
+            if len(columns) < per_lane:  # this lane has no column at the last index
+                lane_info = Signal(info.shape(), name=f"lane_{lane}_info")
+                m.d.comb += [lane_info.eq(info), lane_info.valid.eq(info.valid & (column != per_lane - 1))]
+            else:
+                lane_info = info
+            m.d.comb += self.column[lane].eq(column)
+            self._lane_outputs(m, lane, lane_info, columns, column, params)
 
-        # Column c's parameters: those of the band of the row it carries (the GDU latches them on
-        # the band's first row).
-        for c in range(cols):
-            parity_c, row_c = row_info[c].parity, row_info[c].row
+    def _lane_outputs(self, m: Module, lane: int, info, columns: list, column, params) -> None:
+        """Drive lane ``lane``'s outputs: ``info``, and the scale and zero of the band of the row
+        it carries and of its column ``columns[column]``, from the ping-pong parameters."""
+        config = self._config
+        cols = config.cols
 
-            def band_param(field, parity):
-                return _select_band(config, row_c, [params[parity][field][band * cols + c]
-                                                    for band in range(config.row_groups)])
-            m.d.comb += [
-                self.info[c].eq(row_info[c]),
-                self.scale[c].eq(Mux(parity_c, band_param("scale", 1), band_param("scale", 0))),
-                self.zero[c].eq(Mux(parity_c, band_param("zero", 1), band_param("zero", 0))),
-            ]
-        return m
+        def param(field, parity):
+            per_band = []
+            for band in range(config.row_groups):
+                candidates = [params[parity][field][band * cols + c] for c in columns]
+                selected = candidates[0]
+                for position in range(1, len(candidates)):
+                    selected = Mux(column == position, candidates[position], selected)
+                per_band.append(selected)
+            return _select_band(config, info.row, per_band)
+        m.d.comb += [
+            self.info[lane].eq(info),
+            self.scale[lane].eq(Mux(info.parity, param("scale", 1), param("scale", 0))),
+            self.zero[lane].eq(Mux(info.parity, param("zero", 1), param("zero", 0))),
+        ]
 
 
 def _select_band(config: MixPEConfig, row, per_band: list):

@@ -10,10 +10,11 @@ __all__ = ["array_needs", "array_summary", "metric_keys"]
 
 def array_needs(design: str, config: MixPEConfig) -> tuple[list[tuple[str, str, str]], str]:
     """What ``design`` needs around its R x C PEs to run the grouped GEMM of ``config``:
-    ([(design, block, count: "1" once or "C" per column)], note)."""
+    ([(design, block, count: "1" once, "C" per column or "L" per GDU lane)], note)."""
     align = [("mixpe", "fp_align", "1")] if config.fp_activation else []
-    dequant = align + [("mixpe", "act_sum", "1"), ("mixpe", "gdu", "C")]
-    edge = "fp_align + act_sum + C GDUs" if config.fp_activation else "act_sum + C GDUs"
+    dequant = align + [("mixpe", "act_sum", "1"), ("mixpe", "gdu", "L")]
+    lanes = f"{config.lanes} GDU lanes"
+    edge = f"fp_align + act_sum + {lanes}" if config.fp_activation else f"act_sum + {lanes}"
     return {
         "mixpe": (dequant, edge),
         "int4x8_mult": (dequant, f"same dataflow as MixPE: {edge}"),
@@ -37,7 +38,7 @@ def array_summary(config: MixPEConfig, records: list[dict]) -> list[dict]:
     """Array-level estimates: R x C PEs + what each design needs (see :func:`array_needs`)."""
     index = {(r["design"], r["block"]): r for r in records}
     keys = metric_keys(records)
-    counts = {"1": 1, "C": config.cols}
+    counts = {"1": 1, "C": config.cols, "L": config.lanes}
     rows = []
     for design in DESIGNS:
         pe = index.get((design, "pe"))

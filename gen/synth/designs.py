@@ -15,16 +15,16 @@ _DESCRIPTIONS = {
     ("mixpe", "fp_align"): "activation aligner at the left edge, all R rows (combinational): FP code -> {act} "
                            "at the row's shared group exponent",
     ("mixpe", "act_sum"): "activation group sums (R rows), shared by all columns",
-    ("mixpe", "gdu"): "group-dequant unit, one per column: D = P - z*A, fp32, x scale, accumulate, x token scale",
+    ("mixpe", "gdu"): "group-dequant unit, one per lane of columns: D = P - z*A, fp32, x scale, accumulate, x token scale",
     ("mixpe", "array"): "R x C PE array with skew registers and per-column drain",
-    ("mixpe", "top"): "whole mpgemm core ({top}, C GDUs, issue and result logic)",
+    ("mixpe", "top"): "whole mpgemm core ({top}, GDU lanes, issue and result logic)",
     ("dequant_fp", "pe"): "conventional PE: w = fp32(Q-z)*fp32(s) per weight, fp32(x)*w ({x}), FP32 accumulate",
     ("dequant_fp", "edge"): "per-column FP32 multiplier for the token scale (hw.fp_mul.Float32Multiplier)",
     ("int8_mult", "pe"): "INT8 x INT8 '*' multiplier, integer group accumulator",
     ("int4x8_mult", "pe"): "b-bit code x {act} '*' multiplier (MixPE PE without shift & add)",
     ("fp16_fp16", "pe"): "FP16 x FP16 (exact FP32 product), FP32 accumulate",
 }
-_FP_GDU = ("group-dequant unit, one per column: D = P - z*A, fp32, x scale x 2^k (exponent offset, one rounding), "
+_FP_GDU = ("group-dequant unit, one per lane of columns: D = P - z*A, fp32, x scale x 2^k (exponent offset, one rounding), "
            "accumulate; no token scale")
 
 

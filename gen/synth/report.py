@@ -160,12 +160,12 @@ def _array_section(config, arrays, index, keys, ratio_key, unit) -> list[str]:
     if mixpe:
         total = mixpe[f"total_{ratio_key}"]
         shares = [("R x C PEs", mixpe[f"pes_{ratio_key}"])] + [
-            ({"gdu": f"{config.cols} GDUs", "fp_align": "aligner (R rows)"}.get(block, block), value)
+            ({"gdu": f"{config.lanes} GDU lanes", "fp_align": "aligner (R rows)"}.get(block, block), value)
             for block, value in mixpe[f"parts_{ratio_key}"].items()]
         lines += ["", "Where the MixPE total goes: " + ", ".join(f"{name} {100 * value / total:.1f} %"
                                                               for name, value in shares) + "."]
         if index.get(("mixpe", "gdu")):
-            lines += [""] + report_text("gdu", bank_bits=2 * config.rows * 32)
+            lines += [""] + report_text("gdu", bank_bits=2 * config.rows * config.columns_per_lane * 32)
     return lines
 
 

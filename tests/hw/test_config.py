@@ -115,7 +115,7 @@ def test_gdu_stages_default_validation_and_hash():
     config = from_preset("w4a8-g32-4x4")
     assert config.gdu_stages is None and config.gdu_unit_stages == DEFAULT_GDU_STAGES
     assert config.replace(gdu_stages=DEFAULT_GDU_STAGES).hash == config.hash
-    assert config.replace(gdu_stages=0).hash == "788e9d536f2e" != config.hash
+    assert config.replace(gdu_stages=0, gdu_lanes=4).hash == "788e9d536f2e" != config.replace(gdu_stages=0).hash
     assert len({config.replace(gdu_stages=stages).hash for stages in range(MAX_GDU_STAGES + 1)}) == MAX_GDU_STAGES + 1
     assert config.to_dict()["derived"]["gdu_unit_stages"] == DEFAULT_GDU_STAGES
     assert MixPEConfig.from_dict(json.loads(config.replace(gdu_stages=2).to_json())).gdu_stages == 2
@@ -123,3 +123,56 @@ def test_gdu_stages_default_validation_and_hash():
     for bad in (-1, MAX_GDU_STAGES + 1, 2.0, True):
         with pytest.raises(ConfigError, match=f"gdu_stages={bad!r}: must be an integer from 0 to {MAX_GDU_STAGES}"):
             MixPEConfig(gdu_stages=bad)
+
+
+@pytest.mark.parametrize("name", ["w4a8-g128-16x16", "w4a8-g128-32x32", "w4a8-g128-64x64", "w4a16-g128-16x16",
+                                  "w4a8-g32-4x4", "w4a8-g64-8x8", "w4a8-g8-4x4", "w4a8-g8-12x2", "w4a8-g8-2x20",
+                                  "w4a8-g16-16x16", "w4a8-g32-5x7"])
+def test_default_lanes_are_the_fewest_without_dequant_stalls(name):
+    config = from_preset(name)
+    lanes, per_column = config.lanes, config.replace(gdu_lanes=config.cols)
+    assert config.gdu_lanes is None and lanes == config.default_lanes
+    assert config.group_interval == per_column.group_interval
+    if lanes > 1:
+        assert config.interval_with_lanes(lanes - 1) > config.group_interval
+    # Where a lane's work binds (a lane takes R cycles per column), the closed form.
+    if lanes <= config.rows:
+        assert lanes == -(-config.cols // (config.group_interval // config.rows))
+
+
+def test_lanes_schedule_at_the_worst_case():
+    """16x16, g = 128: 2 lanes of 8 columns, each 16 rows per column: exactly the group interval
+    of work; 1 lane stalls (256 cycles per group); the last column is dequantized 7 lane periods
+    (and the lane walk's 2 registers) after the first drain, column 15 = 1 + 7 * 2."""
+    config = from_preset("w4a8-g128-16x16")
+    assert (config.lanes, config.columns_per_lane, config.lane_period(2)) == (2, 8, 16)
+    assert config.interval_with_lanes(2) == 128 == (8 - 1) * 16 + 16
+    assert config.replace(gdu_lanes=1).group_interval == 256 and config.replace(gdu_lanes=1).dequant_stall_per_group == 128
+    assert config.column_offset(15) == 1 + 7 * 16 + 2
+    assert config.result_offset == config.issue_to_drain + config.column_offset(15) + config.gdu_latency
+    # C not a multiple of the lanes: 3 lanes of 6, 5, 5 columns; column 15 is lane 0's sixth.
+    three = config.replace(gdu_lanes=3)
+    assert (three.columns_per_lane, three.column_offset(15), three.group_interval) == (6, 0 + 5 * 16 + 2, 128)
+    # More lanes than rows: a lane period of L cycles (column l + L drains L cycles after column l).
+    wide = MixPEConfig(rows=2, cols=20, group_size=8, gdu_lanes=10)
+    assert wide.lane_period(10) == 10 and wide.group_interval == (2 - 1) * 10 + 2
+
+
+def test_lanes_per_column_is_the_first_release_schedule():
+    for name in ("w4a8-g128-16x16", "w4a8-g8-2x20", "w4a16-g8-4x4"):
+        config = from_preset(name).replace(gdu_lanes=from_preset(name).cols)
+        sweep = config.issue_to_drain + config.rows - config.band_rows + config.cols - 1
+        assert config.group_interval == max(config.group_size, config.rows, (sweep + 1) // 2)
+        assert config.result_offset == config.issue_to_drain + config.cols - 1 + config.gdu_latency
+        assert config.columns_per_lane == 1 and config.column_offset(config.cols - 1) == config.cols - 1
+
+
+def test_gdu_lanes_validation_and_hash():
+    config = from_preset("w4a8-g128-16x16")
+    assert config.replace(gdu_lanes=2).hash == config.hash                   # the default, resolved
+    assert config.replace(gdu_lanes=16).hash != config.hash
+    assert config.replace(gdu_stages=0, gdu_lanes=16).hash == "c865bb5096d1"  # the first release's core
+    assert config.to_dict()["derived"]["lanes"] == 2 and config.to_dict()["params"]["gdu_lanes"] is None
+    for bad in (0, 17, 1.5, True):
+        with pytest.raises(ConfigError, match=f"gdu_lanes={bad!r}: must be an integer from 1 to cols=16"):
+            config.replace(gdu_lanes=bad)

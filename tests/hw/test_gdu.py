@@ -21,10 +21,11 @@ DEPTHS = range(max(len(MULTIPLIER_CUTS), len(ADDER_CUTS)) + 1)
 
 def run_cases(config: MixPEConfig, simulate, seed: int = SEED) -> tuple[list, list]:
     """Feed every case of the GDU bench (:mod:`verif.benches.gdu.host`), each row's groups
-    ``group_interval`` cycles apart as the core sends them, read the bank back after
-    ``gdu_latency`` cycles; returns (mismatches, cycles of the ``result_written`` pulses relative
-    to their row's last-group input)."""
+    ``group_interval`` cycles apart as the core sends them, case i into the lane's column
+    i mod ``columns_per_lane``, read the bank back after ``gdu_latency`` cycles; returns
+    (mismatches, cycles of the ``result_written`` pulses relative to their row's last-group input)."""
     dut = GroupDequant(config)
+    columns = config.columns_per_lane
     cases = job(config, seed)["cases"]
     rows, layout = config.rows, row_info_layout(config)
     rng = random.Random(seed)
@@ -34,7 +35,9 @@ def run_cases(config: MixPEConfig, simulate, seed: int = SEED) -> tuple[list, li
     async def testbench(ctx):
         cycle, last_inputs = 0, []
         for index, case in enumerate(cases):
-            bank, groups = index % 2, len(case["psums"])
+            bank, groups, column = index % 2, len(case["psums"]), index % columns
+            if columns > 1:
+                ctx.set(dut.column, column)
             for j in range(groups):
                 for r in range(rows + config.group_interval - rows):
                     if r < rows:
@@ -60,9 +63,9 @@ def run_cases(config: MixPEConfig, simulate, seed: int = SEED) -> tuple[list, li
                 cycle += 1
             for r in range(rows):
                 ctx.set(dut.read_addr, bank * rows + r)
-                if ctx.get(dut.read_data) != case["expected"][r]:
-                    mismatches.append(f"{case['name']} row {r}: got {ctx.get(dut.read_data):#010x} "
-                                      f"expected {case['expected'][r]:#010x}")
+                got = ctx.get(dut.read_data) if columns == 1 else ctx.get(dut.read_data[column])
+                if got != case["expected"][r]:
+                    mismatches.append(f"{case['name']} row {r}: got {got:#010x} expected {case['expected'][r]:#010x}")
 
     simulate(dut, testbench)
     return mismatches, written_after
@@ -74,6 +77,16 @@ def test_bit_exact_at_every_depth(stages, simulate):
     mismatches, written_after = run_cases(config, simulate)
     assert not mismatches, f"gdu_stages={stages}: {mismatches[:4]}"
     assert set(written_after) == {config.gdu_latency - 1}, "result_written must pulse on the write, latency - 1"
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 4])
+def test_bit_exact_in_lanes(lanes, simulate):
+    """A lane of 4, 2 (and 1) columns: the accumulators of the lane's columns in one memory row,
+    written word by word; results read back per column."""
+    config = from_preset("w4a8-g32-4x4").replace(gdu_lanes=lanes)
+    assert config.columns_per_lane == -(-4 // lanes)
+    mismatches, _ = run_cases(config, simulate)
+    assert not mismatches, mismatches[:4]
 
 
 def test_bit_exact_with_float_offsets(simulate):

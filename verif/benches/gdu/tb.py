@@ -1,9 +1,10 @@
 """cocotb testbench of one group-dequant unit (``gdu``).
 
-Each case is a tile of G groups for R rows. Per group, rows 0..R-1 arrive on consecutive cycles
-with their partial sum P and activation sum A, a row's groups ``group_interval`` cycles apart (with
-g = 8 and few rows, the sum of a row's previous group is still in the write stage then); the FP16 scale and zero point are valid only on
-row 0 (other rows carry random garbage, so the latch is exercised). After the last group the
+Each case is a tile of G groups for R rows, in column i mod ``columns_per_lane`` of the lane for
+case i. Per group, rows 0..R-1 arrive on consecutive cycles with their partial sum P and
+activation sum A, a row's groups ``group_interval`` cycles apart (with g = 8 and few rows, the sum
+of a row's previous group is still in the write stage then); the FP16 scale and zero point are
+valid only on row 0 (other rows carry random garbage, so the latch is exercised). After the last group the
 accumulator bank is read back through ``read_addr`` and compared bit for bit with the golden
 FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`.host`, in the job). Cases: zeros, the largest |D| the widths allow (both signs),
 sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
@@ -35,10 +36,13 @@ async def edge_cases(dut):
     await clock_and_reset(dut, 2, info=0)
     await FallingEdge(dut.clk)
 
+    columns = config.columns_per_lane
     failures = []
     for index, case in enumerate(job["cases"]):
-        bank = index % 2
+        bank, column = index % 2, index % columns
         groups = len(case["psums"])
+        if columns > 1:
+            dut.column.value = column
         for j in range(groups):
             for r in range(rows):
                 dut.psum.value = case["psums"][j][r] & ((1 << config.psum_bits) - 1)
@@ -59,7 +63,7 @@ async def edge_cases(dut):
         for r in range(rows):
             dut.read_addr.value = bank * rows + r
             await FallingEdge(dut.clk)
-            got = dut.read_data.value.to_unsigned()
+            got = dut.read_data.value.to_unsigned() >> (32 * column) & 0xFFFFFFFF
             if got != expected[r]:
                 failures.append(f"{case['name']} row {r}: got {got:#010x} expected {expected[r]:#010x}")
         dut._log.info("case %s: %d groups x %d rows checked", case["name"], groups, rows)
