@@ -41,7 +41,8 @@ ACTIVATIONS = {
 #: 100x activation outliers (4 is enough without outliers; see ``make bench``).
 DEFAULT_GUARD_BITS = 6
 MAX_GUARD_BITS = 16
-WEIGHT_BITS = (2, 3, 4, 8)
+#: Every code width from 2 to 8 bits: the shift & add PE and the derived widths are generic in b.
+WEIGHT_BITS = tuple(range(2, 9))
 WEIGHT_ENCODINGS = ("unsigned", "signed")
 #: How a group's zero is applied: an integer zero point ``s*(q - z)``, or an FP16 float offset
 #: ``d*q + m`` (llama.cpp Q4_1).
@@ -83,7 +84,7 @@ class MixPEConfig:
     cols
         Array columns C: output channels of the tile.
     weight_bits
-        Bits per weight code b (2, 3, 4 or 8). Codes are unsigned ``0 .. 2**b - 1``.
+        Bits per weight code b (2 to 8). Codes are unsigned ``0 .. 2**b - 1``.
     weight_encoding
         ``"unsigned"``: any integer zero point per group; ``"signed"``: symmetric signed codes
         stored with the offset ``2**(b-1)``, which is then the zero point of every group.

@@ -33,7 +33,7 @@ import torch
 
 from golden.checks import real_matrix
 from golden.operands import OperandError, rtn_codes, rtn_group_params
-from hw.config import MixPEConfig
+from hw.config import WEIGHT_BITS, MixPEConfig
 from hw.errors import MixPEError
 from sw.checkpoint import GroupQuantized
 from sw.settings import QUANT_METHODS
@@ -41,7 +41,7 @@ from sw.settings import QUANT_METHODS
 __all__ = ["QuantizationError", "QuantReport", "QUANT_METHODS", "rtn_quantize", "hessian",
            "gptq_quantize", "quantize", "quantization_report", "format_reports"]
 
-QUANT_BITS = (2, 3, 4, 8)
+QUANT_BITS = WEIGHT_BITS
 
 
 class QuantizationError(MixPEError, ValueError):

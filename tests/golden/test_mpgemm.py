@@ -55,7 +55,7 @@ def scalar_mpgemm(config: MixPEConfig, x, act_scale, weights) -> torch.Tensor:
 
 @pytest.mark.parametrize("kind", OPERAND_KINDS)
 @pytest.mark.parametrize("encoding", ENCODINGS)
-@pytest.mark.parametrize("bits", (2, 3, 4, 8))
+@pytest.mark.parametrize("bits", (2, 3, 4, 5, 6, 8))
 @pytest.mark.parametrize("group", (8, 32, 64, 128))
 def test_bitexact_equals_scalar_model(group, bits, encoding, kind):
     config = MixPEConfig(weight_bits=bits, group_size=group, weight_encoding=encoding)
@@ -90,6 +90,8 @@ BOUND_CASES = [  # (group size, weight bits, encoding, groups)
     (128, 8, "unsigned", 8),
     (128, 3, "signed", 4),
     (1024, 4, "unsigned", 2),
+    (64, 5, "signed", 8),
+    (256, 6, "unsigned", 4),
 ]
 
 
@@ -157,7 +159,7 @@ def signed_width(value: int) -> int:
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("group", (8, 128, 1024))
-@pytest.mark.parametrize("bits", (2, 3, 4, 8))
+@pytest.mark.parametrize("bits", (2, 3, 4, 5, 6, 8))
 def test_worst_case_d_fills_dsum_bits(bits, group, encoding):
     config = MixPEConfig(weight_bits=bits, group_size=group, weight_encoding=encoding)
     seed = seed_for("worst-d", bits, group, encoding)
@@ -298,7 +300,7 @@ def test_quantize_activations_int8():
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-@pytest.mark.parametrize("bits", (2, 3, 4, 8))
+@pytest.mark.parametrize("bits", (2, 3, 4, 5, 6, 8))
 def test_quantize_weights_rtn(bits, encoding):
     config = MixPEConfig(weight_bits=bits, group_size=32, weight_encoding=encoding)
     seed = seed_for("rtn", bits, encoding)
@@ -371,7 +373,7 @@ def offset_config(**changes) -> MixPEConfig:
 
 
 @pytest.mark.parametrize("kind", OPERAND_KINDS)
-@pytest.mark.parametrize("bits,group", [(4, 32), (2, 8), (8, 128)])
+@pytest.mark.parametrize("bits,group", [(4, 32), (2, 8), (5, 32), (6, 64), (8, 128)])
 def test_float_offset_bitexact_equals_scalar_model(bits, group, kind):
     config = offset_config(weight_bits=bits, group_size=group)
     seed = seed_for("offset-scalar", group, bits, kind)

@@ -30,7 +30,7 @@ def test_derived_widths_w4a8_g128():
     assert config.dsum_exact_in_fp32
 
 
-@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
 @pytest.mark.parametrize("group", [8, 128, 1024])
 def test_widths_hold_worst_case(bits, group):
     config = MixPEConfig(weight_bits=bits, group_size=group)
@@ -51,7 +51,7 @@ def test_group_interval_counts_dequant_stalls():
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"rows": 0}, "rows=0"),
     ({"cols": 500}, "cols=500"),
-    ({"weight_bits": 5}, "weight_bits=5"),
+    ({"weight_bits": 9}, "weight_bits=9"),
     ({"group_size": 96}, "group_size=96"),
     ({"group_size": 4}, "group_size=4"),
     ({"activation": "fp64"}, "activation='fp64'"),
@@ -66,7 +66,7 @@ def test_invalid_configs_name_the_parameter(kwargs, fragment):
         MixPEConfig(**kwargs)
 
 
-@pytest.mark.parametrize("name", ["w4a8-g128", "w5a8-g128-16x16", "w4a8-g100-16x16", "w4a8-g128-0x16", ""])
+@pytest.mark.parametrize("name", ["w4a8-g128", "w9a8-g128-16x16", "w4a8-g100-16x16", "w4a8-g128-0x16", ""])
 def test_bad_preset_names(name):
     with pytest.raises(ConfigError):
         from_preset(name)

@@ -122,3 +122,10 @@ def test_latency_is_the_plan():
         assert GroupDequant(config).latency == sum(config.gdu_stage_cycles.values()) == config.gdu_latency
     assert from_preset("w4a8-g32-4x4").replace(gdu_stages=0).gdu_latency == 5
     assert from_preset("w4a8-g32-4x4").replace(gdu_stages=0, zero_mode="float_offset").gdu_latency == 6
+
+
+@pytest.mark.parametrize("preset", ["w5a8-g32-2x4", "w6a8-g32-2x4"])
+def test_bit_exact_with_5_and_6_bit_codes(preset, simulate):
+    """D = P - z*A with 5- and 6-bit zero points (one carry-save row per zero bit), bench edge cases included."""
+    mismatches, _ = run_cases(from_preset(preset), simulate)
+    assert not mismatches, mismatches[:4]

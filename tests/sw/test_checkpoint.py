@@ -136,6 +136,7 @@ def assert_fields(imported: GroupQuantized, codes, zeros, scales, group, g_idx=N
 
 # -- GPTQ --------------------------------------------------------------------------------------
 
+# AutoGPTQ packs 2, 3, 4 and 8 bits only (its reference packer below does too).
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
 @pytest.mark.parametrize("fmt", ["gptq", "gptq_v2"])
 def test_gptq_round_trip(bits, fmt):
@@ -218,7 +219,7 @@ def test_awq_round_trip():
 
 # -- compressed-tensors ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_compressed_tensors_round_trip(bits, symmetric):
     n, k, group = 40, 80, 16                      # K*b and N*b not multiples of 32 for 3 bits: padded words

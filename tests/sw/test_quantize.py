@@ -13,7 +13,7 @@ from sw.checkpoint import CheckpointError, GroupQuantized
 from sw.quantize import (QuantizationError, format_reports, gptq_quantize, hessian, quantization_report,
                          quantize, rtn_quantize)
 
-BITS = (2, 3, 4, 8)
+BITS = (2, 3, 4, 5, 6, 8)
 
 
 def correlated_data(seed: int, n: int = 64, k: int = 256, m: int = 512):
@@ -152,7 +152,7 @@ def test_dead_columns_and_hessian_input():
 
 
 @pytest.mark.parametrize("call, fragment", [
-    (lambda w, x: rtn_quantize(w, bits=5, group_size=16), r"bits=5: allowed values"),
+    (lambda w, x: rtn_quantize(w, bits=9, group_size=16), r"bits=9: allowed values"),
     (lambda w, x: rtn_quantize(w, bits=4, group_size=24), r"w: shape \(8, 64\).*group_size=24"),
     (lambda w, x: rtn_quantize(w.int(), bits=4, group_size=16), r"w: expected a floating-point tensor"),
     (lambda w, x: rtn_quantize(w * float("nan"), bits=4, group_size=16), r"non-finite"),

@@ -19,7 +19,9 @@ def same_build(preset: str):
     return pytest.param(preset, marks=pytest.mark.xdist_group(preset))
 
 
-@pytest.mark.parametrize("preset", ["w4a8-g32-4x4", "w2a8-g64-8x8", "w3a8-g64-8x8", "w8a8-g128-8x8"])
+@pytest.mark.parametrize("preset", ["w4a8-g32-4x4", "w2a8-g64-8x8", "w3a8-g64-8x8", "w5a8-g64-8x8",
+                                    pytest.param("w6a8-g64-8x8", marks=pytest.mark.slow),  # ~6 s: test-all only
+                                    "w8a8-g128-8x8"])
 def test_pe_exhaustive_and_group_accumulation(preset):
     result = run_block(from_preset(preset), "pe", seed=11)
     assert result.passed, f"PE testbench failed (seed {result.seed})"
