@@ -198,12 +198,13 @@ class _Measurer:
 
 def _instances(config: MixPEConfig, trace, block: str, count: str) -> int:
     """How many ``block`` units the array has: as many as the core instantiates (e.g. one GDU per
-    lane), else :func:`gen.synth.array_needs`' count ("1", or "C": one per column)."""
+    lane), else :func:`gen.synth.array_needs`' count ("1", "C": one per column, "L": one per lane)."""
+    from gen.synth.area import instance_count
     if block in trace.instances:
         return len(trace.instances[block])
-    if count not in ("1", "C"):
-        raise PowerError(f"block {block!r}: unknown instance count {count!r} (expected '1' or 'C')")
-    return config.cols if count == "C" else 1
+    if count not in ("1", "C", "L"):
+        raise PowerError(f"block {block!r}: unknown instance count {count!r} (expected '1', 'C' or 'L')")
+    return instance_count(config, count)
 
 
 def _match_ports(block_ports, instance_ports, instance: str, module: str) -> dict[str, str]:
@@ -240,9 +241,9 @@ def _block_stimulus(block_rtl: Path, module: str, traces: dict, instances: list[
 
 
 def _edge_multiplier_stimulus(config: MixPEConfig, module_rtl: Path, module: str, workload, trace):
-    """The token-scale FP32 multiplier of one ``dequant_fp`` column: row r's FP32 result times its
-    token scale on the cycle the column's PE(r, c) drains (t_last + 2 + r + c for column 0 here),
-    inputs held in between."""
+    """The token-scale FP32 multiplier of one ``dequant_fp`` lane (lane 0: columns 0, L, 2L, ...):
+    each of its columns' R FP32 results times its row's token scale, one per cycle from the cycle
+    column 0's PE(0, 0) drains (t_last + 2), column after column, inputs held in between."""
     from golden.fp32 import bits
     from verif.gate_level import CLOCK, Stimulus, verilog_ports
     from verif.power_workloads import RESET_CYCLES
@@ -255,12 +256,13 @@ def _edge_multiplier_stimulus(config: MixPEConfig, module_rtl: Path, module: str
         if step is not None:
             last_issue[step[0]] = cycle
     drains = {}
+    columns = range(0, config.cols, config.lanes)
     for index, tile in enumerate(workload.tiles):
         scale = tile.act_scale.float()
         result = (tile.x_float.double() @ tile.w_float.double().T).float() / scale[:, None]
-        for r in range(config.rows):
-            drains[last_issue[index] + 2 + r] = (int(bits(result[r, 0:1])[0]) & 0xFFFFFFFF,
-                                                 int(bits(scale[r:r + 1])[0]) & 0xFFFFFFFF)
+        for position, (c, r) in enumerate((c, r) for c in columns for r in range(config.rows)):
+            drains[last_issue[index] + 2 + position] = (int(bits(result[r, c:c + 1])[0]) & 0xFFFFFFFF,
+                                                        int(bits(scale[r:r + 1])[0]) & 0xFFFFFFFF)
     values = {name: [0] * RESET_CYCLES for name in names}
     held = (0, 0)
     for cycle in range(len(trace.schedule)):

@@ -16,6 +16,8 @@ _DESCRIPTIONS = {
                            "at the row's shared group exponent",
     ("mixpe", "act_sum"): "activation group sums (R rows), shared by all columns",
     ("mixpe", "gdu"): "group-dequant unit, one per lane of columns: D = P - z*A, fp32, x scale, accumulate, x token scale",
+    ("mixpe", "acc_memory"): "a GDU lane's accumulator memory alone (2 x R x columns per lane FP32 words, 2 reads, "
+                             "1 write): the part of the GDU an SRAM macro would replace",
     ("mixpe", "array"): "R x C PE array with skew registers and per-column drain",
     ("mixpe", "top"): "whole mpgemm core ({top}, GDU lanes, issue and result logic)",
     ("dequant_fp", "pe"): "conventional PE: w = fp32(Q-z)*fp32(s) per weight, fp32(x)*w ({x}), FP32 accumulate",
@@ -89,6 +91,9 @@ def check_buildable(design: str, block: str, config: MixPEConfig) -> None:
 def build_component(design: str, block: str, config: MixPEConfig):
     """The component of (design, block) for ``config``; ``ValueError`` naming what is allowed."""
     check_buildable(design, block, config)
+    if (design, block) == ("mixpe", "acc_memory"):
+        from gen.synth.storage import AccumulatorMemory
+        return AccumulatorMemory(config)
     if design == "mixpe":
         from hw.emit import build_block
         return build_block("mpgemm" if block == "top" else block, config)

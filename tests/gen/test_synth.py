@@ -16,7 +16,8 @@ from gen.synth import (DESIGNS, Liberty, OSU018_PATH, SynthError, array_summary,
 from gen.synth.yosys import _script
 from hw.config import MixPEConfig
 
-pytestmark = pytest.mark.synth
+#: One xdist worker runs the whole module: its module-scoped syntheses are done once, not once per worker.
+pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("synth-2x2")]
 
 CONFIG = MixPEConfig(rows=2, cols=2, weight_bits=4, group_size=8, name="w4a8-g8-2x2")
 #: FP8 E4M3 keeps the floating-point tests small (11-bit aligned operand at the default 6 guard bits).
@@ -183,9 +184,12 @@ def test_reports(pe_records, out_root, tmp_path):
     records = list(pe_records.values())
     paths = write_reports(CONFIG, records, None, tmp_path)
     data = json.loads(paths["json"].read_text())
-    assert isinstance(data, list) and len(data) == len(DESIGNS)
+    # The PE records, then the array_total of the one design whose array needs no other block.
+    assert isinstance(data, list) and len(data) == len(DESIGNS) + 1
     assert {r["design"] for r in data} == set(DESIGNS)
-    for record in data:
+    assert [(r["design"], r["block"]) for r in data[len(DESIGNS):]] == [("fp16_fp16", "array_total")]
+    assert data[-1]["area_ge"] == CONFIG.rows * CONFIG.cols * pe_records["fp16_fp16"]["area_ge"]
+    for record in data[:len(DESIGNS)]:
         for field in ("design", "block", "activation", "cells", "transistors", "area_ge", "depth",
                       "sequential_share"):
             assert field in record
@@ -205,8 +209,8 @@ def test_empty_result_is_refused(tmp_path):
     assert not (tmp_path / "report.json").exists()
 
 
-def test_cli(out_root, tmp_path, capsys):
-    # Same configuration hash as CONFIG: served from the module's cache (out_root).
+def test_cli(pe_records, out_root, tmp_path, capsys):
+    # Same configuration hash as CONFIG: served from the module's cache (out_root), which pe_records filled.
     assert cli_main(["synth", "--preset", "w4a8-g8-2x2", "--designs", "mixpe", "int8_mult", "--blocks", "pe",
                      "--out", str(out_root)]) == 0
     output = capsys.readouterr().out
@@ -216,6 +220,12 @@ def test_cli(out_root, tmp_path, capsys):
                      str(tmp_path / "missing.lib"), "--out", str(tmp_path)]) == 1
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "report.json").exists()
+
+
+def test_accumulator_memory_block_is_the_lane_storage(out_root):
+    """The GDU lane's accumulator memory alone: one flip-flop per stored bit."""
+    record = synthesize(CONFIG, "mixpe", "acc_memory", out_root=out_root)
+    assert record["flops"] == 2 * CONFIG.rows * CONFIG.columns_per_lane * 32
 
 
 @pytest.mark.slow
