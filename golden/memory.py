@@ -181,14 +181,15 @@ def stream_cycles(timing: ArrayTiming | MixPEConfig, groups_per_tile: Sequence[i
                         tile_done=done)
 
 
-def uniform_stream_cycles(timing: ArrayTiming | MixPEConfig, tiles: int, groups: int, **kwargs) -> StreamReport:
+def uniform_stream_cycles(timing: ArrayTiming | MixPEConfig, tiles: int, groups: int, *,
+                          exact_groups: int = EXACT_GROUP_LIMIT, **kwargs) -> StreamReport:
     """:func:`stream_cycles` of ``tiles`` equal tiles. Beyond :data:`EXACT_GROUP_LIMIT` groups the
     stream is simulated for a prefix whose second half sets the steady per-tile increment, and the
     rest is extrapolated (``exact=False``; the error is below one tile's rounding jitter, a few
-    cycles, checked in the tests)."""
-    if tiles * groups <= EXACT_GROUP_LIMIT:
+    cycles, checked in the tests). ``exact_groups`` lowers that limit for quick estimates."""
+    if tiles * groups <= exact_groups:
         return stream_cycles(timing, [groups] * tiles, **kwargs)
-    prefix = max(8, EXACT_GROUP_LIMIT // groups)
+    prefix = max(8, exact_groups // groups)
     prefix += prefix % 2
     report = stream_cycles(timing, [groups] * prefix, **kwargs)
     half = prefix // 2
@@ -266,12 +267,11 @@ class MemorySystem:
 
 @dataclasses.dataclass(frozen=True)
 class GemmTraffic:
-    """DRAM bits of one GEMM under the chosen loop order, and the buffer bits accessed."""
+    """DRAM bits of one GEMM under the chosen loop order."""
     order: str
     weight_bits: int
     activation_bits: int
     output_bits: int
-    buffer_bits: int
 
     @property
     def dram_bits(self) -> int:
@@ -279,20 +279,17 @@ class GemmTraffic:
 
 
 def gemm_traffic(memory: MemorySystem, *, m: int, k: int, n: int, weight_bits: float, act_bits: int,
-                 array_weight_bits: int, array_act_bits: int, out_bits: int = 32) -> GemmTraffic:
+                 out_bits: int = 16) -> GemmTraffic:
     """DRAM traffic of an (m x k) @ (k x n) GEMM with weights of ``weight_bits`` per element (group
-    parameters included), activations of ``act_bits`` and ``out_bits`` outputs, each operand
-    loaded once when it fits half its buffer (double buffering), else re-loaded once per block of
-    the other operand; the cheaper of the two loop orders (weight blocks outer or activation blocks
-    outer). ``array_*_bits``: bits the array reads from the buffers (every tile re-reads its
-    operands); the buffer bits add the DRAM fills and the outputs written and read once."""
+    parameters included), activations of ``act_bits`` and outputs of ``out_bits``: each operand is
+    loaded once when it fits half its buffer (double buffering), else once per block of the other
+    operand that fits half of that one's buffer; the cheaper of the two loop orders (weight blocks
+    outer, or activation blocks outer). Outputs are written once."""
     weights = k * n * weight_bits
     acts = m * k * act_bits
-    outs = m * n * out_bits
     cols_per_block = max(1, int(memory.weights.capacity_bytes * 8 / 2 // max(k * weight_bits, 1)))
     rows_per_block = max(1, int(memory.activations.capacity_bytes * 8 / 2 // max(k * act_bits, 1)))
     options = {
-        # weight blocks outer: weights once; activations once if they fit, else once per weight block
         "weights outer": (weights, acts if 2 * acts <= memory.activations.capacity_bytes * 8
                           else acts * math.ceil(n / cols_per_block)),
         "activations outer": (weights if 2 * weights <= memory.weights.capacity_bytes * 8
@@ -300,8 +297,7 @@ def gemm_traffic(memory: MemorySystem, *, m: int, k: int, n: int, weight_bits: f
     }
     order = min(options, key=lambda name: sum(options[name]))
     w, a = options[order]
-    return GemmTraffic(order=order, weight_bits=round(w), activation_bits=round(a), output_bits=outs,
-                       buffer_bits=round(array_weight_bits + array_act_bits + w + a + 2 * outs))
+    return GemmTraffic(order=order, weight_bits=round(w), activation_bits=round(a), output_bits=m * n * out_bits)
 
 
 # -- peers' cycle formulas (cross-checks) -------------------------------------------------------

@@ -30,7 +30,7 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
-__all__ = ["StreamSource", "StreamSink", "random_stalls", "stream_width"]
+__all__ = ["StreamSource", "StreamSink", "random_stalls", "periodic_throttle", "stream_width"]
 
 
 def _never() -> bool:
@@ -49,6 +49,32 @@ def random_stalls(rng: random.Random, probability: float) -> Callable[[], bool]:
         return _never
     rand = rng.random
     return lambda: rand() < probability
+
+
+def periodic_throttle(pattern: list[int], beat_bits: int, period_steps: int) -> Callable[[], bool]:
+    """An ``idle`` generator for :class:`StreamSource` that models a link delivering ``pattern[c mod P]``
+    bits in cycle c into an unbounded buffer: payload i (``beat_bits`` each) is presented from the
+    cycle by whose end ``(i + 1) * beat_bits`` bits have arrived (:class:`golden.memory.Throttle`).
+    Cycle 0 is the first cycle a payload could transfer in; ``period_steps`` is the clock period
+    in simulator steps."""
+    prefix = [0]
+    for bits in pattern:
+        prefix.append(prefix[-1] + bits)
+    state = {"origin": None, "presented": 0}
+
+    def delivered(cycles: int) -> int:
+        periods, rest = divmod(cycles, len(pattern))
+        return periods * prefix[-1] + prefix[rest]
+
+    def idle() -> bool:
+        now = get_sim_time("step") // period_steps
+        if state["origin"] is None:
+            state["origin"] = now
+        if delivered(now - state["origin"] + 1) < (state["presented"] + 1) * beat_bits:
+            return True
+        state["presented"] += 1
+        return False
+    return idle
 
 
 def _normalise(fn: Callable[[], bool] | None) -> Callable[[], bool] | None:

@@ -128,9 +128,8 @@ def test_sram_energy_and_traffic():
     assert sram_pj_per_bit(1024 * 1024) == pytest.approx(100 / 64)
     assert sram_pj_per_bit(32 * 1024) < sram_pj_per_bit(128 * 1024) < sram_pj_per_bit(1024 * 1024)
     memory = MemorySystem()
-    small = gemm_traffic(memory, m=8, k=512, n=512, weight_bits=4, act_bits=8, array_weight_bits=0, array_act_bits=0)
+    small = gemm_traffic(memory, m=8, k=512, n=512, weight_bits=4, act_bits=8)
     assert small.weight_bits == 512 * 512 * 4 and small.activation_bits == 8 * 512 * 8
-    big = gemm_traffic(memory, m=2048, k=4096, n=4096, weight_bits=4, act_bits=8, array_weight_bits=0,
-                       array_act_bits=0)
-    assert big.dram_bits > 4096 * 4096 * 4 + 2048 * 4096 * 8 + 2048 * 4096 * 32  # something is re-loaded
+    big = gemm_traffic(memory, m=2048, k=4096, n=4096, weight_bits=4, act_bits=8)
+    assert big.dram_bits > 4096 * 4096 * 4 + 2048 * 4096 * 8 + 2048 * 4096 * 16  # something is re-loaded
     assert memory.dram.bits_per_core_cycle(250.0) == 2048

@@ -19,7 +19,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from hw.config import MixPEConfig
 from hw.layouts import result_layout, unpack
 from verif.cocotb_util import CLOCK_PERIOD_NS, clock_and_reset, read_job, write_summary
-from verif.streams import StreamSink, StreamSource, random_stalls
+from verif.streams import StreamSink, StreamSource, periodic_throttle, random_stalls
 
 MAX_REPORTED_MISMATCHES = 10
 
@@ -87,8 +87,11 @@ async def mpgemm(dut):
     config = MixPEConfig.from_dict(job["config"])
     rng = random.Random(cocotb.RANDOM_SEED)
 
-    sources = {name: StreamSource(dut, name, dut.clk, idle=random_stalls(rng, job["stall_in"]))
-               for name in ("act", "wgt", "grp")}
+    idle = {name: random_stalls(rng, job["stall_in"]) for name in ("act", "wgt", "grp")}
+    if job.get("wgt_throttle"):  # weight codes through a link of a periodic bits-per-cycle pattern
+        idle["wgt"] = periodic_throttle(job["wgt_throttle"]["pattern"], job["wgt_throttle"]["beat_bits"],
+                                        CLOCK_PERIOD_NS * 1000)
+    sources = {name: StreamSource(dut, name, dut.clk, idle=idle[name]) for name in ("act", "wgt", "grp")}
     scoreboard = Scoreboard(config, job["expected"], job["tile_origins"])
     sink = StreamSink(dut, "res", dut.clk, pause=random_stalls(rng, job["stall_out"]), callback=scoreboard.check)
     await clock_and_reset(dut, 3)
