@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from gen.moe_bench import moe_bench
-from golden.cycles import utilization
+from golden.cycles import predict_cycles, utilization
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import random_operands
 from hw.config import MixPEConfig
@@ -37,11 +37,50 @@ def bench_shapes(config: MixPEConfig, quick: bool = False) -> list[dict]:
     """Shapes: a long tile stream (K = 4g), single-group tiles, and a partial tile over many groups."""
     rows, cols, g = config.rows, config.cols, config.group_size
     tiles = 4 if quick else 16
+    long_stream = [] if quick else [
+        {"name": f"stream-{LONG_STREAM_TILES}-tiles-K4g", "m": rows, "n": LONG_STREAM_TILES * cols, "k": 4 * g,
+         "freerun": False}]
     return [
         {"name": f"stream-{tiles}-tiles-K4g", "m": rows, "n": tiles * cols, "k": 4 * g, "freerun": True},
+        *long_stream,
         {"name": "single-group-tiles", "m": 2 * rows, "n": 2 * cols, "k": g, "freerun": False},
         {"name": "partial-tile-K8g", "m": rows // 2 + 1, "n": cols, "k": (2 if quick else 8) * g, "freerun": False},
     ]
+
+
+#: Tiles of the long K = 4g stream: long enough that the last tile's dequantization (R * C / lanes
+#: cycles with GDU lanes, once per stream) costs under 1 %.
+LONG_STREAM_TILES = 64
+#: Streams of the lane table (cycle model): (name, tiles, groups per tile).
+LANE_STREAMS = (("16 tiles K=4g", 16, 4), (f"{LONG_STREAM_TILES} tiles K=4g", LONG_STREAM_TILES, 4),
+                ("32 tiles K=g", 32, 1))
+
+
+def lane_table(config: MixPEConfig) -> list[dict]:
+    """Cycle-model utilization of full-tile streams for 1 GDU lane, the configured (derived) lanes
+    and one lane per column: what the lanes cost in stalls and in the stream's tail."""
+    records = []
+    for lanes in sorted({1, config.lanes, config.cols}):
+        variant = config.replace(gdu_lanes=lanes)
+        record = {"lanes": lanes, "configured": lanes == config.lanes, "group_interval": variant.group_interval,
+                  "result_offset": variant.result_offset, "streams": {}}
+        for name, tiles, groups in LANE_STREAMS:
+            report = predict_cycles(variant, [groups] * tiles)
+            record["streams"][name] = {"cycles": report.cycles, "utilization": report.utilization(variant),
+                                       "dequant_stalls": report.dequant_stalls, "bank_stalls": report.bank_stalls}
+        records.append(record)
+    return records
+
+
+def _print_lane_table(config: MixPEConfig, records: list[dict]) -> None:
+    print(f"GDU lanes on {config.rows}x{config.cols} g={config.group_size} (cycle model, exact for stall-free streams): "
+          "utilization per stream")
+    print(f"  {'lanes':>5} {'interval':>8} {'result_offset':>13} " + " ".join(f"{name:>15}" for name, *_ in LANE_STREAMS))
+    for r in records:
+        mark = "*" if r["configured"] else " "
+        print(f"  {r['lanes']:>4}{mark} {r['group_interval']:>8} {r['result_offset']:>13} "
+              + " ".join(f"{r['streams'][name]['utilization']:>15.4f}" for name, *_ in LANE_STREAMS))
+    print("  (* the configured lanes)")
 
 
 def run_bench(config: MixPEConfig, out: Path, quick: bool = False) -> bool:
@@ -84,13 +123,19 @@ def run_bench(config: MixPEConfig, out: Path, quick: bool = False) -> bool:
 
     stream = records[0]
     target_met = stream["utilization"] >= UTILIZATION_TARGET
+    lanes = lane_table(config)
+    _print_lane_table(config, lanes)
     result = {"config": config.to_dict(), "cases": records, "utilization_target": UTILIZATION_TARGET,
-              "utilization_target_met": target_met, "all_passed": bool(ok), "seed": SEED,
+              "utilization_target_met": target_met, "all_passed": bool(ok), "seed": SEED, "lanes": lanes,
               "moe": moe_bench(config, quick), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"utilization of the K=4g tile stream: {stream['utilization']:.4f} (target >= {UTILIZATION_TARGET}: "
-          f"{'met' if target_met else 'NOT met'}); wrote {out}")
+    print(f"utilization of the K=4g tile stream ({stream['tiles']} tiles): {stream['utilization']:.4f} "
+          f"(target >= {UTILIZATION_TARGET}: {'met' if target_met else 'NOT met'})")
+    for r in records[1:]:
+        if r["name"].startswith("stream-"):
+            print(f"utilization of the K=4g tile stream ({r['tiles']} tiles): {r['utilization']:.4f}")
+    print(f"wrote {out}")
     return bool(ok)
 
 
