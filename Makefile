@@ -21,7 +21,7 @@ SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on
 
 .DEFAULT_GOAL := help
 .PHONY: help venv tools tools-if-root doctor verilog sim test test-fast test-all bench accuracy lint synth timing power moe \
-        eval-smollm clean distclean
+        eval-smollm compare clean distclean
 
 # Debian packages: Verilator FST traces (liblz4-dev), the OSU018 Liberty (qflow-tech-osu018),
 # static timing and power (opensta: `sta`), cocotb's other simulator (iverilog).
@@ -44,6 +44,7 @@ help:
 	@echo "  make eval-smollm  SmolLM2-135M Q4_1 dense + CMoE carvings on the array's numerics -> build/eval/smollm2/"
 	@echo "  make timing    OpenSTA critical path and fmax of every block and design (PRESET, CONFIG, LIBERTY, BLOCKS)"
 	@echo "  make power     OpenSTA power and energy/MAC from simulated switching activity (PRESET, CONFIG, LIBERTY)"
+	@echo "  make compare   iso-area speed and energy vs INT8/FP16/dequant arrays with a memory system -> build/compare/ (AREA_MM2)"
 	@echo "  make venv      create/update .venv only"
 	@echo "  make tools     install the Debian packages ($(APT_PACKAGES)); needs root"
 	@echo "  make doctor    say which tools are installed and which are missing"
@@ -132,6 +133,9 @@ MOE_OPTS := $(CFG_OPTS) --backend $(or $(BACKEND),golden) $(if $(SEED),--seed $(
 
 moe: $(STAMP)
 	$(MIXPE) moe $(MOE_OPTS)
+
+compare: $(STAMP)
+	nice -n 5 $(MIXPE) compare $(if $(AREA_MM2),--area-mm2 $(AREA_MM2))
 
 eval-smollm: $(STAMP)
 	$(MIXPE) eval-smollm $(EVAL_OPTS)
