@@ -1,4 +1,4 @@
-"""Import group-wise quantized checkpoints (GPTQ, AWQ, compressed-tensors, llama.cpp Q4_0/Q4_1)
+"""Import group-wise quantized checkpoints (GPTQ, AWQ, compressed-tensors, llama.cpp block types)
 into one logical form, :class:`GroupQuantized`, and convert that to the hardware's
 :class:`golden.operands.QuantizedWeights`.
 
@@ -35,11 +35,9 @@ compressed-tensors ``pack-quantized``
     (zero 0 in the signed domain, so ``2**(b-1)`` unsigned); ``weight_shape`` (2,) = (N, K);
     optional ``weight_g_idx`` (K,). Older releases pad each word to ``32 // b`` elements, which
     is the same stream for 2/4/8 bits (they packed only 4 and 8).
-llama.cpp Q4_0 / Q4_1 (``ggml-common.h``, gguf-py ``quants.py``)
-    Rows of K (ne0) split into blocks of 32; Q4_0 block = fp16 ``d`` + 16 bytes, Q4_1 block =
-    fp16 ``d``, fp16 ``m`` + 16 bytes; byte ``j`` holds element ``j`` in its low nibble and
-    element ``j + 16`` in its high nibble. Q4_0: ``w = d * (q - 8)`` (zero point 8); Q4_1:
-    ``w = d * q + m`` (a float offset), evaluated in FP32 as llama.cpp does.
+llama.cpp Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0
+    :mod:`sw.gguf_import` (its names ``import_gguf``, ``import_gguf_tensor`` and ``gguf_tensors``
+    are also importable from here).
 
 Hardware mapping (:meth:`GroupQuantized.to_quantized_weights`): the core needs integer zero
 points, contiguous groups along K of ``config.group_size`` columns and normal-or-zero FP16
@@ -483,68 +481,6 @@ def import_compressed_tensors(weight_packed, weight_scale, weight_shape, weight_
                           name=name)
 
 
-# -- llama.cpp / GGUF --------------------------------------------------------------------------
-
-_GGUF_BLOCK = 32
-_GGUF_TYPES = {"Q4_0": 18, "Q4_1": 20}          # bytes per block of 32
-
-
-def _gguf_type_name(qtype) -> str:
-    label = getattr(qtype, "name", qtype)
-    if isinstance(label, int):
-        import gguf
-        label = gguf.GGMLQuantizationType(label).name
-    if label not in _GGUF_TYPES:
-        raise CheckpointError(f"tensor type {label!r}: only {tuple(_GGUF_TYPES)} are imported")
-    return label
-
-
-def import_gguf(data, shape, qtype, *, name: str = "weight") -> GroupQuantized:
-    """llama.cpp Q4_0 / Q4_1 raw blocks of an (N, K) weight (numpy order: N rows of K along ne0).
-
-    ``data``: uint8 array of N * K/32 blocks, shaped (N, K/32*block_bytes) as gguf-py's
-    ``quantize`` and ``GGUFReader`` give it, or flat; ``qtype``: ``GGMLQuantizationType.Q4_0`` /
-    ``Q4_1`` or its name."""
-    label = _gguf_type_name(qtype)
-    block_bytes = _GGUF_TYPES[label]
-    if len(tuple(shape)) != 2:
-        raise CheckpointError(f"{name}: shape {tuple(shape)}, expected rank 2 (N, K); slice 3-D expert tensors "
-                              f"per expert")
-    n, k = (int(v) for v in shape)
-    if n < 1 or k < 1 or k % _GGUF_BLOCK:
-        raise CheckpointError(f"{name}: shape {(n, k)}, expected K a positive multiple of the {label} block "
-                              f"size {_GGUF_BLOCK}")
-    raw = data if isinstance(data, np.ndarray) else _as_tensor(name, data).numpy()
-    if raw.dtype != np.uint8:
-        raise CheckpointError(f"{name}: dtype {raw.dtype}, expected uint8 raw {label} blocks")
-    expected = n * (k // _GGUF_BLOCK) * block_bytes
-    if raw.size != expected or raw.shape not in ((expected,), (n, expected // n)):
-        raise CheckpointError(f"{name}: shape {raw.shape}, expected ({n}, {expected // n}) bytes: {n} rows of "
-                              f"{k // _GGUF_BLOCK} {label} blocks of {block_bytes} bytes")
-    blocks = np.ascontiguousarray(raw).reshape(n, k // _GGUF_BLOCK, block_bytes)
-    d = torch.from_numpy(blocks[..., 0:2].copy().view(np.float16)[..., 0])
-    qs = torch.from_numpy(blocks[..., block_bytes - 16:].astype(np.int64))
-    codes = torch.cat([qs & 0xF, qs >> 4], dim=-1).reshape(n, k)           # byte j: elem j low, j+16 high
-    if label == "Q4_0":
-        check_finite(CheckpointError, f"{name}.d", d)
-        return GroupQuantized(codes=codes, scales=d, zeros=torch.full((n, k // _GGUF_BLOCK), 8), bits=4,
-                              group_size=_GGUF_BLOCK, name=name)
-    m = torch.from_numpy(blocks[..., 2:4].copy().view(np.float16)[..., 0])
-    return GroupQuantized(codes=codes, scales=d, offsets=m, bits=4, group_size=_GGUF_BLOCK, name=name)
-
-
-def import_gguf_tensor(tensor) -> GroupQuantized:
-    """A tensor from ``gguf.GGUFReader(path).tensors`` (its ``shape`` is in ggml order ne0 = K first)."""
-    shape = tuple(int(v) for v in reversed(list(tensor.shape)))
-    return import_gguf(tensor.data, shape, tensor.tensor_type, name=str(tensor.name))
-
-
-def gguf_tensors(path) -> dict:
-    """{name: tensor} of a GGUF file, for :func:`import_state_dict` with ``format="gguf"``."""
-    import gguf
-    return {t.name: t for t in gguf.GGUFReader(path).tensors}
-
-
 # -- state dicts -------------------------------------------------------------------------------
 
 _TENSOR_NAMES = {
@@ -569,7 +505,8 @@ def import_state_dict(prefix: str, state_dict: Mapping, format: str, **options) 
         ``weight_packed``, ``weight_scale``, ``weight_shape``, ``weight_zero_point`` (asymmetric),
         optional ``weight_g_idx``; options ``bits``, ``group_size``, ``symmetric``.
     gguf
-        ``weight``: a tensor of ``gguf.GGUFReader`` (see :func:`gguf_tensors`), Q4_0 or Q4_1.
+        ``weight``: a tensor of ``gguf.GGUFReader`` (see :func:`gguf_tensors`) of a type in
+        :data:`sw.gguf_import.BLOCK_TYPES`.
 
     ``bits`` and ``group_size`` can come from :func:`hf_quantization_options`.
     """
@@ -606,8 +543,8 @@ def import_state_dict(prefix: str, state_dict: Mapping, format: str, **options) 
             if not hasattr(tensor, attribute):
                 raise CheckpointError(f"{key('weight')}: got {type(tensor).__name__}, expected a GGUF reader tensor "
                                       f"with data, shape and tensor_type")
-        shape = tuple(int(v) for v in reversed(list(tensor.shape)))
-        return import_gguf(tensor.data, shape, tensor.tensor_type, name=key("weight"))
+        from sw.gguf_import import import_gguf, numpy_shape
+        return import_gguf(tensor.data, numpy_shape(tensor), tensor.tensor_type, name=key("weight"))
     except TypeError as error:          # unknown or missing keyword option
         raise CheckpointError(f"format {format!r}: {error}") from None
 
@@ -644,3 +581,14 @@ def hf_quantization_options(quantization_config: Mapping) -> tuple[str, dict]:
                                       "symmetric": bool(weights.get("symmetric", True))}
     raise CheckpointError(f"quantization_config.quant_method={method!r}: allowed values are 'gptq', 'awq', "
                           f"'compressed-tensors'")
+
+
+def __getattr__(name: str):
+    """The llama.cpp importers, which live in :mod:`sw.gguf_import` (it builds on this module)."""
+    if name in _GGUF_NAMES:
+        from sw import gguf_import
+        return getattr(gguf_import, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_GGUF_NAMES = ("import_gguf", "import_gguf_tensor", "gguf_tensors")
