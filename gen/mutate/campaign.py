@@ -91,20 +91,19 @@ def _read(path: str) -> str:
 
 
 def run_tests(task: tuple) -> tuple[int, str | None]:
-    """Worker: run tests ``names`` (each with every seed of ``seeds``) on mutant ``index`` of the netlist
-    at ``verilog_path``; returns (index, first failing ``test`` or ``test: error``, or None)."""
-    bench, verilog_path, build_dir, config_dict, index, names, seeds = task
+    """Worker: run the tests ``runs`` ((name, seed) pairs, in order) on mutant ``index`` of the netlist at
+    ``verilog_path``; returns (index, the first failing ``test (seed)`` with its error if any, or None)."""
+    bench, verilog_path, build_dir, config_dict, index, runs = task
     from verif.sims import NetlistOverride, netlist_override
     config = MixPEConfig.from_dict(config_dict)
     override = NetlistOverride(bench, _read(verilog_path), Path(build_dir), (f"+mutsel={index}",))
     with netlist_override(override):
-        for name in names:
-            for seed in seeds:
-                try:
-                    if not TESTS[name](config, seed):
-                        return index, f"{name} (seed {seed})"
-                except Exception as error:  # a mutant may break the simulation itself: that kills it too
-                    return index, f"{name} (seed {seed}): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        for name, seed in runs:
+            try:
+                if not TESTS[name](config, seed):
+                    return index, f"{name} (seed {seed})"
+            except Exception as error:  # a mutant may break the simulation itself: that kills it too
+                return index, f"{name} (seed {seed}): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
     return index, None
 
 
@@ -140,18 +139,22 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     by_index = {m.index: m for m in mutations}
     toplevel = BENCHES[plan.bench].toplevel
 
-    def stage(indices: list[int], names: tuple[str, ...], seeds: tuple[int, ...]) -> dict[int, str | None]:
-        tasks = [(plan.bench, str(verilog_path), str(work), config.to_dict(), i, names, seeds) for i in indices]
+    stages = (("fast", tuple((name, seed) for name in plan.fast)),
+              ("full", tuple((name, seed + 1) for name in plan.full)))
+
+    def stage(indices: list[int], runs: tuple[tuple[str, int], ...]) -> dict[int, str | None]:
+        tasks = [(plan.bench, str(verilog_path), str(work), config.to_dict(), i, runs) for i in indices]
         return dict(map_tasks(run_tests, tasks))
 
     log(f"{plan.block}: {len(mutations)} mutants of {plan.bench} on {config.name}; checking the unmutated netlist")
-    baseline = stage([0], plan.fast + plan.full, (seed, seed + 1))[0]
+    baseline = stage([0], stages[0][1] + stages[1][1])[0]
     if baseline is not None:
         raise MutateError(f"block={plan.block}: the unmutated netlist fails {baseline}; see {work / 'workers.log'}")
     killed = {}
     survivors = sorted(by_index)
-    for label, names, seeds in (("fast", plan.fast, (seed,)), ("full", plan.full, (seed + 1,))):
-        outcome = stage(survivors, names, seeds)
+    for label, runs in stages:
+        names = tuple(name for name, _ in runs)
+        outcome = stage(survivors, runs)
         killed.update({i: f"{label}: {test}" for i, test in outcome.items() if test is not None})
         survivors = sorted(i for i, test in outcome.items() if test is None)
         log(f"{plan.block}: {label} stage ({', '.join(names)}): {len(killed)} killed, {len(survivors)} survive "

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from gen.mutate.errors import MutateError
 
-__all__ = ["Mutation", "PREPARE", "CONTROL", "rtlil_with_src", "list_mutations", "mutants_verilog",
+__all__ = ["REPO_ROOT", "Mutation", "PREPARE", "CONTROL", "rtlil_with_src", "list_mutations", "mutants_verilog",
            "EquivalenceResult", "prove_equivalent"]
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Yosys commands that turn Amaranth's RTLIL into one flat module of cells (mutations act on cells).
 PREPARE = ("proc", "flatten", "memory_collect", "opt_clean")
 #: The control signal of the mutated netlist and its width (up to 65535 mutants).
@@ -56,9 +57,8 @@ class Mutation:
 
 
 def _relative(src: str) -> str:
-    """``/abs/path/hw/pe.py:87`` -> ``hw/pe.py:87`` (the path from the package directory on)."""
-    match = re.search(r"((?:hw|verif|golden|sw|gen)/[^:|]+:\d+)", src)
-    return match.group(1) if match else src
+    """``<repository>/hw/pe.py:87`` -> ``hw/pe.py:87``."""
+    return src.removeprefix(f"{REPO_ROOT}/")
 
 
 def rtlil_with_src(component, toplevel: str) -> str:

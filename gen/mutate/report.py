@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 from gen.mutate.campaign import BlockResult
+from gen.mutate.netlist import REPO_ROOT
 
-__all__ = ["REPO_ROOT", "source_text", "write_reports"]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["source_text", "write_reports"]
 
 
 def source_text(location: str) -> str:

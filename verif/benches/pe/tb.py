@@ -5,6 +5,10 @@
 * ``group_accumulation``: random groups of g steps including the overflow worst case
   (x = -128 with the largest code for a whole group), checked against the integer sum, with the
   next group's first step issued on the cycle after the previous group's last (double buffer).
+* ``bubbles_and_forwarding``: random steps with random ``valid`` (bubbles inside and between
+  groups, ``group_last`` also on bubbles): a bubble neither accumulates nor drains, and every
+  cycle the neighbour copies (``x_out``, ``w_out``, ``valid_out``, ``group_last_out``) equal the
+  previous cycle's inputs.
 """
 
 from __future__ import annotations
@@ -68,3 +72,30 @@ async def group_accumulation(dut):
     assert drained == expected, f"group sums {drained} != {expected} (seed {cocotb.RANDOM_SEED})"
     limit = 2 ** (config.psum_bits - 1)
     assert -limit <= min(expected) and max(expected) < limit
+
+
+@cocotb.test()
+async def bubbles_and_forwarding(dut):
+    config = _config()
+    rng = random.Random(cocotb.RANDOM_SEED)
+    await _reset(dut)
+    accumulator, drains, expected, wrong = 0, [], [], []
+    for cycle in range(400):
+        x, code = rng.randrange(-128, 128), rng.randrange(config.code_max + 1)
+        valid, last = int(rng.random() < 0.7), int(rng.random() < 0.3)
+        dut.x.value, dut.w.value = x & ((1 << len(dut.x)) - 1), code
+        dut.valid.value, dut.group_last.value = valid, last
+        if valid:
+            accumulator += x * code
+            if last:
+                expected.append(accumulator)
+                accumulator = 0
+        await FallingEdge(dut.clk)
+        copies = (dut.x_out.value.to_signed(), dut.w_out.value.to_unsigned(), int(dut.valid_out.value),
+                  int(dut.group_last_out.value))
+        if copies != (x, code, valid, last):
+            wrong.append((cycle, copies, (x, code, valid, last)))
+        if dut.psum_valid.value == 1:
+            drains.append(dut.psum.value.to_signed())
+    assert not wrong, f"{len(wrong)} cycles with wrong neighbour copies, first (cycle, got, expected): {wrong[:3]}"
+    assert drains == expected, f"group sums with bubbles {drains[:8]} != {expected[:8]} (seed {cocotb.RANDOM_SEED})"

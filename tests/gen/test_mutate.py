@@ -1,0 +1,85 @@
+"""Mutation testing (``mixpe mutate``, :mod:`gen.mutate`): the Yosys side on a tiny design (seconds),
+the report, and (slow) a campaign of a few PE mutants end to end."""
+
+import json
+
+import pytest
+from amaranth import Module, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.cli import mutate as cli_mutate
+from gen.mutate.blocks import MUTATION_BLOCKS, PLANS, TESTS, plan_for
+from gen.mutate.campaign import BlockResult, MutantRecord, run_block
+from gen.mutate.netlist import CONTROL, Mutation, list_mutations, mutants_verilog, prove_equivalent, rtlil_with_src
+from gen.mutate.report import write_reports
+from hw.config import ConfigError, from_preset
+
+
+class Gated(wiring.Component):
+    """``o`` <= ``a`` when ``s`` else 0: the else-constant of the mux is the equivalent mutation's target."""
+    a: In(4)
+    s: In(1)
+    o: Out(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.o.eq(Mux(self.s, self.a, 0))
+        return m
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    work = tmp_path_factory.mktemp("gated")
+    (work / "design.il").write_text(rtlil_with_src(Gated(), "gated"))
+    return work
+
+
+def test_cli_blocks_match_the_plans():
+    assert set(cli_mutate.BLOCKS) == set(MUTATION_BLOCKS)
+    assert all(name in TESTS for plan in PLANS.values() for name in plan.fast + plan.full)
+    assert plan_for("fp_align", from_preset("w4a8-g32-4x4")) is None
+    with pytest.raises(ConfigError, match="block='alu'"):
+        plan_for("alu", from_preset("w4a8-g32-4x4"))
+
+
+@pytest.mark.synth
+def test_list_and_netlist_of_all_mutants(gated):
+    mutations = list_mutations(gated, "design.il", 6, 1, ("tests/gen/test_mutate.py",))
+    assert [m.index for m in mutations] == list(range(1, 7))
+    assert all(any(source.startswith("tests/gen/test_mutate.py:") for source in m.sources) for m in mutations)
+    verilog = mutants_verilog(gated, "design.il", "gated", mutations)
+    header = verilog[verilog.index("module gated("):].split(";")[0]
+    assert CONTROL not in header, "the control signal must not be a port"
+    assert f'$value$plusargs("{CONTROL}=%d"' in verilog
+
+
+@pytest.mark.synth
+def test_equivalent_and_observable_mutations(gated):
+    mux_else = Mutation(1, "mutate -mode const0 -module gated -cell $3 -port A -portbit 0")
+    output_bit = Mutation(2, "mutate -mode inv -module gated -cell $5 -port Q -portbit 0 -wire o -wirebit 0")
+    assert prove_equivalent(gated, "design.il", "gated", mux_else).equivalent
+    verdict = prove_equivalent(gated, "design.il", "gated", output_bit)
+    assert not verdict.equivalent and verdict.counterexample
+
+
+def test_report_score_and_holes(tmp_path):
+    records = [MutantRecord(1, "-mode inv", "inv", ["hw/pe.py:1"], "killed", "fast: pe_bench (seed 1)"),
+               MutantRecord(2, "-mode const0", "const0", ["hw/pe.py:2"], "equivalent", detail="proven"),
+               MutantRecord(3, "-mode const1", "const1", ["hw/pe.py:3"], "hole", detail="not proven")]
+    result = BlockResult("pe", "pe", "w4a8-g32-4x4", 3, 1, 1, 1, 2.0, records)
+    assert result.score == 0.5
+    paths = write_reports([result], tmp_path, "mixpe mutate --blocks pe", 0.9)
+    report = json.loads(paths["json"].read_text())
+    assert report["blocks"][0] | {"score": 0.5} == report["blocks"][0]
+    assert [(h["mutant"], h["sources"]) for h in report["holes"]] == [(3, ["hw/pe.py:3"])]
+    assert "hw/pe.py:3" in paths["md"].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+@pytest.mark.synth
+def test_pe_campaign_end_to_end(tmp_path):
+    result = run_block(PLANS["pe"], from_preset("w4a8-g32-4x4"), mutants=4, seed=3, out_root=tmp_path)
+    assert result.mutants == 4 and result.killed + result.equivalent + result.holes == 4
+    assert result.killed >= 2, [r.status for r in result.records]
