@@ -21,7 +21,7 @@ SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on
 
 .DEFAULT_GOAL := help
 .PHONY: help venv tools tools-if-root doctor verilog sim test test-fast test-all bench accuracy lint synth timing power moe \
-        eval-smollm compare clean distclean
+        eval-smollm compare mutate clean distclean
 
 # Debian packages: Verilator FST traces (liblz4-dev), the OSU018 Liberty (qflow-tech-osu018),
 # static timing and power (opensta: `sta`), cocotb's other simulator (iverilog).
@@ -45,6 +45,7 @@ help:
 	@echo "  make timing    OpenSTA critical path and fmax of every block and design (PRESET, CONFIG, LIBERTY, BLOCKS)"
 	@echo "  make power     OpenSTA power and energy/MAC from simulated switching activity (PRESET, CONFIG, LIBERTY)"
 	@echo "  make compare   iso-area speed and energy vs INT8/FP16/dequant arrays with a memory system -> build/compare/ (AREA_MM2)"
+	@echo "  make mutate    mutation testing of the RTL -> build/mutate/report.{md,json} (PRESET, CONFIG, BLOCKS, MUTANTS, SEED, MIN_SCORE)"
 	@echo "  make venv      create/update .venv only"
 	@echo "  make tools     install the Debian packages ($(APT_PACKAGES)); needs root"
 	@echo "  make doctor    say which tools are installed and which are missing"
@@ -60,6 +61,7 @@ help:
 	@echo "  BACKEND=golden 'make moe' backend: golden, model (cycle model, tile by tile) or rtl (Verilator)"
 	@echo "  EVAL_OPTS=...  extra 'mixpe eval-smollm' options, e.g. '--configs S2A10E16 --activations int8'"
 	@echo "  ROW_GROUPS=n   'make moe' row groups (default array w4a8-g32-16x16 with 4)"
+	@echo "  MUTANTS=n      'make mutate' mutants per block (default 50); MIN_SCORE=0.99 fails below that score"
 	@echo "  PYTHON=python3 interpreter used to create .venv"
 
 # Provisioning lives here and nowhere else: library code and tests never install anything.
@@ -139,6 +141,12 @@ compare: $(STAMP)
 
 eval-smollm: $(STAMP)
 	$(MIXPE) eval-smollm $(EVAL_OPTS)
+
+MUTATE_OPTS := $(CFG_OPTS) $(if $(BLOCKS),--blocks $(BLOCKS)) $(if $(MUTANTS),--mutants $(MUTANTS)) \
+               $(if $(SEED),--seed $(SEED)) $(if $(MIN_SCORE),--min-score $(MIN_SCORE))
+
+mutate: $(STAMP)
+	$(MIXPE) mutate $(MUTATE_OPTS)
 
 clean:
 	rm -rf build
