@@ -21,7 +21,7 @@ SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on
 
 .DEFAULT_GOAL := help
 .PHONY: help venv tools tools-if-root doctor verilog sim test test-fast test-all bench accuracy lint synth timing power moe \
-        eval-smollm compare mutate clean distclean
+        eval-smollm gguf compare mutate clean distclean
 
 # Debian packages: Verilator FST traces (liblz4-dev), the OSU018 Liberty (qflow-tech-osu018),
 # static timing and power (opensta: `sta`), cocotb's other simulator (iverilog).
@@ -42,6 +42,7 @@ help:
 	@echo "  make synth     Yosys area report, MixPE vs baseline PEs  (PRESET, CONFIG, LIBERTY, ARRAY, BLOCKS)"
 	@echo "  make moe       one tiny MoE layer on a backend -> build/moe/report.json (BACKEND, PRESET, CONFIG, SEED, ROW_GROUPS)"
 	@echo "  make eval-smollm  SmolLM2-135M Q4_1 dense + CMoE carvings on the array's numerics -> build/eval/smollm2/"
+	@echo "  make gguf FILE=m.gguf  a GGUF file's tensors, the core that runs each -> build/gguf/<stem>.json (CHECK, PRESET, CONFIG)"
 	@echo "  make timing    OpenSTA critical path and fmax of every block and design (PRESET, CONFIG, LIBERTY, BLOCKS)"
 	@echo "  make power     OpenSTA power and energy/MAC from simulated switching activity (PRESET, CONFIG, LIBERTY)"
 	@echo "  make compare   iso-area speed and energy vs INT8/FP16/dequant arrays with a memory system -> build/compare/ (AREA_MM2)"
@@ -60,6 +61,7 @@ help:
 	@echo "  ARRAY=1        'make synth' also synthesizes the whole MixPE array (slow)"
 	@echo "  BACKEND=golden 'make moe' backend: golden, model (cycle model, tile by tile) or rtl (Verilator)"
 	@echo "  EVAL_OPTS=...  extra 'mixpe eval-smollm' options, e.g. '--configs S2A10E16 --activations int8'"
+	@echo "  FILE=path      'make gguf' GGUF file; CHECK=1 also runs every mapped tensor's GEMM against gguf's dequantization"
 	@echo "  ROW_GROUPS=n   'make moe' row groups (default array w4a8-g32-16x16 with 4)"
 	@echo "  MUTANTS=n      'make mutate' mutants per block (default 50); MIN_SCORE=0.99 fails below that score"
 	@echo "  PYTHON=python3 interpreter used to create .venv"
@@ -141,6 +143,10 @@ compare: $(STAMP)
 
 eval-smollm: $(STAMP)
 	$(MIXPE) eval-smollm $(EVAL_OPTS)
+
+gguf: $(STAMP)
+	$(if $(FILE),,$(error make gguf needs FILE=path/to/model.gguf))
+	$(MIXPE) gguf $(FILE) $(CFG_OPTS) $(if $(filter 1 yes true on,$(CHECK)),--check)
 
 MUTATE_OPTS := $(CFG_OPTS) $(if $(BLOCKS),--blocks $(BLOCKS)) $(if $(MUTANTS),--mutants $(MUTANTS)) \
                $(if $(SEED),--seed $(SEED)) $(if $(MIN_SCORE),--min-score $(MIN_SCORE))
