@@ -40,6 +40,7 @@ def run(args) -> int:
     import time
 
     from gen.compare import CompareSettings, load_costs, run_compare
+    from gen.compare.run import power_source
     from gen.compare.model import CompareError
     from gen.compare.report import write_reports
     from gen.synth import resolve_liberty
@@ -55,14 +56,15 @@ def run(args) -> int:
     designs = tuple(args.designs)
     if args.area_mm2 is None and "fp16" not in designs:
         designs += ("fp16",)
-    costs = load_costs(designs, resolve_liberty(args.liberty), Path(args.synth_dir or BUILD_ROOT / "synth"),
-                       Path(args.power or BUILD_ROOT / "power" / "report.json"))
+    power_path = Path(args.power or BUILD_ROOT / "power" / "report.json")
+    costs = load_costs(designs, resolve_liberty(args.liberty), Path(args.synth_dir or BUILD_ROOT / "synth"), power_path)
     settings = CompareSettings(designs=designs, workloads=tuple(args.workloads), phases=tuple(args.phases),
                                area_mm2=args.area_mm2, memory=memory)
     records, meta = run_compare(costs, settings)
     meta.update(command="make compare" if args.area_mm2 is None else f"mixpe compare --area-mm2 {args.area_mm2}",
                 budget_source="32 x 32 FP16 array" if args.area_mm2 is None else "--area-mm2",
-                assumptions=ASSUMPTIONS, seconds=round(time.monotonic() - start, 1))
+                assumptions=ASSUMPTIONS, power_source=power_source(power_path),
+                seconds=round(time.monotonic() - start, 1))
     paths = write_reports(records, meta, Path(args.out or BUILD_ROOT / "compare"))
     print("wrote " + ", ".join(str(path) for path in paths.values()) + f" in {meta['seconds']:.0f} s")
     return 0

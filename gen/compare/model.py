@@ -92,8 +92,9 @@ def _gemm(costs: Costs, memory: MemorySystem, shape: Shape, gemm: Gemm, quick: b
     group_bits = shape.row_groups * shape.cols * spec.param_bits if spec.param_bits else 0
     steps = tiles * groups * g
     array_weight_bits = tiles * groups * (g * beat_bits + group_bits)
-    traffic = gemm_traffic(memory, m=gemm.m, k=gemm.k, n=gemm.n, weight_bits=spec.weight_bits + spec.param_bits / 128,
-                           act_bits=spec.act_bits, out_bits=OUT_BITS)
+    bits_per_weight = spec.weight_bits + spec.param_bits / costs.reference.group_size
+    traffic = gemm_traffic(memory, m=gemm.m, k=gemm.k, n=gemm.n, weight_bits=bits_per_weight, act_bits=spec.act_bits,
+                           out_bits=OUT_BITS)
     dram_weight = traffic.weight_bits * gemm.count
     dram_bits = traffic.dram_bits * gemm.count
     link = memory.dram.bits_per_core_cycle(costs.clock_mhz)

@@ -55,6 +55,19 @@ def load_costs(designs, liberty, synth_root: Path, power_path: Path, log=print) 
     return costs
 
 
+def power_source(power_path: Path) -> str:
+    """Which ``make power`` run the energies come from (its configuration and GDU lanes)."""
+    import json
+    summary = power_path.with_name("summary.json")
+    if not summary.is_file():
+        return str(power_path)
+    config = json.loads(summary.read_text()).get("config", {})
+    params, derived = config.get("params", {}), config.get("derived", {})
+    lanes = derived.get("lanes", params.get("cols"))
+    return (f"{power_path} ({params.get('name')}, hash {config.get('hash')}, {params.get('rows')} x {params.get('cols')}, "
+            f"{lanes} GDU lanes, SmolLM2 tiles)")
+
+
 def budget_um2(costs: dict[str, Costs], area_mm2: float | None) -> float:
     """``area_mm2``, or the area of a 32 x 32 FP16 array in the same flow."""
     if area_mm2 is not None:
