@@ -1,5 +1,6 @@
 """llama.cpp GGUF files: a checked reader and the importers of the 32-weight block types Q4_0,
-Q4_1, Q5_0, Q5_1 and Q8_0 into :class:`sw.checkpoint.GroupQuantized`.
+Q4_1, Q5_0, Q5_1 and Q8_0, and of the K-quants Q2_K .. Q6_K (:mod:`sw.gguf_kquants`: one group
+per sub-block), into :class:`sw.checkpoint.GroupQuantized`.
 
 Block layouts (``ggml-common.h``, gguf-py ``quants.py``; every block holds 32 consecutive weights
 of a row along K = ne0, rows are the output channels; ``d`` and ``m`` are FP16)::
@@ -32,6 +33,7 @@ import torch
 
 from golden.checks import check_finite
 from sw.checkpoint import CheckpointError, GroupQuantized
+from sw.gguf_kquants import K_QUANTS, SUPER_BLOCK, decode_kquant
 
 __all__ = ["GGUFError", "GGUF_BLOCK", "BLOCK_TYPES", "BlockType", "import_gguf", "import_gguf_tensor", "read_gguf",
            "gguf_tensors", "quantize_gguf", "tensor_label", "numpy_shape"]
@@ -95,31 +97,34 @@ def _codes(blocks: np.ndarray, layout: BlockType) -> torch.Tensor:
 def import_gguf(data, shape, qtype, *, name: str = "weight") -> GroupQuantized:
     """Raw blocks of an (N, K) weight of type ``qtype`` (numpy order: N rows of K along ne0).
 
-    ``data``: uint8 array of N * K/32 blocks, shaped (N, K/32*block_bytes) as gguf-py's
+    ``data``: uint8 array of the N rows' blocks, shaped (N, bytes per row) as gguf-py's
     ``quantize`` and ``GGUFReader`` give it, or flat; ``qtype``: a ``GGMLQuantizationType`` of
-    :data:`BLOCK_TYPES` or its name."""
+    :data:`BLOCK_TYPES` or :data:`sw.gguf_kquants.K_QUANTS`, or its name."""
     label = _type_name(qtype)
-    if label not in BLOCK_TYPES:
-        raise GGUFError(f"{name}: tensor type {label!r} is not imported (imported: {', '.join(BLOCK_TYPES)})")
-    layout = BLOCK_TYPES[label]
+    if label not in BLOCK_TYPES and label not in K_QUANTS:
+        raise GGUFError(f"{name}: tensor type {label!r} is not imported (imported: "
+                        f"{', '.join([*BLOCK_TYPES, *K_QUANTS])})")
+    layout = BLOCK_TYPES.get(label) or K_QUANTS[label]
+    block = GGUF_BLOCK if label in BLOCK_TYPES else SUPER_BLOCK
     if len(tuple(shape)) != 2:
         raise GGUFError(f"{name}: shape {tuple(shape)}, expected rank 2 (N, K); slice 3-D expert tensors per expert")
     n, k = (int(v) for v in shape)
-    if n < 1 or k < 1 or k % GGUF_BLOCK:
-        raise GGUFError(f"{name}: shape {(n, k)}, expected K a positive multiple of the {label} block size "
-                        f"{GGUF_BLOCK}")
+    if n < 1 or k < 1 or k % block:
+        raise GGUFError(f"{name}: shape {(n, k)}, expected K a positive multiple of the {label} block size {block}")
     raw = data if isinstance(data, np.ndarray) else np.asarray(data)
     if raw.dtype != np.uint8:
         raise GGUFError(f"{name}: dtype {raw.dtype}, expected uint8 raw {label} blocks")
-    expected = n * (k // GGUF_BLOCK) * layout.block_bytes
+    expected = n * (k // block) * layout.block_bytes
     if raw.size != expected or raw.shape not in ((expected,), (n, expected // n)):
         raise GGUFError(f"{name}: shape {raw.shape}, expected ({n}, {expected // n}) bytes: {n} rows of "
-                        f"{k // GGUF_BLOCK} {label} blocks of {layout.block_bytes} bytes")
-    blocks = np.ascontiguousarray(raw).reshape(n, k // GGUF_BLOCK, layout.block_bytes)
-    d = torch.from_numpy(blocks[..., 0:2].copy().view(np.float16)[..., 0])
-    check_finite(GGUFError, f"{name}: scale d", d)
-    codes = _codes(blocks, layout)
+                        f"{k // block} {label} blocks of {layout.block_bytes} bytes")
+    blocks = np.ascontiguousarray(raw).reshape(n, k // block, layout.block_bytes)
     try:
+        if label in K_QUANTS:
+            return _import_kquant(label, blocks, n, k, name)
+        d = torch.from_numpy(blocks[..., 0:2].copy().view(np.float16)[..., 0])
+        check_finite(GGUFError, f"{name}: scale d", d)
+        codes = _codes(blocks, layout)
         if layout.zero is not None:
             return GroupQuantized(codes=codes, scales=d, zeros=torch.full(d.shape, layout.zero), bits=layout.bits,
                                   group_size=GGUF_BLOCK, name=name)
@@ -130,6 +135,20 @@ def import_gguf(data, shape, qtype, *, name: str = "weight") -> GroupQuantized:
         raise
     except CheckpointError as error:            # not expected: the layout bounds every field
         raise GGUFError(str(error)) from None
+
+
+def _import_kquant(label: str, blocks: np.ndarray, n: int, k: int, name: str) -> GroupQuantized:
+    """K-quant super-blocks (N, K/256, bytes) as one group per sub-block (:mod:`sw.gguf_kquants`)."""
+    layout = K_QUANTS[label]
+    d_dmin, codes, scales, offsets = decode_kquant(label, blocks.reshape(-1, layout.block_bytes))
+    d_dmin = torch.from_numpy(d_dmin).reshape(n, -1, 2)
+    check_finite(GGUFError, f"{name}: super-block scale d", d_dmin[..., 0])
+    check_finite(GGUFError, f"{name}: super-block dmin", d_dmin[..., 1])
+    groups = k // layout.group
+    fields = {"zeros": torch.full((n, groups), layout.zero)} if layout.zero is not None else \
+        {"offsets": torch.from_numpy(offsets).reshape(n, groups)}
+    return GroupQuantized(codes=torch.from_numpy(codes).reshape(n, k), scales=torch.from_numpy(scales).reshape(n, groups),
+                          bits=layout.bits, group_size=layout.group, name=name, **fields)
 
 
 def tensor_label(tensor) -> str:

@@ -9,6 +9,9 @@ zero-point types (Q4_0, Q5_0, Q8_0: zero point 2**(b-1)) and ``zero_mode="float_
 offset types (Q4_1, Q5_1). A tensor runs on the array when it imports bit-exactly (every weight of
 ``GroupQuantized.dequantize`` equals ``gguf.quants.dequantize``) and maps to those operands
 (:meth:`~sw.checkpoint.GroupQuantized.to_quantized_weights`: e.g. subnormal FP16 scales do not).
+K-quants (:mod:`sw.gguf_kquants`) import bit-exactly too, and are tried on the flat core with one
+group per sub-block (g = 16 or 32), which runs them only where every ``d*sc_j`` and ``dmin*m_j``
+is an FP16 number; otherwise the reason says that they need hierarchical group dequantization.
 
 The check (per tensor, seeded): M random activations (standard normal, INT8-quantized per token
 or rounded to the floating-point format), ``y = bitexact_mpgemm`` against ``x @ W_gguf^T`` in
@@ -29,6 +32,7 @@ import torch
 from hw.config import MixPEConfig
 from sw.checkpoint import CheckpointError
 from sw.gguf_import import BLOCK_TYPES, GGUF_BLOCK, GGUFError, import_gguf, numpy_shape, read_gguf, tensor_label
+from sw.gguf_kquants import K_QUANTS
 
 __all__ = ["DEFAULT_BASE", "UNQUANTIZED", "ROW_CHUNK", "core_for", "gguf_report", "passed", "format_record",
            "format_report"]
@@ -39,14 +43,15 @@ DEFAULT_BASE = MixPEConfig(rows=16, cols=16, activation="fp16", group_size=GGUF_
 UNQUANTIZED = ("F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64")
 #: Output channels imported and checked at a time (bounds the memory of large embeddings).
 ROW_CHUNK = 4096
-_K_QUANTS = ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K")
 
 
 def core_for(label: str, base: MixPEConfig = DEFAULT_BASE) -> MixPEConfig:
-    """The core that runs block type ``label`` exactly: ``base`` with the type's weight fields."""
-    layout = BLOCK_TYPES[label]
+    """The core that runs block type ``label`` exactly: ``base`` with the type's weight fields. For a
+    K-quant the flat core with one group per sub-block, which runs it only where every ``d*sc_j``
+    (and ``dmin*m_j``) happens to be an FP16 number."""
+    layout = BLOCK_TYPES.get(label) or K_QUANTS[label]
     offset = layout.zero is None
-    return base.replace(weight_bits=layout.bits, group_size=GGUF_BLOCK,
+    return base.replace(weight_bits=layout.bits, group_size=getattr(layout, "group", GGUF_BLOCK),
                         weight_encoding="unsigned" if offset else "signed",
                         zero_mode="float_offset" if offset else "integer",
                         name=f"gguf-{label.lower()}-{base.activation}-{base.rows}x{base.cols}")
@@ -55,7 +60,7 @@ def core_for(label: str, base: MixPEConfig = DEFAULT_BASE) -> MixPEConfig:
 def _unsupported_reason(label: str) -> str:
     if label in UNQUANTIZED:
         return f"{label} is not quantized: it runs outside the array (the host, or a float GEMM)"
-    if label in _K_QUANTS:
+    if label in K_QUANTS or label == "Q8_K":
         return (f"{label}: K-quant super-blocks of 256 weights with integer sub-scales need hierarchical group "
                 f"dequantization, which the core does not have yet")
     return f"{label}: no core mode for this type (the array runs {', '.join(BLOCK_TYPES)})"
@@ -94,7 +99,7 @@ def _tensor_record(path: Path, tensor, base: MixPEConfig, check: bool, tokens: i
     label = tensor_label(tensor)
     record = {"name": str(tensor.name), "type": label, "shape": [int(v) for v in tensor.shape],
               "quantized": label not in UNQUANTIZED}
-    if label not in BLOCK_TYPES:
+    if label not in BLOCK_TYPES and label not in K_QUANTS:
         return {**record, "unsupported_reason": _unsupported_reason(label), "bit_exact_import": None,
                 "max_err_over_bound": None}
     config = core_for(label, base)
@@ -119,7 +124,7 @@ def _tensor_record(path: Path, tensor, base: MixPEConfig, check: bool, tokens: i
             try:
                 weights = quantized.to_quantized_weights(config)
             except CheckpointError as error:
-                reason = str(error)
+                reason = f"{_unsupported_reason(label)} ({error})" if label in K_QUANTS else str(error)
                 continue
             if check:
                 worst = max(worst, _check_chunk(config, weights, w_gguf, activations))

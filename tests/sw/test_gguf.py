@@ -14,6 +14,7 @@ from golden.reference import dequantize_weights
 from hw.config import MixPEConfig
 from sw.checkpoint import CheckpointError, import_state_dict
 from sw.gguf_import import BLOCK_TYPES, GGUFError, gguf_tensors, import_gguf, quantize_gguf, read_gguf
+from sw.gguf_kquants import K_QUANTS
 from sw.gguf_report import core_for, gguf_report
 
 T = gguf.GGMLQuantizationType
@@ -70,8 +71,9 @@ def write_gguf(path, seed: int = SEED) -> dict:
         tensors[f"blk.{i}.ffn_down.weight"] = (gguf.quants.quantize(weights(seed + i, (40, 96)), T[label]), T[label])
     tensors["blk.0.ffn_gate_exps.weight"] = (gguf.quants.quantize(weights(seed, (2, 8, 64)), T.Q8_0), T.Q8_0)
     tensors["blk.0.attn_norm.weight"] = (np.ones(64, dtype=np.float32), None)
-    scales = np.zeros((2, 4), dtype=np.uint8)                         # d = dmin = 0: finite
-    tensors["blk.0.attn_k.weight"] = (np.concatenate([scales, np.full((2, 140), 17, np.uint8)], axis=1), T.Q4_K)
+    d_dmin = np.frombuffer(np.array([0.1, 0.05], dtype=np.float16).tobytes(), np.uint8)   # d*sc_j not FP16
+    tensors["blk.0.attn_k.weight"] = (np.concatenate([np.tile(d_dmin, (2, 1)), np.full((2, 140), 17, np.uint8)],
+                                                     axis=1), T.Q4_K)
     for name, (data, qtype) in tensors.items():
         writer.add_tensor(name, data, raw_dtype=qtype)
     writer.write_header_to_file()
@@ -93,7 +95,9 @@ def test_report_and_check_on_a_small_file(tmp_path):
         ("Q5_1", [96, 40], 5, "float_offset")
     assert records["blk.4.ffn_down.weight"]["config"]["weight_encoding"] == "signed"
     assert records["blk.0.ffn_gate_exps.weight"]["shape"] == [64, 8, 2]
-    assert "K-quant" in records["blk.0.attn_k.weight"]["unsupported_reason"]
+    q4_k = records["blk.0.attn_k.weight"]
+    assert "K-quant" in q4_k["unsupported_reason"] and "not exactly representable in FP16" in q4_k["unsupported_reason"]
+    assert q4_k["bit_exact_import"] is True
     assert "not quantized" in records["blk.0.attn_norm.weight"]["unsupported_reason"]
     int8 = gguf_report(path, MixPEConfig(rows=4, cols=4, group_size=32), check=True, tokens=3, seed=4)
     assert int8["all_bit_exact"] and int8["max_err_over_bound"] <= 1
@@ -122,6 +126,48 @@ def test_subnormal_scales_are_an_unsupported_reason(tmp_path):
     record = gguf_report(path)["tensors"][0]
     assert "config" not in record and "is subnormal in FP16" in record["unsupported_reason"], record
     assert record["bit_exact_import"] is True
+
+
+def kquant_blocks(label: str, rows: int, k: int, seed: int, d_exponents=(-20, 5)) -> np.ndarray:
+    """Random super-blocks of ``label`` whose FP16 d (and dmin) are finite, 2**e times [-1, 1) for e
+    in ``d_exponents`` (one value: a power of two, so that every d*sc_j is an FP16 number)."""
+    layout = K_QUANTS[label]
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (rows, k // 256, layout.block_bytes), dtype=np.uint8)
+    fields = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}[label]
+    for offset in fields:
+        low, high = d_exponents[0], d_exponents[-1] + 1
+        if len(d_exponents) == 1:
+            d = np.ldexp(1.0, np.full((rows, k // 256), low))
+        else:
+            d = rng.uniform(-1, 1, (rows, k // 256)) * np.ldexp(1.0, rng.integers(low, high, (rows, k // 256)))
+        blocks[..., offset:offset + 2] = d.astype(np.float16)[..., None].view(np.uint8)
+    return blocks.reshape(rows, -1)
+
+
+@pytest.mark.parametrize("label", list(K_QUANTS))
+def test_k_quants_import_bit_exactly(label):
+    data = kquant_blocks(label, 6, 512, seed=SEED)
+    imported = import_gguf(data, (6, 512), T[label], name=label)
+    reference = torch.from_numpy(gguf.quants.dequantize(data, T[label])).double()
+    assert torch.equal(imported.dequantize(), reference)
+    assert (imported.bits, imported.group_size) == (K_QUANTS[label].bits, K_QUANTS[label].group)
+
+
+@pytest.mark.parametrize("label", ["Q4_K", "Q6_K"])
+def test_k_quants_with_fp16_exact_sub_scales_run_on_the_flat_core(tmp_path, label):
+    """d a power of two: every d*sc_j (and dmin*m_j) is an FP16 number, so one group per sub-block runs."""
+    path = tmp_path / "k.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("w", kquant_blocks(label, 20, 512, seed=SEED, d_exponents=(-6,)), raw_dtype=T[label])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    report = gguf_report(path, MixPEConfig(rows=4, cols=4, group_size=32), check=True, tokens=3)
+    (record,) = report["tensors"]
+    assert record["config"]["group_size"] == K_QUANTS[label].group and record["bit_exact_import"]
+    assert report["summary"] == "1 of 1 quantized tensors run on the array" and report["max_err_over_bound"] <= 1
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -199,10 +245,16 @@ def test_import_errors_name_the_tensor():
     data = gguf.quants.quantize(np.zeros((2, 64), dtype=np.float32), T.Q5_1)
     with pytest.raises(GGUFError, match=r"^w: shape \(2, 48\), expected \(2, 72\) bytes: 2 rows of 3 Q5_1 blocks"):
         import_gguf(data, (2, 96), "Q5_1", name="w")
-    with pytest.raises(GGUFError, match=r"^w: tensor type 'Q6_K' is not imported"):
+    with pytest.raises(GGUFError, match=r"^w: tensor type 'IQ4_NL' is not imported"):
+        import_gguf(data, (2, 64), T.IQ4_NL, name="w")
+    with pytest.raises(GGUFError, match=r"^w: shape \(2, 64\), expected K a positive multiple of the Q6_K block size 256"):
         import_gguf(data, (2, 64), T.Q6_K, name="w")
-    with pytest.raises(CheckpointError, match=r"blk.0.attn_k.weight: tensor type 'Q4_K' is not imported"):
-        import_state_dict("blk.0.attn_k", {"blk.0.attn_k.weight": _reader_tensor(T.Q4_K)}, format="gguf")
+    nan_d = kquant_blocks("Q5_K", 2, 256, seed=1)
+    nan_d[1, 2:4] = np.frombuffer(np.float16("nan").tobytes(), np.uint8)
+    with pytest.raises(GGUFError, match=r"^w: super-block dmin: value nan at index \(1, 0\) is not finite"):
+        import_gguf(nan_d, (2, 256), "Q5_K", name="w")
+    with pytest.raises(CheckpointError, match=r"blk.0.attn_k.weight: tensor type 'IQ2_XS' is not imported"):
+        import_state_dict("blk.0.attn_k", {"blk.0.attn_k.weight": _reader_tensor(T.IQ2_XS)}, format="gguf")
 
 
 def _reader_tensor(qtype):
