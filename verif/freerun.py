@@ -10,7 +10,9 @@ while building, :func:`verif.runner.build_lock`); each run's files go to their o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -113,9 +115,15 @@ class FreeRunResult:
     build_time_s: float
 
 
+@functools.lru_cache(maxsize=4)
+def _verilog(config: MixPEConfig) -> str:
+    """The core's Verilog, emitted once per process (seconds of CPU: a process runs many tile streams)."""
+    return emit_verilog(build_block("mpgemm", config), "mpgemm")
+
+
 def _build(config: MixPEConfig) -> tuple[Path, float]:
     build_dir = sim_build_dir(config, "freerun").resolve()
-    verilog = emit_verilog(build_block("mpgemm", config), "mpgemm")
+    verilog = _verilog(config)
     with Progress(desc=f"build {build_dir.name}", timer=True), build_lock(build_dir):
         binary, seconds = _build_locked(build_dir, verilog)
     print(f"build: free-running harness {'compiled' if seconds else 'up to date'} in {seconds:.1f} s ({build_dir})",
@@ -142,8 +150,9 @@ def _build_locked(build_dir: Path, verilog: str) -> tuple[Path, float]:
     return binary, time.perf_counter() - start
 
 
-def run_freerun(config: MixPEConfig, tiles: list[Tile], expected_beats: int) -> FreeRunResult:
-    """Run the tiles through the free-running harness; returns cycles, wall seconds, result beats."""
+def run_freerun(config: MixPEConfig, tiles: list[Tile], expected_beats: int, *, keep_files: bool = True) -> FreeRunResult:
+    """Run the tiles through the free-running harness; returns cycles, wall seconds, result beats.
+    ``keep_files=False`` removes the run's hex files afterwards (many runs: ``mixpe verify-model``)."""
     binary, build_time = _build(config)
     data_dir = new_run_dir(binary.parent.parent)
     for name in ("act", "wgt", "grp"):
@@ -154,5 +163,7 @@ def run_freerun(config: MixPEConfig, tiles: list[Tile], expected_beats: int) -> 
         raise RuntimeError(f"free-running simulation failed: {result.stdout}{result.stderr}")
     fields = dict(line.split() for line in result.stdout.splitlines() if line.strip())
     beats = [int(line, 16) for line in (data_dir / "res.hex").read_text().split()]
+    if not keep_files:
+        shutil.rmtree(data_dir)
     return FreeRunResult(cycles=int(fields["cycles"]), seconds=float(fields["seconds"]), beats=beats,
                          build_time_s=build_time)

@@ -51,10 +51,10 @@ def default_workers() -> int:
 
 @contextlib.contextmanager
 def connect(scheduler: str | None = None, workers: int | None = None,
-            timeout: float = CONNECT_TIMEOUT_S) -> Iterator[object]:
+            timeout: float | None = None) -> Iterator[object]:
     """A ``distributed.Client``: connected to ``scheduler`` (see :func:`scheduler_address`), or to a
     ``LocalCluster`` of ``workers`` (default: one per core) single-threaded worker processes. A
-    scheduler that does not answer within ``timeout`` seconds raises :class:`SchedulerUnreachable`."""
+    scheduler that does not answer within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT_S`) raises :class:`SchedulerUnreachable`."""
     from distributed import Client, LocalCluster
     address = scheduler_address(scheduler)
     if address is not None:
@@ -62,7 +62,7 @@ def connect(scheduler: str | None = None, workers: int | None = None,
             raise ClusterError(f"workers={workers}: the size of an existing cluster ({address}) is its own; "
                                f"give --workers only for the local cluster")
         try:
-            client = Client(address, timeout=timeout)
+            client = Client(address, timeout=CONNECT_TIMEOUT_S if timeout is None else timeout)
         except (OSError, TimeoutError, ValueError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise SchedulerUnreachable(f"scheduler {address}: no Dask scheduler answers ({reason})") from None
@@ -73,7 +73,7 @@ def connect(scheduler: str | None = None, workers: int | None = None,
     if not isinstance(count, int) or count < 1:
         raise ClusterError(f"workers={workers!r}: must be a positive integer")
     # Worker processes (the tasks hold the GIL: torch, Verilator's output parsing); one thread each.
-    with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR) as local, Client(local) as client:
         yield client
 

@@ -2,7 +2,8 @@
 
 A task is a pure function ``function(config, spec, payload) -> dict`` (JSON-able): ``config`` holds the
 settings shared by every job of a run (JSON-able), ``spec`` names one job (JSON-able: what a record
-keeps), ``payload`` is its data (tensors, a scattered ``Future``, or None; never recorded). Functions
+keeps), ``payload`` is its data (tensors or None; never recorded), or a function of no arguments that makes it,
+called only shortly before the task is submitted (a bounded window of tasks is in flight). Functions
 must be importable module-level functions (workers import them by name).
 
 One line per job in the results file::
@@ -26,6 +27,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import os
 import socket
@@ -39,6 +41,8 @@ __all__ = ["Job", "TaskRun", "run_tasks", "read_records", "config_digest"]
 
 #: Lines of a failed task's output kept in its record.
 OUTPUT_TAIL_LINES = 20
+#: Tasks submitted ahead per worker (each worker has its next task at hand while one runs).
+IN_FLIGHT_PER_WORKER = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,16 +126,29 @@ def run_tasks(client, function: Callable, config: dict, jobs: list[Job], results
     start = time.perf_counter()
     if pending:
         from distributed import as_completed
-        futures = {client.submit(_execute, function, config, job.spec, job.payload, pure=False): job
-                   for job in pending}
+        futures: dict = {}
+        queue = iter(pending)
+
+        def submit(job: Job):
+            payload = job.payload() if callable(job.payload) else job.payload
+            future = client.submit(_execute, function, config, job.spec, payload, pure=False)
+            futures[future] = job
+            return future
+
+        # A bounded window of submitted tasks: payloads are made (and held) only shortly before they run.
+        window = max(2, IN_FLIGHT_PER_WORKER * workers)
+        completed = as_completed([submit(job) for job in itertools.islice(queue, window)])
         with progress(total=len(pending), desc=desc, unit=unit) as bar, results.open("a") as out:
-            for finished, future in enumerate(as_completed(futures), 1):
+            for finished, future in enumerate(completed, 1):
                 job = futures.pop(future)
                 try:
                     outcome = future.result()
                 except Exception as error:   # noqa: BLE001 - KilledWorker, a lost scheduler: the job records it
                     outcome = {"error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
                 future.release()
+                following = next(queue, None)
+                if following is not None:
+                    completed.add(submit(following))
                 record = {"key": job.key, "job": job.spec, "config_digest": digest, **outcome}
                 out.write(json.dumps(record) + "\n")
                 out.flush()

@@ -1,0 +1,288 @@
+"""``mixpe verify-model``: every GEMM of a SmolLM2 forward pass on the ``mpgemm`` RTL, in parallel Dask tasks.
+
+The client runs the forward pass once (float backend, :class:`verif.smollm_tiles.RecordingLinear`) on
+the held-out text's first ``tokens`` tokens (as ``make eval-smollm`` does), dense or with a CMoE
+carving's FFNs (re-quantized down projections), and cuts every recorded GEMM into R x C output
+tiles with the mapper (:func:`sw.packer.tile_grid`). ``--tiles N`` samples N of them (seeded);
+without it every tile runs. A task is one row block of one GEMM with some of its column tiles
+(``tiles_per_task`` at most): the operands :class:`sw.smollm.ArrayLinear` gives the array, packed
+(:func:`sw.packer.pack_gemm`), streamed back to back through the RTL, every result beat compared
+with :func:`golden.mpgemm.bitexact_mpgemm` and the cycle count with :func:`golden.cycles.predict_cycles`.
+
+Benches (``--bench``): ``freerun`` (default), the Verilator C++ harness fed from memory
+(:mod:`verif.freerun`, the fastest); ``memory-fed``, the cocotb memory-fed wrapper
+(:mod:`verif.benches.player`); ``stream-drivers``, the cocotb stream-driver bench (:func:`verif.sims.run_tiles`).
+Each worker builds the bench once per configuration into the usual ``build/sim/<bench>-<hash>/``
+(locked while building; every run in its own directory).
+
+Writes ``<out>/tiles.jsonl`` (one record per task, resumable) and ``<out>/report.json``: tiles, result
+beats, mismatches (each naming layer, projection and tile), cycles against the model, wall time,
+workers, and the projected time of every tile of the forward pass on N workers from the measured
+per-cycle cost of the tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+from hw.errors import MixPEError
+
+__all__ = ["VerifyModelError", "BENCHES", "GemmTiles", "verify_tiles", "run_verify_model"]
+
+BENCHES = ("freerun", "memory-fed", "stream-drivers")
+#: Worker counts of the projection in the report.
+PROJECTED_WORKERS = (1, 2, 8, 64, 256)
+
+
+class VerifyModelError(MixPEError, ValueError):
+    """An option of ``mixpe verify-model`` is invalid."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GemmTiles:
+    """One task: GEMM ``gemm`` (``stage``, weight ``projection``, M x N x K) at output rows ``row0 ..``
+    and the column tiles starting at ``cols``."""
+    gemm: int
+    stage: str
+    projection: str
+    m: int
+    n: int
+    k: int
+    row0: int
+    cols: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.projection}@{self.row0}:" + ",".join(map(str, self.cols))
+
+
+# -- worker side --------------------------------------------------------------------------------
+
+def _run_bench(bench: str, config, tiles, expected: list[int], expected_rows) -> tuple[list[int] | None, int, int]:
+    """(received beats or None when the bench compares them itself, mismatching beats, measured cycles)."""
+    if bench == "freerun":
+        from verif.freerun import run_freerun
+        result = run_freerun(config, tiles, len(expected), keep_files=False)
+        return result.beats, 0, result.cycles
+    if bench == "memory-fed":
+        from verif.benches.player.host import run_player
+        result = run_player(config, tiles, expected)
+        return None, result.mismatches, result.cycles
+    from verif.sims import run_tiles
+    summary = run_tiles(config, tiles, expected_rows, seed=1)
+    return None, summary.mismatch_count, summary.cycles or 0
+
+
+def verify_tiles(settings: dict, spec: dict, payload) -> dict:
+    """The task of one :class:`GemmTiles` (``spec``): ``payload`` is the array's operands
+    ``(x (<= R, K), act_scale, weights of the selected columns)``; returns the beats, mismatching
+    tiles (their first column), the measured and predicted cycles and the simulated MACs."""
+    from golden.cycles import predict_cycles
+    from golden.mpgemm import bitexact_mpgemm
+    from hw.config import MixPEConfig
+    from sw.packer import pack_gemm, pad_operands, result_beats
+    config = MixPEConfig.from_dict(settings["config"])
+    x, act_scale, weights = payload
+    m, n = x.shape[0], weights.codes.shape[0]
+    tiles = pack_gemm(config, x, act_scale, weights)
+    y = bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights))
+    expected = result_beats(config, y, m, n)
+    rows = [y[:, col0:col0 + config.cols] for col0 in range(0, y.shape[1], config.cols)]
+    start = time.perf_counter()
+    received, mismatches, cycles = _run_bench(settings["bench"], config, tiles, expected, rows)
+    sim_seconds = time.perf_counter() - start
+    wrong_tiles = []
+    if received is not None:
+        wrong = [i for i in range(max(len(received), len(expected)))
+                 if i >= len(received) or i >= len(expected) or received[i] != expected[i]]
+        mismatches = len(wrong)
+        wrong_tiles = sorted({i // config.rows for i in wrong})
+    elif mismatches:
+        wrong_tiles = list(range(len(tiles)))      # the cocotb benches count mismatches, not where
+    predicted = predict_cycles(config, [tile.groups for tile in tiles])
+    return {"tiles": len(tiles), "result_beats": len(expected), "mismatches": mismatches,
+            "mismatched_cols": [spec["cols"][i] for i in wrong_tiles if i < len(spec["cols"])],
+            "cycles": cycles, "model_cycles": predicted.cycles, "macs": m * n * x.shape[1],
+            "sim_seconds": round(sim_seconds, 4)}
+
+
+# -- client side --------------------------------------------------------------------------------
+
+def _forward_gemms(config, tokens: int, carving: str | None, log) -> tuple[list, str]:
+    """Every GEMM ``(stage, x, weight)`` of the forward pass and the model's name."""
+    import torch
+    from sw.corpus import EVALUATION_MODULES, corpus_text, token_windows
+    from sw.smollm import load_smollm, load_tokenizer, forward
+    from verif.smollm_tiles import RecordingLinear
+    model, tokenizer = load_smollm(), load_tokenizer()
+    window = token_windows(tokenizer.encode(corpus_text(EVALUATION_MODULES)).ids, tokens, 1, "held-out text")[0]
+    ffns, name = None, "smollm2-dense"
+    if carving is not None:
+        from sw.cmoe import CMoEConfig, carve_model
+        from sw.corpus import CALIBRATION_MODULES
+        from sw.settings import EvalSettings
+        settings = EvalSettings()
+        calibration = token_windows(tokenizer.encode(corpus_text(CALIBRATION_MODULES)).ids,
+                                    settings.calibration_length, settings.calibration_windows, "calibration text")
+        carved = carve_model(model, calibration, CMoEConfig.parse(carving), k_act=settings.k_act)
+        log(f"carved {carving} in {carved.seconds:.0f} s")
+        ffns, name = carved.ffns(model, "requantized"), f"smollm2-{carving}"
+    recorder = RecordingLinear()
+    with torch.no_grad():
+        forward(model, window, recorder, ffns)
+    return recorder.inputs, name
+
+
+def _tasks(config, gemms: list, count: int | None, seed: int, per_task: int) -> list[GemmTiles]:
+    """Every tile of every GEMM (or ``count`` sampled with ``seed``), grouped into tasks."""
+    from sw.packer import tile_grid
+    everything = [(index, row0, col0) for index, (_, x, weight) in enumerate(gemms)
+                  for row0, col0 in tile_grid(config, x.shape[0], weight.shape[0])]
+    if count is not None:
+        if count > len(everything):
+            raise VerifyModelError(f"tiles={count}: the forward pass has only {len(everything)} tiles")
+        everything = sorted(random.Random(seed).sample(everything, count))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, row0, col0 in everything:
+        groups.setdefault((index, row0), []).append(col0)
+    tasks = []
+    for (index, row0), cols in groups.items():
+        stage, x, weight = gemms[index]
+        n, k = weight.shape
+        for start in range(0, len(cols), per_task):
+            tasks.append(GemmTiles(index, stage, weight.name, x.shape[0], n, k, row0, tuple(cols[start:start + per_task])))
+    return tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class _Columns:
+    """The weights of a task's columns where :meth:`sw.smollm.ArrayLinear.operands` expects a QLinear."""
+    weights: object
+
+    def operands(self, config):
+        return self.weights
+
+
+def _payload(config, gemms: list, task: GemmTiles, weights_of):
+    """The array operands of ``task`` (made just before it is submitted)."""
+    import torch
+    from sw.smollm import ArrayLinear
+    _, x, _ = gemms[task.gemm]
+    channels = torch.cat([torch.arange(col0, min(col0 + config.cols, task.n)) for col0 in task.cols])
+    full = weights_of(task.gemm)
+    columns = dataclasses.replace(full, codes=full.codes[channels], scales=full.scales[channels],
+                                  zeros=None if full.zeros is None else full.zeros[channels],
+                                  offsets=None if full.offsets is None else full.offsets[channels])
+    return ArrayLinear(config).operands(x[task.row0:task.row0 + config.rows], _Columns(columns))
+
+
+def _projection(config, gemms: list, records: list[dict]) -> dict:
+    """Measured task seconds per model cycle, and the time of every tile of the pass on N workers."""
+    from golden.cycles import predict_cycles
+    from sw.packer import tile_grid
+    done = [r["result"] for r in records if "result" in r]
+    seconds = sum(r["seconds"] for r in records if "result" in r)
+    cycles = sum(r["model_cycles"] for r in done)
+    total_cycles = total_tiles = 0
+    for _, x, weight in gemms:
+        grid = tile_grid(config, x.shape[0], weight.shape[0])
+        per_row_block = len(grid) // math.ceil(x.shape[0] / config.rows)
+        groups = math.ceil(weight.shape[1] / config.group_size)
+        total_cycles += predict_cycles(config, [groups] * per_row_block).cycles * (len(grid) // per_row_block)
+        total_tiles += len(grid)
+    per_cycle = seconds / cycles if cycles else None
+    return {"tiles": total_tiles, "model_cycles": total_cycles, "task_seconds_per_cycle": per_cycle,
+            "task_seconds_per_tile": seconds / sum(r["tiles"] for r in done) if done else None,
+            "projected_seconds": {str(n): per_cycle * total_cycles / n for n in PROJECTED_WORKERS} if per_cycle else {}}
+
+
+def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16, tokens: int = 256,
+                     carving: str | None = None, tiles: int | None = None, seed: int = 2026, tiles_per_task: int = 96,
+                     bench: str = "freerun", out_root: Path = Path("build/verify"), fresh: bool = False,
+                     scheduler: str | None = None, workers: int | None = None, log=print) -> int:
+    """Verify the forward pass's tiles on the RTL; write ``tiles.jsonl`` and ``report.json``; 0 when
+    every beat and cycle count matched, else 1 (naming the first failing layer, projection and tile)."""
+    from gen.scale.cluster import connect
+    from gen.scale.tasks import Job, run_tasks
+    from sw.smollm import array_config
+    if bench not in BENCHES:
+        raise VerifyModelError(f"bench={bench!r}: choose one of {', '.join(BENCHES)}")
+    for name, value in (("tiles", tiles), ("tokens", tokens), ("tiles_per_task", tiles_per_task)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise VerifyModelError(f"{name}={value!r}: must be a positive integer")
+    config = array_config(activation, rows, cols)
+    begin = time.perf_counter()
+    gemms, model = _forward_gemms(config, tokens, carving, log)
+    tasks = _tasks(config, gemms, tiles, seed, tiles_per_task)
+    log(f"{model}: {len(gemms)} GEMMs of a {tokens}-token forward pass ({time.perf_counter() - begin:.0f} s); "
+        f"{sum(len(t.cols) for t in tasks)} tiles in {len(tasks)} tasks on the {bench} bench of {config.name}")
+    weights_of = functools.lru_cache(maxsize=2)(lambda index: gemms[index][2].quantized.to_quantized_weights(config))
+    jobs = [Job(task.key, dataclasses.asdict(task), functools.partial(_payload, config, gemms, task, weights_of))
+            for task in tasks]
+    out = Path(out_root) / model
+    out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        (out / "tiles.jsonl").unlink(missing_ok=True)
+    settings = {"config": config.to_dict()["params"], "bench": bench, "tokens": tokens, "carving": carving}
+    with connect(scheduler, workers) as client:
+        run = run_tasks(client, verify_tiles, settings, jobs, out / "tiles.jsonl", desc="verify-model", unit="task",
+                        label=_task_label)
+    report = _report(config, model, gemms, run, settings, tiles, seed, time.perf_counter() - begin)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    log(f"verify-model {model}: {report['tiles']} tiles, {report['result_beats']} result beats, "
+        f"{report['mismatches']} mismatches, {report['cycle_mismatches']} cycle-count differences, "
+        f"{len(report['errors'])} failed tasks; {run.workers} workers, {report['task_wall_seconds']:.1f} s; "
+        f"wrote {out / 'report.json'}")
+    problems = report["failures"] + report["errors"]
+    if problems:
+        first = problems[0]
+        print(f"mixpe verify-model: {len(problems)} task(s) failed; first: layer {first['layer']} {first['projection']} "
+              f"rows {first['row0']}.. cols {first['cols']}: {first['problem']}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _task_label(record: dict) -> str:
+    if "error" in record:
+        return f"{record['key']}: FAILED {record['error']}"
+    result = record["result"]
+    return (f"{record['key']}: {result['tiles']} tiles, {result['mismatches']} mismatches, "
+            f"{result['cycles']} cycles (model {result['model_cycles']})")
+
+
+def _report(config, model: str, gemms: list, run, settings: dict, sampled: int | None, seed: int,
+            total_seconds: float) -> dict:
+    done = [r for r in run.records if "result" in r]
+    failures, errors = [], []
+    for record in run.records:
+        job, where = record["job"], {"layer": record["job"]["stage"].split(".")[0]}
+        where.update(projection=job["projection"], row0=job["row0"])
+        if "error" in record:
+            errors.append({**where, "cols": job["cols"], "problem": record["error"]})
+            continue
+        result = record["result"]
+        if result["mismatches"] or result["cycles"] != result["model_cycles"]:
+            failures.append({**where, "cols": result["mismatched_cols"] or job["cols"],
+                             "problem": f"{result['mismatches']} mismatching result beats, {result['cycles']} cycles "
+                                        f"(model {result['model_cycles']})"})
+    return {
+        "model": model, "config": config.name, "config_hash": config.hash, **settings, "seed": seed,
+        "sampled_tiles": sampled, "tasks": len(run.records), "workers": run.workers,
+        "tiles": sum(r["result"]["tiles"] for r in done),
+        "result_beats": sum(r["result"]["result_beats"] for r in done),
+        "mismatches": sum(r["result"]["mismatches"] for r in done),
+        "cycles": sum(r["result"]["cycles"] for r in done),
+        "model_cycles": sum(r["result"]["model_cycles"] for r in done),
+        "cycle_mismatches": sum(r["result"]["cycles"] != r["result"]["model_cycles"] for r in done),
+        "macs": sum(r["result"]["macs"] for r in done),
+        "task_wall_seconds": run.wall_seconds, "task_cpu_seconds": sum(r["seconds"] for r in done),
+        "sim_seconds": sum(r["result"]["sim_seconds"] for r in done), "wall_seconds": total_seconds,
+        "tasks_run_now": run.ran, "tasks_reused": run.reused,
+        "failures": failures, "errors": errors, "full_pass": _projection(config, gemms, run.records),
+    }
