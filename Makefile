@@ -21,7 +21,7 @@ SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on
 
 .DEFAULT_GOAL := help
 .PHONY: help venv tools tools-if-root doctor verilog sim test test-fast test-all bench accuracy lint synth timing power moe \
-        eval-smollm gguf compare mutate clean distclean
+        eval-smollm gguf compare mutate sweep verify-model clean distclean
 
 # Debian packages: Verilator FST traces (liblz4-dev), the OSU018 Liberty (qflow-tech-osu018),
 # static timing and power (opensta: `sta`), cocotb's other simulator (iverilog).
@@ -47,6 +47,8 @@ help:
 	@echo "  make power     OpenSTA power and energy/MAC from simulated switching activity (PRESET, CONFIG, LIBERTY)"
 	@echo "  make compare   iso-area speed and energy vs INT8/FP16/dequant arrays with a memory system -> build/compare/ (AREA_MM2)"
 	@echo "  make mutate    mutation testing of the RTL -> build/mutate/report.{md,json} (PRESET, CONFIG, BLOCKS, MUTANTS, SEED, MIN_SCORE)"
+	@echo "  make sweep     design-space sweep on Dask -> build/sweep/ (SPACE=path.json, SCHEDULER=tcp://host:port)"
+	@echo "  make verify-model  SmolLM2 prefill GEMMs tile by tile on the RTL (Dask) -> build/verify/ (TILES=n, SCHEDULER)"
 	@echo "  make venv      create/update .venv only"
 	@echo "  make tools     install the Debian packages ($(APT_PACKAGES)); needs root"
 	@echo "  make doctor    say which tools are installed and which are missing"
@@ -143,6 +145,14 @@ compare: $(STAMP)
 
 eval-smollm: $(STAMP)
 	$(MIXPE) eval-smollm $(EVAL_OPTS)
+
+SCALE_OPTS := $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+sweep: $(STAMP)
+	nice -n 5 $(MIXPE) sweep $(SPACE) $(SCALE_OPTS)
+
+verify-model: $(STAMP)
+	nice -n 5 $(MIXPE) verify-model $(if $(TILES),--tiles $(TILES)) $(SCALE_OPTS)
 
 gguf: $(STAMP)
 	$(if $(FILE),,$(error make gguf needs FILE=path/to/model.gguf))
