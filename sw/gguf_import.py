@@ -147,8 +147,9 @@ def _import_kquant(label: str, blocks: np.ndarray, n: int, k: int, name: str) ->
     groups = k // layout.group
     fields = {"zeros": torch.full((n, groups), layout.zero)} if layout.zero is not None else \
         {"offsets": torch.from_numpy(offsets).reshape(n, groups)}
-    return GroupQuantized(codes=torch.from_numpy(codes).reshape(n, k), scales=torch.from_numpy(scales).reshape(n, groups),
-                          bits=layout.bits, group_size=layout.group, name=name, **fields)
+    return GroupQuantized(codes=torch.from_numpy(codes).reshape(n, k),
+                          scales=torch.from_numpy(scales).reshape(n, groups), bits=layout.bits,
+                          group_size=layout.group, name=name, **fields)
 
 
 def tensor_label(tensor) -> str:
@@ -167,7 +168,7 @@ def import_gguf_tensor(tensor, path: str | Path | None = None) -> GroupQuantized
     shape = numpy_shape(tensor)
     rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
     try:
-        return import_gguf(tensor.data, (rows, shape[-1]), tensor.tensor_type, name=str(tensor.name))
+        return import_gguf(tensor.data.reshape(rows, -1), (rows, shape[-1]), tensor.tensor_type, name=str(tensor.name))
     except GGUFError as error:
         raise GGUFError(f"{path}: {error}" if path is not None else str(error)) from None
 

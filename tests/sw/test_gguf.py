@@ -13,7 +13,8 @@ from gen.cli import main
 from golden.reference import dequantize_weights
 from hw.config import MixPEConfig
 from sw.checkpoint import CheckpointError, import_state_dict
-from sw.gguf_import import BLOCK_TYPES, GGUFError, gguf_tensors, import_gguf, quantize_gguf, read_gguf
+from sw.gguf_import import (BLOCK_TYPES, GGUFError, gguf_tensors, import_gguf, import_gguf_tensor, quantize_gguf,
+                             read_gguf)
 from sw.gguf_kquants import K_QUANTS
 from sw.gguf_report import core_for, gguf_report
 
@@ -95,6 +96,8 @@ def test_report_and_check_on_a_small_file(tmp_path):
         ("Q5_1", [96, 40], 5, "float_offset")
     assert records["blk.4.ffn_down.weight"]["config"]["weight_encoding"] == "signed"
     assert records["blk.0.ffn_gate_exps.weight"]["shape"] == [64, 8, 2]
+    experts = import_gguf_tensor(gguf_tensors(path)["blk.0.ffn_gate_exps.weight"], path)
+    assert experts.shape == (16, 64)                          # 2 experts of 8 channels, stacked
     q4_k = records["blk.0.attn_k.weight"]
     assert "K-quant" in q4_k["unsupported_reason"] and "not exactly representable in FP16" in q4_k["unsupported_reason"]
     assert q4_k["bit_exact_import"] is True
@@ -199,8 +202,8 @@ def set_scale(reader, index: int, offset: int, value: float):
     (lambda r: r.tensors[1].field.parts[3].__setitem__(1, 80),
      r"tensor 'blk.1.ffn_down.weight': Q4_1 shape \[96, 80\] needs bytes .* runs into tensor 'blk.2.ffn_down.weight'"),
     (lambda r: set_first_dim(r, 6, 96), r"tensor 'blk.0.attn_norm.weight': F32 shape \[96\] .*runs into"),
-    (lambda r: set_first_dim(r, 0, 100), r"tensor 'blk.0.ffn_down.weight': Q4_0 shape \[100, 40\] \(ggml order\) is not whole "
-                                         r"32-element blocks"),
+    (lambda r: set_first_dim(r, 0, 100),
+     r"tensor 'blk.0.ffn_down.weight': Q4_0 shape \[100, 40\] \(ggml order\) is not whole 32-element blocks"),
 ])
 def test_bad_tensor_tables_name_the_file_and_the_tensor(tmp_path, patch, fragment):
     path = patched(tmp_path, patch)
@@ -227,8 +230,9 @@ def test_truncated_and_unreadable_files(tmp_path, capsys):
     data = path.read_bytes()
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(data[:-200])
-    with pytest.raises(GGUFError, match=rf"^{re.escape(str(cut))}: tensor 'blk.0.attn_k.weight': Q4_K shape \[256, 2\] needs bytes "
-                                        rf"\d+\.\.\d+ but the file has \d+ bytes: the file is truncated"):
+    with pytest.raises(GGUFError, match=rf"^{re.escape(str(cut))}: tensor 'blk.0.attn_k.weight': Q4_K shape "
+                                        rf"\[256, 2\] needs bytes \d+\.\.\d+ but the file has \d+ bytes: the file "
+                                        rf"is truncated"):
         read_gguf(cut)
     header = tmp_path / "header.gguf"
     header.write_bytes(data[:40])
@@ -247,7 +251,8 @@ def test_import_errors_name_the_tensor():
         import_gguf(data, (2, 96), "Q5_1", name="w")
     with pytest.raises(GGUFError, match=r"^w: tensor type 'IQ4_NL' is not imported"):
         import_gguf(data, (2, 64), T.IQ4_NL, name="w")
-    with pytest.raises(GGUFError, match=r"^w: shape \(2, 64\), expected K a positive multiple of the Q6_K block size 256"):
+    with pytest.raises(GGUFError, match=r"^w: shape \(2, 64\), expected K a positive multiple of the Q6_K block "
+                                        r"size 256"):
         import_gguf(data, (2, 64), T.Q6_K, name="w")
     nan_d = kquant_blocks("Q5_K", 2, 256, seed=1)
     nan_d[1, 2:4] = np.frombuffer(np.float16("nan").tobytes(), np.uint8)
