@@ -65,6 +65,9 @@ class GemmTiles:
 
 # -- worker side --------------------------------------------------------------------------------
 
+#: Configurations this worker process has run a task of (its bench is built, its core emitted).
+_WARM: set = set()
+
 def _run_bench(bench: str, config, tiles, expected: list[int], expected_rows) -> tuple[list[int] | None, int, int]:
     """(received beats or None when the bench compares them itself, mismatching beats, measured cycles)."""
     if bench == "freerun":
@@ -98,6 +101,8 @@ def verify_tiles(settings: dict, spec: dict, payload) -> dict:
     start = time.perf_counter()
     received, mismatches, cycles = _run_bench(settings["bench"], config, tiles, expected, rows)
     sim_seconds = time.perf_counter() - start
+    cold = config not in _WARM                     # this process built (or waited for) the bench and emitted the core
+    _WARM.add(config)
     wrong_tiles = []
     if received is not None:
         wrong = [i for i in range(max(len(received), len(expected)))
@@ -110,7 +115,7 @@ def verify_tiles(settings: dict, spec: dict, payload) -> dict:
     return {"tiles": len(tiles), "result_beats": len(expected), "mismatches": mismatches,
             "mismatched_cols": [spec["cols"][i] for i in wrong_tiles if i < len(spec["cols"])],
             "cycles": cycles, "model_cycles": predicted.cycles, "macs": m * n * x.shape[1],
-            "sim_seconds": round(sim_seconds, 4)}
+            "sim_seconds": round(sim_seconds, 4), "cold": cold}
 
 
 # -- client side --------------------------------------------------------------------------------
@@ -184,12 +189,14 @@ def _payload(config, gemms: list, task: GemmTiles, weights_of):
 
 
 def _projection(config, gemms: list, records: list[dict]) -> dict:
-    """Measured task seconds per model cycle, and the time of every tile of the pass on N workers."""
+    """Measured task seconds per model cycle (warm tasks: no build, no Verilog emission), and the
+    time of every tile of the pass on N workers at that cost."""
     from golden.cycles import predict_cycles
     from sw.packer import tile_grid
-    done = [r["result"] for r in records if "result" in r]
-    seconds = sum(r["seconds"] for r in records if "result" in r)
-    cycles = sum(r["model_cycles"] for r in done)
+    measured = [r for r in records if "result" in r]
+    warm = [r for r in measured if not r["result"].get("cold")] or measured
+    seconds = sum(r["seconds"] for r in warm)
+    cycles = sum(r["result"]["model_cycles"] for r in warm)
     total_cycles = total_tiles = 0
     for _, x, weight in gemms:
         grid = tile_grid(config, x.shape[0], weight.shape[0])
@@ -199,7 +206,7 @@ def _projection(config, gemms: list, records: list[dict]) -> dict:
         total_tiles += len(grid)
     per_cycle = seconds / cycles if cycles else None
     return {"tiles": total_tiles, "model_cycles": total_cycles, "task_seconds_per_cycle": per_cycle,
-            "task_seconds_per_tile": seconds / sum(r["tiles"] for r in done) if done else None,
+            "warm_tasks": len(warm), "task_seconds_per_tile": seconds / sum(r["result"]["tiles"] for r in warm) if warm else None,
             "projected_seconds": {str(n): per_cycle * total_cycles / n for n in PROJECTED_WORKERS} if per_cycle else {}}
 
 
@@ -272,7 +279,8 @@ def _report(config, model: str, gemms: list, run, settings: dict, sampled: int |
                              "problem": f"{result['mismatches']} mismatching result beats, {result['cycles']} cycles "
                                         f"(model {result['model_cycles']})"})
     return {
-        "model": model, "config": config.name, "config_hash": config.hash, **settings, "seed": seed,
+        "model": model, "config": config.name, "config_hash": config.hash, "config_params": settings["config"],
+        **{key: value for key, value in settings.items() if key != "config"}, "seed": seed,
         "sampled_tiles": sampled, "tasks": len(run.records), "workers": run.workers,
         "tiles": sum(r["result"]["tiles"] for r in done),
         "result_beats": sum(r["result"]["result_beats"] for r in done),

@@ -1,0 +1,81 @@
+"""``mixpe verify-model``: tiles sampled and grouped into tasks, a task's beat and cycle checks, the report
+naming the failing layer, projection and tile; one small RTL run (slow)."""
+
+import types
+
+import pytest
+import torch
+
+from gen.cli import main
+from gen.scale.tasks import TaskRun
+from gen.scale.verify_model import _report, _tasks, verify_tiles
+from golden.cycles import predict_cycles
+from golden.operands import random_operands
+from sw.smollm import array_config
+
+CONFIG = array_config("int8", 4, 4)
+
+
+def fake_gemms() -> list:
+    """(stage, x, weight) as the recorder keeps them: 10 tokens x 12 channels, then 10 x 8."""
+    weight = lambda name, n, k: types.SimpleNamespace(name=name, shape=(n, k))
+    return [("0.qkv", torch.zeros(10, 64), weight("blk.0.attn_q", 12, 64)),
+            ("0.o", torch.zeros(10, 32), weight("blk.0.attn_output", 8, 32))]
+
+
+def test_every_tile_or_a_sample_grouped_by_row_block():
+    every = _tasks(CONFIG, fake_gemms(), None, seed=1, per_task=2)
+    assert sum(len(task.cols) for task in every) == 3 * 3 + 3 * 2        # R = C = 4: row blocks 0, 4, 8
+    assert every[0].key == "blk.0.attn_q@0:0,4" and every[1].cols == (8,)
+    sampled = _tasks(CONFIG, fake_gemms(), 5, seed=7, per_task=96)
+    assert sum(len(task.cols) for task in sampled) == 5
+    assert sampled == _tasks(CONFIG, fake_gemms(), 5, seed=7, per_task=96)   # seeded
+
+
+def operands():
+    x, act_scale, weights = random_operands(CONFIG, 4, 8, 64, seed=3)
+    return x, act_scale, weights
+
+
+def test_a_wrong_beat_names_its_tile(monkeypatch):
+    def bench_with_one_bad_beat(bench, config, tiles, expected, rows):
+        received = list(expected)
+        received[5] ^= 1                                                  # tile 1 (beats 4..7), row 1
+        return received, 0, predict_cycles(config, [tile.groups for tile in tiles]).cycles
+
+    monkeypatch.setattr("gen.scale.verify_model._run_bench", bench_with_one_bad_beat)
+    spec = {"cols": [16, 20]}
+    result = verify_tiles({"config": CONFIG.to_dict()["params"], "bench": "freerun"}, spec, operands())
+    assert result["tiles"] == 2 and result["result_beats"] == 8 and result["mismatches"] == 1
+    assert result["mismatched_cols"] == [20] and result["cycles"] == result["model_cycles"]
+
+
+def test_report_names_layer_projection_and_tile():
+    job = {"stage": "3.gate_up", "projection": "blk.3.ffn_up", "row0": 32, "cols": [16, 20]}
+    good = {"tiles": 2, "result_beats": 8, "mismatches": 0, "mismatched_cols": [], "cycles": 90, "model_cycles": 90,
+            "macs": 2048, "sim_seconds": 0.1}
+    records = [{"key": "a", "job": job, "result": good, "seconds": 1.0},
+               {"key": "b", "job": job, "result": {**good, "mismatches": 1, "mismatched_cols": [20]}, "seconds": 1.0},
+               {"key": "c", "job": {**job, "projection": "blk.3.ffn_down"}, "error": "RuntimeError: boom"}]
+    run = TaskRun(records=records, ran=3, reused=0, wall_seconds=2.0, workers=2)
+    report = _report(CONFIG, "smollm2-dense", [], run, {"bench": "freerun"}, 4, 1, 3.0)
+    assert report["tiles"] == 4 and report["mismatches"] == 1 and report["workers"] == 2
+    assert report["failures"] == [{"layer": "3", "projection": "blk.3.ffn_up", "row0": 32, "cols": [20],
+                                   "problem": "1 mismatching result beats, 90 cycles (model 90)"}]
+    assert report["errors"][0]["projection"] == "blk.3.ffn_down"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["verify-model", "--array", "16by16"], "array='16by16': expected RxC"),
+    (["verify-model", "--tiles", "0"], "tiles=0: must be a positive integer"),
+])
+def test_bad_options_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_tiles_on_the_freerun_rtl():
+    result = verify_tiles({"config": CONFIG.to_dict()["params"], "bench": "freerun"}, {"cols": [0, 4]}, operands())
+    assert result["mismatches"] == 0 and result["tiles"] == 2 and result["cycles"] == result["model_cycles"]
