@@ -58,7 +58,7 @@ def test_report_names_layer_projection_and_tile():
                {"key": "b", "job": job, "result": {**good, "mismatches": 1, "mismatched_cols": [20]}, "seconds": 1.0},
                {"key": "c", "job": {**job, "projection": "blk.3.ffn_down"}, "error": "RuntimeError: boom"}]
     run = TaskRun(records=records, ran=3, reused=0, wall_seconds=2.0, workers=2)
-    report = _report(CONFIG, "smollm2-dense", [], run, {"bench": "freerun"}, 4, 1, 3.0)
+    report = _report(CONFIG, "smollm2-dense", [], run, {"config": {}, "bench": "freerun"}, 4, 1, 3.0)
     assert report["tiles"] == 4 and report["mismatches"] == 1 and report["workers"] == 2
     assert report["failures"] == [{"layer": "3", "projection": "blk.3.ffn_up", "row0": 32, "cols": [20],
                                    "problem": "1 mismatching result beats, 90 cycles (model 90)"}]
