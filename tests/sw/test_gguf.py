@@ -266,3 +266,13 @@ def _reader_tensor(qtype):
     class Tensor:
         data, shape, tensor_type = np.zeros((2, 144), np.uint8), [256, 2], qtype
     return Tensor()
+
+
+@pytest.mark.slow
+def test_smollm2_q4_1_file_runs_on_the_array():
+    """The project's real GGUF (SmolLM2-135M Q4_1: 210 Q4_1 projections, a Q8_0 embedding): every
+    quantized tensor maps, imports bit-exactly and stays within its bound (minutes)."""
+    from sw.smollm import smollm_gguf_path
+    report = gguf_report(smollm_gguf_path(), check=True)
+    assert report["summary"] == "211 of 211 quantized tensors run on the array"
+    assert report["all_bit_exact"] and report["max_err_over_bound"] <= 1
