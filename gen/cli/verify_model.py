@@ -19,7 +19,9 @@ DESCRIPTION = ("Run a SmolLM2-135M forward pass (dense, or with a CMoE carving's
 
 def add_arguments(parser) -> None:
     parser.add_argument("--tiles", type=int, default=None, help="check this many tiles, sampled (default: every tile)")
-    parser.add_argument("--seed", type=int, default=2026, help="seed of the tile sample (default 2026)")
+    parser.add_argument("--blocks", type=int, default=None,
+                        help="check every tile of this many row blocks (R tokens x one GEMM's columns), sampled")
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the sample (default 2026)")
     parser.add_argument("--tokens", type=int, default=256, help="prefill length (default 256)")
     parser.add_argument("--activation", choices=("int8", "fp16"), default="int8",
                         help="array activations (default int8); the weights are the checkpoint's Q4_1")
@@ -42,6 +44,6 @@ def run(args) -> int:
     if not (rows.isdigit() and cols.isdigit()):
         raise VerifyModelError(f"array={args.array!r}: expected RxC, e.g. 16x16")
     return run_verify_model(activation=args.activation, rows=int(rows), cols=int(cols), tokens=args.tokens,
-                            carving=args.carving, tiles=args.tiles, seed=args.seed, tiles_per_task=args.tiles_per_task,
-                            bench=args.bench, out_root=Path(args.out or BUILD_ROOT / "verify"), fresh=args.fresh,
+                            carving=args.carving, tiles=args.tiles, blocks=args.blocks, seed=args.seed,
+                            tiles_per_task=args.tiles_per_task, bench=args.bench, out_root=Path(args.out or BUILD_ROOT / "verify"), fresh=args.fresh,
                             scheduler=args.scheduler, workers=args.workers)

@@ -3,8 +3,9 @@
 The client runs the forward pass once (float backend, :class:`verif.smollm_tiles.RecordingLinear`) on
 the held-out text's first ``tokens`` tokens (as ``make eval-smollm`` does), dense or with a CMoE
 carving's FFNs (re-quantized down projections), and cuts every recorded GEMM into R x C output
-tiles with the mapper (:func:`sw.packer.tile_grid`). ``--tiles N`` samples N of them (seeded);
-without it every tile runs. A task is one row block of one GEMM with some of its column tiles
+tiles with the mapper (:func:`sw.packer.tile_grid`). ``--tiles N`` samples N of them (seeded),
+``--blocks N`` N whole row blocks (R tokens x all columns of one GEMM: the tasks of a full run, the
+right sample for the projection); without either every tile runs. A task is one row block of one GEMM with some of its column tiles
 (``tiles_per_task`` at most): the operands :class:`sw.smollm.ArrayLinear` gives the array, packed
 (:func:`sw.packer.pack_gemm`), streamed back to back through the RTL, every result beat compared
 with :func:`golden.mpgemm.bitexact_mpgemm` and the cycle count with :func:`golden.cycles.predict_cycles`.
@@ -145,8 +146,10 @@ def _forward_gemms(config, tokens: int, carving: str | None, log) -> tuple[list,
     return recorder.inputs, name
 
 
-def _tasks(config, gemms: list, count: int | None, seed: int, per_task: int) -> list[GemmTiles]:
-    """Every tile of every GEMM (or ``count`` sampled with ``seed``), grouped into tasks."""
+def _tasks(config, gemms: list, count: int | None, seed: int, per_task: int, blocks: int | None = None
+           ) -> list[GemmTiles]:
+    """Every tile of every GEMM, or ``count`` tiles, or every tile of ``blocks`` row blocks (GEMM, R
+    tokens), sampled with ``seed``; grouped into tasks."""
     from sw.packer import tile_grid
     everything = [(index, row0, col0) for index, (_, x, weight) in enumerate(gemms)
                   for row0, col0 in tile_grid(config, x.shape[0], weight.shape[0])]
@@ -154,6 +157,12 @@ def _tasks(config, gemms: list, count: int | None, seed: int, per_task: int) -> 
         if count > len(everything):
             raise VerifyModelError(f"tiles={count}: the forward pass has only {len(everything)} tiles")
         everything = sorted(random.Random(seed).sample(everything, count))
+    elif blocks is not None:
+        row_blocks = sorted({(index, row0) for index, row0, _ in everything})
+        if blocks > len(row_blocks):
+            raise VerifyModelError(f"blocks={blocks}: the forward pass has only {len(row_blocks)} row blocks")
+        chosen = set(random.Random(seed).sample(row_blocks, blocks))
+        everything = [tile for tile in everything if tile[:2] in chosen]
     groups: dict[tuple[int, int], list[int]] = {}
     for index, row0, col0 in everything:
         groups.setdefault((index, row0), []).append(col0)
@@ -211,7 +220,8 @@ def _projection(config, gemms: list, records: list[dict]) -> dict:
 
 
 def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16, tokens: int = 256,
-                     carving: str | None = None, tiles: int | None = None, seed: int = 2026, tiles_per_task: int = 96,
+                     carving: str | None = None, tiles: int | None = None, blocks: int | None = None,
+                     seed: int = 2026, tiles_per_task: int = 96,
                      bench: str = "freerun", out_root: Path = Path("build/verify"), fresh: bool = False,
                      scheduler: str | None = None, workers: int | None = None, log=print) -> int:
     """Verify the forward pass's tiles on the RTL; write ``tiles.jsonl`` and ``report.json``; 0 when
@@ -221,13 +231,15 @@ def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16
     from sw.smollm import array_config
     if bench not in BENCHES:
         raise VerifyModelError(f"bench={bench!r}: choose one of {', '.join(BENCHES)}")
-    for name, value in (("tiles", tiles), ("tokens", tokens), ("tiles_per_task", tiles_per_task)):
+    if tiles is not None and blocks is not None:
+        raise VerifyModelError(f"tiles={tiles}, blocks={blocks}: sample tiles or row blocks, not both")
+    for name, value in (("tiles", tiles), ("blocks", blocks), ("tokens", tokens), ("tiles_per_task", tiles_per_task)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise VerifyModelError(f"{name}={value!r}: must be a positive integer")
     config = array_config(activation, rows, cols)
     begin = time.perf_counter()
     gemms, model = _forward_gemms(config, tokens, carving, log)
-    tasks = _tasks(config, gemms, tiles, seed, tiles_per_task)
+    tasks = _tasks(config, gemms, tiles, seed, tiles_per_task, blocks)
     log(f"{model}: {len(gemms)} GEMMs of a {tokens}-token forward pass ({time.perf_counter() - begin:.0f} s); "
         f"{sum(len(t.cols) for t in tasks)} tiles in {len(tasks)} tasks on the {bench} bench of {config.name}")
     weights_of = functools.lru_cache(maxsize=2)(lambda index: gemms[index][2].quantized.to_quantized_weights(config))
@@ -241,7 +253,8 @@ def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16
     with connect(scheduler, workers) as client:
         run = run_tasks(client, verify_tiles, settings, jobs, out / "tiles.jsonl", desc="verify-model", unit="task",
                         label=_task_label)
-    report = _report(config, model, gemms, run, settings, tiles, seed, time.perf_counter() - begin)
+    report = _report(config, model, gemms, run, settings, {"tiles": tiles, "blocks": blocks}, seed,
+                     time.perf_counter() - begin)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     log(f"verify-model {model}: {report['tiles']} tiles, {report['result_beats']} result beats, "
         f"{report['mismatches']} mismatches, {report['cycle_mismatches']} cycle-count differences, "
@@ -263,7 +276,7 @@ def _task_label(record: dict) -> str:
             f"{result['cycles']} cycles (model {result['model_cycles']})")
 
 
-def _report(config, model: str, gemms: list, run, settings: dict, sampled: int | None, seed: int,
+def _report(config, model: str, gemms: list, run, settings: dict, sampled: dict, seed: int,
             total_seconds: float) -> dict:
     done = [r for r in run.records if "result" in r]
     failures, errors = [], []
@@ -281,7 +294,7 @@ def _report(config, model: str, gemms: list, run, settings: dict, sampled: int |
     return {
         "model": model, "config": config.name, "config_hash": config.hash, "config_params": settings["config"],
         **{key: value for key, value in settings.items() if key != "config"}, "seed": seed,
-        "sampled_tiles": sampled, "tasks": len(run.records), "workers": run.workers,
+        "sampled": sampled, "tasks": len(run.records), "workers": run.workers,
         "tiles": sum(r["result"]["tiles"] for r in done),
         "result_beats": sum(r["result"]["result_beats"] for r in done),
         "mismatches": sum(r["result"]["mismatches"] for r in done),

@@ -1,6 +1,7 @@
 """``mixpe verify-model``: tiles sampled and grouped into tasks, a task's beat and cycle checks, the report
 naming the failing layer, projection and tile; one small RTL run (slow)."""
 
+import math
 import types
 
 import pytest
@@ -30,6 +31,8 @@ def test_every_tile_or_a_sample_grouped_by_row_block():
     sampled = _tasks(CONFIG, fake_gemms(), 5, seed=7, per_task=96)
     assert sum(len(task.cols) for task in sampled) == 5
     assert sampled == _tasks(CONFIG, fake_gemms(), 5, seed=7, per_task=96)   # seeded
+    blocks = _tasks(CONFIG, fake_gemms(), None, seed=7, per_task=96, blocks=2)
+    assert len(blocks) == 2 and all(len(task.cols) == math.ceil(task.n / 4) for task in blocks)
 
 
 def operands():
@@ -58,7 +61,7 @@ def test_report_names_layer_projection_and_tile():
                {"key": "b", "job": job, "result": {**good, "mismatches": 1, "mismatched_cols": [20]}, "seconds": 1.0},
                {"key": "c", "job": {**job, "projection": "blk.3.ffn_down"}, "error": "RuntimeError: boom"}]
     run = TaskRun(records=records, ran=3, reused=0, wall_seconds=2.0, workers=2)
-    report = _report(CONFIG, "smollm2-dense", [], run, {"config": {}, "bench": "freerun"}, 4, 1, 3.0)
+    report = _report(CONFIG, "smollm2-dense", [], run, {"config": {}, "bench": "freerun"}, {"tiles": 4}, 1, 3.0)
     assert report["tiles"] == 4 and report["mismatches"] == 1 and report["workers"] == 2
     assert report["failures"] == [{"layer": "3", "projection": "blk.3.ffn_up", "row0": 32, "cols": [20],
                                    "problem": "1 mismatching result beats, 90 cycles (model 90)"}]
