@@ -37,7 +37,7 @@ from pathlib import Path
 
 from sw.progress import format_duration, progress
 
-__all__ = ["Job", "TaskRun", "run_tasks", "read_records", "config_digest"]
+__all__ = ["Job", "TaskRun", "run_tasks", "execute", "read_records", "config_digest"]
 
 #: Lines of a failed task's output kept in its record.
 OUTPUT_TAIL_LINES = 20
@@ -83,7 +83,7 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
-def _execute(function: Callable, config: dict, spec: dict, payload) -> dict:
+def execute(function: Callable, config: dict, spec: dict, payload) -> dict:
     """Worker side of one task: the function's result, or its error with the tail of its output."""
     from sw.progress import set_quiet
     set_quiet(True)
@@ -131,7 +131,7 @@ def run_tasks(client, function: Callable, config: dict, jobs: list[Job], results
 
         def submit(job: Job):
             payload = job.payload() if callable(job.payload) else job.payload
-            future = client.submit(_execute, function, config, job.spec, payload, pure=False)
+            future = client.submit(execute, function, config, job.spec, payload, pure=False)
             futures[future] = job
             return future
 
