@@ -28,6 +28,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--min-score", type=float, default=None, metavar="S",
                         help="exit 1 when a block's score is below S (0..1)")
     parser.add_argument("--out", help="output directory (default build/mutate/)")
+    parser.add_argument("--no-cache", action="store_true", help="run every block again (results are cached per "
+                        "block, keyed by the mutated netlist, the tests and the seed)")
 
 
 def run(args) -> int:
@@ -44,7 +46,8 @@ def run(args) -> int:
     config = config_from(args)
     out = Path(args.out or BUILD_ROOT / "mutate")
     plans = [plan for plan in (plan_for(block, config) for block in (args.blocks or MUTATION_BLOCKS)) if plan]
-    results = [run_block(plan, config, mutants=args.mutants, seed=args.seed, out_root=out, jobs=args.jobs)
+    results = [run_block(plan, config, mutants=args.mutants, seed=args.seed, out_root=out, jobs=args.jobs,
+                         use_cache=not args.no_cache)
                for plan in plans]
     command = (f"mixpe mutate --preset {shlex.quote(config.name)} --blocks {' '.join(p.block for p in plans)} "
                f"--mutants {args.mutants} --seed {args.seed}")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +33,7 @@ __all__ = ["MutantRecord", "BlockResult", "run_block", "process_pool_map", "MapT
 
 MapTasks = Callable[[Callable, list], Iterable]
 #: Depth (cycles) and time limit (s) of one equivalence proof.
-EQUIV_DEPTH, EQUIV_TIMEOUT = 20, 120.0
+EQUIV_DEPTH, EQUIV_TIMEOUT = 20, 150.0
 
 
 @dataclasses.dataclass
@@ -126,16 +128,35 @@ def _prepare(plan: BlockPlan, config: MixPEConfig, work: Path, count: int, seed:
     return mutations, work / "mutants.v"
 
 
-def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, out_root: Path, jobs: int = 2,
-              map_tasks: MapTasks | None = None, log: Callable[[str], None] = print) -> BlockResult:
-    """Mutation campaign of ``plan.block`` on ``config``: ``mutants`` mutations (Yosys ``-seed seed``),
-    files under ``out_root/<block>-<config hash>/`` (the Verilator build in its ``sim*/``)."""
+def _cache_key(plan: BlockPlan, verilog_path: Path, seed: int) -> str:
+    """What a block's result depends on: the mutated netlist, the plan, the seed, the bench's sources."""
     from verif.benches import BENCHES
+    bench_dir = Path(BENCHES[plan.bench].host().__file__).parent
+    digest = hashlib.sha256(verilog_path.read_bytes() + repr((plan, seed)).encode())
+    for path in sorted(bench_dir.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, out_root: Path, jobs: int = 2,
+              map_tasks: MapTasks | None = None, log: Callable[[str], None] | None = None,
+              use_cache: bool = True) -> BlockResult:
+    """Mutation campaign of ``plan.block`` on ``config``: ``mutants`` mutations (Yosys ``-seed seed``),
+    files under ``out_root/<block>-<config hash>/`` (the Verilator build in its ``sim*/``). The result
+    is cached in ``result.json`` there, keyed by :func:`_cache_key`."""
+    from verif.benches import BENCHES
+    log = log or functools.partial(print, flush=True)
     start = time.monotonic()
     work = (Path(out_root) / f"{plan.block}-{config.hash}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     map_tasks = map_tasks or process_pool_map(jobs, work / "workers.log")
     mutations, verilog_path = _prepare(plan, config, work, mutants, seed)
+    key, cached = _cache_key(plan, verilog_path, seed), work / "result.json"
+    if use_cache and cached.exists() and json.loads(cached.read_text()).get("key") == key:
+        data = json.loads(cached.read_text())["result"]
+        result = BlockResult(**{**data, "records": [MutantRecord(**record) for record in data["records"]]})
+        log(f"{plan.block}: cached result ({cached}): score {result.score:.3f}")
+        return result
     by_index = {m.index: m for m in mutations}
     toplevel = BENCHES[plan.bench].toplevel
 
@@ -169,6 +190,7 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     count = {status: sum(r.status == status for r in records) for status in ("killed", "equivalent", "hole")}
     result = BlockResult(plan.block, plan.bench, config.name, len(records), count["killed"], count["equivalent"],
                          count["hole"], round(time.monotonic() - start, 1), records)
+    cached.write_text(json.dumps({"key": key, "result": dataclasses.asdict(result)}, indent=1) + "\n")
     log(f"{plan.block}: score {result.score:.3f} ({result.killed} killed, {result.equivalent} equivalent, "
         f"{result.holes} holes of {result.mutants}) in {result.seconds:.0f} s")
     return result

@@ -153,7 +153,8 @@ def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
                      timeout: float = 120.0) -> EquivalenceResult:
     """Try to prove the mutant equivalent to the original at the ports of ``toplevel``.
 
-    ``equiv_make`` (signals matched by name), ``equiv_simple`` and ``equiv_induct``: the two never
+    ``equiv_make`` (signals matched by name), ``equiv_struct`` (merges the identical logic, all but the
+    mutated cone), ``equiv_simple`` and ``equiv_induct``: the two never
     diverge once their matched signals agree, and both start from the same register values (a
     mutation changes a cell, never an initial value). Yosys' own caveat: ``equiv_induct`` assumes
     the first :data:`EQUIV_STEPS` cycles agree; a mutation that differs only in those would pass,
@@ -162,7 +163,7 @@ def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
     Memories become registers (``memory_map``), so keep the configuration small."""
     try:
         _yosys(work, _gold_and_gate(design, toplevel, mutation)
-               + f"equiv_make gold gate equiv\nhierarchy -top equiv\nequiv_simple -seq {EQUIV_STEPS}\n"
+               + f"equiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\nequiv_simple -seq {EQUIV_STEPS}\n"
                f"equiv_induct -seq {EQUIV_STEPS}\nequiv_status -assert\n", f"equiv_{mutation.index}", timeout=timeout)
         return EquivalenceResult(True, False, EQUIV_STEPS, "proven equivalent (equiv_simple + equiv_induct)")
     except MutateError:
