@@ -21,7 +21,7 @@ _DESCRIPTIONS = {
     ("mixpe", "array"): "R x C PE array with skew registers and per-column drain",
     ("mixpe", "top"): "whole mpgemm core ({top}, GDU lanes, issue and result logic)",
     ("dequant_fp", "pe"): "conventional PE: w = fp32(Q-z)*fp32(s) per weight, fp32(x)*w ({x}), FP32 accumulate",
-    ("dequant_fp", "edge"): "per-column FP32 multiplier for the token scale (hw.fp_mul.Float32Multiplier)",
+    ("dequant_fp", "edge"): "FP32 multiplier for the token scale, one per lane of columns (hw.fp_mul.Float32Multiplier)",
     ("int8_mult", "pe"): "INT8 x INT8 '*' multiplier, integer group accumulator",
     ("int4x8_mult", "pe"): "b-bit code x {act} '*' multiplier (MixPE PE without shift & add)",
     ("fp16_fp16", "pe"): "FP16 x FP16 (exact FP32 product), FP32 accumulate",

@@ -40,7 +40,8 @@ def timing_records(config: MixPEConfig, records: list[dict], liberty: Liberty, *
 
 def array_clocks(config: MixPEConfig, records: list[dict]) -> list[dict]:
     """Per design whose PE and edge blocks were timed: the array's clock, set by its slowest block
-    (the PE, or the measured ``array`` block for MixPE, and what :func:`~gen.synth.area.array_needs` lists)."""
+    (the PE, or the measured ``array`` block for MixPE, and what :func:`~gen.synth.area.array_needs` lists),
+    and ``path_vs_pe``, that block's path over the PE's."""
     index = {(r["design"], r["block"]): r for r in records}
     rows = []
     for design in DESIGNS:
@@ -53,7 +54,8 @@ def array_clocks(config: MixPEConfig, records: list[dict]) -> list[dict]:
         pe = index.get((design, "pe"), core)
         rows.append({"design": design, "needs": note, "pe_critical_path_ns": pe["critical_path_ns"],
                      "pe_fmax_mhz": pe["fmax_mhz"], "limiting_block": limiting["block"],
-                     "critical_path_ns": limiting["critical_path_ns"], "fmax_mhz": limiting["fmax_mhz"]})
+                     "critical_path_ns": limiting["critical_path_ns"], "fmax_mhz": limiting["fmax_mhz"],
+                     "path_vs_pe": limiting["critical_path_ns"] / pe["critical_path_ns"]})
     return rows
 
 
@@ -84,11 +86,12 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
     lines += [""] + _text("blocks_intro")
     if arrays:
         lines += ["", f"## Clock of each {config.rows} x {config.cols} array", ""] + _text("arrays_intro")
-        lines += ["", "| design | PE path ns | PE fmax MHz | limiting block | its path ns | array fmax MHz |",
-                  "|---|---:|---:|---|---:|---:|"]
+        lines += ["", "| design | PE path ns | PE fmax MHz | limiting block | its path ns | / PE path | array fmax MHz |",
+                  "|---|---:|---:|---|---:|---:|---:|"]
         for a in arrays:
             lines.append(f"| {a['design']} | {a['pe_critical_path_ns']:.2f} | {a['pe_fmax_mhz']:.0f} | "
-                         f"{a['limiting_block']} | {a['critical_path_ns']:.2f} | {a['fmax_mhz']:.0f} |")
+                         f"{a['limiting_block']} | {a['critical_path_ns']:.2f} | {a['path_vs_pe']:.2f}x | "
+                         f"{a['fmax_mhz']:.0f} |")
         mixpe = next((a for a in arrays if a["design"] == "mixpe"), None)
         if mixpe:
             lines += [""] + _text("mixpe_clock", array_mhz=f"{mixpe['fmax_mhz']:.0f}", limiting=mixpe["limiting_block"],

@@ -271,8 +271,8 @@ def synthesize(config: MixPEConfig, design: str, block: str, liberty: Liberty | 
                 for kind in _netlist_kinds(liberty)}
     if use_cache:
         record = _cached(cache, key, list(netlists.values()))
-        if record:
-            return {**record, "cached": True}
+        if record:  # the description is prose, not a measurement: today's
+            return {**record, "description": block_description(design, block, config), "cached": True}
 
     work = out_root / "work" / _entry_name(config, design, block, liberty)
     if work.exists():

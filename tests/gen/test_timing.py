@@ -106,8 +106,10 @@ def test_reports(timed, liberty, tmp_path):
     (clock,) = json.loads(paths["summary"].read_text())["arrays"]
     assert clock["design"] == "mixpe" and clock["limiting_block"] == "gdu"
     assert clock["fmax_mhz"] == timed["gdu"]["fmax_mhz"] == array_clocks(CONFIG, records)[0]["fmax_mhz"]
+    assert clock["path_vs_pe"] == pytest.approx(timed["gdu"]["critical_path_ns"] / timed["pe"]["critical_path_ns"])
     text = paths["md"].read_text()
     assert "Wire load: none" in text and "| mixpe | gdu |" in text and "set by its `gdu`" in text
+    assert f"| {clock['path_vs_pe']:.2f}x |" in text
 
 
 def test_cli(records, synth_root, tmp_path, capsys):
