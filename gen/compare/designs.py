@@ -12,11 +12,11 @@ design's activation format): block areas and clocks from ``make synth``/``make t
 * ``dequant_fp``'s token-scale multiplier: one per lane (:func:`gen.synth.area.array_needs`).
 
 At the reference shape this is :func:`gen.synth.area.array_summary`'s total (a test checks it).
-Energy per cycle: each block's measured power over its clock, the PEs per PE, act_sum per row, the
-GDUs per output element held (their power is mostly the accumulator flip-flops); idle cycles cost
-the sequential part only. A design that ``make power`` has not measured (MixPE with FP16 or FP8
-activations) takes the measured INT8 MixPE's energy per um^2 of each block: an *estimate*, named
-in the report.
+Energy per cycle: each block's measured power over its clock, the PEs per PE, act_sum per row; the
+GDUs' measured energy per um^2 on the design's GDU area per output element (their power is mostly
+the accumulator flip-flops, and ``make power`` may have measured another lane count); idle cycles
+cost the sequential part only. A PE that ``make power`` has not measured (MixPE with FP16 or FP8
+activations) takes the INT8 MixPE PE's energy scaled by area: an *estimate*, named in the report.
 """
 
 from __future__ import annotations
@@ -148,18 +148,19 @@ def characterize(spec: DesignSpec, synth_records: list[dict], power_path: Path) 
     per_row_pj = per_output_pj = 0.0
     idle_share = 0.0
     if grouped:
-        measured = spec.activation == "int8"
         act = power.get((design, "act_sum")) or power.get(("mixpe", "act_sum"))
         gdu_p = power.get((design, "gdu")) or power.get(("mixpe", "gdu"))
-        act_density = _pj(act) / act["area_um2"]
-        if measured:
+        if spec.activation == "int8":
             per_row_pj = _pj(act) / r_m
-            per_output_pj = _pj(gdu_p) / (r_m * c_m)
         else:
-            per_row_pj = sum(b["area_um2"] for b in row_blocks) / r_ref * act_density
-            area_per_output = gdu["area_um2"] * reference.lanes / (r_ref * reference.cols)
-            per_output_pj = _pj(gdu_p) / gdu_p["area_um2"] * area_per_output
-            estimated.append("act_sum, fp_align and GDU energy: INT8 MixPE's measured energy per um^2 of each block")
+            per_row_pj = sum(b["area_um2"] for b in row_blocks) / r_ref * _pj(act) / act["area_um2"]
+            estimated.append("act_sum and fp_align energy: INT8 MixPE's measured act_sum energy per um^2")
+        # The GDUs' energy per um^2 as measured, on this configuration's GDU area per output element
+        # (the lanes' accumulator memory dominates both; make power may predate the lanes).
+        area_per_output = gdu["area_um2"] * reference.lanes / (r_ref * reference.cols)
+        per_output_pj = _pj(gdu_p) / gdu_p["area_um2"] * area_per_output
+        estimated.append(f"GDU energy: measured GDU energy per um^2 x this design's GDU area per output "
+                         f"({area_per_output:.0f} um2, {reference.lanes} lanes at {reference.name})")
         idle_share = (act["sequential_mw"] + gdu_p["sequential_mw"]) / (act["power_mw"] + gdu_p["power_mw"])
     elif edge is not None:
         edge_p = power.get((design, "edge"))

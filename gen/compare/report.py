@@ -204,7 +204,7 @@ def _differences(index, meta) -> list[str]:
     return out
 
 
-def _plot(records, path: Path, workload: str, phases=("prefill-2048", "decode-8")) -> bool:
+def _plot(records, path: Path, workload: str, phases=("prefill-2048", "decode-1")) -> bool:
     try:
         import matplotlib
         matplotlib.use("Agg")
