@@ -29,6 +29,9 @@ def add_arguments(parser) -> None:
                         help="phases (default all)")
     parser.add_argument("--dram-pj-per-bit", type=float, default=None,
                         help="DRAM energy per bit (default 20.3, Horowitz ISSCC 2014; the authors use 0.63)")
+    parser.add_argument("--storage-scale", type=float, default=1.0,
+                        help="what-if factor on the area and energy of the GDU lanes' accumulator memory (default 1: "
+                             "the synthesized flip-flops; e.g. 0.1 for a dense SRAM macro)")
     parser.add_argument("--liberty", default="osu018", metavar="PATH|osu018", help="Liberty file (default osu018)")
     parser.add_argument("--power", default=None, help="make power's report.json (default build/power/report.json)")
     parser.add_argument("--synth-dir", default=None, help="synthesis and timing cache (default build/synth/)")
@@ -48,6 +51,8 @@ def run(args) -> int:
     start = time.monotonic()
     if args.area_mm2 is not None and args.area_mm2 <= 0:
         raise CompareError(f"area_mm2={args.area_mm2:g}: must be a positive area in mm2")
+    if not 0 < args.storage_scale <= 10:
+        raise CompareError(f"storage_scale={args.storage_scale:g}: must be in (0, 10]")
     memory = MemorySystem()
     if args.dram_pj_per_bit is not None:
         if args.dram_pj_per_bit < 0:
@@ -57,11 +62,15 @@ def run(args) -> int:
     if args.area_mm2 is None and "fp16" not in designs:
         designs += ("fp16",)
     power_path = Path(args.power or BUILD_ROOT / "power" / "report.json")
-    costs = load_costs(designs, resolve_liberty(args.liberty), Path(args.synth_dir or BUILD_ROOT / "synth"), power_path)
+    costs = load_costs(designs, resolve_liberty(args.liberty), Path(args.synth_dir or BUILD_ROOT / "synth"), power_path,
+                       storage_scale=args.storage_scale)
     settings = CompareSettings(designs=designs, workloads=tuple(args.workloads), phases=tuple(args.phases),
                                area_mm2=args.area_mm2, memory=memory)
     records, meta = run_compare(costs, settings)
-    meta.update(command="make compare" if args.area_mm2 is None else f"mixpe compare --area-mm2 {args.area_mm2}",
+    command = "make compare" if args.area_mm2 is None else f"mixpe compare --area-mm2 {args.area_mm2}"
+    if args.storage_scale != 1.0:
+        command = command.replace("make compare", "mixpe compare") + f" --storage-scale {args.storage_scale:g}"
+    meta.update(command=command, storage_scale=args.storage_scale,
                 budget_source="32 x 32 FP16 array" if args.area_mm2 is None else "--area-mm2",
                 assumptions=ASSUMPTIONS, power_source=power_source(power_path),
                 seconds=round(time.monotonic() - start, 1))

@@ -113,9 +113,11 @@ def _pj(record: dict, field: str = "power_mw") -> float:
     return record[field] / record["clock_mhz"] * 1000.0
 
 
-def characterize(spec: DesignSpec, synth_records: list[dict], power_path: Path) -> Costs:
+def characterize(spec: DesignSpec, synth_records: list[dict], power_path: Path, storage_scale: float = 1.0) -> Costs:
     """:class:`Costs` of ``spec`` from the block records of its reference configuration
-    (``synth_records``: :func:`gen.synth.run_synthesis` with timing) and ``make power``'s report."""
+    (``synth_records``: :func:`gen.synth.run_synthesis` with timing) and ``make power``'s report.
+    ``storage_scale`` multiplies the area and energy of the GDU lanes' accumulator memory (a what-if:
+    the synthesized memory is flip-flops; an SRAM or register-file macro would be denser)."""
     reference = from_preset(REFERENCE_PRESETS[spec.activation])
     index = {(r["design"], r["block"]): r for r in synth_records}
     design = spec.synth_design
@@ -126,7 +128,7 @@ def characterize(spec: DesignSpec, synth_records: list[dict], power_path: Path) 
     memory = index.get(("mixpe", "acc_memory")) if grouped else None
     edge = index.get((design, "edge")) if design == "dequant_fp" else None
     r_ref, cpl_ref = reference.rows, reference.columns_per_lane
-    storage_per_word = memory["area_um2"] / (2 * r_ref * cpl_ref) if memory else 0.0
+    storage_per_word = storage_scale * memory["area_um2"] / (2 * r_ref * cpl_ref) if memory else 0.0
     lane_datapath = (gdu["area_um2"] - memory["area_um2"]) if gdu else (edge["area_um2"] if edge else 0.0)
     timed = [pe, *row_blocks, *([gdu] if gdu else []), *([edge] if edge else [])]
     limiting = min(timed, key=lambda r: r["fmax_mhz"])
@@ -157,7 +159,8 @@ def characterize(spec: DesignSpec, synth_records: list[dict], power_path: Path) 
             estimated.append("act_sum and fp_align energy: INT8 MixPE's measured act_sum energy per um^2")
         # The GDUs' energy per um^2 as measured, on this configuration's GDU area per output element
         # (the lanes' accumulator memory dominates both; make power may predate the lanes).
-        area_per_output = gdu["area_um2"] * reference.lanes / (r_ref * reference.cols)
+        gdu_area = gdu["area_um2"] - (1 - storage_scale) * (memory["area_um2"] if memory else 0.0)
+        area_per_output = gdu_area * reference.lanes / (r_ref * reference.cols)
         per_output_pj = _pj(gdu_p) / gdu_p["area_um2"] * area_per_output
         estimated.append(f"GDU energy: measured GDU energy per um^2 x this design's GDU area per output "
                          f"({area_per_output:.0f} um2, {reference.lanes} lanes at {reference.name})")

@@ -91,6 +91,9 @@ def _markdown(records, meta, goals, png: str | None) -> str:
     lines += ["", "Estimated figures (not measured in this flow):", ""]
     estimated = [(name, note) for name, c in meta["costs"].items() for note in c["estimated"]]
     lines += [f"* {name}: {note}" for name, note in estimated] or ["* none"]
+    if meta.get("storage_scale", 1.0) != 1.0:
+        lines += [f"* what-if: the GDU lanes' accumulator memory at {meta['storage_scale']:g}x its synthesized "
+                  "(flip-flop) area and energy (`--storage-scale`)"]
     lines += ["", "## Designs", "", "| design | PE um2 | clock MHz (limiting block) | weight bits + params per group |",
               "|---|---|---|---|"]
     for name, c in meta["costs"].items():

@@ -28,9 +28,11 @@ class CompareSettings:
     memory: MemorySystem = MemorySystem()
 
 
-def load_costs(designs, liberty, synth_root: Path, power_path: Path, log=print) -> dict[str, Costs]:
+def load_costs(designs, liberty, synth_root: Path, power_path: Path, log=print,
+               storage_scale: float = 1.0) -> dict[str, Costs]:
     """:class:`Costs` of every design from its reference configuration's synthesis (cached; a
-    missing block is synthesized, with timing) and ``make power``'s report."""
+    missing block is synthesized, with timing) and ``make power``'s report (``storage_scale``:
+    :func:`~gen.compare.designs.characterize`)."""
     from gen.synth import run_synthesis
     from gen.synth.designs import design_blocks
     by_activation: dict[str, list[dict]] = {}
@@ -48,7 +50,7 @@ def load_costs(designs, liberty, synth_root: Path, power_path: Path, log=print) 
             if blocks:
                 records += run_synthesis(config, designs=[design], blocks=blocks, liberty=liberty,
                                          out_root=synth_root, log=None)
-        costs[name] = characterize(spec, records, power_path)
+        costs[name] = characterize(spec, records, power_path, storage_scale)
         if log:
             log(f"{name:<12} PE {costs[name].pe_um2:.0f} um2, clock {costs[name].clock_mhz:.1f} MHz "
                 f"({costs[name].limiting_block})")

@@ -119,7 +119,19 @@ def test_cli_rejects_bad_budget(capsys):
     assert main(["compare", "--area-mm2", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "area_mm2=-1" in err[0]
+    assert main(["compare", "--storage-scale", "0"]) == 2
+    assert "storage_scale=0" in capsys.readouterr().err
 
 
 def test_shape_fields():
     assert dataclasses.asdict(Shape(8, 8, 2, 1)) == {"rows": 8, "cols": 8, "lanes": 2, "row_groups": 1}
+
+
+def test_storage_scale_shrinks_the_accumulator_memory(power_report, costs):
+    dense = characterize(DESIGN_SPECS["mixpe-w4a8"], synth_records(), power_report, storage_scale=0.1)
+    flops = costs["mixpe-w4a8"]
+    storage = 2 * 16 * 8 * 2 * flops.storage_um2_per_word  # 2 lanes of 2 x 16 rows x 8 columns
+    assert flops.area_um2(16, 16, 2) - dense.area_um2(16, 16, 2) == pytest.approx(0.9 * storage)
+    assert dense.per_output_pj < flops.per_output_pj
+    assert costs["fp16"].area_um2(16, 16, 1) == characterize(DESIGN_SPECS["fp16"], synth_records(), power_report,
+                                                             storage_scale=0.1).area_um2(16, 16, 1)
