@@ -17,7 +17,7 @@ import pytest
 
 from gen.cli import main as cli_main
 from gen.power import PowerError, PowerSettings, pin_annotations, report_power, run_power, write_reports
-from gen.power.flow import _array_record, _Measurer
+from gen.power.flow import _array_record, _instances, _Measurer
 from gen.power.sta import PowerResult, check_power_tables
 from gen.synth import OSU018_PATH, resolve_liberty, synthesize
 from gen.synth.errors import TimingError
@@ -218,6 +218,18 @@ def test_array_record_is_the_sum_of_its_blocks():
     assert record["energy_pj_per_mac"] == pytest.approx(record["power_mw"] / 50.0 / 8.0 * 1e3)
     assert record["limited_by"] == "gdu" and record["clock_mhz"] == 50.0
     assert record["parts"]["gdu"] == pytest.approx(4 * 5.002)
+
+
+def test_edge_blocks_count_per_instance_or_per_lane():
+    """Blocks the core instantiates count as instantiated (one GDU per lane); dequant_fp's token-scale
+    multipliers, which it does not, as array_needs says: one per lane."""
+    from types import SimpleNamespace
+    config = from_preset("w4a8-g128-16x16")
+    trace = SimpleNamespace(instances={"gdu": {"gdu_0": None, "gdu_1": None}})
+    assert _instances(config, trace, "gdu", "L") == config.lanes == 2
+    assert _instances(config, trace, "edge", "L") == 2 and _instances(config, trace, "edge", "C") == 16
+    with pytest.raises(PowerError, match="unknown instance count 'X'"):
+        _instances(config, trace, "edge", "X")
 
 
 def test_no_report_for_a_record_without_power(tmp_path):
