@@ -176,7 +176,10 @@ def _differences(index, meta) -> list[str]:
                 f"({costs['int8-lanes']['pe_um2'] / costs['mixpe-w4a8']['pe_um2']:.2f}x), so {pes:.2f}x the PEs "
                 f"({mix['rows']}x{mix['cols']} vs {int8['rows']}x{int8['cols']} in {workload} {phase}, the GDU lanes and "
                 f"act_sum included in the budget) at {clock:.2f}x the clock: {mix['speedup_vs']['int8-lanes']:.2f}x "
-                "faster where the array is the bottleneck.", ""]
+                "faster where the array is the bottleneck. The accumulator memory of the GDU lanes (two FP32 words "
+                f"per output element, {costs['mixpe-w4a8']['storage_um2_per_word']:.0f} um2 per word) takes the "
+                "same area per output in both designs and dilutes the PE's advantage (`--storage-scale` tries a "
+                "denser memory).", ""]
     out += ["**Dequantization layers.** The authors add a dequantization GEMM of +12.5% MACs to every baseline "
             "(the per-weight dequantization amortised over a batch of 8) and +0.1% to MixPE. Here dequantization is "
             "hardware in every design: the INT8 array has MixPE's own act_sum and GDU lanes (no extra work, the "
@@ -191,9 +194,13 @@ def _differences(index, meta) -> list[str]:
                 f"{meta['memory']['dram']['pj_per_bit']:.1f} pJ/bit and the buffers Horowitz's 45 nm SRAM figures, "
                 f"but the core is OSU018 180 nm logic measured by `make power`, so memory and static energy are "
                 f"{share:.0%} of MixPE W4A8's total in {workload} {phase}: the core dominates, and a core-energy "
-                "advantage shows almost undiluted. The GDU lanes' accumulator flip-flops are a large share of the "
-                "core's energy for every grouped design alike, which caps MixPE's energy ratio against the INT8 "
-                "array.", ""]
+                "advantage shows almost undiluted."]
+        if "int8-lanes" in costs:
+            mc, ic = costs["mixpe-w4a8"], costs["int8-lanes"]
+            out[-1] += (f" That advantage is small: {ic['pe_pj']:.1f} vs {mc['pe_pj']:.1f} pJ per PE and cycle "
+                        f"({ic['pe_pj'] / mc['pe_pj']:.2f}x), and the GDU lanes add {mc['per_output_pj']:.1f} pJ per "
+                        "output element and cycle to both (mostly the accumulator memory's flip-flops).")
+        out.append("")
     if mix and fp16:
         clock = mix["clock_mhz"] / fp16["clock_mhz"]
         out += [f"**Clocks.** The authors run every design at 500 MHz. Here each runs at its own timing-verified "
