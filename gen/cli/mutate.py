@@ -28,8 +28,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--min-score", type=float, default=None, metavar="S",
                         help="exit 1 when a block's score is below S (0..1)")
     parser.add_argument("--out", help="output directory (default build/mutate/)")
-    parser.add_argument("--no-cache", action="store_true", help="run every block again (results are cached per "
-                        "block, keyed by the mutated netlist, the tests and the seed)")
+    parser.add_argument("--no-cache", action="store_true", help="simulate every mutant again (the test outcome is "
+                        "cached per block, keyed by the mutated netlist, the bench and the seed)")
 
 
 def run(args) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ class Mutation:
     spec: str
 
     def option(self, name: str) -> str | None:
-        words = shlex.split(self.spec)
+        words = self.spec.split()
         return next((words[i + 1] for i, word in enumerate(words[:-1]) if word == f"-{name}"), None)
 
     @property
@@ -47,8 +46,25 @@ class Mutation:
     @property
     def sources(self) -> list[str]:
         """Source locations of the mutated cell and wire, repository-relative (``hw/pe.py:87``)."""
-        words = shlex.split(self.spec)
+        words = self.spec.split()
         return [_relative(words[i + 1]) for i, word in enumerate(words[:-1]) if word == "-src"]
+
+    def within(self, block: str, module: str) -> "Mutation | None":
+        """This mutation of a cell of sub-block ``block`` (flattened as ``$flatten\\<block>.<cell>``),
+        rewritten for the block emitted alone as module ``module``; None for a cell outside it."""
+        cell, wire = self.option("cell") or "", self.option("wire")
+        prefix = f"$flatten\\{block}."
+        if not cell.startswith(prefix):
+            return None
+        inner = cell[len(prefix):]
+        inner = inner if inner.startswith("$") or "." not in inner else f"$flatten\\{inner}"
+        words = self.spec.split()
+        values = {"module": module, "cell": inner,
+                  **({"wire": wire.removeprefix(f"{block}.")} if wire else {})}
+        for i, word in enumerate(words[:-1]):
+            if word.startswith("-") and word[1:] in values:
+                words[i + 1] = values[word[1:]]
+        return Mutation(self.index, " ".join(words))
 
     @property
     def description(self) -> str:
@@ -116,11 +132,8 @@ def mutants_verilog(work: Path, design: str, toplevel: str, mutations: list[Muta
 
 @dataclasses.dataclass(frozen=True)
 class EquivalenceResult:
-    """``equivalent``: proven (``equiv_induct``); ``counterexample``: a trace from the initial state shows
-    a port difference within ``depth`` cycles; neither: unknown (no difference within ``depth`` cycles)."""
+    """``equivalent``: proven (see :func:`prove_equivalent`); ``detail`` says how, or why not."""
     equivalent: bool
-    counterexample: bool
-    depth: int
     detail: str
 
 
@@ -131,46 +144,25 @@ def _gold_and_gate(design: str, toplevel: str, mutation: Mutation) -> str:
             "memory_map\nopt_clean\n")
 
 
-#: Steps of ``equiv_simple``/``equiv_induct``, and so the least depth of the base case.
+#: Time steps of ``equiv_simple``/``equiv_induct``.
 EQUIV_STEPS = 4
 
 
-def _bounded_difference(work: Path, design: str, toplevel: str, mutation: Mutation, depth: int,
-                        timeout: float) -> bool | None:
-    """Whether a miter of original and mutant (``miter -equiv``) shows a port difference within ``depth``
-    cycles from the initial state (``sat`` base case); None when Yosys failed or timed out."""
-    try:
-        text = _yosys(work, _gold_and_gate(design, toplevel, mutation)
-                      + "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter\nhierarchy -top miter\n"
-                      f"sat -tempinduct -tempinduct-baseonly -maxsteps {depth} -prove-asserts -set-init-zero "
-                      "-show-inputs miter\n", f"equiv_{mutation.index}_bmc", timeout=timeout)
-    except MutateError:
-        return None
-    return "model found for base case: FAIL" in text
-
-
-def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation, depth: int = 20,
+def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
                      timeout: float = 120.0) -> EquivalenceResult:
     """Try to prove the mutant equivalent to the original at the ports of ``toplevel``.
 
     ``equiv_make`` (signals matched by name), ``equiv_struct`` (merges the identical logic, all but the
-    mutated cone), ``equiv_simple`` and ``equiv_induct``: the two never
-    diverge once their matched signals agree, and both start from the same register values (a
-    mutation changes a cell, never an initial value). Yosys' own caveat: ``equiv_induct`` assumes
-    the first :data:`EQUIV_STEPS` cycles agree; a mutation that differs only in those would pass,
-    which is why every proof is listed in the report. When the proof fails, a miter of the two runs
-    ``depth`` cycles from the initial state to find a counterexample (:func:`_bounded_difference`).
-    Memories become registers (``memory_map``), so keep the configuration small."""
+    mutated cone), ``equiv_simple`` and ``equiv_induct``: the two never diverge once their matched
+    signals agree, and both start from the same register values (a mutation changes a cell, never an
+    initial value). Yosys' own caveat: ``equiv_induct`` assumes the first :data:`EQUIV_STEPS` cycles
+    agree; a mutation that differs only in those would pass, which is why the report lists every
+    proof. Memories become registers (``memory_map``), so keep the configuration small."""
     try:
         _yosys(work, _gold_and_gate(design, toplevel, mutation)
                + f"equiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\nequiv_simple -seq {EQUIV_STEPS}\n"
                f"equiv_induct -seq {EQUIV_STEPS}\nequiv_status -assert\n", f"equiv_{mutation.index}", timeout=timeout)
-        return EquivalenceResult(True, False, EQUIV_STEPS, "proven equivalent (equiv_simple + equiv_induct)")
-    except MutateError:
-        pass
-    differs = _bounded_difference(work, design, toplevel, mutation, depth, timeout)
-    if differs:
-        return EquivalenceResult(False, True, depth, f"not equivalent: a port difference within {depth} cycles "
-                                                     f"(counterexample in equiv_{mutation.index}_bmc.log)")
-    return EquivalenceResult(False, False, depth, f"not proven; no port difference within {depth} cycles"
-                             if differs is False else "not proven; the bounded check failed or timed out")
+    except MutateError as error:
+        reason = "timed out" if "timed out" in str(error) else f"unproven $equiv cells in equiv_{mutation.index}.log"
+        return EquivalenceResult(False, f"not proven equivalent ({reason})")
+    return EquivalenceResult(True, "proven equivalent (equiv_struct + equiv_simple + equiv_induct)")

@@ -59,8 +59,17 @@ def test_equivalent_and_observable_mutations(gated):
     mux_else = Mutation(1, "mutate -mode const0 -module gated -cell $3 -port A -portbit 0")
     output_bit = Mutation(2, "mutate -mode inv -module gated -cell $5 -port Q -portbit 0 -wire o -wirebit 0")
     assert prove_equivalent(gated, "design.il", "gated", mux_else).equivalent
-    verdict = prove_equivalent(gated, "design.il", "gated", output_bit)
-    assert not verdict.equivalent and verdict.counterexample
+    assert not prove_equivalent(gated, "design.il", "gated", output_bit).equivalent
+
+
+def test_mutation_of_a_flattened_sub_block_cell_for_the_block_alone():
+    flat = Mutation(7, r"mutate -mode inv -module mpgemm -cell $flatten\array.pe_0_1.$35 -port Q -portbit 0 "
+                       r"-wire array.pe_0_1.x -wirebit 0 -src /x/hw/pe.py:87")
+    assert flat.within("array", "array").spec == (r"mutate -mode inv -module array -cell $flatten\pe_0_1.$35 -port Q "
+                                                  r"-portbit 0 -wire pe_0_1.x -wirebit 0 -src /x/hw/pe.py:87")
+    assert flat.within("act_sum", "act_sum") is None
+    assert flat.description == r"-mode inv -module mpgemm -cell $flatten\array.pe_0_1.$35 -port Q -portbit 0 " \
+                               r"-wire array.pe_0_1.x -wirebit 0"
 
 
 def test_report_score_and_holes(tmp_path):
