@@ -16,8 +16,9 @@ from verif.sims import run_bench
 
 pytestmark = pytest.mark.rtl
 
-#: Small and quick to build: 2 lanes for 4 columns, g = 8 (group interval 8).
-SMALL = MixPEConfig(rows=4, cols=4, group_size=8, gdu_lanes=2, name="w4a8-g8-4x4-L2")
+#: The one-lane core of tests/verif/test_lane_benches.py (same name and xdist group: its build is
+#: shared): g = 8, group interval 16, so the last-step rule binds under throttling.
+SMALL = MixPEConfig(rows=4, cols=4, group_size=8, gdu_lanes=1, name="w4a8-g8-4x4-L1")
 
 
 def throttled_run(config: MixPEConfig, m: int, n: int, k: int, pattern: tuple[int, ...], seed: int):
@@ -39,11 +40,11 @@ def throttled_run(config: MixPEConfig, m: int, n: int, k: int, pattern: tuple[in
 @pytest.mark.xdist_group(SMALL.name)
 def test_periodic_throttle_cycles_equal_the_model():
     """16 bits per K step through a link of 0, 8, 0, 4 bits per cycle (3 bits a cycle on average):
-    a step every 5.3 cycles, the schedule's group and bank rules on top."""
+    a step every 5.3 cycles, the schedule's group-interval and bank rules on top."""
     measured, model, mismatches, passed = throttled_run(SMALL, 6, 7, 3 * SMALL.group_size, (0, 8, 0, 4), seed=5)
     assert (measured, mismatches, passed) == (model, 0, True)
     unthrottled = stream_cycles(SMALL, [3] * 4)
-    assert model > 3 * unthrottled.cycles
+    assert model > 2 * unthrottled.cycles
 
 
 @pytest.mark.slow
