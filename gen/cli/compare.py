@@ -29,6 +29,9 @@ def add_arguments(parser) -> None:
                         help="phases (default all)")
     parser.add_argument("--dram-pj-per-bit", type=float, default=None,
                         help="DRAM energy per bit (default 20.3, Horowitz ISSCC 2014; the authors use 0.63)")
+    parser.add_argument("--dram-width-bits", type=int, default=None,
+                        help="DRAM interface width in bits per DRAM cycle (default 1024, the authors' simulator)")
+    parser.add_argument("--dram-mhz", type=float, default=None, help="DRAM interface clock (default 500 MHz)")
     parser.add_argument("--storage-scale", type=float, default=1.0,
                         help="what-if factor on the area and energy of the GDU lanes' accumulator memory (default 1: "
                              "the synthesized flip-flops; e.g. 0.1 for a dense SRAM macro)")
@@ -53,11 +56,15 @@ def run(args) -> int:
         raise CompareError(f"area_mm2={args.area_mm2:g}: must be a positive area in mm2")
     if not 0 < args.storage_scale <= 10:
         raise CompareError(f"storage_scale={args.storage_scale:g}: must be in (0, 10]")
+    dram = {}
+    for option, field in (("dram_pj_per_bit", "pj_per_bit"), ("dram_width_bits", "width_bits"), ("dram_mhz", "clock_mhz")):
+        value = getattr(args, option)
+        if value is not None:
+            if value < 0 or (value == 0 and field != "pj_per_bit"):
+                raise CompareError(f"{option}={value:g}: must be positive" + (" or 0" if field == "pj_per_bit" else ""))
+            dram[field] = value
     memory = MemorySystem()
-    if args.dram_pj_per_bit is not None:
-        if args.dram_pj_per_bit < 0:
-            raise CompareError(f"dram_pj_per_bit={args.dram_pj_per_bit}: must be >= 0")
-        memory = dataclasses.replace(memory, dram=dataclasses.replace(memory.dram, pj_per_bit=args.dram_pj_per_bit))
+    memory = dataclasses.replace(memory, dram=dataclasses.replace(memory.dram, **dram))
     designs = tuple(args.designs)
     if args.area_mm2 is None and "fp16" not in designs:
         designs += ("fp16",)
@@ -68,8 +75,10 @@ def run(args) -> int:
                                area_mm2=args.area_mm2, memory=memory)
     records, meta = run_compare(costs, settings)
     command = "make compare" if args.area_mm2 is None else f"mixpe compare --area-mm2 {args.area_mm2}"
-    if args.storage_scale != 1.0:
-        command = command.replace("make compare", "mixpe compare") + f" --storage-scale {args.storage_scale:g}"
+    for option in ("storage_scale", "dram_width_bits", "dram_mhz", "dram_pj_per_bit"):
+        value = getattr(args, option)
+        if value is not None and not (option == "storage_scale" and value == 1.0):
+            command = command.replace("make compare", "mixpe compare") + f" --{option.replace('_', '-')} {value:g}"
     meta.update(command=command, storage_scale=args.storage_scale,
                 budget_source="32 x 32 FP16 array" if args.area_mm2 is None else "--area-mm2",
                 assumptions=ASSUMPTIONS, power_source=power_source(power_path),

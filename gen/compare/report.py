@@ -86,6 +86,9 @@ def _markdown(records, meta, goals, png: str | None) -> str:
              "`make power`. Every design is shaped to the budget per workload phase (rows x cols, GDU lanes, row "
              "groups: the fastest shape found), runs at its own timing-verified clock, and shares one memory system:",
              ""]
+    dram = meta["memory"]["dram"]
+    lines += [f"* this run: DRAM {dram['width_bits']} bits at {dram['clock_mhz']:g} MHz, {dram['pj_per_bit']:g} pJ/bit, "
+              f"{dram['static_mw']:g} mW background (the defaults' sources below)"]
     lines += [f"* {key}: {text}" for key, text in meta["assumptions"].items()]
     lines += [f"* energy per cycle of every block: {meta.get('power_source', 'make power')}"]
     lines += ["", "Estimated figures (not measured in this flow):", ""]
