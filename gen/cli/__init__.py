@@ -38,7 +38,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order of ``mixpe --help``.
 COMMANDS = ("verilog", "sim", "bench", "moe", "eval_smollm", "gguf", "lint", "synth", "timing", "power", "accuracy",
-            "config", "doctor", "sweep", "verify_model")
+            "config", "doctor", "sweep", "verify_model", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
