@@ -61,7 +61,8 @@ class GemmTiles:
 
     @property
     def key(self) -> str:
-        return f"{self.projection}@{self.row0}:" + ",".join(map(str, self.cols))
+        """``<projection>@<row0>:<first col0>-<last col0>`` (tasks of one row block hold disjoint column runs)."""
+        return f"{self.projection}@{self.row0}:{self.cols[0]}-{self.cols[-1]}"
 
 
 # -- worker side --------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def fake_gemms() -> list:
 def test_every_tile_or_a_sample_grouped_by_row_block():
     every = _tasks(CONFIG, fake_gemms(), None, seed=1, per_task=2)
     assert sum(len(task.cols) for task in every) == 3 * 3 + 3 * 2        # R = C = 4: row blocks 0, 4, 8
-    assert every[0].key == "blk.0.attn_q@0:0,4" and every[1].cols == (8,)
+    assert every[0].key == "blk.0.attn_q@0:0-4" and every[1].cols == (8,)
     sampled = _tasks(CONFIG, fake_gemms(), 5, seed=7, per_task=96)
     assert sum(len(task.cols) for task in sampled) == 5
     assert sampled == _tasks(CONFIG, fake_gemms(), 5, seed=7, per_task=96)   # seeded
