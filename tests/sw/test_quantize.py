@@ -75,7 +75,7 @@ def test_gptq_matches_naive_obq_formulation(bits, symmetric):
         assert differ == 0, f"block_size={block_size}: {differ} codes differ"
 
 
-@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("bits", (2, 3, 4, 5, 8))                  # GPTQ does not depend on b: one new width
 @pytest.mark.parametrize("symmetric", [False, True])
 def test_gptq_output_error_below_rtn(bits, symmetric):
     w, x = correlated_data(seed=bits)
