@@ -6,7 +6,9 @@ activation sum A, a row's groups ``group_interval`` cycles apart (with g = 8 and
 of a row's previous group is still in the write stage then); the FP16 scale and zero point are
 valid only on row 0 (other rows carry random garbage, so the latch is exercised). After the last group the
 accumulator bank is read back through ``read_addr`` and compared bit for bit with the golden
-FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`.host`, in the job). Cases: zeros, the largest |D| the widths allow (both signs),
+FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`.host`, in the job), and
+every cycle ``result_written`` must pulse exactly for the rows of a case's last group, with the
+case's bank and column on ``result_bank`` and ``result_column``. Cases: zeros, the largest |D| the widths allow (both signs),
 sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
 in ``zero_mode="float_offset"`` the port ``zero`` carries a raw FP16 offset, with the largest
 terms of both signs and an offset product that cancels the scaled one exactly.
@@ -38,6 +40,15 @@ async def edge_cases(dut):
 
     columns = config.columns_per_lane
     failures = []
+    written = []
+
+    async def watch_writes():
+        while True:
+            await FallingEdge(dut.clk)
+            if dut.result_written.value == 1:
+                written.append((int(dut.result_bank.value), int(dut.result_column.value) if columns > 1 else 0))
+
+    cocotb.start_soon(watch_writes())
     for index, case in enumerate(job["cases"]):
         bank, column = index % 2, index % columns
         groups = len(case["psums"])
@@ -68,3 +79,5 @@ async def edge_cases(dut):
                 failures.append(f"{case['name']} row {r}: got {got:#010x} expected {expected[r]:#010x}")
         dut._log.info("case %s: %d groups x %d rows checked", case["name"], groups, rows)
     assert not failures, f"{len(failures)} mismatches (seed {cocotb.RANDOM_SEED}): {failures[:6]}"
+    expected_writes = [(index % 2, index % columns) for index in range(len(job["cases"])) for _ in range(rows)]
+    assert written == expected_writes, f"result_written pulses (bank, column) {written[:8]}... != {expected_writes[:8]}..."
