@@ -46,12 +46,16 @@ def run(args) -> int:
     config = config_from(args)
     out = Path(args.out or BUILD_ROOT / "mutate")
     plans = [plan for plan in (plan_for(block, config) for block in (args.blocks or MUTATION_BLOCKS)) if plan]
-    results = [run_block(plan, config, mutants=args.mutants, seed=args.seed, out_root=out, jobs=args.jobs,
-                         use_cache=not args.no_cache)
-               for plan in plans]
+    if not plans:
+        raise ConfigError(f"blocks={' '.join(args.blocks)}: none of them exists on {config.name} "
+                          f"(fp_align needs floating-point activations)")
     command = (f"mixpe mutate --preset {shlex.quote(config.name)} --blocks {' '.join(p.block for p in plans)} "
                f"--mutants {args.mutants} --seed {args.seed}")
-    paths = write_reports(results, out, command, args.min_score)
+    results = []
+    for plan in plans:  # the report is rewritten after every block: a long run reports what it has
+        results.append(run_block(plan, config, mutants=args.mutants, seed=args.seed, out_root=out, jobs=args.jobs,
+                                 use_cache=not args.no_cache))
+        paths = write_reports(results, out, command, args.min_score)
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     low = [r for r in results if args.min_score is not None and r.score < args.min_score]
     for result in low:
