@@ -8,7 +8,8 @@ valid only on row 0 (other rows carry random garbage, so the latch is exercised)
 accumulator bank is read back through ``read_addr`` and compared bit for bit with the golden
 FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`.host`, in the job), and
 every cycle ``result_written`` must pulse exactly for the rows of a case's last group, with the
-case's bank and column on ``result_bank`` and ``result_column``. Cases: zeros, the largest |D| the widths allow (both signs),
+case's bank and column on ``result_bank`` and ``result_column``. While rows arrive, ``read_addr``
+reads random rows (the result port is independent of the accumulation). Cases: zeros, the largest |D| the widths allow (both signs),
 sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
 in ``zero_mode="float_offset"`` the port ``zero`` carries a raw FP16 offset, with the largest
 terms of both signs and an offset product that cancels the scaled one exactly.
@@ -57,6 +58,7 @@ async def edge_cases(dut):
         for j in range(groups):
             for r in range(rows):
                 dut.psum.value = case["psums"][j][r] & ((1 << config.psum_bits) - 1)
+                dut.read_addr.value = rng.randrange(2 * rows)  # the result port reads any row meanwhile
                 dut.info.value = pack(layout, {
                     "valid": 1, "row": r, "asum": case["asums"][j][r], "row_param": case["act_scales"][r],
                     "first": int(j == 0), "last": int(j == groups - 1), "bank": bank, "parity": j % 2})
