@@ -29,8 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--carving", default=None, metavar="NAME",
                         help="CMoE carving of the FFNs, e.g. S2A10E16 (carved first: minutes); default dense")
     parser.add_argument("--bench", choices=BENCHES, default="freerun",
-                        help="freerun: Verilator C++ harness fed from memory (default, fastest); memory-fed: the cocotb "
-                             "memory-fed wrapper; stream-drivers: the cocotb stream-driver bench")
+                        help="freerun: Verilator C++ harness fed from memory (default, fastest); memory-fed: the "
+                             "cocotb memory-fed wrapper; stream-drivers: the cocotb stream-driver bench")
     parser.add_argument("--tiles-per-task", type=int, default=96, help="most column tiles in one task (default 96)")
     parser.add_argument("--out", help="output root (default build/verify/)")
     parser.add_argument("--fresh", action="store_true", help="run every task again (ignore tiles.jsonl)")
@@ -45,5 +45,6 @@ def run(args) -> int:
         raise VerifyModelError(f"array={args.array!r}: expected RxC, e.g. 16x16")
     return run_verify_model(activation=args.activation, rows=int(rows), cols=int(cols), tokens=args.tokens,
                             carving=args.carving, tiles=args.tiles, blocks=args.blocks, seed=args.seed,
-                            tiles_per_task=args.tiles_per_task, bench=args.bench, out_root=Path(args.out or BUILD_ROOT / "verify"), fresh=args.fresh,
+                            tiles_per_task=args.tiles_per_task, bench=args.bench,
+                            out_root=Path(args.out or BUILD_ROOT / "verify"), fresh=args.fresh,
                             scheduler=args.scheduler, workers=args.workers)

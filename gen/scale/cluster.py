@@ -54,7 +54,8 @@ def connect(scheduler: str | None = None, workers: int | None = None,
             timeout: float | None = None) -> Iterator[object]:
     """A ``distributed.Client``: connected to ``scheduler`` (see :func:`scheduler_address`), or to a
     ``LocalCluster`` of ``workers`` (default: one per core) single-threaded worker processes. A
-    scheduler that does not answer within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT_S`) raises :class:`SchedulerUnreachable`."""
+    scheduler that does not answer within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT_S`) raises
+    :class:`SchedulerUnreachable`."""
     from distributed import Client, LocalCluster
     address = scheduler_address(scheduler)
     if address is not None:

@@ -35,7 +35,8 @@ from pathlib import Path
 from hw.config import ConfigError, MixPEConfig
 from hw.errors import MixPEError
 
-__all__ = ["SweepError", "METRICS", "METRIC_FIELDS", "run_sweep", "DEFAULT_METRICS", "DEFAULT_SPACE", "DEFAULT_WORKLOAD", "Space", "load_space",
+__all__ = ["SweepError", "METRICS", "METRIC_FIELDS", "run_sweep", "DEFAULT_METRICS", "DEFAULT_SPACE",
+           "DEFAULT_WORKLOAD", "Space", "load_space",
            "point_key", "measure_point"]
 
 METRICS = ("area", "timing", "power", "cycles", "accuracy")
@@ -101,12 +102,14 @@ def load_space(data: dict | list | None = None, *, path: Path | None = None, met
     points += list(data.get("points", []))
     if not points and base:
         points = [{}]
-    points = [{**base, **point} for point in points]
     known = {field.name for field in dataclasses.fields(MixPEConfig)} - {"name"}
-    for point in points:
-        if not isinstance(point, dict) or set(point) - known:
-            raise SweepError(f"{where}: point {point!r} has unknown parameter(s) "
-                             f"{sorted(set(point) - known) if isinstance(point, dict) else ''}; allowed: {sorted(known)}")
+    for point in [base, *points]:
+        if not isinstance(point, dict):
+            raise SweepError(f"{where}: point {point!r}: expected an object of parameters")
+        if set(point) - known:
+            raise SweepError(f"{where}: point {point!r} has unknown parameter(s) {sorted(set(point) - known)}; "
+                             f"allowed: {sorted(known)}")
+    points = [{**base, **point} for point in points]
     keys = [point_key(point) for point in points]
     if not points or len(set(keys)) != len(keys):
         raise SweepError(f"{where}: needs at least one point and no point twice ({len(points)} points, "
@@ -266,7 +269,8 @@ def run_sweep(space_path: Path | None, *, metrics=None, x: str | None = None, y:
     summary = write_summary(out / "summary.md", run.records, x=x, y=y, metrics=space.metrics,
                             workload=space.workload, run=run)
     plot = write_plot(out / "pareto.png", run.records, x, y)
-    print(f"sweep: {len(jobs)} points ({run.ran} measured on {run.workers} workers in {run.wall_seconds:.1f} s, "
+    print(f"sweep: {len(jobs)} points ({run.ran} measured on {run.workers} workers in {run.wall_seconds:.1f} s "
+          f"after a {run.warmup_seconds:.1f} s warm-up, "
           f"{run.reused} from an earlier run); wrote {results}, {summary}" + (f", {plot}" if plot else ""))
     if run.failed:
         print(f"mixpe sweep: {len(run.failed)} point(s) failed: " + "; ".join(

@@ -39,7 +39,8 @@ def write_summary(path: Path, records: list[dict], *, x: str, y: str, metrics, w
     lines = ["# Design-space sweep", "",
              f"{len(records)} points, metrics {', '.join(metrics)}; cycles on an M x N x K = "
              f"{workload['m']} x {workload['n']} x {workload['k']} GEMM. This run: {run.ran} tasks on "
-             f"{run.workers} workers in {run.wall_seconds:.1f} s ({run.reused} taken from an earlier run). "
+             f"{run.workers} workers in {run.wall_seconds:.1f} s after a {run.warmup_seconds:.1f} s warm-up "
+             f"({run.reused} taken from an earlier run). "
              f"Pareto front of {x} against {y} (smaller is better): marked *.", "",
              "| point | " + " | ".join(COLUMNS[key] for key in columns) + " |",
              "|---|" + "---:|" * len(columns)]

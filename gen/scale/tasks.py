@@ -56,12 +56,15 @@ class Job:
 @dataclasses.dataclass
 class TaskRun:
     """What :func:`run_tasks` did: the records of every job (in job order), how many ran now and how
-    many were taken from an earlier run, the wall time of this run's tasks and the cluster's workers."""
+    many were taken from an earlier run, the wall time of this run's tasks (after the warm-up) and the
+    cluster's workers."""
     records: list[dict]
     ran: int
     reused: int
     wall_seconds: float
     workers: int
+    #: Seconds every worker spent on the first pending job before the timed tasks (imports, builds).
+    warmup_seconds: float = 0.0
 
     @property
     def failed(self) -> list[dict]:
@@ -123,6 +126,15 @@ def run_tasks(client, function: Callable, config: dict, jobs: list[Job], results
     results.write_text("".join(json.dumps(record) + "\n" for record in done.values()))
     pending = [job for job in jobs if job.key not in done]
     workers = len(client.nthreads())
+    warmup = 0.0
+    if pending:
+        # Each worker runs the first job once, untimed and unrecorded: its imports, Verilog emission
+        # and builds (cached per machine) then do not count as the tasks' wall time.
+        warm_start = time.perf_counter()
+        first = pending[0].payload() if callable(pending[0].payload) else pending[0].payload
+        with contextlib.suppress(Exception):       # a worker lost here: the tasks record what goes wrong
+            client.run(execute, function, config, pending[0].spec, first)
+        warmup = time.perf_counter() - warm_start
     start = time.perf_counter()
     if pending:
         from distributed import as_completed
@@ -157,4 +169,4 @@ def run_tasks(client, function: Callable, config: dict, jobs: list[Job], results
                 eta = elapsed / finished * (len(pending) - finished)
                 bar.step(f"{label(record)} (ETA {format_duration(eta)})")
     return TaskRun(records=[done[key] for key in keys], ran=len(pending), reused=len(jobs) - len(pending),
-                   wall_seconds=time.perf_counter() - start, workers=workers)
+                   wall_seconds=time.perf_counter() - start, workers=workers, warmup_seconds=warmup)

@@ -5,7 +5,8 @@ the held-out text's first ``tokens`` tokens (as ``make eval-smollm`` does), dens
 carving's FFNs (re-quantized down projections), and cuts every recorded GEMM into R x C output
 tiles with the mapper (:func:`sw.packer.tile_grid`). ``--tiles N`` samples N of them (seeded),
 ``--blocks N`` N whole row blocks (R tokens x all columns of one GEMM: the tasks of a full run, the
-right sample for the projection); without either every tile runs. A task is one row block of one GEMM with some of its column tiles
+right sample for the projection); without either every tile runs. A task is one row block of one
+GEMM with some of its column tiles
 (``tiles_per_task`` at most): the operands :class:`sw.smollm.ArrayLinear` gives the array, packed
 (:func:`sw.packer.pack_gemm`), streamed back to back through the RTL, every result beat compared
 with :func:`golden.mpgemm.bitexact_mpgemm` and the cycle count with :func:`golden.cycles.predict_cycles`.
@@ -172,7 +173,8 @@ def _tasks(config, gemms: list, count: int | None, seed: int, per_task: int, blo
         stage, x, weight = gemms[index]
         n, k = weight.shape
         for start in range(0, len(cols), per_task):
-            tasks.append(GemmTiles(index, stage, weight.name, x.shape[0], n, k, row0, tuple(cols[start:start + per_task])))
+            tasks.append(GemmTiles(index, stage, weight.name, x.shape[0], n, k, row0,
+                                   tuple(cols[start:start + per_task])))
     return tasks
 
 
@@ -216,7 +218,8 @@ def _projection(config, gemms: list, records: list[dict]) -> dict:
         total_tiles += len(grid)
     per_cycle = seconds / cycles if cycles else None
     return {"tiles": total_tiles, "model_cycles": total_cycles, "task_seconds_per_cycle": per_cycle,
-            "warm_tasks": len(warm), "task_seconds_per_tile": seconds / sum(r["result"]["tiles"] for r in warm) if warm else None,
+            "warm_tasks": len(warm),
+            "task_seconds_per_tile": seconds / sum(r["result"]["tiles"] for r in warm) if warm else None,
             "projected_seconds": {str(n): per_cycle * total_cycles / n for n in PROJECTED_WORKERS} if per_cycle else {}}
 
 
@@ -228,7 +231,7 @@ def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16
     """Verify the forward pass's tiles on the RTL; write ``tiles.jsonl`` and ``report.json``; 0 when
     every beat and cycle count matched, else 1 (naming the first failing layer, projection and tile)."""
     from gen.scale.cluster import connect
-    from gen.scale.tasks import Job, execute, run_tasks
+    from gen.scale.tasks import Job, run_tasks
     from sw.smollm import array_config
     if bench not in BENCHES:
         raise VerifyModelError(f"bench={bench!r}: choose one of {', '.join(BENCHES)}")
@@ -252,16 +255,10 @@ def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16
         (out / "tiles.jsonl").unlink(missing_ok=True)
     settings = {"config": config.to_dict()["params"], "bench": bench, "tokens": tokens, "carving": carving}
     with connect(scheduler, workers) as client:
-        # Every worker builds (or finds) the bench and emits the core once, on the first task's tiles, so
-        # that the tasks' wall time measures verification alone.
-        warm_start = time.perf_counter()
-        client.run(execute, verify_tiles, settings, jobs[0].spec, jobs[0].payload())
-        warmup_seconds = time.perf_counter() - warm_start
         run = run_tasks(client, verify_tiles, settings, jobs, out / "tiles.jsonl", desc="verify-model", unit="task",
                         label=_task_label)
     report = _report(config, model, gemms, run, settings, {"tiles": tiles, "blocks": blocks}, seed,
                      time.perf_counter() - begin)
-    report["warmup_seconds"] = warmup_seconds
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     log(f"verify-model {model}: {report['tiles']} tiles, {report['result_beats']} result beats, "
         f"{report['mismatches']} mismatches, {report['cycle_mismatches']} cycle-count differences, "
@@ -270,7 +267,8 @@ def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16
     problems = report["failures"] + report["errors"]
     if problems:
         first = problems[0]
-        print(f"mixpe verify-model: {len(problems)} task(s) failed; first: layer {first['layer']} {first['projection']} "
+        print(f"mixpe verify-model: {len(problems)} task(s) failed; first: layer {first['layer']} "
+              f"{first['projection']} "
               f"rows {first['row0']}.. cols {first['cols']}: {first['problem']}", file=sys.stderr)
     return 1 if problems else 0
 
@@ -309,7 +307,8 @@ def _report(config, model: str, gemms: list, run, settings: dict, sampled: dict,
         "model_cycles": sum(r["result"]["model_cycles"] for r in done),
         "cycle_mismatches": sum(r["result"]["cycles"] != r["result"]["model_cycles"] for r in done),
         "macs": sum(r["result"]["macs"] for r in done),
-        "task_wall_seconds": run.wall_seconds, "task_cpu_seconds": sum(r["seconds"] for r in done),
+        "task_wall_seconds": run.wall_seconds, "warmup_seconds": run.warmup_seconds,
+        "task_cpu_seconds": sum(r["seconds"] for r in done),
         "sim_seconds": sum(r["result"]["sim_seconds"] for r in done), "wall_seconds": total_seconds,
         "tasks_run_now": run.ran, "tasks_reused": run.reused,
         "failures": failures, "errors": errors, "full_pass": _projection(config, gemms, run.records),
