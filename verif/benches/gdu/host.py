@@ -133,6 +133,16 @@ def make_cases(config: MixPEConfig, rng: random.Random):
     ]
 
 
+def _wide_range(config: MixPEConfig, rng: random.Random, index: int) -> dict:
+    """A random case whose FP16 scales include subnormals and whose FP32 token scales take any bit
+    pattern (subnormals, huge values that overflow, Inf and NaN): the FP32 units' special paths."""
+    case = dict(make_cases(config, rng)[-1], name=f"wide_range_{index}")
+    case["scales"] = [rng.choice([rng.randrange(1, 0x400), rng.randrange(0x400, 0x7C00)]) | rng.choice([0, 0x8000])
+                      for _ in case["scales"]]
+    case["act_scales"] = [rng.randrange(1 << 32) for _ in case["act_scales"]]
+    return case
+
+
 def job(config: MixPEConfig, seed: int) -> dict:
     """Cases with their expected raw FP32 results per row, as a JSON-able dict. The bench puts case
     i in column i mod ``columns_per_lane``; one more random case per column makes every column's
@@ -140,6 +150,7 @@ def job(config: MixPEConfig, seed: int) -> dict:
     rng = random.Random(seed)
     cases = make_cases(config, rng)
     cases += [dict(make_cases(config, rng)[-1], name=f"random_{index}") for index in range(config.columns_per_lane)]
+    cases += [_wide_range(config, rng, index) for index in range(config.columns_per_lane)]
     for case in cases:
         case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
                                        case["act_scales"], config.float_offset)
