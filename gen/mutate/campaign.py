@@ -33,7 +33,7 @@ __all__ = ["MutantRecord", "BlockResult", "run_block", "process_pool_map", "MapT
 
 MapTasks = Callable[[Callable, list], Iterable]
 #: Time limit (s) of one equivalence proof.
-EQUIV_TIMEOUT = 60.0
+EQUIV_TIMEOUT = 30.0
 
 
 @dataclasses.dataclass
