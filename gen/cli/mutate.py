@@ -12,7 +12,7 @@ NAME = "mutate"
 HELP = "mutation testing of the generated RTL (Yosys mutate, cocotb benches); writes build/mutate/report.{md,json}"
 DESCRIPTION = ("Per block, mutate the emitted design with Yosys (mutate -list N -seed S), run the block's tests "
                "on every mutant (a fast subset, then the rest on survivors), try to prove each survivor equivalent "
-               "(miter + sat -tempinduct); what remains is a hole, listed with its hw/*.py line. Exits 1 when a "
+               "(equiv_make, equiv_struct, equiv_simple, equiv_induct); what remains is a hole, listed with its hw/*.py line. Exits 1 when a "
                "block's score = killed / (mutants - equivalent) is below --min-score.")
 #: Blocks of mixpe mutate (gen.mutate.blocks.PLANS, repeated here: the parser must stay light).
 BLOCKS = ("pe", "act_sum", "gdu", "fp32", "fp_align", "array", "mpgemm")
@@ -27,6 +27,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--min-score", type=float, default=None, metavar="S",
                         help="exit 1 when a block's score is below S (0..1)")
+    parser.add_argument("--equiv-timeout", type=float, default=60.0, metavar="S",
+                        help="time limit of one equivalence proof in seconds (default 60)")
     parser.add_argument("--out", help="output directory (default build/mutate/)")
     parser.add_argument("--no-cache", action="store_true", help="simulate every mutant again (the test outcome is "
                         "cached per block, keyed by the mutated netlist, the bench and the seed)")
@@ -54,7 +56,7 @@ def run(args) -> int:
     results = []
     for plan in plans:  # the report is rewritten after every block: a long run reports what it has
         results.append(run_block(plan, config, mutants=args.mutants, seed=args.seed, out_root=out, jobs=args.jobs,
-                                 use_cache=not args.no_cache))
+                                 use_cache=not args.no_cache, equiv_timeout=args.equiv_timeout))
         paths = write_reports(results, out, command, args.min_score)
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     low = [r for r in results if args.min_score is not None and r.score < args.min_score]

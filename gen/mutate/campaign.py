@@ -32,8 +32,8 @@ from hw.config import MixPEConfig
 __all__ = ["MutantRecord", "BlockResult", "run_block", "process_pool_map", "MapTasks"]
 
 MapTasks = Callable[[Callable, list], Iterable]
-#: Time limit (s) of one equivalence proof.
-EQUIV_TIMEOUT = 30.0
+#: Default time limit (s) of one equivalence proof.
+EQUIV_TIMEOUT = 60.0
 
 
 @dataclasses.dataclass
@@ -113,14 +113,13 @@ def _prove(task: tuple) -> tuple[int, object]:
     """Worker: prove mutant ``index`` equivalent, first at the ports of the sub-block holding its cell
     (``local``: (directory, module, mutation), None when there is none; equivalent there means
     equivalent anywhere), then at the ports of the whole design in ``work``."""
-    work, toplevel, index, spec, local = task
+    work, toplevel, index, spec, local, timeout = task
     if local is not None:
         local_work, module, local_spec = local
-        verdict = prove_equivalent(Path(local_work), "design.il", module, Mutation(index, local_spec),
-                                   timeout=EQUIV_TIMEOUT)
+        verdict = prove_equivalent(Path(local_work), "design.il", module, Mutation(index, local_spec), timeout=timeout)
         if verdict.equivalent:
             return index, dataclasses.replace(verdict, detail=f"{verdict.detail} at the ports of {module}")
-    return index, prove_equivalent(Path(work), "design.il", toplevel, Mutation(index, spec), timeout=EQUIV_TIMEOUT)
+    return index, prove_equivalent(Path(work), "design.il", toplevel, Mutation(index, spec), timeout=timeout)
 
 
 def _local_proof(work: Path, config: MixPEConfig, mutation: Mutation) -> tuple[str, str, str] | None:
@@ -190,11 +189,12 @@ def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[
 
 def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, out_root: Path, jobs: int = 2,
               map_tasks: MapTasks | None = None, log: Callable[[str], None] | None = None,
-              use_cache: bool = True) -> BlockResult:
+              use_cache: bool = True, equiv_timeout: float = EQUIV_TIMEOUT) -> BlockResult:
     """Mutation campaign of ``plan.block`` on ``config``: ``mutants`` mutations (Yosys ``-seed seed``),
     files under ``out_root/<block>-<config hash>/`` (the Verilator build in its ``sim*/``). The test
     outcome is cached in ``tests.json`` there, keyed by :func:`_cache_key`; the equivalence proofs of
-    the survivors always run (``seconds`` counts the cached simulation time too)."""
+    the survivors always run, ``equiv_timeout`` seconds each at most (``seconds`` counts the cached
+    simulation time too)."""
     from verif.benches import BENCHES
     log = log or functools.partial(print, flush=True)
     start = time.monotonic()
@@ -217,7 +217,8 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
     verdicts = dict(map_tasks(_prove, [(str(work), toplevel, i, by_index[i].spec,
-                                         _local_proof(work, config, by_index[i])) for i in survivors]))
+                                         _local_proof(work, config, by_index[i]), equiv_timeout)
+                                        for i in survivors]))
     records = []
     for mutation in mutations:
         verdict = verdicts.get(mutation.index)
