@@ -12,8 +12,8 @@ NAME = "mutate"
 HELP = "mutation testing of the generated RTL (Yosys mutate, cocotb benches); writes build/mutate/report.{md,json}"
 DESCRIPTION = ("Per block, mutate the emitted design with Yosys (mutate -list N -seed S), run the block's tests "
                "on every mutant (a fast subset, then the rest on survivors), try to prove each survivor equivalent "
-               "(equiv_make, equiv_struct, equiv_simple, equiv_induct); what remains is a hole, listed with its hw/*.py line. Exits 1 when a "
-               "block's score = killed / (mutants - equivalent) is below --min-score.")
+               "(equiv_make, equiv_struct, equiv_simple, equiv_induct); what remains is a hole, listed with its "
+               "hw/*.py line. Exits 1 when a block's score = killed / (mutants - equivalent) is below --min-score.")
 #: Blocks of mixpe mutate (gen.mutate.blocks.PLANS, repeated here: the parser must stay light).
 BLOCKS = ("pe", "act_sum", "gdu", "fp32", "fp_align", "array", "mpgemm")
 
