@@ -27,7 +27,9 @@ def pareto_front(records: list[dict], x: str, y: str) -> list[dict]:
 
 def _format(value) -> str:
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e-2 or abs(value) >= 1e5 else f"{value:,.4g}"
+        if abs(value) >= 1e3:
+            return f"{value:,.0f}"
+        return f"{value:.3g}" if abs(value) < 1e-2 else f"{value:.5g}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
