@@ -111,30 +111,17 @@ def run_tests(task: tuple) -> tuple[int, str | None]:
 
 def _prove(task: tuple) -> tuple[int, object]:
     """Worker: prove mutant ``index`` equivalent, first at the ports of the sub-block holding its cell
-    (``local``: (directory, module, mutation), None when there is none; equivalent there means
-    equivalent anywhere), then at the ports of the whole design in ``work``."""
-    work, toplevel, index, spec, local, timeout = task
+    (:meth:`gen.mutate.netlist.Mutation.submodule`; equivalent there means equivalent anywhere, and
+    the problem is far smaller), then at the ports of the whole design in ``work``."""
+    work, toplevel, index, spec, timeout = task
+    mutation = Mutation(index, spec)
+    local = mutation.submodule(toplevel)
     if local is not None:
-        local_work, module, local_spec = local
-        verdict = prove_equivalent(Path(local_work), "design.il", module, Mutation(index, local_spec), timeout=timeout)
+        module, local_mutation = local
+        verdict = prove_equivalent(Path(work), "design.il", module, local_mutation, timeout=timeout, submodule=True)
         if verdict.equivalent:
             return index, dataclasses.replace(verdict, detail=f"{verdict.detail} at the ports of {module}")
-    return index, prove_equivalent(Path(work), "design.il", toplevel, Mutation(index, spec), timeout=timeout)
-
-
-def _local_proof(work: Path, config: MixPEConfig, mutation: Mutation) -> tuple[str, str, str] | None:
-    """The block-local proof task of ``mutation`` (see :func:`_prove`): the sub-block of
-    :data:`hw.emit.BLOCK_CLASSES` whose flattened instance holds the cell, emitted alone."""
-    from hw.emit import BLOCK_CLASSES, build_block
-    from verif.runner import write_if_changed
-    for block in BLOCK_CLASSES:
-        local = mutation.within(block, block)
-        if local is not None:
-            local_work = work / f"local-{block}"
-            local_work.mkdir(exist_ok=True)
-            write_if_changed(local_work / "design.il", rtlil_with_src(build_block(block, config), block))
-            return str(local_work), block, local.spec
-    return None
+    return index, prove_equivalent(Path(work), "design.il", toplevel, mutation, timeout=timeout)
 
 
 def _prepare(plan: BlockPlan, config: MixPEConfig, work: Path, count: int, seed: int) -> tuple[list[Mutation], Path]:
@@ -216,9 +203,7 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     survivors = sorted(set(by_index) - set(killed))
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
-    verdicts = dict(map_tasks(_prove, [(str(work), toplevel, i, by_index[i].spec,
-                                         _local_proof(work, config, by_index[i]), equiv_timeout)
-                                        for i in survivors]))
+    verdicts = dict(map_tasks(_prove, [(str(work), toplevel, i, by_index[i].spec, equiv_timeout) for i in survivors]))
     records = []
     for mutation in mutations:
         verdict = verdicts.get(mutation.index)

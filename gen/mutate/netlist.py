@@ -49,22 +49,21 @@ class Mutation:
         words = self.spec.split()
         return [_relative(words[i + 1]) for i, word in enumerate(words[:-1]) if word == "-src"]
 
-    def within(self, block: str, module: str) -> "Mutation | None":
-        """This mutation of a cell of sub-block ``block`` (flattened as ``$flatten\\<block>.<cell>``),
-        rewritten for the block emitted alone as module ``module``; None for a cell outside it."""
+    def submodule(self, toplevel: str) -> "tuple[str, Mutation] | None":
+        """The RTLIL module of the sub-block whose flattened cell this mutation changes
+        (``$flatten\\<path>.<cell>`` -> ``<toplevel>.<path>``) and the mutation rewritten for that
+        module alone; None for a cell of the top module itself."""
         cell, wire = self.option("cell") or "", self.option("wire")
-        prefix = f"$flatten\\{block}."
-        if not cell.startswith(prefix):
+        if not cell.startswith("$flatten\\"):
             return None
-        inner = cell[len(prefix):]
-        inner = inner if inner.startswith("$") or "." not in inner else f"$flatten\\{inner}"
+        path, _, inner = cell[len("$flatten\\"):].rpartition(".")
+        module = f"{toplevel}.{path}"
+        values = {"module": module, "cell": inner, **({"wire": wire.removeprefix(f"{path}.")} if wire else {})}
         words = self.spec.split()
-        values = {"module": module, "cell": inner,
-                  **({"wire": wire.removeprefix(f"{block}.")} if wire else {})}
         for i, word in enumerate(words[:-1]):
             if word.startswith("-") and word[1:] in values:
                 words[i + 1] = values[word[1:]]
-        return Mutation(self.index, " ".join(words))
+        return module, Mutation(self.index, " ".join(words))
 
     @property
     def description(self) -> str:
@@ -99,8 +98,9 @@ def _yosys(work: Path, script: str, log: str, timeout: float | None = None) -> s
     return text
 
 
-def _prepare(design: str) -> str:
-    return f"read_rtlil {design}\n" + "\n".join(PREPARE) + "\n"
+def _prepare(design: str, top: str | None = None) -> str:
+    """Read ``design`` (keeping only module ``top`` and what it instantiates, when given) and flatten it."""
+    return f"read_rtlil {design}\n" + (f"hierarchy -top {top}\n" if top else "") + "\n".join(PREPARE) + "\n"
 
 
 def list_mutations(work: Path, design: str, count: int, seed: int, sources: tuple[str, ...]) -> list[Mutation]:
@@ -137,10 +137,12 @@ class EquivalenceResult:
     detail: str
 
 
-def _gold_and_gate(design: str, toplevel: str, mutation: Mutation) -> str:
-    """Script that leaves modules ``gold`` (original) and ``gate`` (mutant), flat, memories as registers."""
-    return (_prepare(design) + f"{mutation.spec}\nrename {toplevel} gate\ndesign -stash gate\n"
-            + _prepare(design) + f"rename {toplevel} gold\ndesign -copy-from gate -as gate gate\n"
+def _gold_and_gate(design: str, toplevel: str, mutation: Mutation, submodule: bool) -> str:
+    """Script that leaves modules ``gold`` (original) and ``gate`` (mutant), flat, memories as registers;
+    ``submodule``: ``toplevel`` is a module below the design's top, taken alone."""
+    top = toplevel if submodule else None
+    return (_prepare(design, top) + f"{mutation.spec}\nrename {toplevel} gate\ndesign -stash gate\n"
+            + _prepare(design, top) + f"rename {toplevel} gold\ndesign -copy-from gate -as gate gate\n"
             "memory_map\nopt_clean\n")
 
 
@@ -149,7 +151,7 @@ EQUIV_STEPS = 4
 
 
 def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
-                     timeout: float = 120.0) -> EquivalenceResult:
+                     timeout: float = 120.0, submodule: bool = False) -> EquivalenceResult:
     """Try to prove the mutant equivalent to the original at the ports of ``toplevel``.
 
     ``equiv_make`` (signals matched by name), ``equiv_struct`` (merges the identical logic, all but the
@@ -157,12 +159,15 @@ def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
     signals agree, and both start from the same register values (a mutation changes a cell, never an
     initial value). Yosys' own caveat: ``equiv_induct`` assumes the first :data:`EQUIV_STEPS` cycles
     agree; a mutation that differs only in those would pass, which is why the report lists every
-    proof. Memories become registers (``memory_map``), so keep the configuration small."""
+    proof. Memories become registers (``memory_map``), so keep the configuration small. With
+    ``submodule``, ``toplevel`` names a module below the design's top (:meth:`Mutation.submodule`):
+    equivalent at its ports means equivalent in any context."""
+    log = f"equiv_{mutation.index}" + ("_local" if submodule else "")
     try:
-        _yosys(work, _gold_and_gate(design, toplevel, mutation)
+        _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule)
                + f"equiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\nequiv_simple -seq {EQUIV_STEPS}\n"
-               f"equiv_induct -seq {EQUIV_STEPS}\nequiv_status -assert\n", f"equiv_{mutation.index}", timeout=timeout)
+               f"equiv_induct -seq {EQUIV_STEPS}\nequiv_status -assert\n", log, timeout=timeout)
     except MutateError as error:
-        reason = "timed out" if "timed out" in str(error) else f"unproven $equiv cells in equiv_{mutation.index}.log"
+        reason = "timed out" if "timed out" in str(error) else f"unproven $equiv cells in {log}.log"
         return EquivalenceResult(False, f"not proven equivalent ({reason})")
     return EquivalenceResult(True, "proven equivalent (equiv_struct + equiv_simple + equiv_induct)")

@@ -62,12 +62,14 @@ def test_equivalent_and_observable_mutations(gated):
     assert not prove_equivalent(gated, "design.il", "gated", output_bit).equivalent
 
 
-def test_mutation_of_a_flattened_sub_block_cell_for_the_block_alone():
+def test_mutation_of_a_flattened_sub_block_cell_for_its_module_alone():
     flat = Mutation(7, r"mutate -mode inv -module mpgemm -cell $flatten\array.pe_0_1.$35 -port Q -portbit 0 "
                        r"-wire array.pe_0_1.x -wirebit 0 -src /x/hw/pe.py:87")
-    assert flat.within("array", "array").spec == (r"mutate -mode inv -module array -cell $flatten\pe_0_1.$35 -port Q "
-                                                  r"-portbit 0 -wire pe_0_1.x -wirebit 0 -src /x/hw/pe.py:87")
-    assert flat.within("act_sum", "act_sum") is None
+    module, local = flat.submodule("mpgemm")
+    assert module == "mpgemm.array.pe_0_1"
+    assert local.spec == ("mutate -mode inv -module mpgemm.array.pe_0_1 -cell $35 -port Q -portbit 0 -wire x "
+                          "-wirebit 0 -src /x/hw/pe.py:87")
+    assert Mutation(1, "mutate -mode inv -module pe -cell $35 -port Q -portbit 0").submodule("pe") is None
     assert flat.description == r"-mode inv -module mpgemm -cell $flatten\array.pe_0_1.$35 -port Q -portbit 0 " \
                                r"-wire array.pe_0_1.x -wirebit 0"
 
