@@ -57,6 +57,7 @@ class Mutation:
         if not cell.startswith("$flatten\\"):
             return None
         path, _, inner = cell[len("$flatten\\"):].rpartition(".")
+        path = path.replace("\\", "")  # nested flattening escapes each level: gdu_0.\scale_mul
         module = f"{toplevel}.{path}"
         values = {"module": module, "cell": inner, **({"wire": wire.removeprefix(f"{path}.")} if wire else {})}
         words = self.spec.split()

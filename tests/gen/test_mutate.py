@@ -70,6 +70,9 @@ def test_mutation_of_a_flattened_sub_block_cell_for_its_module_alone():
     assert local.spec == ("mutate -mode inv -module mpgemm.array.pe_0_1 -cell $35 -port Q -portbit 0 -wire x "
                           "-wirebit 0 -src /x/hw/pe.py:87")
     assert Mutation(1, "mutate -mode inv -module pe -cell $35 -port Q -portbit 0").submodule("pe") is None
+    nested = Mutation(2, r"mutate -mode const0 -module mpgemm -cell $flatten\gdu_0.\scale_mul.$486 -port B -portbit 17")
+    assert nested.submodule("mpgemm") == ("mpgemm.gdu_0.scale_mul", Mutation(
+        2, "mutate -mode const0 -module mpgemm.gdu_0.scale_mul -cell $486 -port B -portbit 17"))
     assert flat.description == r"-mode inv -module mpgemm -cell $flatten\array.pe_0_1.$35 -port Q -portbit 0 " \
                                r"-wire array.pe_0_1.x -wirebit 0"
 
