@@ -30,8 +30,9 @@ from hw.config import MixPEConfig
 __all__ = ["FLOW_VERSION", "CMOS_TRANSISTORS", "synthesize", "netlist_path", "yosys_version"]
 
 #: Bump when the Yosys script changes what a record measures, or the record format changes (invalidates
-#: the cache; a change of a block's emitted Verilog does so by itself). The area figures have not changed since version 2; a Liberty entry without the timing
-#: mapping (its netlists and ``timing_area_um2``, added with static timing) is recomputed anyway.
+#: the cache; a change of a block's emitted Verilog does so by itself). The area figures have not
+#: changed since version 2; a Liberty entry without the timing mapping (its netlists and
+#: ``timing_area_um2``, added with static timing) is recomputed anyway.
 FLOW_VERSION = 2
 #: Netlist files of a Liberty entry, by kind: the timing-driven mapping and the area mapping.
 NETLISTS = {"timing": "netlist.v", "area": "netlist_area.v"}
