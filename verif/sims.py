@@ -96,7 +96,8 @@ def run_bench(name: str, config: MixPEConfig, job: dict, *, seed: int, waves: bo
     cocotb side finds the configuration in ``job["config"]``, added here) in a fresh run directory.
 
     Returns the cocotb result and the summary the bench wrote (``{}`` if none). The job file is
-    kept only when the run failed."""
+    kept only when the run failed. Within :func:`netlist_override` of this bench, its netlist, build
+    directory and plusargs replace the emitted design and its cache."""
     bench = BENCHES[name]
     override = _OVERRIDE.get()
     if override is not None and override.bench != name:
