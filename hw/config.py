@@ -21,7 +21,7 @@ from .errors import MixPEError
 from .fp_stages import gdu_plan
 
 __all__ = ["ConfigError", "MixPEConfig", "ACTIVATIONS", "DEFAULT_PRESET", "PRESETS", "from_preset",
-           "load_config", "ZERO_MODES"]
+           "load_config", "ZERO_MODES", "SCALE_MODES", "KQUANT_SUPER_BLOCK"]
 
 
 class ConfigError(MixPEError, ValueError):
@@ -47,6 +47,15 @@ WEIGHT_ENCODINGS = ("unsigned", "signed")
 #: How a group's zero is applied: an integer zero point ``s*(q - z)``, or an FP16 float offset
 #: ``d*q + m`` (llama.cpp Q4_1).
 ZERO_MODES = ("integer", "float_offset")
+#: How group scales are applied: an FP16 scale per group (``flat``), or llama.cpp K-quants'
+#: integer sub-scales per group under an FP16 scale per super-block (``kquant``).
+SCALE_MODES = ("flat", "kquant")
+#: Weights per K-quant super-block (llama.cpp's QK_K): the span of one FP16 ``d`` (and ``dmin``).
+KQUANT_SUPER_BLOCK = 256
+#: K-quant sub-scales: signed 8-bit with integer zero points (Q6_K's int8, Q3_K's 6-bit minus 32),
+#: unsigned 6-bit with float offsets (Q4_K/Q5_K; Q2_K's 4-bit), as are the mins then.
+KQUANT_SIGNED_SUB_SCALE_BITS = 8
+KQUANT_UNSIGNED_SUB_BITS = 6
 MAX_ARRAY_DIM = 128
 #: Pipeline depth of the GDU's FP32 units when none is configured: the depth at which every stage
 #: of the multiplier and the adder is as short as the MixPE PE's path (``docs/architecture.md``,
@@ -103,6 +112,17 @@ class MixPEConfig:
         ``"integer"``: per group an integer zero point z, ``w = s * (q - z)``; ``"float_offset"``:
         per group an FP16 scale d and an FP16 offset m, ``w = d * q + m`` (llama.cpp Q4_1), which
         needs ``weight_encoding="unsigned"``.
+    scale_mode
+        ``"flat"``: one FP16 scale (and zero point or offset) per group. ``"kquant"``: hierarchical
+        group dequantization of llama.cpp K-quants. The group (g = 16 or 32, at most
+        :data:`KQUANT_SUPER_BLOCK`) is the sub-block; each carries an integer sub-scale ``sc_j``
+        (signed 8 bits with ``zero_mode="integer"``: Q6_K, Q3_K; unsigned 6 bits with
+        ``"float_offset"``, beside an unsigned 6-bit min ``m_j``: Q4_K, Q5_K, Q2_K) and the
+        super-block of 256 weights one FP16 scale ``d`` (and with float offsets one FP16 offset
+        scale ``o = -dmin``): ``w = d * sc_j * (q - z)`` or ``w = d * sc_j * q + o * m_j``. The GDU
+        sums ``sc_j * D_j`` (and ``m_j * A_j``) over a super-block exactly in integers
+        (:attr:`sub_sum_bits`, :attr:`min_sum_bits`) and converts and scales once per super-block;
+        a tile's K is a multiple of 256.
     row_groups
         Number of horizontal bands the R rows are split into (divides R). Each band of
         ``R / row_groups`` rows receives its own weight codes and group parameters, so one tile
@@ -130,6 +150,7 @@ class MixPEConfig:
     activation: str = "int8"
     group_size: int = 128
     zero_mode: str = "integer"
+    scale_mode: str = "flat"
     guard_bits: int | None = None
     row_groups: int = 1
     gdu_stages: int | None = None
@@ -179,6 +200,11 @@ class MixPEConfig:
         if self.zero_mode == "float_offset" and self.weight_encoding != "unsigned":
             raise ConfigError(f"weight_encoding={self.weight_encoding!r}: zero_mode='float_offset' requires "
                               f"weight_encoding='unsigned' (the offset replaces the zero point)")
+        if self.scale_mode not in SCALE_MODES:
+            raise ConfigError(f"scale_mode={self.scale_mode!r}: allowed values are {SCALE_MODES}")
+        if self.kquant and self.group_size > KQUANT_SUPER_BLOCK:
+            raise ConfigError(f"group_size={self.group_size}: scale_mode='kquant' needs a group (sub-block) of at most "
+                              f"the super-block, {KQUANT_SUPER_BLOCK}")
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.name):
             raise ConfigError(f"name={self.name!r}: must be a non-empty string of letters, digits, '._+-'")
 
@@ -258,6 +284,55 @@ class MixPEConfig:
     def float_offset(self) -> bool:
         """Whether groups carry FP16 float offsets (``zero_mode="float_offset"``) instead of zero points."""
         return self.zero_mode == "float_offset"
+
+    @property
+    def kquant(self) -> bool:
+        """Whether groups are K-quant sub-blocks with integer sub-scales (``scale_mode="kquant"``)."""
+        return self.scale_mode == "kquant"
+
+    @property
+    def superblock_groups(self) -> int:
+        """Groups per K-quant super-block, ``256 / g`` (1 in the flat mode: every group is its own)."""
+        return KQUANT_SUPER_BLOCK // self.group_size if self.kquant else 1
+
+    @property
+    def sub_scale_signed(self) -> bool:
+        """K-quant sub-scales are signed (integer zero points: Q6_K, Q3_K) or unsigned (float offsets)."""
+        return not self.float_offset
+
+    @property
+    def sub_scale_bits(self) -> int:
+        """Width of a K-quant sub-scale ``sc_j`` (0 in the flat mode): 8 signed, or 6 unsigned with float offsets."""
+        if not self.kquant:
+            return 0
+        return KQUANT_UNSIGNED_SUB_BITS if self.float_offset else KQUANT_SIGNED_SUB_SCALE_BITS
+
+    @property
+    def sub_min_bits(self) -> int:
+        """Width of a K-quant min ``m_j`` (unsigned; 0 unless ``scale_mode="kquant"`` with float offsets)."""
+        return KQUANT_UNSIGNED_SUB_BITS if self.kquant and self.float_offset else 0
+
+    @property
+    def sub_sum_bits(self) -> int:
+        """Super-block sum S = sum_j sc_j * D_j over J = 256/g groups (``dsum_bits`` in the flat mode).
+
+        |D_j| <= 2**(a-1) * (2**b - 1) * g (:attr:`dsum_bits`) and |sc_j| <= 2**7 (signed) or
+        2**6 - 1 (unsigned), so |S| <= |sc|max * 256 * 2**(a-1) * (2**b - 1); signed, the bound's
+        bit length plus one (a + b + 15 bits with signed, a + b + 14 with unsigned sub-scales)."""
+        if not self.kquant:
+            return self.dsum_bits
+        sub_scale_max = 2 ** (self.sub_scale_bits - 1) if self.sub_scale_signed else 2 ** self.sub_scale_bits - 1
+        bound = sub_scale_max * KQUANT_SUPER_BLOCK * 2 ** (self.pe_act_bits - 1) * self.code_max
+        return bound.bit_length() + 1
+
+    @property
+    def min_sum_bits(self) -> int:
+        """Super-block sum M = sum_j m_j * A_j (float offsets; :attr:`asum_bits` otherwise):
+        |A_j| <= 2**(a-1) * g and m_j <= 2**6 - 1, so |M| <= 63 * 256 * 2**(a-1): a + 14 bits signed."""
+        if not self.sub_min_bits:
+            return self.asum_bits
+        bound = (2 ** self.sub_min_bits - 1) * KQUANT_SUPER_BLOCK * 2 ** (self.pe_act_bits - 1)
+        return bound.bit_length() + 1
 
     @property
     def group_log2(self) -> int:
@@ -377,8 +452,11 @@ class MixPEConfig:
     @property
     def gdu_stage_cycles(self) -> dict[str, int]:
         """Cycles of each GDU stage in pipeline order (:func:`hw.fp_stages.gdu_plan`)."""
+        superblock_bits = ((self.sub_sum_bits, self.min_sum_bits) if self.float_offset else (self.sub_sum_bits,)) \
+            if self.kquant else ()
         return gdu_plan(self.gdu_unit_stages, dsum_bits=self.dsum_bits, asum_bits=self.asum_bits,
-                        fp_activation=self.fp_activation, float_offset=self.float_offset)
+                        fp_activation=self.fp_activation, float_offset=self.float_offset,
+                        superblock_bits=superblock_bits)
 
     @property
     def gdu_latency(self) -> int:
@@ -441,7 +519,7 @@ class MixPEConfig:
     def hash(self) -> str:
         """Short hash of the parameters that change the hardware (not the name).
 
-        Fields added after the first release (``zero_mode``, ``guard_bits``, ``row_groups``,
+        Fields added after the first release (``zero_mode``, ``scale_mode``, ``guard_bits``, ``row_groups``,
         ``gdu_stages``, ``gdu_lanes``) enter only when the hardware they describe differs from the
         first release's, so that the hashes (and cached builds) of older configurations stay the
         same while they build the same hardware. Derived defaults enter resolved: a change of
@@ -453,7 +531,7 @@ class MixPEConfig:
         params["guard_bits"] = self.guard if self.fp_activation else None
         params["gdu_stages"] = self.gdu_unit_stages
         params["gdu_lanes"] = None if self.lanes == self.cols else self.lanes
-        for field, default in (("zero_mode", "integer"), ("guard_bits", None), ("row_groups", 1), ("gdu_stages", 0),
+        for field, default in (("zero_mode", "integer"), ("scale_mode", "flat"), ("guard_bits", None), ("row_groups", 1), ("gdu_stages", 0),
                                ("gdu_lanes", None)):
             if params[field] == default:
                 del params[field]

@@ -73,7 +73,7 @@ def unit_latency(unit: str, stages: int, width: int | None = None) -> int:
 
 
 def gdu_plan(stages: int, *, dsum_bits: int, asum_bits: int, fp_activation: bool,
-             float_offset: bool) -> dict[str, int]:
+             float_offset: bool, superblock_bits: tuple[int, ...] = ()) -> dict[str, int]:
     """Cycles of each stage of the GDU whose FP32 units (and own cut points, :func:`gdu_cuts`)
     have depth ``stages``, in pipeline order; the sum is the GDU's latency (a partial sum at its
     input to its accumulator word readable).
@@ -82,14 +82,19 @@ def gdu_plan(stages: int, *, dsum_bits: int, asum_bits: int, fp_activation: bool
     parameters widened): 1 + the converter; ``scale`` (x s): 1 + multiplier; ``term`` (float
     offsets: + fp32(A) * m): 1 + adder; ``accumulate`` (the accumulator word read, + term): 1 +
     adder (+ 1: ``accumulator_read``); ``write`` (INT8: x the token scale on the last group;
-    the write): 1 (+ multiplier).
+    the write): 1 (+ multiplier). ``superblock_bits`` (K-quants: the widths of the super-block
+    sums S, and M with float offsets) adds ``sub_scale`` (sc_j * D_j, m_j * A_j): 1 and
+    ``sub_accumulate`` (the row's integer sums): 1 after ``dsum``, and ``to_float`` converts S
+    (and M) instead of D (and A).
     """
     own = gdu_cuts(dsum_bits=dsum_bits, float_offset=float_offset)[:stages]
-    to_float = unit_latency("int_to_float", stages, dsum_bits)
-    if float_offset:
-        to_float = max(to_float, unit_latency("int_to_float", stages, asum_bits))
+    converted = superblock_bits or ((dsum_bits, asum_bits) if float_offset else (dsum_bits,))
+    to_float = max(unit_latency("int_to_float", stages, width) for width in converted)
     multiplier, adder = unit_latency("multiplier", stages), unit_latency("adder", stages)
-    plan = {"dsum": 1 + len(set(own) & {"dsum_rows", "dsum_low"}), "to_float": 1 + to_float, "scale": 1 + multiplier}
+    plan = {"dsum": 1 + len(set(own) & {"dsum_rows", "dsum_low"})}
+    if superblock_bits:
+        plan.update(sub_scale=1, sub_accumulate=1)
+    plan.update(to_float=1 + to_float, scale=1 + multiplier)
     if float_offset:
         plan["term"] = 1 + adder
     plan["accumulate"] = ("accumulator_read" in own) + 1 + adder
