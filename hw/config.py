@@ -16,6 +16,7 @@ import json
 import re
 from pathlib import Path
 
+from .codes import check_formats, scale_exponent_offset, signed_values, value_max
 from .formats import ActivationFormat, activation_format
 from .errors import MixPEError
 from .fp_stages import gdu_plan
@@ -133,6 +134,14 @@ class MixPEConfig:
         adders; :mod:`hw.fp_stages`), 0 to 8 (``None``: :data:`DEFAULT_GDU_STAGES`, which keeps
         the GDU as fast as the PE). 0 is the combinational units of the first release; deeper
         units shorten the clock period and lengthen ``gdu_latency``.
+    weight_format
+        How the PE reads a code (:mod:`hw.codes`): ``"int"`` (unsigned integer with a zero point,
+        the default), ``"fp4_e2m1"`` (FP4 E2M1, b = 4: MXFP4, NVFP4) or ``"pow2"`` (sign and
+        exponent, no zero: DenseShift, b = 2 .. 5). The last two carry their own sign: every
+        zero point is 0 and ``weight_encoding`` stays ``"unsigned"``.
+    scale_format
+        Format of the group scale: ``"fp16"`` (default), ``"e8m0"`` (a power of two, MXFP4) or
+        ``"e4m3"`` (FP8, NVFP4 and FireQ), decoded exactly to FP32 in the GDU (:mod:`hw.scale_decode`).
     gdu_lanes
         Number of group-dequant units (lanes), 1 to C (``None``: :attr:`default_lanes`, the
         fewest that never add a dequant stall). Lane l serves columns l, l + L, l + 2L, ...,
@@ -155,6 +164,8 @@ class MixPEConfig:
     row_groups: int = 1
     gdu_stages: int | None = None
     gdu_lanes: int | None = None
+    weight_format: str = "int"
+    scale_format: str = "fp16"
     name: str = "custom"
 
     def __post_init__(self):
@@ -205,6 +216,10 @@ class MixPEConfig:
         if self.kquant and self.group_size > KQUANT_SUPER_BLOCK:
             raise ConfigError(f"group_size={self.group_size}: scale_mode='kquant' needs a group (sub-block) of at most "
                               f"the super-block, {KQUANT_SUPER_BLOCK}")
+        problem = check_formats(self.weight_format, self.scale_format, self.weight_bits, self.weight_encoding,
+                                self.zero_mode)
+        if problem:
+            raise ConfigError(problem)
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.name):
             raise ConfigError(f"name={self.name!r}: must be a non-empty string of letters, digits, '._+-'")
 
@@ -276,6 +291,21 @@ class MixPEConfig:
         return 2 ** self.weight_bits - 1
 
     @property
+    def code_value_max(self) -> int:
+        """Largest |PE value| of a code (:func:`hw.codes.value_max`): ``2**b - 1`` for integers."""
+        return value_max(self.weight_format, self.weight_bits)
+
+    @property
+    def signed_codes(self) -> bool:
+        """Whether the codes carry their own sign (FP4, power of two): zero points are all 0."""
+        return signed_values(self.weight_format)
+
+    @property
+    def scale_exponent_offset(self) -> int:
+        """Exact power of two applied to the decoded group scale (-1 for FP4 codes, else 0)."""
+        return scale_exponent_offset(self.weight_format)
+
+    @property
     def symmetric_zero(self) -> int:
         """Zero point of every group in the signed encoding, ``2**(b-1)``."""
         return 2 ** (self.weight_bits - 1)
@@ -342,9 +372,10 @@ class MixPEConfig:
 
     @property
     def product_bits(self) -> int:
-        """Shift & add product x*Q: |x| <= 2**(a-1) with a = ``pe_act_bits``, so
-        |x*Q| <= 2**(a-1) * (2**b - 1) < 2**(a-1+b): a + b bits."""
-        return self.pe_act_bits + self.weight_bits
+        """Shift & add product x*v: |x| <= 2**(a-1) with a = ``pe_act_bits`` and |v| <= V =
+        :attr:`code_value_max`, so |x*v| <= 2**(a-1) * V < 2**(a-1+bitlen(V)): a + bitlen(V) bits
+        (a + b for integer codes, V = 2**b - 1; a + 4 for FP4, V = 12; a + 2**(b-1) for powers of two)."""
+        return self.pe_act_bits + self.code_value_max.bit_length()
 
     @property
     def psum_bits(self) -> int:
@@ -532,7 +563,7 @@ class MixPEConfig:
         params["gdu_stages"] = self.gdu_unit_stages
         params["gdu_lanes"] = None if self.lanes == self.cols else self.lanes
         for field, default in (("zero_mode", "integer"), ("scale_mode", "flat"), ("guard_bits", None), ("row_groups", 1), ("gdu_stages", 0),
-                               ("gdu_lanes", None)):
+                               ("gdu_lanes", None), ("weight_format", "int"), ("scale_format", "fp16")):
             if params[field] == default:
                 del params[field]
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
