@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
 
-__all__ = ["ProcessingElement", "SystolicPE", "shift_add_product"]
+__all__ = ["ProcessingElement", "SystolicPE", "shift_add_product", "signed_code_product"]
 
 
 def shift_add_product(activation, code, weight_bits: int):
@@ -17,6 +17,20 @@ def shift_add_product(activation, code, weight_bits: int):
     for term in terms[1:]:
         total = total + term
     return total
+
+
+def signed_code_product(activation, code, weight_format: str, weight_bits: int):
+    """(``activation * |v|``, sign of v) for the PE value v of a code that carries its own sign
+    (:mod:`hw.codes`), with no multiplier.
+
+    ``fp4_e2m1``: 2 x E2M1 = m for exponent e = 0, else (2 + m) << (e - 1) = (1 << e) + m << (e - 1):
+    two shifted copies of the activation and one adder. ``pow2``: 2**e, a shift."""
+    sign = code[weight_bits - 1]
+    if weight_format == "pow2":
+        return activation << code[:weight_bits - 1], sign
+    exponent, mantissa = code[1:3], code[0]
+    lower = Mux(exponent == 0, activation, activation << (exponent - 1).as_unsigned()[:2])
+    return Mux(exponent == 0, 0, activation << exponent) + Mux(mantissa, lower, 0), sign
 
 
 class SystolicPE(wiring.Component):
@@ -104,6 +118,11 @@ class SystolicPE(wiring.Component):
 class ProcessingElement(SystolicPE):
     """One MixPE PE: ``x * w`` by shift & add (no multiplier) into an integer group accumulator.
 
+    Integer codes add ``x << i`` for every set bit i (:func:`shift_add_product`). Codes that carry
+    their own sign (``weight_format`` ``fp4_e2m1``, ``pow2``) form ``x * |v|`` by shifts
+    (:func:`signed_code_product`) and add it to the accumulator or subtract it (its complement
+    plus a carry in: one adder either way).
+
     Parameters
     ----------
     config : :class:`~hw.config.MixPEConfig`
@@ -132,6 +151,11 @@ class ProcessingElement(SystolicPE):
                          sum_shape=signed(config.psum_bits))
 
     def accumulate(self, m, accumulator):
-        product = Signal(signed(self._config.product_bits))
-        m.d.comb += product.eq(shift_add_product(self.x, self.w, self._config.weight_bits))
-        return accumulator + product
+        config = self._config
+        product = Signal(signed(config.product_bits))
+        if not config.signed_codes:
+            m.d.comb += product.eq(shift_add_product(self.x, self.w, config.weight_bits))
+            return accumulator + product
+        magnitude, sign = signed_code_product(self.x, self.w, config.weight_format, config.weight_bits)
+        m.d.comb += product.eq(magnitude ^ sign.replicate(config.product_bits))  # |x * v| fits: see product_bits
+        return accumulator + product + sign
