@@ -1,9 +1,9 @@
 """cocotb testbench of one processing element (``pe``).
 
 * ``exhaustive_products``: every INT8 activation x every weight code, one single-step group per
-  cycle, so each cycle's drain must equal ``x * code`` (the shift & add product).
+  cycle, so each cycle's drain must equal ``x * v(code)`` (the code, or its FP4 or power-of-two value: :mod:`hw.codes`).
 * ``group_accumulation``: random groups of g steps including the overflow worst case
-  (x = -128 with the largest code for a whole group), checked against the integer sum, with the
+  (x = -128 with the code of the largest |value| for a whole group), checked against the integer sum, with the
   next group's first step issued on the cycle after the previous group's last (double buffer).
 * ``bubbles_and_forwarding``: random steps with random ``valid`` (bubbles inside and between
   groups, ``group_last`` also on bubbles): a bubble neither accumulates nor drains, and every
@@ -18,12 +18,18 @@ import random
 import cocotb
 from cocotb.triggers import FallingEdge
 
+from hw.codes import pe_value
 from hw.config import MixPEConfig
 from verif.cocotb_util import clock_and_reset, read_job
 
 
 def _config() -> MixPEConfig:
     return MixPEConfig.from_dict(read_job()["config"])
+
+
+def _value(config: MixPEConfig, code: int) -> int:
+    """What the PE multiplies by: the code, or its FP4 / power-of-two value (:mod:`hw.codes`)."""
+    return pe_value(config.weight_format, config.weight_bits, code)
 
 
 async def _reset(dut):
@@ -53,7 +59,7 @@ async def exhaustive_products(dut):
     pairs = [(x, code) for x in range(-128, 128) for code in range(config.code_max + 1)]
     drained = await _run_steps(dut, ((x, code, 1) for x, code in pairs))
     assert len(drained) == len(pairs), f"{len(drained)} drains for {len(pairs)} single-step groups"
-    wrong = [(x, code, got) for (x, code), got in zip(pairs, drained) if got != x * code]
+    wrong = [(x, code, got) for (x, code), got in zip(pairs, drained) if got != x * _value(config, code)]
     assert not wrong, f"{len(wrong)} wrong products, first (x, code, got): {wrong[:5]}"
     dut._log.info("all %d INT8 x %d-bit products exact", len(pairs), config.weight_bits)
 
@@ -63,12 +69,13 @@ async def group_accumulation(dut):
     config = _config()
     rng = random.Random(cocotb.RANDOM_SEED)
     g = config.group_size
-    groups = [[(-128, config.code_max)] * g, [(127, config.code_max)] * g]
+    extreme = max(range(config.code_max + 1), key=lambda code: abs(_value(config, code)))
+    groups = [[(-128, extreme)] * g, [(127, extreme)] * g]
     groups += [[(rng.randrange(-128, 128), rng.randrange(config.code_max + 1)) for _ in range(g)] for _ in range(6)]
     await _reset(dut)
     steps = [(x, code, int(i == g - 1)) for group in groups for i, (x, code) in enumerate(group)]
     drained = await _run_steps(dut, steps)
-    expected = [sum(x * code for x, code in group) for group in groups]
+    expected = [sum(x * _value(config, code) for x, code in group) for group in groups]
     assert drained == expected, f"group sums {drained} != {expected} (seed {cocotb.RANDOM_SEED})"
     limit = 2 ** (config.psum_bits - 1)
     assert -limit <= min(expected) and max(expected) < limit
@@ -86,7 +93,7 @@ async def bubbles_and_forwarding(dut):
         dut.x.value, dut.w.value = x & ((1 << len(dut.x)) - 1), code
         dut.valid.value, dut.group_last.value = valid, last
         if valid:
-            accumulator += x * code
+            accumulator += x * _value(config, code)
             if last:
                 expected.append(accumulator)
                 accumulator = 0
