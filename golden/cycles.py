@@ -17,6 +17,10 @@ result stream:
   the tile's last row.
 
 Cycle 0 is the first issued K step; the count ends with the last result row, inclusive.
+
+K-quants (``scale_mode="kquant"``) follow the same rules: the integer super-block sums add the
+GDU's ``sub_scale`` and ``sub_accumulate`` stages to ``gdu_latency`` (so to ``result_offset``) and
+nothing to the group interval; a tile is whole super-blocks (256 / g groups).
 """
 
 from __future__ import annotations
@@ -63,9 +67,13 @@ def predict_cycles(config: MixPEConfig, groups_per_tile: list[int],
     ``useful_macs`` (defaults to the full array) excludes padded rows and columns."""
     if not groups_per_tile:
         raise ValueError("groups_per_tile: need at least one tile")
+    per_super = config.superblock_groups
     for index, groups in enumerate(groups_per_tile):
         if not isinstance(groups, int) or groups < 1:
             raise ValueError(f"groups_per_tile[{index}]={groups!r}: every tile needs at least one group")
+        if groups % per_super:
+            raise ValueError(f"groups_per_tile[{index}]={groups}: scale_mode='kquant' tiles are whole super-blocks "
+                             f"of {per_super} groups")
     g, rows = config.group_size, config.rows
     interval = config.group_interval
     next_issue = 0

@@ -62,6 +62,10 @@ products x*a*w may now round: Higham's inner-product bound gamma^(64)_K * |a| * 
 both (the same element term as above, with |w| in place of |(Q - z) s|). The evaluation
 inflation becomes 1 + gamma^(64)_{K+2G+10} (two group terms per group).
 
+K-quants (``config.scale_mode == "kquant"``): the weights are :class:`golden.kquant.KQuantWeights`
+and :func:`bitexact_mpgemm`, :func:`float_reference` and :func:`error_bound` are those of
+:mod:`golden.kquant` (the same chain with the 256-weight super-block as the group).
+
 Not covered: a result flushed to zero by the final product (only possible when
 |act_scale| < 2**-89, since a nonzero |acc| >= 2**-37), and overflow to infinity: where
 |y_ref| + bound exceeds the largest FP32 number, or where a value of the FP32 group chain may
@@ -79,6 +83,7 @@ import torch
 
 from golden.fp32 import fadd32, fmul32
 from golden.fp_activations import align_activations, decode_activations, shared_exponents
+from golden.kquant import kquant_bitexact, kquant_error_bound, kquant_reference
 from golden.numerics import FP32_MAX, FP32_MIN_NORMAL, FP32_UNIT_ROUNDOFF, FP64_UNIT_ROUNDOFF, gamma
 from golden.operands import OperandError, QuantizedWeights, activation_operand, check_codes, validate_operands
 from golden.reference import reference_mpgemm
@@ -199,6 +204,8 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
 
     Floating-point activations: ``x`` as raw codes, the format's torch dtype or float values
     (:func:`golden.fp_activations.activation_codes`), and ``act_scale=None``."""
+    if config.kquant:
+        return kquant_bitexact(config, x, act_scale, weights)
     _require_token_scales(config, act_scale)
     x = activation_operand(config, x)
     validate_operands(config, x, act_scale, weights, check_codes_range=False)  # codes: per block below
@@ -250,6 +257,8 @@ def float_reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     """The float64 reference (M, N) of :func:`golden.reference.reference_mpgemm` for any
     activation format: floating-point activations enter as their exact decoded values, with no
     token scale (Inf and NaN activations propagate as float64 does)."""
+    if config.kquant:
+        return kquant_reference(config, x, act_scale, weights)
     _require_token_scales(config, act_scale)
     if not config.fp_activation:
         return reference_mpgemm(x, act_scale, weights, config.group_size)
@@ -277,6 +286,8 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
     takes the exact decoded activations and no token scale; rows with an invalid group (Inf,
     NaN, or an element above its shared exponent) have no bound (NaN) since their result is NaN.
     """
+    if config.kquant:
+        return kquant_error_bound(config, x, act_scale, weights)
     _require_token_scales(config, act_scale)
     x = activation_operand(config, x)
     validate_operands(config, x, act_scale, weights)
