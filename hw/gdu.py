@@ -11,7 +11,7 @@ from .fp_mul import Float32Multiplier
 from .fp_widen import WidenToFloat32
 from .fp_common import CANONICAL_NAN, Cuts, add_in_halves, carry_save_layer, delay
 from .fp_stages import gdu_cuts
-from .layouts import FP16_BITS, FP32_BITS, row_index_shape, row_info_layout, zero_shape
+from .layouts import FP32_BITS, row_index_shape, row_info_layout, scale_shape, zero_shape
 
 __all__ = ["GroupDequant"]
 
@@ -38,6 +38,16 @@ class GroupDequant(wiring.Component):
     offset m instead of a zero point: ``dsum`` passes P through, ``to_float`` converts P and A,
     ``scale`` computes ``t = fp32(P) * fp32(d)`` and ``o = fp32(A) * fp32(m)``, and a ``term``
     stage adds them (``t + o``) before ``accumulate``.
+
+    With ``scale_mode="kquant"`` (llama.cpp K-quants) ``scale`` carries the super-block's FP16
+    ``d`` and the group's integer sub-scale ``sc``, and with float offsets ``zero`` the
+    super-block's FP16 offset scale ``o`` and the group's min ``m``. Two integer stages follow
+    ``dsum``: ``sub_scale`` forms ``sc * D`` (and ``m * A``), ``sub_accumulate`` adds them to the
+    row's integer super-block sums S (and M) in a 1 x R x ``columns_per_lane`` memory (restarting
+    on a super-block's first group, OR-ing the ``invalid`` flags of floating-point activations);
+    only a super-block's last group goes on, with S and M in place of D and A and d and o as the
+    scale and offset, to ``to_float`` and the FP32 stages. A row's next group reads its sums
+    ``group_interval`` or more cycles after the write, so the read-modify-write needs no forwarding.
 
     Floating-point activations (block floating point): the row sideband's ``row_param`` is the
     group's shared exponent instead of a token scale. The products of ``scale`` take the exponent
@@ -74,8 +84,9 @@ class GroupDequant(wiring.Component):
     info : ``In(row_info_layout(config))``
         Row sideband (:func:`~hw.layouts.row_info_layout`): valid, row, A, ``row_param``
         (FP32 token scale, or the shared exponent), first/last group, bank, parity.
-    scale : ``In(16)``
-        Raw FP16 group scale of the row's band (read on the band's first row).
+    scale : ``In(scale_shape(config))``
+        Raw FP16 group scale of the row's band, or K-quants' d and sub-scale
+        (:func:`~hw.layouts.scale_shape`; read on the band's first row).
     zero : ``In(zero_shape(config))``
         Integer zero point, or the raw FP16 offset with ``zero_mode="float_offset"``
         (:func:`~hw.layouts.zero_shape`; read on the band's first row).
@@ -102,7 +113,7 @@ class GroupDequant(wiring.Component):
         members = {
             "psum": In(signed(config.psum_bits)),
             "info": In(row_info_layout(config)),
-            "scale": In(FP16_BITS),
+            "scale": In(scale_shape(config)),
             "zero": In(zero_shape(config)),
             "read_addr": In(range(2 * rows)),
             "read_data": Out(FP32_BITS if columns == 1 else data.ArrayLayout(unsigned(FP32_BITS), columns)),
@@ -129,6 +140,8 @@ class GroupDequant(wiring.Component):
             fields.update(lsb_exponent=signed(config.lsb_exponent_bits), invalid=1)
         else:
             fields["token_scale"] = FP32_BITS
+        if config.kquant:
+            fields.update(sub_first=1, sub_last=1)
         return data.StructLayout(fields)
 
     def elaborate(self, platform):
@@ -140,7 +153,7 @@ class GroupDequant(wiring.Component):
 
         # dsum: integer zero-point correction, or (float offsets) P passed through; the
         # parameters are latched on the first row of each row band.
-        scale_held = Signal(FP16_BITS)
+        scale_held = Signal.like(self.scale)
         zero_held = Signal.like(self.zero)
         band_first_rows = [info.row == band * config.band_rows for band in range(config.row_groups)]
         is_band_first = band_first_rows[0]
@@ -161,6 +174,8 @@ class GroupDequant(wiring.Component):
                          row_now.invalid.eq(info.invalid)]
         else:
             m.d.comb += row_now.token_scale.eq(info.row_param)
+        if config.kquant:
+            m.d.comb += [row_now.sub_first.eq(info.sub_first), row_now.sub_last.eq(info.sub_last)]
         valid = delay(m, info.valid, cycles["dsum"], "dsum_valid", reset=True)
         if config.float_offset:
             row, dsum, scale, asum, offset = (delay(m, value, 1, f"dsum_{name}") for name, value in (
@@ -172,6 +187,9 @@ class GroupDequant(wiring.Component):
             dsum, (row, scale) = add_in_halves(m, cuts, "dsum_low", x, y, 0, row, scale)
             row, dsum, scale = (delay(m, value, 1, f"dsum_{name}") for name, value in (
                 ("row", row), ("value", dsum.as_signed()), ("scale", scale)))
+        if config.kquant:
+            valid, row, dsum, scale, asum, offset = self._superblock_sums(
+                m, valid, row, dsum, scale, *((asum, offset) if config.float_offset else (None, None)))
 
         # to_float: D (or P and A) to FP32, the FP16 parameters widened beside the last step.
         def to_float(value, width, name):
@@ -184,10 +202,10 @@ class GroupDequant(wiring.Component):
             m.d.comb += widen.i.eq(delay(m, raw, cycles["to_float"] - 1, f"{name}_in"))
             return delay(m, widen.o, 1, f"{name}_out")
 
-        value = to_float(dsum, config.dsum_bits, "to_float")
+        value = to_float(dsum, config.sub_sum_bits, "to_float")
         scale = widened(scale, "widen")
         if config.float_offset:
-            asum = to_float(asum, config.asum_bits, "asum_to_float")
+            asum = to_float(asum, config.min_sum_bits, "asum_to_float")
             offset = widened(offset, "widen_offset")
         valid = delay(m, valid, cycles["to_float"], "to_float_valid", reset=True)
         row = delay(m, row, cycles["to_float"], "to_float_row")
@@ -274,6 +292,53 @@ class GroupDequant(wiring.Component):
             self.read_data.eq(result_read.data),
         ]
         return m
+
+    def _superblock_sums(self, m: Module, valid, row, dsum, scale, asum, offset) -> tuple:
+        """K-quants: the ``sub_scale`` and ``sub_accumulate`` stages (see the class docstring).
+        Takes the ``dsum`` stage's outputs (``scale``: d and sc; ``offset``: o and m, or None);
+        returns (valid, row, S, d, M, o) of super-blocks' last groups, M and o None without offsets."""
+        config = self._config
+        offsets = config.float_offset
+        row_shape = row.shape()
+        scale = data.View(scale_shape(config), scale)           # Mux and delay drop the layouts
+        offset = data.View(zero_shape(config), offset) if offsets else None
+        # sub_scale: the products, exact in their sums' widths (|sc * D| <= the bound of S).
+        product = delay(m, scale.sub_scale * dsum, 1, "sub_scale_product")
+        min_product = delay(m, offset.min * asum, 1, "sub_min_product") if offsets else None
+        d = delay(m, scale.d, 1, "sub_scale_d")
+        o = delay(m, offset.offset, 1, "sub_scale_o") if offsets else None
+        row = delay(m, row, 1, "sub_scale_row")
+        valid = delay(m, valid, 1, "sub_scale_valid", reset=True)
+
+        # sub_accumulate: read-modify-write of the row's sums, word column * R + row.
+        fields = {"s": signed(config.sub_sum_bits)}
+        if offsets:
+            fields["m"] = signed(config.min_sum_bits)
+        if config.fp_activation:
+            fields["invalid"] = 1
+        sums_memory = m.submodules.sub_sums = memory.Memory(
+            shape=data.StructLayout(fields), depth=config.rows * config.columns_per_lane, init=[])
+        read, write = sums_memory.read_port(domain="comb"), sums_memory.write_port()
+        address = row.row if config.columns_per_lane == 1 else row.column * config.rows + row.row
+        summed = Signal(sums_memory.shape)
+        held = read.data
+        m.d.comb += [
+            read.addr.eq(address),
+            summed.s.eq(Mux(row.sub_first, 0, held.s) + product),
+            write.addr.eq(address), write.data.eq(summed), write.en.eq(valid),
+        ]
+        if offsets:
+            m.d.comb += summed.m.eq(Mux(row.sub_first, 0, held.m) + min_product)
+        merged = Signal(row_shape)
+        m.d.comb += merged.eq(row)
+        if config.fp_activation:
+            m.d.comb += [summed.invalid.eq(row.invalid | (~row.sub_first & held.invalid)),
+                         merged.invalid.eq(summed.invalid)]
+        valid = delay(m, valid & row.sub_last, 1, "sub_accumulate_valid", reset=True)
+        return (valid, delay(m, merged, 1, "sub_accumulate_row"), delay(m, summed.s, 1, "sub_accumulate_s"),
+                delay(m, d, 1, "sub_accumulate_d"),
+                delay(m, summed.m, 1, "sub_accumulate_m") if offsets else None,
+                delay(m, o, 1, "sub_accumulate_o") if offsets else None)
 
     def _dsum_rows(self, m: Module, zero) -> tuple:
         """D = P - z * A as two ``dsum_bits`` rows in carry-save form: P, ~(A << i) for every set

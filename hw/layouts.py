@@ -14,7 +14,7 @@ from amaranth.utils import ceil_log2
 from .config import MixPEConfig
 from .errors import MixPEError
 
-__all__ = ["activation_layout", "pe_activation_layout", "weight_layout", "zero_shape", "group_layout", "result_layout", "row_info_layout",
+__all__ = ["activation_layout", "pe_activation_layout", "weight_layout", "scale_shape", "zero_shape", "group_layout", "result_layout", "row_info_layout",
            "row_index_shape", "row_param_shape", "pack", "unpack", "LayoutValueError"]
 
 FP32_BITS = 32
@@ -56,25 +56,42 @@ def weight_layout(config: MixPEConfig) -> data.ArrayLayout:
     return data.ArrayLayout(unsigned(config.weight_bits), config.row_groups * config.cols)
 
 
-def zero_shape(config: MixPEConfig) -> Shape:
+def scale_shape(config: MixPEConfig):
+    """Shape of one (band's) column's ``scale``: the raw FP16 group scale, or with
+    ``scale_mode="kquant"`` the struct of ``d`` (the raw FP16 scale of the group's super-block,
+    the same on every group of it) and ``sub_scale`` (the group's integer sub-scale,
+    ``sub_scale_bits`` signed or unsigned)."""
+    if not config.kquant:
+        return unsigned(FP16_BITS)
+    sub_scale = signed if config.sub_scale_signed else unsigned
+    return data.StructLayout({"d": unsigned(FP16_BITS), "sub_scale": sub_scale(config.sub_scale_bits)})
+
+
+def zero_shape(config: MixPEConfig):
     """Shape of one (band's) column's zero parameter ``zero``: the unsigned b-bit integer zero
-    point (``zero_mode="integer"``) or the raw FP16 float offset (``"float_offset"``)."""
+    point (``zero_mode="integer"``) or the raw FP16 float offset (``"float_offset"``); with
+    ``scale_mode="kquant"`` and float offsets the struct of ``offset`` (the raw FP16 offset scale
+    o = -dmin of the group's super-block) and ``min`` (the group's unsigned integer min)."""
+    if config.kquant and config.float_offset:
+        return data.StructLayout({"offset": unsigned(FP16_BITS), "min": unsigned(config.sub_min_bits)})
     return unsigned(FP16_BITS) if config.float_offset else unsigned(config.weight_bits)
 
 
 def group_layout(config: MixPEConfig) -> data.StructLayout:
     """Dequantization parameters of one group, consumed with the group's first K step.
 
-    ``scale``: raw FP16 scale per row band and column; ``zero``: per row band and column the
-    integer zero point, or in ``zero_mode="float_offset"`` the raw FP16 float offset
-    (:func:`zero_shape`; ``row_groups * C`` elements each, element ``band * C + c`` as in
+    ``scale``: raw FP16 scale per row band and column (K-quants: d and the sub-scale,
+    :func:`scale_shape`); ``zero``: per row band and column the integer zero point, or in
+    ``zero_mode="float_offset"`` the raw FP16 float offset (K-quants: o and the min;
+    :func:`zero_shape`; ``row_groups * C`` elements each, element ``band * C + c`` as in
     :func:`weight_layout`); ``row_param``: per row the raw FP32 token scale (INT8, used only when
     ``last`` is set), or for floating-point activations the group's shared exponent field (the
     largest effective exponent of the row's activations in this group; :func:`row_param_shape`);
-    ``last``: this group is the last one of the tile (K ends here)."""
+    ``last``: this group is the last one of the tile (K ends here). K-quants: every group of a
+    super-block carries the super-block's shared exponent (:func:`golden.kquant.superblock_exponents`)."""
     bands_x_cols = config.row_groups * config.cols
     return data.StructLayout({
-        "scale": data.ArrayLayout(unsigned(FP16_BITS), bands_x_cols),
+        "scale": data.ArrayLayout(scale_shape(config), bands_x_cols),
         "zero": data.ArrayLayout(zero_shape(config), bands_x_cols),
         "row_param": data.ArrayLayout(row_param_shape(config), config.rows),
         "last": unsigned(1),
@@ -96,8 +113,10 @@ def row_info_layout(config: MixPEConfig) -> data.StructLayout:
     ``asum``: activation group sum A of the row; ``row_param``: raw FP32 token scale, or for
     floating-point activations the row's shared exponent of this group; ``invalid`` (floating
     point only): the group held an Inf, a NaN or an element above the shared exponent;
-    ``first``/``last``: first/last group of the tile; ``bank``: output accumulator bank of the
-    tile; ``parity``: group parity selecting the ping-pong dequant parameter register."""
+    ``first``/``last``: first/last group of the tile (K-quants: ``first`` marks the groups of the
+    tile's first super-block); ``bank``: output accumulator bank of the tile; ``parity``: group
+    parity selecting the ping-pong dequant parameter register; ``sub_first``/``sub_last``
+    (K-quants only): first/last group of its super-block."""
     return data.StructLayout({
         "valid": unsigned(1),
         "row": row_index_shape(config),
@@ -108,6 +127,7 @@ def row_info_layout(config: MixPEConfig) -> data.StructLayout:
         "last": unsigned(1),
         "bank": unsigned(1),
         "parity": unsigned(1),
+        **({"sub_first": unsigned(1), "sub_last": unsigned(1)} if config.kquant else {}),
     })
 
 

@@ -1,12 +1,12 @@
 """Parameter capture of the MixPE core: group parameters and descriptors from issue to drain."""
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
 from .fp_common import delay
-from .layouts import FP16_BITS, group_layout, row_index_shape, row_info_layout, row_param_shape, zero_shape
+from .layouts import group_layout, row_index_shape, row_info_layout, row_param_shape, scale_shape, zero_shape
 
 __all__ = ["ParameterCapture"]
 
@@ -26,6 +26,10 @@ class ParameterCapture(wiring.Component):
       :class:`~hw.act_sum.ActivationSum` emits them) are combined with into the row sideband
       ``info``. The sideband moves one column right per cycle; column c also gets the
       ``scale``/``zero`` of the row band and parity of the row it carries.
+    * K-quants (``scale_mode="kquant"``): the groups of a tile are counted off in super-blocks of
+      ``superblock_groups``; the descriptor marks a group's place in its super-block
+      (``sub_first``/``sub_last``) and sets ``first`` on every group of the tile's first
+      super-block (whose sums the GDU accumulates onto -0).
 
     Parameters
     ----------
@@ -49,8 +53,8 @@ class ParameterCapture(wiring.Component):
         step to issue belongs to (from ``grp`` on a group's first step, held afterwards).
     info : ``Out(ArrayLayout(row_info_layout(config), C))``
         Row sideband per column (:func:`~hw.layouts.row_info_layout`).
-    scale : ``Out(ArrayLayout(unsigned(16), C))``, zero : ``Out(ArrayLayout(zero_shape(config), C))``
-        Per column the FP16 scale and the zero parameter of the row band and group of the row on
+    scale : ``Out(ArrayLayout(scale_shape(config), C))``, zero : ``Out(ArrayLayout(zero_shape(config), C))``
+        Per column the scale (FP16, or K-quants' d and sub-scale) and the zero parameter of the row band and group of the row on
         ``info``.
 
     Latency
@@ -74,7 +78,7 @@ class ParameterCapture(wiring.Component):
             "sum_row": In(row_index_shape(config)),
             "asum": In(signed(config.asum_bits)),
             "info": Out(data.ArrayLayout(row_info_layout(config), config.lanes)),
-            "scale": Out(data.ArrayLayout(unsigned(FP16_BITS), config.lanes)),
+            "scale": Out(data.ArrayLayout(scale_shape(config), config.lanes)),
             "zero": Out(data.ArrayLayout(zero_shape(config), config.lanes)),
         }
         if config.columns_per_lane > 1:
@@ -103,10 +107,12 @@ class ParameterCapture(wiring.Component):
             m.d.sync += [pending.eq(self.grp), pending_first.eq(self.tile_start), pending_bank.eq(self.bank)]
         if config.fp_activation:
             m.d.comb += self.e_max.eq(Mux(self.group_start, self.grp.row_param, pending.row_param))
+        if config.kquant:
+            pending_first, sub_first, sub_last = self._superblock_position(m)
 
         # Ping-pong dequant parameters, written when a group ends.
         param_layout = data.StructLayout({
-            "scale": data.ArrayLayout(unsigned(FP16_BITS), config.row_groups * cols),
+            "scale": data.ArrayLayout(scale_shape(config), config.row_groups * cols),
             "zero": data.ArrayLayout(zero_shape(config), config.row_groups * cols),
         })
         params = [Signal(param_layout, name=f"params_{parity}") for parity in range(2)]
@@ -124,7 +130,8 @@ class ParameterCapture(wiring.Component):
         # earliest) and delayed by the registers between the issue and the array (``edge_stages``).
         descriptor = Signal(data.StructLayout({
             "row_params": data.ArrayLayout(row_param_shape(config), rows),
-            "first": 1, "last": 1, "bank": 1, "parity": 1}))
+            "first": 1, "last": 1, "bank": 1, "parity": 1,
+            **({"sub_first": 1, "sub_last": 1} if config.kquant else {})}))
         group_ended = Signal()
         m.d.sync += group_ended.eq(self.group_end)
         with m.If(group_ended):
@@ -135,6 +142,8 @@ class ParameterCapture(wiring.Component):
                 descriptor.bank.eq(pending_bank),
                 descriptor.parity.eq(~parity),
             ]
+            if config.kquant:
+                m.d.sync += [descriptor.sub_first.eq(sub_first), descriptor.sub_last.eq(sub_last)]
         drain = delay(m, descriptor, config.edge_stages, "descriptor")
 
         if config.lanes == cols:
@@ -142,6 +151,18 @@ class ParameterCapture(wiring.Component):
         else:
             self._lane_sideband(m, drain, params)
         return m
+
+    def _superblock_position(self, m: Module) -> tuple:
+        """K-quants: (the pending group is in its tile's first super-block, it is its super-block's
+        first group, its last), counted as groups are captured (a tile is whole super-blocks)."""
+        per_super = self._config.superblock_groups
+        position = Signal(range(max(per_super, 2)))          # of the pending group in its super-block
+        first_super = Signal()
+        ends_super = position == per_super - 1
+        with m.If(self.issue & self.group_start):
+            m.d.sync += [position.eq(Mux(self.tile_start | ends_super, 0, position + 1)),
+                         first_super.eq(self.tile_start | (first_super & ~ends_super))]
+        return first_super, position == 0, ends_super
 
     def _first_row_info(self, m: Module, drain, name: str) -> Signal:
         """The row sideband of the row on the ``sum_*`` inputs, with the group's descriptor."""
@@ -158,6 +179,8 @@ class ParameterCapture(wiring.Component):
         ]
         if self._config.fp_activation:
             m.d.comb += info.invalid.eq(self.sum_invalid)
+        if self._config.kquant:
+            m.d.comb += [info.sub_first.eq(drain.sub_first), info.sub_last.eq(drain.sub_last)]
         return info
 
     def _column_sideband(self, m: Module, drain, params) -> None:
@@ -221,6 +244,8 @@ class ParameterCapture(wiring.Component):
         ]
         if config.fp_activation:
             m.d.comb += walked.invalid.eq(sums_now.invalid[row])
+        if config.kquant:
+            m.d.comb += [walked.sub_first.eq(descriptor.sub_first), walked.sub_last.eq(descriptor.sub_last)]
         info, column = walked, index
         for lane in range(lanes):
             if lane:

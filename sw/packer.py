@@ -15,6 +15,11 @@ with a few tokens), described by a list of :class:`Band`. :func:`banded_tile_res
 tile's bit-exact expected output and :func:`unpack_banded_tile` cuts a tile result into the
 bands' outputs.
 
+K-quants (``scale_mode="kquant"``, :class:`golden.kquant.KQuantWeights`): each group's ``scale``
+element carries the super-block's FP16 d and the group's sub-scale, its ``zero`` element the zero
+point, or o = -dmin and the group's min; padding has zero sub-scales, mins and d (and o), so its
+outputs are zeros too. Floating-point activations share one exponent per super-block.
+
 Floating-point activations travel as raw codes, with no token scale (``act_scale`` is None); each
 group's ``grp`` beat carries per row the shared exponent
 (:func:`golden.fp_activations.shared_exponents`), computed here as the producer of the
@@ -29,6 +34,7 @@ import torch
 
 from golden.fp32 import bits, fp16_bits, from_bits
 from golden.fp_activations import shared_exponents
+from golden.kquant import KQuantWeights, superblock_exponents, validate_kquant_operands
 from golden.mpgemm import bitexact_mpgemm
 from golden.operands import OperandError, QuantizedWeights, activation_operand, validate_operands
 from hw.config import MixPEConfig
@@ -79,12 +85,29 @@ def _pad_rows(tensor: torch.Tensor, multiple: int, fill: int | float = 0) -> tor
     return torch.cat([tensor, pad])
 
 
+def _validate(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None, weights) -> None:
+    """The operand checks of the configuration's mode (flat, or K-quant)."""
+    if config.kquant:
+        validate_kquant_operands(config, x, act_scale, weights)
+    else:
+        validate_operands(config, x, act_scale, weights)
+
+
 def _pad(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None, weights: QuantizedWeights,
          row_multiple: int) -> tuple[torch.Tensor, torch.Tensor | None, QuantizedWeights]:
     """x and act_scale padded to a multiple of ``row_multiple`` rows, weights to a multiple of C
     channels: zero activations (code 0, +0 for floating point) and token scales; zero codes and
-    scales with the encoding's zero point (or a zero float offset)."""
+    scales with the encoding's zero point (or a zero float offset; K-quants: zero sub-scales and mins)."""
     zero_point = config.symmetric_zero if config.weight_encoding == "signed" else 0
+    if config.kquant:
+        padded = KQuantWeights(
+            codes=_pad_rows(weights.codes, config.cols), scales=_pad_rows(weights.scales, config.cols),
+            sub_scales=_pad_rows(weights.sub_scales, config.cols),
+            zeros=None if config.float_offset else _pad_rows(weights.zeros, config.cols, zero_point),
+            offsets=_pad_rows(weights.offsets, config.cols, 0.0) if config.float_offset else None,
+            mins=_pad_rows(weights.mins, config.cols) if config.float_offset else None)
+        act_scale = None if act_scale is None else _pad_rows(act_scale, row_multiple)
+        return _pad_rows(x, row_multiple), act_scale, padded
     padded = QuantizedWeights(
         codes=_pad_rows(weights.codes, config.cols),
         scales=_pad_rows(weights.scales, config.cols),
@@ -102,12 +125,24 @@ def pad_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor |
     scales and the encoding's zero point (or a zero float offset), so their results are zeros.
     Floating-point activations come back as raw codes and ``act_scale`` stays None."""
     x = activation_operand(config, x)
-    validate_operands(config, x, act_scale, weights)
+    _validate(config, x, act_scale, weights)
     return _pad(config, x, act_scale, weights, config.rows)
 
 
 def _group_params(config: MixPEConfig, weights: QuantizedWeights) -> tuple[list, list]:
-    """(raw FP16 scales, zero points or raw FP16 offsets), each a list over groups of lists over channels."""
+    """(raw FP16 scales, zero points or raw FP16 offsets), each a list over groups of lists over
+    channels; K-quants: dicts of the super-block's d and the group's sub-scale, and of o and the
+    min (or the zero points)."""
+    if config.kquant:
+        per_group = config.superblock_groups
+        d = fp16_bits(weights.scales).repeat_interleave(per_group, dim=1).t().tolist()
+        scales = [[{"d": d_n, "sub_scale": sc_n} for d_n, sc_n in zip(d_j, sc_j)]
+                  for d_j, sc_j in zip(d, weights.sub_scales.t().tolist())]
+        if not config.float_offset:
+            return scales, weights.zeros.t().tolist()
+        o = fp16_bits(weights.offsets).repeat_interleave(per_group, dim=1).t().tolist()
+        return scales, [[{"offset": o_n, "min": m_n} for o_n, m_n in zip(o_j, m_j)]
+                        for o_j, m_j in zip(o, weights.mins.t().tolist())]
     zeros = fp16_bits(weights.offsets) if config.float_offset else weights.zeros
     return fp16_bits(weights.scales).t().tolist(), zeros.t().tolist()
 
@@ -116,7 +151,8 @@ def _row_params(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
     """Per group, per row of ``x`` the ``grp`` field ``row_param``: the raw FP32 token
     scale (INT8, the same every group) or the shared exponent of the row's group (floating point)."""
     if config.fp_activation:
-        return shared_exponents(config, x).t().tolist()
+        exponents = superblock_exponents if config.kquant else shared_exponents
+        return exponents(config, x).t().tolist()
     return [bits(act_scale.float()).tolist()] * (x.shape[1] // config.group_size)
 
 
@@ -175,7 +211,7 @@ def _check_bands(config: MixPEConfig, bands: list[Band]) -> int:
         if band.act_scale is None and not config.fp_activation:
             raise OperandError(f"{name}.act_scale: None; INT8 activations need float32 per-token scales, shape (m_b,)")
         try:
-            validate_operands(config, activation_operand(config, band.x), band.act_scale, band.weights)
+            _validate(config, activation_operand(config, band.x), band.act_scale, band.weights)
         except OperandError as error:
             raise OperandError(f"{name}: {error}") from None
         m_b, k_b = band.x.shape
@@ -198,10 +234,14 @@ def _padded_bands(config: MixPEConfig, bands: list[Band]
     are all padding (zero activations and token scales, zero codes and scales)."""
     k = _check_bands(config, bands)
     groups = k // config.group_size
-    empty_weights = QuantizedWeights(
-        codes=torch.zeros((0, k), dtype=torch.int64), scales=torch.zeros((0, groups), dtype=torch.float16),
-        zeros=None if config.float_offset else torch.zeros((0, groups), dtype=torch.int64),
-        offsets=torch.zeros((0, groups), dtype=torch.float16) if config.float_offset else None)
+    scale_groups = groups // config.superblock_groups
+    integers, halves = torch.zeros((0, groups), dtype=torch.int64), torch.zeros((0, scale_groups), dtype=torch.float16)
+    flat_fields = {"zeros": None, "offsets": halves} if config.float_offset else {"zeros": integers, "offsets": None}
+    if config.kquant:
+        empty_weights = KQuantWeights(codes=torch.zeros((0, k), dtype=torch.int64), scales=halves, sub_scales=integers,
+                                      mins=integers if config.float_offset else None, **flat_fields)
+    else:
+        empty_weights = QuantizedWeights(codes=torch.zeros((0, k), dtype=torch.int64), scales=halves, **flat_fields)
     no_scale = None if config.fp_activation else torch.zeros(0, dtype=torch.float32)
     empty = Band(x=torch.zeros((0, k), dtype=torch.int64), act_scale=no_scale, weights=empty_weights)
     return [_pad(config, activation_operand(config, band.x), band.act_scale, band.weights, config.band_rows)
