@@ -66,6 +66,15 @@ K-quants (``config.scale_mode == "kquant"``): the weights are :class:`golden.kqu
 and :func:`bitexact_mpgemm`, :func:`float_reference` and :func:`error_bound` are those of
 :mod:`golden.kquant` (the same chain with the 256-weight super-block as the group).
 
+Weight-code and scale formats (:mod:`golden.codes`). The PEs multiply by the code's PE value
+(``codes`` above: 2 x E2M1 for FP4, +-2^e for powers of two; z = 0) and the scale is the decoded
+FP32 ``s32`` (FP16, E8M0 or E4M3 value, times 1/2 for FP4), exact, so the derivation holds with
+s_j = s32 and D_j the integer sums of PE values: ``v * s32`` is the real weight. E8M0 and E4M3
+scales may be as small as 2**-126 (E4M3: 2**-10), so a partial sum of the chain may fall below
+2**-126 and be flushed: one more error of at most 2**-126 per addition, which the bound adds
+(``groups * FP32_MIN_NORMAL`` before the token scale); these formats use the contract's FP32
+functions, not native float32 (which keeps subnormals).
+
 Not covered: a result flushed to zero by the final product (only possible when
 |act_scale| < 2**-89, since a nonzero |acc| >= 2**-37), and overflow to infinity: where
 |y_ref| + bound exceeds the largest FP32 number, or where a value of the FP32 group chain may
@@ -81,6 +90,7 @@ from collections.abc import Iterator
 
 import torch
 
+from golden.codes import code_values, decoded_scales, pe_values
 from golden.fp32 import fadd32, fmul32
 from golden.fp_activations import align_activations, decode_activations, shared_exponents
 from golden.kquant import kquant_bitexact, kquant_error_bound, kquant_reference
@@ -131,13 +141,13 @@ def _iter_group_partials(config: MixPEConfig, x: torch.Tensor, weights: Quantize
     # The asserts here and in _iter_block_sums_fp32 check internal consistency, not input: every
     # valid configuration (g <= 1024, pe_act_bits <= 28, b <= 8) keeps the sums below 2**46, and
     # validated operands keep D within dsum_bits.
-    assert group * 2 ** (config.pe_act_bits - 1) * config.code_max < 2 ** 53, \
+    assert group * 2 ** (config.pe_act_bits - 1) * config.code_value_max < 2 ** 53, \
         "group partial sums are not exact in float64"
     d_limit = 2 ** (config.dsum_bits - 1)
     for j in range(x.shape[1] // group):
         columns = slice(j * group, (j + 1) * group)
         x_group = x[:, columns]
-        p = (x_group.double() @ weights.codes[:, columns].double().T).to(torch.int64)
+        p = (x_group.double() @ pe_values(config, weights.codes[:, columns]).double().T).to(torch.int64)
         a = x_group.sum(dim=1)
         d = p if config.float_offset else p - weights.zeros[:, j][None, :] * a[:, None]
         assert bool((d >= -d_limit).all() and (d < d_limit).all()), \
@@ -158,7 +168,7 @@ def _iter_block_sums_fp32(config: MixPEConfig, x: torch.Tensor, weights: Quantiz
     FP32 conversion), else in float64 (exact below 2**53) and rounded once to float32, which is
     the round-to-nearest-even conversion of the exact integer."""
     group = config.group_size
-    magnitude_bound = group * 2 ** (config.pe_act_bits - 1) * max(config.code_max, 1)
+    magnitude_bound = group * 2 ** (config.pe_act_bits - 1) * max(config.code_value_max, 1)
     assert magnitude_bound < 2 ** 53, "group partial sums are not exact in float64"
     dtype = torch.float32 if magnitude_bound < 2 ** 24 else torch.float64
     d_limit = 2 ** (config.dsum_bits - 1)
@@ -173,6 +183,8 @@ def _iter_block_sums_fp32(config: MixPEConfig, x: torch.Tensor, weights: Quantiz
         smallest, largest = torch.aminmax(codes)
         if float(smallest) < 0 or float(largest) > config.code_max:
             check_codes(config, weights.codes)                                 # raises, naming the index
+        if config.signed_codes:
+            codes = pe_values(config, weights.codes[channels]).to(dtype)
         p = torch.bmm(x_groups, codes.view(-1, groups, group).permute(1, 2, 0))  # (G, M, nb)
         d = p if config.float_offset else p - weights.zeros[channels].t().to(dtype)[:, None, :] * a[:, :, None]
         smallest, largest = torch.aminmax(d)
@@ -214,7 +226,7 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     n, groups = weights.codes.shape[0], k // config.group_size
     # Validated scales and offsets are finite, zero or normal FP16: the native widening is exact,
     # so equal to fp16_to_fp32.
-    scales = weights.scales.float().t()[:, None, :]                                       # (G, 1, N)
+    scales = decoded_scales(config, weights.scales).t()[:, None, :]                       # (G, 1, N)
     offsets = weights.offsets.float().t()[:, None, :] if config.float_offset else None
     offset = None if lsb_exponent is None else lsb_exponent.t()[:, :, None]               # (G, M, 1)
     nan_rows = None if invalid is None else invalid.t()[:, :, None]
@@ -247,7 +259,7 @@ def _group_chain_ops(config: MixPEConfig):
     including the signs of zeros. So native float32 arithmetic gives the same bits, several
     times faster. Floating-point activations scale by 2**k, which can reach the subnormal and
     overflow ranges, so they use the contract's functions."""
-    if config.fp_activation:
+    if config.fp_activation or config.scale_format != "fp16":
         return fmul32, fadd32
     return (lambda a, b, _offset: a * b), (lambda a, b: a + b)
 
@@ -261,9 +273,19 @@ def float_reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
         return kquant_reference(config, x, act_scale, weights)
     _require_token_scales(config, act_scale)
     if not config.fp_activation:
-        return reference_mpgemm(x, act_scale, weights, config.group_size)
+        return _reference(config, x, act_scale, weights)
     x_real = decode_activations(config, activation_operand(config, x))
-    return reference_mpgemm(x_real, torch.ones(x_real.shape[0]), weights, config.group_size)
+    return _reference(config, x_real, torch.ones(x_real.shape[0]), weights)
+
+
+def _reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, weights: QuantizedWeights
+               ) -> torch.Tensor:
+    """:func:`golden.reference.reference_mpgemm`, with the real values of codes that carry their own
+    sign (value x scale: at most 4 + 8 or 16 + 24 significant bits, exact in float64)."""
+    if not config.signed_codes:
+        return reference_mpgemm(x, act_scale, weights, config.group_size)
+    real = code_values(config, weights.codes) * weights.scales.double().repeat_interleave(config.group_size, dim=1)
+    return (x.double() * act_scale.double()[:, None]) @ real.T
 
 
 def within_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
@@ -300,7 +322,7 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
         act_scale = torch.ones(m, dtype=torch.float32)
     else:
         x_real = x.double()
-    scales = weights.scales.double().abs()
+    scales = decoded_scales(config, weights.scales).double().abs()
     group_terms = torch.zeros(m, weights.codes.shape[0], dtype=torch.float64)
     element_terms = torch.zeros_like(group_terms)
     alignment_terms = torch.zeros_like(group_terms)
@@ -328,7 +350,7 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
         else:
             group_terms += lsb * gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
             chain_terms += lsb * d.double().abs() * scales[:, j][None, :]
-            centred = (weights.codes[:, columns] - weights.zeros[:, j][:, None]).abs().double()
+            centred = (pe_values(config, weights.codes[:, columns]) - weights.zeros[:, j][:, None]).abs().double()
             weight = centred * scales[:, j][:, None]
         if config.fp_activation:
             # Each aligned activation is within half an LSB of the real one.
@@ -343,9 +365,11 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
         # No token scale: a product or sum may land below 2**-126 and be flushed (error < 2**-126
         # each, at most 3 FP32 operations per group).
         bound = bound + 3 * groups * FP32_MIN_NORMAL
+    if config.scale_format != "fp16":
+        bound = bound + act * groups * FP32_MIN_NORMAL     # sums of the chain below 2**-126 are flushed
     terms_per_group = 2 if config.float_offset else 1
     bound = bound * (1 + gamma(k + (terms_per_group + 1) * groups + 10, FP64_UNIT_ROUNDOFF))
-    reference = reference_mpgemm(torch.where(torch.isfinite(x_real), x_real, 0.0), act_scale, weights, group)
+    reference = _reference(config, torch.where(torch.isfinite(x_real), x_real, 0.0), act_scale, weights)
     # Every FP32 value of the group chain (the products, terms and partial sums before the token
     # scale) is at most (1 + gamma_{G+3}) * chain_terms in magnitude. Beyond FP32_MAX one of them
     # may overflow, and an Inf (or Inf - Inf = NaN) result does not follow |y*| however small.

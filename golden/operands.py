@@ -17,6 +17,7 @@ import random
 import torch
 
 from golden.checks import check_range, check_shape, check_tensor, first_index, real_matrix
+from golden.codes import scale_dtype, scale_problem
 from golden.numerics import FP16_MAX, FP16_MIN_NORMAL, FP32_MIN_NORMAL
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
@@ -111,8 +112,8 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
     check_shape(OperandError, "weights.codes", weights.codes, (n, k), f"K must match x of shape {tuple(x.shape)}")
     groups = k // group
     per_group = f"N={n} channels x K/g={k}/{group} groups"
-    check_tensor(OperandError, "weights.scales", weights.scales, torch.float16, rank=2, nonempty=True,
-                 why="FP16 group scales, shape (N, K/g)")
+    check_tensor(OperandError, "weights.scales", weights.scales, scale_dtype(config), rank=2, nonempty=True,
+                 why=f"{config.scale_format} group scales, shape (N, K/g)")
     check_shape(OperandError, "weights.scales", weights.scales, (n, groups), per_group)
     present, absent = ("offsets", "zeros") if config.float_offset else ("zeros", "offsets")
     if getattr(weights, absent) is not None or getattr(weights, present) is None:
@@ -145,13 +146,20 @@ def validate_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Ten
     else:
         check_range(OperandError, "weights.zeros", weights.zeros, 0, config.code_max,
                     f"the {config.weight_bits}-bit code range")
+    if config.signed_codes and bool((weights.zeros != 0).any()):
+        index = first_index(weights.zeros != 0)
+        raise OperandError(f"weights.zeros: value {int(weights.zeros[index])} at index {index}; weight_format="
+                           f"{config.weight_format!r} codes carry their own sign, so every zero point is 0")
     if config.weight_encoding == "signed":
         off = weights.zeros != config.symmetric_zero
         if off.any():
             index = first_index(off)
             raise OperandError(f"weights.zeros: value {int(weights.zeros[index])} at index {index}; the signed "
                                f"encoding requires every zero point to be {config.symmetric_zero}")
-    _check_scales("weights.scales", weights.scales, FP16_MIN_NORMAL, "FP16")
+    if config.scale_format == "fp16":
+        _check_scales("weights.scales", weights.scales, FP16_MIN_NORMAL, "FP16")
+    elif problem := scale_problem(config, weights.scales):
+        raise OperandError(f"weights.scales: {problem}")
     if act_scale is not None:
         _check_scales("act_scale", act_scale, FP32_MIN_NORMAL, "FP32")
 
