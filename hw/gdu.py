@@ -12,6 +12,7 @@ from .fp_widen import WidenToFloat32
 from .fp_common import CANONICAL_NAN, Cuts, add_in_halves, carry_save_layer, delay
 from .fp_stages import gdu_cuts
 from .layouts import FP32_BITS, row_index_shape, row_info_layout, scale_shape, zero_shape
+from .scale_decode import scale_widener
 
 __all__ = ["GroupDequant"]
 
@@ -197,13 +198,13 @@ class GroupDequant(wiring.Component):
             m.d.comb += converter.i.eq(value)
             return delay(m, converter.o, cycles["to_float"] - converter.latency, f"{name}_out")
 
-        def widened(raw, name):
-            widen = m.submodules[name] = WidenToFloat32(5, 10)
+        def widened(raw, name, unit=None):
+            widen = m.submodules[name] = unit or WidenToFloat32(5, 10)
             m.d.comb += widen.i.eq(delay(m, raw, cycles["to_float"] - 1, f"{name}_in"))
             return delay(m, widen.o, 1, f"{name}_out")
 
         value = to_float(dsum, config.sub_sum_bits, "to_float")
-        scale = widened(scale, "widen")
+        scale = widened(scale, "widen", scale_widener(config))    # FP16, E8M0 or E4M3 (hw.scale_decode)
         if config.float_offset:
             asum = to_float(asum, config.min_sum_bits, "asum_to_float")
             offset = widened(offset, "widen_offset")
