@@ -37,8 +37,8 @@ from hw.errors import MixPEError, exit_code
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order of ``mixpe --help``.
-COMMANDS = ("verilog", "sim", "bench", "moe", "eval_smollm", "gguf", "lint", "synth", "timing", "power", "mutate",
-            "accuracy", "config", "doctor", "sweep", "verify_model", "compare")
+COMMANDS = ("verilog", "sim", "bench", "moe", "eval_smollm", "gguf", "gguf_quantize", "checkpoint", "lint", "synth",
+            "timing", "power", "mutate", "accuracy", "config", "doctor", "sweep", "verify_model", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,105 @@
+"""``mixpe gguf-quantize``: llama.cpp's Q4_K_M mix on a tiny seeded llama GGUF, and the mix's rules
+(SmolLM2-135M's shapes, a Mixtral-style 8-expert model)."""
+
+import json
+from collections import Counter
+
+import gguf
+import numpy as np
+import pytest
+
+from gen.cli import main
+from sw.gguf_import import read_gguf, tensor_label
+from sw.gguf_quantize import quantize_tensor, recipe_types, use_more_bits, weight_order
+from sw.gguf_report import gguf_report
+
+LAYERS = 8
+PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def test_use_more_bits_matches_llama_cpp():
+    assert [i for i in range(8) if use_more_bits(i, 8)] == [0, 3, 6, 7]
+    assert [i for i in range(30) if use_more_bits(i, 30)] == [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]
+
+
+def smollm_shapes():
+    """SmolLM2-135M's tensors in ggml order (ne0 = K first): tied embedding, 30 layers."""
+    shapes = {"token_embd.weight": (576, 49152), "output_norm.weight": (576,)}
+    for i in range(30):
+        shapes.update({f"blk.{i}.attn_norm.weight": (576,), f"blk.{i}.ffn_norm.weight": (576,),
+                       f"blk.{i}.attn_q.weight": (576, 576), f"blk.{i}.attn_k.weight": (576, 192),
+                       f"blk.{i}.attn_v.weight": (576, 192), f"blk.{i}.attn_output.weight": (576, 576),
+                       f"blk.{i}.ffn_gate.weight": (576, 1536), f"blk.{i}.ffn_up.weight": (576, 1536),
+                       f"blk.{i}.ffn_down.weight": (1536, 576)})
+    return shapes
+
+
+def test_smollm2_mix():
+    """ne0 = 576 is no multiple of 256: Q4_K falls back to Q5_0 and Q6_K to Q8_0 except in ffn_down."""
+    types = recipe_types(smollm_shapes(), 30)
+    assert Counter(types.values()) == {"Q5_0": 166, None: 61, "Q4_K": 16, "Q8_0": 15, "Q6_K": 14}
+    assert types["token_embd.weight"] == "Q8_0" and types["blk.5.attn_v.weight"] == "Q8_0"
+    assert types["blk.5.ffn_down.weight"] == "Q6_K" and types["blk.4.ffn_down.weight"] == "Q4_K"
+    assert types["blk.4.attn_v.weight"] == "Q5_0"
+
+
+def test_eight_expert_mix():
+    shapes = {"token_embd.weight": (4096, 32000), "output.weight": (4096, 32000)}
+    for i in range(32):
+        shapes.update({f"blk.{i}.attn_v.weight": (4096, 1024), f"blk.{i}.attn_k.weight": (4096, 1024),
+                       f"blk.{i}.attn_output.weight": (4096, 4096), f"blk.{i}.ffn_gate_inp.weight": (4096, 8),
+                       f"blk.{i}.ffn_down_exps.weight": (14336, 4096, 8)})
+    types = recipe_types(shapes, 32, n_expert=8)
+    assert types["output.weight"] == "Q6_K" and types["token_embd.weight"] == "Q4_K"      # untied
+    assert types["blk.3.attn_v.weight"] == "Q8_0" and types["blk.3.attn_k.weight"] == "Q8_0"
+    assert types["blk.3.attn_output.weight"] == "Q5_K" and types["blk.3.ffn_gate_inp.weight"] is None
+    assert types["blk.6.ffn_down_exps.weight"] == "Q6_K" and types["blk.5.ffn_down_exps.weight"] == "Q4_K"
+
+
+def tiny_model(path, seed=19):
+    """A llama GGUF of 8 layers with F32 weights: ne0 = 256 everywhere but ffn_up (ne0 = 288, no
+    K-quant fits), 16 rows per projection, a tied embedding of 40 tokens."""
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny")
+    writer.add_block_count(LAYERS)
+    writer.add_file_type(0)
+    tensors = {"token_embd.weight": (40, 256), "output_norm.weight": (256,)}
+    for i in range(LAYERS):
+        tensors[f"blk.{i}.attn_norm.weight"] = (256,)
+        tensors.update({f"blk.{i}.{p}.weight": (16, 288 if p == "ffn_up" else 256) for p in PROJECTIONS})
+    floats = {}
+    for name, shape in tensors.items():
+        floats[name] = (0.05 * rng.standard_normal(shape)).astype(np.float32)
+        writer.add_tensor(name, floats[name])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return floats
+
+
+def test_tiny_model_round_trip(tmp_path, capsys):
+    floats = tiny_model(tmp_path / "tiny.gguf")
+    out = tmp_path / "tiny.Q4_K_M.gguf"
+    assert main(["gguf-quantize", str(tmp_path / "tiny.gguf"), "--out", str(out), "--quiet"]) == 0
+    assert "66 tensors: 9 F32, 40 Q4_K, 8 Q5_0, 9 Q6_K;" in capsys.readouterr().out
+    reader = read_gguf(out)
+    assert int(reader.fields["general.file_type"].contents()) == 15
+    assert reader.fields["general.name"].contents() == "tiny" and int(reader.fields["llama.block_count"].contents()) == 8
+    names = [str(t.name) for t in reader.tensors]
+    assert names == weight_order(floats)
+    types = {str(t.name): tensor_label(t) for t in reader.tensors}
+    more = [i for i in range(LAYERS) if use_more_bits(i, LAYERS)]
+    for i in range(LAYERS):
+        assert types[f"blk.{i}.attn_v.weight"] == types[f"blk.{i}.ffn_down.weight"] == ("Q6_K" if i in more else "Q4_K")
+        assert types[f"blk.{i}.attn_q.weight"] == "Q4_K" and types[f"blk.{i}.ffn_up.weight"] == "Q5_0"
+    assert types["token_embd.weight"] == "Q6_K" and types["blk.0.attn_norm.weight"] == "F32"
+    for tensor in reader.tensors:
+        if types[str(tensor.name)] != "F32":
+            expected = quantize_tensor(floats[str(tensor.name)], types[str(tensor.name)])
+            assert np.array_equal(tensor.data, expected)
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["types"] == {"F32": 9, "Q4_K": 40, "Q5_0": 8, "Q6_K": 9}
+    report = gguf_report(out)
+    assert report["all_bit_exact"] and report["quantized_tensors"] == 57
