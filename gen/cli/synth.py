@@ -31,10 +31,14 @@ def add_arguments(parser) -> None:
                         help="floating-point activations: MixPE PE and aligner area for these guard bits "
                              "(default " + " ".join(map(str, DEFAULT_GUARD_SWEEP)) + ")")
     parser.add_argument("--no-guard-sweep", action="store_true", help="skip the guard-bit sweep")
+    parser.add_argument("--no-code-formats", action="store_true",
+                        help="skip the PE per weight-code format (INT4/5/6, FP4 E2M1, power of two), which runs "
+                             "when every design's PE is synthesized")
 
 
 def run(args) -> int:
     from gen.synth import guard_sweep, resolve_liberty, run_synthesis, write_reports
+    from gen.synth.code_formats import code_format_sweep
     config = config_from(args)
     out_root = Path(args.out or BUILD_ROOT / "synth")
     liberty = resolve_liberty(args.liberty)
@@ -46,6 +50,8 @@ def run(args) -> int:
     guards = args.guard_sweep or (DEFAULT_GUARD_SWEEP if config.fp_activation else ())
     sweep = guard_sweep(config, guards, liberty=liberty, out_root=out_root, use_cache=not args.no_cache) \
         if guards and not args.no_guard_sweep else None
-    paths = write_reports(config, records, liberty, out_root, guard_rows=sweep)
+    code_rows = code_format_sweep(config, liberty=liberty, out_root=out_root, use_cache=not args.no_cache) \
+        if args.designs is None and "pe" in (args.blocks or DEFAULT_BLOCKS) and not args.no_code_formats else None
+    paths = write_reports(config, records, liberty, out_root, guard_rows=sweep, code_rows=code_rows)
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     return 0

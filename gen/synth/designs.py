@@ -6,8 +6,8 @@ from __future__ import annotations
 from gen.names import BLOCKS, DEFAULT_BLOCKS, DESIGNS
 from hw.config import MixPEConfig
 
-__all__ = ["DESIGNS", "BLOCKS", "DEFAULT_BLOCKS", "design_blocks", "block_description", "unsupported_reason",
-           "design_formats", "check_buildable", "build_component"]
+__all__ = ["DESIGNS", "BLOCKS", "DEFAULT_BLOCKS", "CODE_FORMAT_PES", "design_blocks", "block_description",
+           "unsupported_reason", "design_formats", "check_buildable", "build_component", "code_format_config"]
 
 #: (design, block) -> description; ``{act}`` is the PE's activation operand (see :func:`block_description`).
 _DESCRIPTIONS = {
@@ -26,6 +26,22 @@ _DESCRIPTIONS = {
     ("int4x8_mult", "pe"): "b-bit code x {act} '*' multiplier (MixPE PE without shift & add)",
     ("fp16_fp16", "pe"): "FP16 x FP16 (exact FP32 product), FP32 accumulate",
 }
+#: weight_format -> the MixPE PE's description for codes that carry their own sign (:mod:`hw.codes`).
+_SIGNED_CODE_PES = {
+    "fp4_e2m1": "MixPE PE: FP4 E2M1 code x {act}: x << e plus x << (e - 1) if m (one adder), "
+                "added or subtracted by sign, group accumulator + drain register",
+    "pow2": "MixPE PE: power-of-two code x {act}: x << e (a shifter), added or subtracted by sign, "
+            "group accumulator + drain register",
+}
+#: The PE rows of ``make synth``'s code-format table: (label, the configuration fields of the code).
+CODE_FORMAT_PES = (
+    ("INT4", {"weight_format": "int", "weight_bits": 4}),
+    ("INT5", {"weight_format": "int", "weight_bits": 5}),
+    ("INT6", {"weight_format": "int", "weight_bits": 6}),
+    ("FP4 E2M1", {"weight_format": "fp4_e2m1", "weight_bits": 4}),
+    ("pow2 3-bit", {"weight_format": "pow2", "weight_bits": 3}),
+    ("pow2 4-bit", {"weight_format": "pow2", "weight_bits": 4}),
+)
 _FP_GDU = ("group-dequant unit, one per lane of columns: D = P - z*A, fp32, x scale x 2^k (exponent offset, one rounding), "
            "accumulate; no token scale")
 
@@ -50,6 +66,8 @@ def block_description(design: str, block: str, config: MixPEConfig) -> str:
             return _FP_GDU
     else:
         act = "INT8"
+    if (design, block) == ("mixpe", "pe") and config.signed_codes:
+        return _SIGNED_CODE_PES[config.weight_format].format(act=act)
     return _DESCRIPTIONS[(design, block)].format(
         act=act, x=config.activation.upper() if config.fp_activation else "INT8",
         top="aligner, array, act_sum" if config.fp_activation else "array, act_sum")
@@ -66,8 +84,9 @@ def unsupported_reason(design: str, config: MixPEConfig) -> str | None:
 
 def design_formats(design: str, config: MixPEConfig) -> tuple[str, str]:
     """(activation, weight) format names of a design."""
+    codes = {"int": f"u{config.weight_bits}", "fp4_e2m1": "fp4_e2m1", "pow2": f"pow2_{config.weight_bits}"}
     return {
-        "mixpe": (config.activation, f"u{config.weight_bits}"),
+        "mixpe": (config.activation, codes[config.weight_format]),
         "dequant_fp": (config.activation, f"u{config.weight_bits}+fp16 scale"),
         "int8_mult": ("int8", "int8"),
         "int4x8_mult": (config.activation, f"u{config.weight_bits}"),
@@ -102,3 +121,11 @@ def build_component(design: str, block: str, config: MixPEConfig):
         return Float32Multiplier()
     from hw.baselines import BASELINES
     return BASELINES[design](config)
+
+
+def code_format_config(config: MixPEConfig, fields: dict) -> MixPEConfig:
+    """``config`` with the weight code of one :data:`CODE_FORMAT_PES` row (codes that carry their own
+    sign take ``weight_encoding="unsigned"``, ``zero_mode="integer"``; the scale stays FP16)."""
+    signed = fields["weight_format"] != "int"
+    return config.replace(**fields, scale_format="fp16", name=config.name,
+                          **({"weight_encoding": "unsigned", "zero_mode": "integer"} if signed else {}))

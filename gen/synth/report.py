@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from gen.synth.area import FAIR_BASELINE, array_summary, array_total_records, metric_keys
+from gen.synth.code_formats import code_format_section
 from gen.synth.designs import DESIGNS, unsupported_reason
 from gen.synth.errors import SynthError
 from gen.synth.liberty import Liberty
@@ -52,7 +53,7 @@ def _paper_claims(config: MixPEConfig) -> tuple[list[tuple[str, str, str]], str]
 
 
 def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], liberty: Liberty | None,
-              png_name: str | None, guard_rows: list[dict] | None = None) -> str:
+              png_name: str | None, guard_rows: list[dict] | None = None, code_rows: list[dict] | None = None) -> str:
     index = {(r["design"], r["block"]): r for r in records}
     keys = metric_keys(records)
     fp = config.fp_activation
@@ -109,6 +110,8 @@ def _markdown(config: MixPEConfig, records: list[dict], arrays: list[dict], libe
         lines += _array_section(config, arrays, index, keys, ratio_key, unit)
     if guard_rows:
         lines += _guard_section(config, guard_rows, ratio_key, unit)
+    if code_rows:
+        lines += code_format_section(config, code_rows, ratio_key, unit)
     lines += _paper_section(config, arrays, index, ratio_key)
     if png_name:
         lines += [f"![area per PE and per array]({png_name})", ""]
@@ -238,10 +241,13 @@ def _paper_section(config, arrays, index, ratio_key) -> list[str]:
 
 
 def write_reports(config: MixPEConfig, records: list[dict], liberty: Liberty | None,
-                  out_root: str | Path = "build/synth", guard_rows: list[dict] | None = None) -> dict[str, Path]:
+                  out_root: str | Path = "build/synth", guard_rows: list[dict] | None = None,
+                  code_rows: list[dict] | None = None) -> dict[str, Path]:
     """Write ``report.json`` (the list of records, then one ``array_total`` record per design of
     :func:`~gen.synth.area.array_summary`), ``summary.json`` (array-level sums and ratios,
-    the :func:`~gen.synth.flow.guard_sweep` rows), ``report.md`` and ``area.png`` into ``out_root``;
+    the :func:`~gen.synth.flow.guard_sweep` rows, with ``code_rows`` the
+    :func:`~gen.synth.code_formats.code_format_sweep` rows as ``code_formats``), ``report.md`` and
+    ``area.png`` into ``out_root``;
     returns their paths."""
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -256,10 +262,12 @@ def write_reports(config: MixPEConfig, records: list[dict], liberty: Liberty | N
     public = [{k: v for k, v in r.items() if k != "cache_key"} for r in records] + array_total_records(config, arrays)
     paths["json"].write_text(json.dumps(public, indent=1, sort_keys=True) + "\n")
     paths["summary"].write_text(json.dumps({"config": config.to_dict(), "arrays": arrays,
-                                            "guard_sweep": guard_rows or []}, indent=1, sort_keys=True) + "\n")
+                                            "guard_sweep": guard_rows or [],
+                                            **({"code_formats": code_rows} if code_rows else {})},
+                                           indent=1, sort_keys=True) + "\n")
     plotted = plot_area(config, records, arrays, paths["png"])
     if not plotted:
         paths.pop("png")
     paths["md"].write_text(_markdown(config, records, arrays, liberty, paths["png"].name if plotted else None,
-                                     guard_rows))
+                                     guard_rows, code_rows))
     return paths
