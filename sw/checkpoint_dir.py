@@ -3,7 +3,9 @@ MixPE core that runs each exactly (or why none can), and with ``check`` their GE
 numerics.
 
 The directory holds ``config.json`` with a ``quantization_config`` (``quant_method`` gptq, awq or
-compressed-tensors: :func:`sw.checkpoint.hf_quantization_options`) and the weights in
+compressed-tensors: :func:`sw.checkpoint.hf_quantization_options`; or mxfp4, gpt-oss's expert
+tensors ``<prefix>_blocks``/``_scales``: :mod:`sw.mxfp4_import`, the experts stacked along N on
+the FP4 E2M1 / E8M0 core) and the weights in
 ``*.safetensors`` shards (with or without ``model.safetensors.index.json``), read with the
 ``safetensors`` package only (never pickle). Every layer that has the format's packed weight
 (``<prefix>.qweight``, or ``<prefix>.weight_packed`` for compressed-tensors) is imported with
@@ -37,8 +39,9 @@ from sw.gguf_report import DEFAULT_BASE
 
 __all__ = ["PACKED_WEIGHT", "read_quantization_config", "shard_index", "checkpoint_report", "core_for_layer"]
 
-#: The packed-weight leaf that marks a quantized linear layer, per format.
-PACKED_WEIGHT = {"gptq": "qweight", "gptq_v2": "qweight", "awq": "qweight", "compressed-tensors": "weight_packed"}
+#: The suffix of the packed weight that marks a quantized linear layer, per format.
+PACKED_WEIGHT = {"gptq": ".qweight", "gptq_v2": ".qweight", "awq": ".qweight",
+                 "compressed-tensors": ".weight_packed", "mxfp4": "_blocks"}
 
 
 def read_quantization_config(directory: Path) -> tuple[str, dict, dict]:
@@ -54,7 +57,9 @@ def read_quantization_config(directory: Path) -> tuple[str, dict, dict]:
     qc = config.get("quantization_config") if isinstance(config, dict) else None
     if not isinstance(qc, dict):
         raise CheckpointError(f"{path}: no quantization_config object; the checkpoint is not quantized "
-                              f"(or not in a format imported here: gptq, awq, compressed-tensors)")
+                              f"(or not in a format imported here: gptq, awq, compressed-tensors, mxfp4)")
+    if qc.get("quant_method") == "mxfp4":
+        return "mxfp4", {}, qc
     try:
         fmt, options = hf_quantization_options(qc)
     except (CheckpointError, KeyError, TypeError, ValueError) as error:
@@ -159,6 +164,39 @@ def _layer_record(prefix: str, shard: Path, fmt: str, tensors, options: dict, ba
             "max_err_over_bound": worst}
 
 
+def _mxfp4_record(prefix: str, shard: Path, fmt: str, tensors, options: dict, base: MixPEConfig, check: bool,
+                  tokens: int, seed: int) -> dict:
+    """gpt-oss MXFP4 ``<prefix>_blocks``/``_scales``: the experts stacked along N on the FP4 core."""
+    from golden.codes import code_values
+    from golden.mpgemm import bitexact_mpgemm, error_bound
+    from sw.gguf_report import _activations
+    from sw.mxfp4_import import MXFP4_BLOCK, MXFP4Weights, core_for_mxfp4, mxfp4_tensors
+    try:
+        (weights,) = mxfp4_tensors({name: tensors[name] for name in (prefix + "_blocks", prefix + "_scales")
+                                    if name in tensors}, prefix).values()
+    except CheckpointError as error:
+        raise CheckpointError(f"{shard}: {error}") from None
+    k = weights.shape[-1]
+    stacked = MXFP4Weights(weights.codes.reshape(-1, k), weights.exponents.reshape(-1, k // MXFP4_BLOCK), prefix)
+    record = {"name": prefix, "type": fmt, "shape": list(weights.shape), "bits": 4, "group_size": MXFP4_BLOCK,
+              "act_order": False}
+    config = core_for_mxfp4(base)
+    try:
+        operands = stacked.to_quantized_weights(config)
+    except CheckpointError as error:
+        return {**record, "unsupported_reason": str(error), "bit_exact_import": None, "max_err_over_bound": None}
+    exact = stacked.dequantize()
+    on_core = code_values(config, operands.codes) * operands.scales.double().repeat_interleave(MXFP4_BLOCK, dim=1)
+    worst = None
+    if check:
+        x, act_scale, x_real = _activations(config, tokens, k, torch.Generator().manual_seed(seed))
+        error = (bitexact_mpgemm(config, x, act_scale, operands).double() - x_real @ exact.T).abs()
+        bound = error_bound(config, x, act_scale, operands)
+        worst = float(torch.where(bound > 0, error / bound, torch.where(error > 0, torch.inf, 0.0)).max())
+    return {**record, "config": config.to_dict()["params"], "bit_exact_import": bool(torch.equal(on_core, exact)),
+            "max_err_over_bound": worst}
+
+
 def checkpoint_report(directory: str | Path, base: MixPEConfig = DEFAULT_BASE, *, check: bool = False,
                       tokens: int = 16, seed: int = 0, progress=None) -> dict:
     """The report of every quantized linear layer of the checkpoint ``directory`` (see the module
@@ -170,7 +208,7 @@ def checkpoint_report(directory: str | Path, base: MixPEConfig = DEFAULT_BASE, *
         raise CheckpointError(f"{directory}: not a directory")
     fmt, options, qc = read_quantization_config(directory)
     index = shard_index(directory)
-    leaf = "." + PACKED_WEIGHT[fmt]
+    leaf = PACKED_WEIGHT[fmt]
     prefixes = sorted(name[:-len(leaf)] for name in index if name.endswith(leaf))
     if not prefixes:
         raise CheckpointError(f"{directory}: no tensor named '*{leaf}' in {len(index)} tensors of the shards; "
@@ -178,7 +216,8 @@ def checkpoint_report(directory: str | Path, base: MixPEConfig = DEFAULT_BASE, *
     tensors = _LazyTensors(index)
     records = []
     for prefix in prefixes:
-        record = _layer_record(prefix, index[prefix + leaf], fmt, tensors, options, base, check, tokens, seed)
+        make_record = _mxfp4_record if fmt == "mxfp4" else _layer_record
+        record = make_record(prefix, index[prefix + leaf], fmt, tensors, options, base, check, tokens, seed)
         dict.clear(tensors)                 # keep only one layer's tensors in memory
         records.append(record)
         if progress is not None:

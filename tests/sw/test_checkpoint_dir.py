@@ -76,7 +76,8 @@ def write_checkpoint(directory, method: str, edit=None):
         edit(state)
     shards = {"model-00001-of-00002.safetensors": {}, "model-00002-of-00002.safetensors": {}}
     for name, value in state.items():
-        shards["model-00002-of-00002.safetensors" if LAYERS[2] in name else "model-00001-of-00002.safetensors"][name] = value
+        shard = "model-00002-of-00002.safetensors" if LAYERS[2] in name else "model-00001-of-00002.safetensors"
+        shards[shard][name] = value
     for shard, tensors in shards.items():
         save_file(tensors, str(directory / shard))
     weight_map = {name: shard for shard, tensors in shards.items() for name in tensors}
@@ -95,6 +96,32 @@ def test_every_layer_runs_on_the_array_within_the_bound(tmp_path, method):
     assert first["config"]["weight_bits"] == 4 and first["config"]["zero_mode"] == "integer"
     assert first["group_size"] == QUANTIZATION[method].get("group_size", 32)
     assert records[LAYERS[1]]["act_order"] == (method == "gptq")
+
+
+def test_gpt_oss_mxfp4_experts(tmp_path):
+    """gpt-oss stores its experts as MXFP4 (E, N, K/32, 16) blocks and (E, N, K/32) exponents."""
+    directory = tmp_path / "tiny-gpt-oss"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"model_type": "gpt_oss", "quantization_config": {
+        "quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router"]}}))
+    gen = torch.Generator().manual_seed(7)
+    state = {"model.layers.0.mlp.router.weight": torch.randn(4, 64, generator=gen).bfloat16()}
+    for name, (n, k) in {"gate_up_proj": (32, 64), "down_proj": (64, 32)}.items():
+        prefix = f"model.layers.0.mlp.experts.{name}"
+        state[f"{prefix}_blocks"] = torch.randint(0, 256, (4, n, k // 32, 16), generator=gen, dtype=torch.uint8)
+        state[f"{prefix}_scales"] = torch.randint(118, 130, (4, n, k // 32), generator=gen, dtype=torch.uint8)
+    save_file(state, str(directory / "model.safetensors"))
+    report = checkpoint_report(directory, check=True, tokens=4)
+    assert report["summary"] == "2 of 2 quantized layers run on the array"
+    assert report["all_bit_exact"] and report["max_err_over_bound"] <= 1
+    record = report["layers"][0]
+    assert record["name"] == "model.layers.0.mlp.experts.down_proj" and record["shape"] == [4, 64, 32]
+    assert (record["config"]["weight_format"], record["config"]["scale_format"]) == ("fp4_e2m1", "e8m0")
+    state["model.layers.0.mlp.experts.down_proj_scales"][1, 2, 0] = 255
+    save_file(state, str(directory / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"model.safetensors: model.layers.0.mlp.experts.down_proj_scales: "
+                                              r"E8M0 code 255 \(NaN\) at index \(1, 2, 0\)"):
+        checkpoint_report(directory)
 
 
 def test_cli_writes_the_report(tmp_path, capsys):
