@@ -1,4 +1,4 @@
-"""llama.cpp K-quant quantizers (Q2_K, Q4_K, Q5_K, Q6_K) in numpy, byte for byte as llama.cpp's
+"""llama.cpp K-quant quantizers (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) in numpy, byte for byte as llama.cpp's
 reference quantizers ``quantize_row_q*_K_ref`` (``ggml-quants.c``; what ``llama-quantize`` runs
 without an importance matrix). gguf-py has only ``dequantize`` for the K-quants.
 
@@ -15,6 +15,10 @@ Q6_K (sub-blocks of 16)
     scales), int8 sub-scales against ``d = -max_scale/128``, codes ``clamp(round(x/(d*sc_j)), -32, 31) + 32``.
 Q2_K (sub-blocks of 16)
     ``make_qkx2_quants`` with weights ``|x|`` and mean absolute error, 4-bit scales and mins.
+Q3_K (sub-blocks of 16)
+    a signed scale per sub-block by ``make_q3_quants`` (rounding, then up to 5 passes that move
+    single codes while that improves the weighted fit), 6-bit signed sub-scales against
+    ``d = -max_scale/32``, codes ``clamp(round(x/(d*sc_j)), -4, 3) + 4``.
 
 Exactness: every operation is the reference's FP32 operation in the reference's order (products
 left to right, sums sequential: ``np.cumsum``), ``nearest_int`` is round half to even (``np.rint``),
@@ -38,8 +42,8 @@ from sw.gguf_kquants import K_QUANTS, SUPER_BLOCK
 
 __all__ = ["KQUANT_QUANTIZERS", "KQuantBlocks", "quantize_kquant", "quantize_kquant_bytes"]
 
-#: The K-quants quantized here (Q3_K is not: ``make_q3_quants`` is left for later).
-KQUANT_QUANTIZERS = ("Q2_K", "Q4_K", "Q5_K", "Q6_K")
+#: The K-quants quantized here.
+KQUANT_QUANTIZERS = ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
 _F32 = np.float32
 _GROUP_MAX_EPS = _F32(1e-15)
 #: Super-blocks quantized at a time (bounds the working memory to some 100 MB).
@@ -67,13 +71,13 @@ class KQuantBlocks:
 
     def dequantize(self) -> np.ndarray:
         """float32 (S, 256), evaluated as llama.cpp's ``dequantize_row_q*_K``: ``(d*sc)*q - dmin*m``
-        (Q6_K ``(d*sc)*(q - 32)``), every product rounded to FP32."""
-        group = K_QUANTS[self.label].group
+        (Q3_K, Q6_K: ``(d*sc)*(q - z)``), every product rounded to FP32."""
+        layout = K_QUANTS[self.label]
         d = self.d.astype(_F32)[:, None]
-        scale = np.repeat(d * self.sub_scales.astype(_F32), group, axis=1)
-        if self.label == "Q6_K":
-            return scale * (self.codes - 32).astype(_F32)
-        offset = np.repeat(self.dmin.astype(_F32)[:, None] * self.sub_mins.astype(_F32), group, axis=1)
+        scale = np.repeat(d * self.sub_scales.astype(_F32), layout.group, axis=1)
+        if layout.zero is not None:
+            return scale * (self.codes - layout.zero).astype(_F32)
+        offset = np.repeat(self.dmin.astype(_F32)[:, None] * self.sub_mins.astype(_F32), layout.group, axis=1)
         return scale * self.codes.astype(_F32) - offset
 
     def to_bytes(self) -> np.ndarray:
@@ -167,6 +171,39 @@ def _make_qx_quants_rmse1(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndar
     return np.where(zero, _F32(0), scale), codes
 
 
+def _make_q3_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """``make_q3_quants(n, nmax, x, L, do_rmse=true)`` for B sub-blocks x (B, n): (signed scale
+    (B,), codes int64 (B, n) = l + nmax). After the first rounding, up to 5 passes revisit every
+    element in order and keep a new level when it raises ``sumlx^2 / suml2`` (weights ``x^2``); a
+    pass without a change ends the search (a further pass would change nothing either)."""
+    absolute = np.abs(x)
+    peak = x[np.arange(x.shape[0]), np.argmax(absolute, axis=1)]
+    zero = absolute.max(axis=1) < _GROUP_MAX_EPS
+    weights = x * x
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        levels = np.clip(_nearest_int((_F32(-nmax) / peak)[:, None] * x), -nmax, nmax - 1)
+        sum_lx = _seq_sum(weights * x * levels.astype(_F32))
+        sum_l2 = _seq_sum(weights * levels.astype(_F32) * levels.astype(_F32))
+        for _ in range(5):
+            for i in range(x.shape[1]):
+                w, xi, li = weights[:, i], x[:, i], levels[:, i].astype(_F32)
+                slx = sum_lx - w * xi * li
+                sl2 = sum_l2 - w * li * li
+                new = np.clip(_nearest_int(xi * sl2 / slx), -nmax, nmax - 1)
+                newf = new.astype(_F32)
+                slx_new = slx + w * xi * newf
+                sl2_new = sl2 + w * newf * newf
+                take = ((slx > 0) & (new != levels[:, i]) & (sl2_new > 0)
+                        & (slx_new * slx_new * sum_l2 > sum_lx * sum_lx * sl2_new))
+                levels[:, i] = np.where(take, new, levels[:, i])
+                sum_lx = np.where(take, slx_new, sum_lx)
+                sum_l2 = np.where(take, sl2_new, sum_l2)
+        scale = np.where(sum_l2 > 0, sum_lx / sum_l2, _F32(0))
+    codes = levels + nmax
+    codes[zero] = 0
+    return np.where(zero, _F32(0), scale), codes
+
+
 # -- the super-block quantizers ----------------------------------------------------------------
 
 def _requantize(x: np.ndarray, step: np.ndarray, offset: np.ndarray | None, codes: np.ndarray, low: int,
@@ -209,6 +246,23 @@ def _quantize_scale_min(x: np.ndarray, label: str) -> KQuantBlocks:
     offset = dmin.astype(_F32)[:, None] * sub_mins.astype(_F32)
     codes = _requantize(x.reshape(-1, groups, group), step, offset, codes, 0, nmax, 0)
     return KQuantBlocks(label, d, dmin, sub_scales, sub_mins, codes.reshape(-1, SUPER_BLOCK))
+
+
+def _quantize_q3_k(x: np.ndarray) -> KQuantBlocks:
+    """Q3_K of super-blocks x float32 (S, 256)."""
+    scales, codes = _make_q3_quants(x.reshape(-1, 16), 4)
+    scales, codes = scales.reshape(-1, 16), codes.reshape(-1, 16, 16)
+    max_scale = scales[np.arange(scales.shape[0]), np.argmax(np.abs(scales), axis=1)]
+    zero = max_scale == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iscale = _F32(-32) / max_scale
+        # an all-zero super-block keeps its scale bytes 0, i.e. sub-scales -32 (d = 0)
+        sub_scales = np.where(zero[:, None], -32, np.clip(_nearest_int(iscale[:, None] * scales), -32, 31))
+        d = _fp16(np.where(zero, _F32(0), _F32(1) / iscale))
+    step = d.astype(_F32)[:, None] * sub_scales.astype(_F32)
+    codes = _requantize(x.reshape(-1, 16, 16), step, None, codes, -4, 3, 4)
+    return KQuantBlocks("Q3_K", d, np.zeros_like(d), sub_scales, np.zeros_like(sub_scales),
+                        codes.reshape(-1, SUPER_BLOCK))
 
 
 def _quantize_q6_k(x: np.ndarray) -> KQuantBlocks:
@@ -258,6 +312,13 @@ def _pack_q2_k(q: KQuantBlocks) -> np.ndarray:
     return np.concatenate([scales, _pack_fields(q.codes, 32, 4, 2), _half_bytes(q.d), _half_bytes(q.dmin)], axis=1)
 
 
+def _pack_q3_k(q: KQuantBlocks) -> np.ndarray:
+    stored = q.sub_scales + 32                                # 6-bit: low nibbles, then 2-bit high parts
+    scales = np.concatenate([_pack_fields(stored & 0xF, 8, 2, 4), _pack_fields(stored >> 4, 4, 4, 2)], axis=1)
+    return np.concatenate([_pack_fields(q.codes >> 2, 32, 8, 1), _pack_fields(q.codes & 3, 32, 4, 2), scales,
+                           _half_bytes(q.d)], axis=1)
+
+
 def _pack_q4_k(q: KQuantBlocks) -> np.ndarray:
     return np.concatenate([_half_bytes(q.d), _half_bytes(q.dmin), _pack_scale_min_k4(q.sub_scales, q.sub_mins),
                            _pack_fields(q.codes & 0xF, 32, 2, 4)], axis=1)
@@ -276,7 +337,7 @@ def _pack_q6_k(q: KQuantBlocks) -> np.ndarray:
     return np.concatenate([ql, qh, scales, _half_bytes(q.d)], axis=1)
 
 
-_PACKERS = {"Q2_K": _pack_q2_k, "Q4_K": _pack_q4_k, "Q5_K": _pack_q5_k, "Q6_K": _pack_q6_k}
+_PACKERS = {"Q2_K": _pack_q2_k, "Q3_K": _pack_q3_k, "Q4_K": _pack_q4_k, "Q5_K": _pack_q5_k, "Q6_K": _pack_q6_k}
 
 
 # -- entry points ------------------------------------------------------------------------------
@@ -293,7 +354,8 @@ def quantize_kquant(w, label: str) -> KQuantBlocks:
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise ValueError(f"weights: value {x[index]} at index {index} is not finite; {label} quantizes finite weights")
     x = x.reshape(-1, SUPER_BLOCK)
-    quantize = _quantize_q6_k if label == "Q6_K" else (lambda part: _quantize_scale_min(part, label))
+    quantize = {"Q3_K": _quantize_q3_k, "Q6_K": _quantize_q6_k}.get(label,
+                                                                   lambda part: _quantize_scale_min(part, label))
     parts = [quantize(x[start:start + _CHUNK]) for start in range(0, x.shape[0], _CHUNK)]
     return KQuantBlocks(label, *(np.concatenate([getattr(p, f.name) for p in parts])
                                  for f in dataclasses.fields(KQuantBlocks)[1:]))

@@ -20,8 +20,8 @@ T = gguf.GGMLQuantizationType
 #: A ``-O3 -march=native`` build contracts a*b + c to FMA and gives other bytes for Q2_K, Q4_K and
 #: Q6_K here (e8589552127f5d93, 16be8181e9ab3557, 0b1a270ccb76c741; the same as ours again with
 #: -ffp-contract=off).
-LLAMA_CPP_SHA256 = {"Q2_K": "8cd7afd2fa143931", "Q4_K": "55530825de938238", "Q5_K": "75f9109bd0850963",
-                    "Q6_K": "3c43f25720186d86"}
+LLAMA_CPP_SHA256 = {"Q2_K": "8cd7afd2fa143931", "Q3_K": "75969b0aaf726354", "Q4_K": "55530825de938238",
+                    "Q5_K": "75f9109bd0850963", "Q6_K": "3c43f25720186d86"}
 
 
 def seeded() -> np.ndarray:
@@ -65,7 +65,7 @@ def test_error_shrinks_with_the_code_width_and_q4_k_beats_q4_1():
     rms = {label: float(np.sqrt(np.mean((quantize_kquant(x, label).dequantize().reshape(x.shape) - x) ** 2)))
            for label in KQUANT_QUANTIZERS}
     q4_1 = gguf.quants.dequantize(gguf.quants.quantize(x, T.Q4_1), T.Q4_1)
-    assert rms["Q2_K"] > rms["Q4_K"] > rms["Q5_K"] > rms["Q6_K"] > 0
+    assert rms["Q2_K"] > rms["Q3_K"] > rms["Q4_K"] > rms["Q5_K"] > rms["Q6_K"] > 0
     assert rms["Q4_K"] < float(np.sqrt(np.mean((q4_1 - x) ** 2)))
 
 
@@ -75,4 +75,4 @@ def test_bad_input_is_one_line(w, fragment):
     with pytest.raises(ValueError, match=fragment):
         quantize_kquant(w, "Q4_K")
     with pytest.raises(ValueError, match="quantized here"):
-        quantize_kquant(np.zeros((1, 256)), "Q3_K")
+        quantize_kquant(np.zeros((1, 256)), "IQ4_XS")
