@@ -21,7 +21,7 @@ SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on
 
 .DEFAULT_GOAL := help
 .PHONY: help venv tools tools-if-root doctor verilog sim test test-fast test-all bench accuracy lint synth timing power moe \
-        eval-smollm gguf compare mutate sweep verify-model clean distclean
+        eval-smollm gguf gguf-quantize checkpoint compare mutate sweep verify-model clean distclean
 
 # Debian packages: Verilator FST traces (liblz4-dev), the OSU018 Liberty (qflow-tech-osu018),
 # static timing and power (opensta: `sta`), cocotb's other simulator (iverilog).
@@ -43,6 +43,8 @@ help:
 	@echo "  make moe       one tiny MoE layer on a backend -> build/moe/report.json (BACKEND, PRESET, CONFIG, SEED, ROW_GROUPS)"
 	@echo "  make eval-smollm  SmolLM2-135M Q4_1 dense + CMoE carvings on the array's numerics -> build/eval/smollm2/"
 	@echo "  make gguf FILE=m.gguf  a GGUF file's tensors, the core that runs each -> build/gguf/<stem>.json (CHECK, PRESET, CONFIG)"
+	@echo "  make gguf-quantize  a GGUF re-quantized in llama.cpp's Q4_K_M mix (FILE, default SmolLM2) -> build/gguf/<stem>.Q4_K_M.gguf (OUT)"
+	@echo "  make checkpoint DIR=d  a GPTQ/AWQ/compressed-tensors/MXFP4 checkpoint's layers on the array -> build/checkpoint/<d>.json (CHECK)"
 	@echo "  make timing    OpenSTA critical path and fmax of every block and design (PRESET, CONFIG, LIBERTY, BLOCKS)"
 	@echo "  make power     OpenSTA power and energy/MAC from simulated switching activity (PRESET, CONFIG, LIBERTY)"
 	@echo "  make compare   iso-area speed and energy vs INT8/FP16/dequant arrays with a memory system -> build/compare/ (AREA_MM2)"
@@ -157,6 +159,13 @@ verify-model: $(STAMP)
 gguf: $(STAMP)
 	$(if $(FILE),,$(error make gguf needs FILE=path/to/model.gguf))
 	$(MIXPE) gguf $(FILE) $(CFG_OPTS) $(if $(filter 1 yes true on,$(CHECK)),--check)
+
+gguf-quantize: $(STAMP)
+	$(MIXPE) gguf-quantize $(FILE) $(if $(OUT),--out $(OUT))
+
+checkpoint: $(STAMP)
+	$(if $(DIR),,$(error make checkpoint needs DIR=path/to/checkpoint))
+	$(MIXPE) checkpoint $(DIR) $(CFG_OPTS) $(if $(filter 1 yes true on,$(CHECK)),--check)
 
 MUTATE_OPTS := $(CFG_OPTS) $(if $(BLOCKS),--blocks $(BLOCKS)) $(if $(MUTANTS),--mutants $(MUTANTS)) \
                $(if $(SEED),--seed $(SEED)) $(if $(MIN_SCORE),--min-score $(MIN_SCORE))
