@@ -47,7 +47,7 @@ __all__ = ["RECIPES", "use_more_bits", "recipe_types", "quantize_tensor", "quant
 
 #: Recipe name -> llama.cpp's ``llama_ftype`` value (``general.file_type``).
 RECIPES = {"q4_k_m": 15}
-_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "Q2_K": "Q4_0"}
+_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 
 
