@@ -12,4 +12,5 @@ SCENARIO_HELP = {
     "pe": "exhaustive INT8 x code products and group accumulation of one PE",
     "gdu": "group-dequant unit edge cases: zero, largest |D|, sign changes, overflow",
     "fp_product": "floating-point activations: every code x every weight code through aligner and PE",
+    "fp32": "the GDU's FP32 units driven directly: special values, every leading-zero position, ties, random",
 }

@@ -24,7 +24,10 @@ def add_arguments(parser) -> None:
                         help=f"blocks to mutate (default all the configuration has: {' '.join(BLOCKS)})")
     parser.add_argument("--mutants", type=int, default=50, metavar="N", help="mutants per block (default 50)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the mutation list and of the tests (default 1)")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes of the local Dask cluster (default 2)")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                        help="run the mutants on an existing Dask cluster (default $DASK_SCHEDULER_ADDRESS, "
+                             "else a local cluster of --jobs workers)")
     parser.add_argument("--min-score", type=float, default=None, metavar="S",
                         help="exit 1 when a block's score is below S (0..1)")
     parser.add_argument("--equiv-timeout", type=float, default=60.0, metavar="S",
@@ -36,7 +39,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from gen.mutate.blocks import MUTATION_BLOCKS, plan_for
-    from gen.mutate.campaign import run_block
+    from gen.mutate.campaign import WORKERS_LOG, dask_map, run_block
+    from gen.scale.cluster import connect, scheduler_address
     from gen.mutate.report import write_reports
     from hw.config import ConfigError
     if args.mutants < 1:
@@ -54,10 +58,13 @@ def run(args) -> int:
     command = (f"mixpe mutate --preset {shlex.quote(config.name)} --blocks {' '.join(p.block for p in plans)} "
                f"--mutants {args.mutants} --seed {args.seed}")
     results = []
-    for plan in plans:  # the report is rewritten after every block: a long run reports what it has
-        results.append(run_block(plan, config, mutants=args.mutants, seed=args.seed, out_root=out, jobs=args.jobs,
-                                 use_cache=not args.no_cache, equiv_timeout=args.equiv_timeout))
-        paths = write_reports(results, out, command, args.min_score)
+    with connect(args.scheduler, None if scheduler_address(args.scheduler) else args.jobs) as client:
+        map_tasks = dask_map(client, out / WORKERS_LOG)
+        for plan in plans:  # the report is rewritten after every block: a long run reports what it has
+            results.append(run_block(plan, config, mutants=args.mutants, seed=args.seed, out_root=out,
+                                     map_tasks=map_tasks, use_cache=not args.no_cache,
+                                     equiv_timeout=args.equiv_timeout))
+            paths = write_reports(results, out, command, args.min_score)
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     low = [r for r in results if args.min_score is not None and r.score < args.min_score]
     for result in low:

@@ -4,8 +4,10 @@ mutant, the rest only for the mutants that survive it).
 
 A block without a bench of its own (``act_sum``, ``array``, ``mpgemm``) is mutated inside the
 ``mpgemm`` core and tested with the core's scenarios, as ``make test`` tests it; the FP32 units
-inside the GDU bench's design. A test is a function ``(config, seed) -> passed`` named in
-:data:`TESTS` (names, not functions, travel to the worker processes).
+inside the GDU bench's design. A mutant inside an FP32 unit also runs the ``fp32`` unit bench
+first (the unit alone, mutated the same way: :mod:`gen.mutate.units`), as ``make test`` tests
+the units on their own. A test is a function ``(config, seed) -> passed`` named in :data:`TESTS`
+(names, not functions, travel to the workers).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ TESTS = {
     "pe_bench": _bench("pe"),
     "gdu_bench": _bench("gdu"),
     "fp_product_bench": _bench("fp_product"),
+    "fp32_bench": _bench("fp32"),
     "core_stall_free": _core_stall_free,
     "mpgemm_scenario": _scenario("mpgemm"),
     "array_scenario": _scenario("array"),
@@ -79,13 +82,16 @@ _FP32_UNITS = ("hw/fp_add.py", "hw/fp_mul.py", "hw/fp_int_to_float.py", "hw/fp_w
 class BlockPlan:
     """``bench``: the design mutated and simulated (:data:`verif.benches.BENCHES`); ``sources``: the
     files whose cells may be mutated (empty: every cell); ``fast``/``full``: test names of the two
-    stages, run with the campaign's seed and with the next seed."""
+    stages, run with the campaign's seed and with the next seed; ``unit_bench``: a bench whose
+    sub-blocks take the mutants of the same sub-blocks of ``bench``, run (``<unit_bench>_bench``,
+    the campaign's seed) before the fast stage."""
     block: str
     bench: str
     sources: tuple[str, ...]
     fast: tuple[str, ...]
     full: tuple[str, ...]
     fp_only: bool = False
+    unit_bench: str | None = None
 
 
 #: Block name -> plan, in the order of the report.
@@ -93,11 +99,11 @@ PLANS = {plan.block: plan for plan in (
     BlockPlan("pe", "pe", ("hw/pe.py",), ("pe_bench",), ("pe_bench",)),
     BlockPlan("act_sum", "mpgemm", ("hw/act_sum.py",), ("core_stall_free",), _CORE_FULL),
     BlockPlan("gdu", "gdu", ("hw/gdu.py",), ("gdu_bench",), ("gdu_bench",)),
-    BlockPlan("fp32", "gdu", _FP32_UNITS, ("gdu_bench",), ("gdu_bench",)),
+    BlockPlan("fp32", "gdu", _FP32_UNITS, ("gdu_bench",), ("gdu_bench",), unit_bench="fp32"),
     BlockPlan("fp_align", "fp_product", ("hw/fp_align.py",), ("fp_product_bench",), ("fp_product_bench",),
               fp_only=True),
     BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL),
-    BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL),
+    BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL, unit_bench="fp32"),
 )}
 
 MUTATION_BLOCKS = tuple(PLANS)

@@ -1,25 +1,29 @@
 """One mutation campaign per block: list mutations, build one netlist holding all of them, run the
-tests on every mutant in worker processes, try to prove the survivors equivalent.
+tests on every mutant in parallel tasks, try to prove the survivors equivalent.
 
 A mutant is *killed* when a test fails on it (or its simulation breaks), *equivalent* when Yosys
 proves it has the original's port behaviour (:func:`gen.mutate.netlist.prove_equivalent`), else a
-*hole*. Tests run in two stages (:class:`gen.mutate.blocks.BlockPlan`): the fast subset on every
-mutant, the rest only on its survivors. Before any mutant, the unmutated netlist (``+mutsel=0``)
-must pass every test of both stages, or the campaign stops.
+*hole*. Tests run in stages (:class:`gen.mutate.blocks.BlockPlan`): a mutant of a sub-block that the
+plan's unit bench holds first runs that bench (:mod:`gen.mutate.units`), then the fast subset runs
+on every mutant still alive, the rest only on its survivors. Before any mutant, the unmutated
+netlists (``+mutsel=0``) must pass every test, or the campaign stops.
 
-Parallelism is a seam: :func:`run_block` takes ``map_tasks(function, tasks)``, an iterator of the
-results in any order, e.g. a Dask client's; the default is a local process pool
-(:func:`process_pool_map`). Every task is a picklable tuple and every result names its mutant.
+Parallelism: :func:`run_block` takes ``map_tasks(function, tasks)``, an iterator of the results in
+any order; :func:`dask_map` runs them on the Dask layer of :mod:`gen.scale` (a local cluster, or
+one by address), the default. Every task is a picklable tuple and every result names its mutant;
+each stage's results are appended to ``progress.jsonl`` as they arrive, so an interrupted
+campaign resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -27,11 +31,14 @@ from pathlib import Path
 from gen.mutate.blocks import TESTS, BlockPlan
 from gen.mutate.errors import MutateError
 from gen.mutate.netlist import Mutation, list_mutations, mutants_verilog, prove_equivalent, rtlil_with_src
+from gen.mutate.units import unit_mutations
 from hw.config import MixPEConfig
 
-__all__ = ["MutantRecord", "BlockResult", "run_block", "process_pool_map", "MapTasks"]
+__all__ = ["MutantRecord", "BlockResult", "run_block", "dask_map", "MapTasks", "WORKERS_LOG"]
 
 MapTasks = Callable[[Callable, list], Iterable]
+#: The tasks' output (simulators, Yosys), in the campaign's output directory.
+WORKERS_LOG = "workers.log"
 #: Default time limit (s) of one equivalence proof.
 EQUIV_TIMEOUT = 60.0
 
@@ -68,22 +75,39 @@ class BlockResult:
         return self.killed / relevant if relevant else 1.0
 
 
-def _quiet_worker(log_path: str) -> None:
-    """Send a worker's output (and its simulators') to ``log_path``: the console keeps the summary."""
+@contextlib.contextmanager
+def _output_to(log_path: str):
+    """Send this process's output (and its simulators') to ``log_path`` while a task runs: the
+    console keeps the campaign's summary."""
+    saved = [os.dup(1), os.dup(2)]
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for target, copy in zip((1, 2), saved):
+            os.dup2(copy, target)
+            os.close(copy)
+        os.close(fd)
 
 
-def process_pool_map(jobs: int, log_path: Path) -> MapTasks:
-    """``map_tasks`` of a local pool of ``jobs`` processes, their output appended to ``log_path``."""
+def _logged(function: Callable, task: tuple, log_path: str):
+    with _output_to(log_path):
+        return function(task)
+
+
+def dask_map(client, log_path: Path) -> MapTasks:
+    """``map_tasks`` on a ``distributed.Client`` (:func:`gen.scale.cluster.connect`): one Dask task per
+    item, results as they finish, the tasks' output appended to ``log_path``."""
     def map_tasks(function: Callable, tasks: list) -> Iterator:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_quiet_worker,
-                                                    initargs=(str(log_path),)) as pool:
-            futures = [pool.submit(function, task) for task in tasks]
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
+        from distributed import as_completed
+        futures = [client.submit(_logged, function, task, str(log_path), pure=False) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+            future.release()
     return map_tasks
 
 
@@ -124,8 +148,20 @@ def _prove(task: tuple) -> tuple[int, object]:
     return index, prove_equivalent(Path(work), "design.il", toplevel, mutation, timeout=timeout)
 
 
-def _prepare(plan: BlockPlan, config: MixPEConfig, work: Path, count: int, seed: int) -> tuple[list[Mutation], Path]:
-    """Emit the bench design, list ``count`` mutations and write the netlist of them all."""
+@dataclasses.dataclass(frozen=True)
+class Netlist:
+    """The mutants' netlist of one bench: ``verilog`` (every mutation, selected by ``+mutsel``), built
+    in ``build_dir``; ``indices``: the mutants it holds."""
+    bench: str
+    verilog: Path
+    build_dir: Path
+    indices: tuple[int, ...]
+
+
+def _prepare(plan: BlockPlan, config: MixPEConfig, work: Path, count: int,
+             seed: int) -> tuple[list[Mutation], list[Netlist]]:
+    """Emit the bench design, list ``count`` mutations and write the netlist of them all; with a unit
+    bench, also the unit bench's netlist of the mutations it holds (first in the list)."""
     from verif.benches import BENCHES
     from verif.runner import write_if_changed
     bench = BENCHES[plan.bench]
@@ -134,43 +170,84 @@ def _prepare(plan: BlockPlan, config: MixPEConfig, work: Path, count: int, seed:
     if not mutations:
         raise MutateError(f"block={plan.block}: Yosys found no cell to mutate in {', '.join(plan.sources)}")
     mutants_verilog(work, "design.il", bench.toplevel, mutations)
-    return mutations, work / "mutants.v"
+    netlists = [Netlist(plan.bench, work / "mutants.v", work, tuple(m.index for m in mutations))]
+    if plan.unit_bench:
+        unit = BENCHES[plan.unit_bench]
+        unit_work = work / f"unit-{plan.unit_bench}"
+        unit_work.mkdir(exist_ok=True)
+        unit_design = rtlil_with_src(unit.host().component(config), unit.toplevel)
+        write_if_changed(unit_work / "design.il", unit_design)
+        mapped = unit_mutations(mutations, bench.toplevel, (work / "design.il").read_text(), unit.toplevel, unit_design)
+        if mapped:
+            mutants_verilog(unit_work, "design.il", unit.toplevel, mapped)
+            netlists.insert(0, Netlist(plan.unit_bench, unit_work / "mutants.v", unit_work,
+                                       tuple(m.index for m in mapped)))
+    return mutations, netlists
 
 
-def _cache_key(plan: BlockPlan, verilog_path: Path, seed: int) -> str:
-    """What a block's result depends on: the mutated netlist, the plan, the seed, the bench's sources."""
+def _cache_key(plan: BlockPlan, netlists: list[Netlist], seed: int) -> str:
+    """What a block's result depends on: the mutated netlists, the plan, the seed, the benches' sources."""
     from verif.benches import BENCHES
-    bench_dir = Path(BENCHES[plan.bench].host().__file__).parent
-    digest = hashlib.sha256(verilog_path.read_bytes() + repr((plan, seed)).encode())
-    for path in sorted(bench_dir.glob("*.py")):
-        digest.update(path.read_bytes())
+    digest = hashlib.sha256(repr((plan, seed)).encode())
+    for netlist in netlists:
+        digest.update(netlist.verilog.read_bytes())
+        for path in sorted(Path(BENCHES[netlist.bench].host().__file__).parent.glob("*.py")):
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[Mutation], verilog_path: Path,
-              seed: int, map_tasks: MapTasks, log: Callable[[str], None]) -> dict[int, str]:
-    """Run the unmutated netlist, then every mutant through the fast and full stages; returns the
-    killed mutants' indices and the test that killed each."""
-    stages = (("fast", tuple((name, seed) for name in plan.fast)),
-              ("full", tuple((name, seed + 1) for name in plan.full)))
+def _stages(plan: BlockPlan, netlists: list[Netlist], seed: int) -> list[tuple[str, Netlist, tuple]]:
+    """(label, netlist, (test, seed) runs) of each stage in order: the unit bench's, fast, full."""
+    main = netlists[-1]
+    stages = [("unit", netlists[0], ((f"{plan.unit_bench}_bench", seed),))] if len(netlists) > 1 else []
+    return stages + [("fast", main, tuple((name, seed) for name in plan.fast)),
+                     ("full", main, tuple((name, seed + 1) for name in plan.full))]
+
+
+def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[Mutation], netlists: list[Netlist],
+              seed: int, key: str, map_tasks: MapTasks, log: Callable[[str], None]) -> dict[int, str]:
+    """Run the unmutated netlists, then every mutant through the stages; returns the killed mutants'
+    indices and the test that killed each. Each outcome goes to ``progress.jsonl`` (with ``key``)
+    as it arrives; outcomes already there under the same key are not run again."""
+    stages = _stages(plan, netlists, seed)
+    progress_path = work / "progress.jsonl"
+    done = {}
+    if progress_path.exists():
+        for line in progress_path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                if record.get("key") == key:
+                    done[(record["stage"], record["index"])] = record["failed"]
     start = time.monotonic()
 
-    def stage(indices: list[int], runs: tuple[tuple[str, int], ...]) -> dict[int, str | None]:
-        tasks = [(plan.bench, str(verilog_path), str(work), config.to_dict(), i, runs) for i in indices]
-        return dict(map_tasks(run_tests, tasks))
+    def run(label: str, netlist: Netlist, indices: list[int], runs: tuple) -> dict[int, str | None]:
+        outcome = {i: done[(label, i)] for i in indices if (label, i) in done}
+        tasks = [(netlist.bench, str(netlist.verilog), str(netlist.build_dir), config.to_dict(), i, runs)
+                 for i in indices if i not in outcome]
+        with progress_path.open("a") as out:
+            for index, failed in map_tasks(run_tests, tasks):
+                outcome[index] = failed
+                out.write(json.dumps({"key": key, "stage": label, "index": index, "failed": failed}) + "\n")
+                out.flush()
+        return outcome
 
-    log(f"{plan.block}: {len(mutations)} mutants of {plan.bench} on {config.name}; checking the unmutated netlist")
-    baseline = stage([0], stages[0][1] + stages[1][1])[0]
-    if baseline is not None:
-        raise MutateError(f"block={plan.block}: the unmutated netlist fails {baseline}; see {work / 'workers.log'}")
+    log(f"{plan.block}: {len(mutations)} mutants of {plan.bench} on {config.name}; checking the unmutated netlist"
+        + ("s" if len(netlists) > 1 else ""))
+    for netlist in netlists:
+        runs = tuple(run for _, stage_netlist, stage_runs in stages if stage_netlist is netlist for run in stage_runs)
+        baseline = dict(map_tasks(run_tests, [(netlist.bench, str(netlist.verilog), str(netlist.build_dir),
+                                               config.to_dict(), 0, runs)]))[0]
+        if baseline is not None:
+            raise MutateError(f"block={plan.block}: the unmutated {netlist.bench} netlist fails {baseline}; "
+                              f"see {work.parent / WORKERS_LOG}")
     killed = {}
     survivors = [m.index for m in mutations]
-    for label, runs in stages:
-        outcome = stage(survivors, runs)
+    for label, netlist, runs in stages:
+        outcome = run(label, netlist, [i for i in survivors if i in netlist.indices], runs)
         killed.update({i: f"{label}: {test}" for i, test in outcome.items() if test is not None})
-        survivors = sorted(i for i, test in outcome.items() if test is None)
-        log(f"{plan.block}: {label} stage ({', '.join(name for name, _ in runs)}): {len(killed)} killed, "
-            f"{len(survivors)} survive ({time.monotonic() - start:.0f} s)")
+        survivors = [i for i in survivors if i not in killed]
+        log(f"{plan.block}: {label} stage ({netlist.bench}: {', '.join(name for name, _ in runs)}): "
+            f"{len(killed)} killed, {len(survivors)} survive ({time.monotonic() - start:.0f} s)")
     return killed
 
 
@@ -178,25 +255,33 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
               map_tasks: MapTasks | None = None, log: Callable[[str], None] | None = None,
               use_cache: bool = True, equiv_timeout: float = EQUIV_TIMEOUT) -> BlockResult:
     """Mutation campaign of ``plan.block`` on ``config``: ``mutants`` mutations (Yosys ``-seed seed``),
-    files under ``out_root/<block>-<config hash>/`` (the Verilator build in its ``sim*/``). The test
-    outcome is cached in ``tests.json`` there, keyed by :func:`_cache_key`; the equivalence proofs of
-    the survivors always run, ``equiv_timeout`` seconds each at most (``seconds`` counts the cached
-    simulation time too)."""
+    files under ``out_root/<block>-<config hash>/`` (the Verilator builds in its ``sim*/``), the
+    tasks on ``map_tasks`` (default: :func:`dask_map` on a local cluster of ``jobs`` workers). The
+    test outcome is cached in ``tests.json`` there, keyed by :func:`_cache_key`; the equivalence
+    proofs of the survivors always run, ``equiv_timeout`` seconds each at most (``seconds`` counts
+    the cached simulation time too)."""
+    if map_tasks is None:
+        from gen.scale.cluster import connect
+        with connect(workers=jobs) as client:
+            return run_block(plan, config, mutants=mutants, seed=seed, out_root=out_root, log=log,
+                             map_tasks=dask_map(client, Path(out_root) / WORKERS_LOG), use_cache=use_cache,
+                             equiv_timeout=equiv_timeout)
     from verif.benches import BENCHES
     log = log or functools.partial(print, flush=True)
     start = time.monotonic()
     work = (Path(out_root) / f"{plan.block}-{config.hash}").resolve()
     work.mkdir(parents=True, exist_ok=True)
-    map_tasks = map_tasks or process_pool_map(jobs, work / "workers.log")
-    mutations, verilog_path = _prepare(plan, config, work, mutants, seed)
-    key, cache = _cache_key(plan, verilog_path, seed), work / "tests.json"
+    mutations, netlists = _prepare(plan, config, work, mutants, seed)
+    key, cache = _cache_key(plan, netlists, seed), work / "tests.json"
     cached = json.loads(cache.read_text()) if use_cache and cache.exists() else {}
     if cached.get("key") == key:
         killed = {int(index): test for index, test in cached["killed"].items()}
         simulated = cached["seconds"]
         log(f"{plan.block}: test outcome of {len(mutations)} mutants from {cache}: {len(killed)} killed")
     else:
-        killed = _simulate(plan, config, work, mutations, verilog_path, seed, map_tasks, log)
+        if not use_cache:
+            (work / "progress.jsonl").unlink(missing_ok=True)
+        killed = _simulate(plan, config, work, mutations, netlists, seed, key, map_tasks, log)
         simulated = time.monotonic() - start
         cache.write_text(json.dumps({"key": key, "killed": killed, "seconds": round(simulated, 1)}, indent=1) + "\n")
     by_index = {m.index: m for m in mutations}

@@ -59,12 +59,16 @@ class Mutation:
         path, _, inner = cell[len("$flatten\\"):].rpartition(".")
         path = path.replace("\\", "")  # nested flattening escapes each level: gdu_0.\scale_mul
         module = f"{toplevel}.{path}"
-        values = {"module": module, "cell": inner, **({"wire": wire.removeprefix(f"{path}.")} if wire else {})}
+        return module, self.with_options(module=module, cell=inner,
+                                         **({"wire": wire.removeprefix(f"{path}.")} if wire else {}))
+
+    def with_options(self, **values: str) -> "Mutation":
+        """This mutation with the values of the named options (``module``, ``cell``, ``wire``) replaced."""
         words = self.spec.split()
         for i, word in enumerate(words[:-1]):
             if word.startswith("-") and word[1:] in values:
                 words[i + 1] = values[word[1:]]
-        return module, Mutation(self.index, " ".join(words))
+        return Mutation(self.index, " ".join(words))
 
     @property
     def description(self) -> str:
@@ -144,7 +148,7 @@ def _gold_and_gate(design: str, toplevel: str, mutation: Mutation, submodule: bo
     top = toplevel if submodule else None
     return (_prepare(design, top) + f"{mutation.spec}\nrename {toplevel} gate\ndesign -stash gate\n"
             + _prepare(design, top) + f"rename {toplevel} gold\ndesign -copy-from gate -as gate gate\n"
-            "memory_map\nopt_clean\n")
+            "memory_map\nopt -fast\nopt_clean\n")
 
 
 #: Time steps of ``equiv_simple``/``equiv_induct``.

@@ -97,3 +97,31 @@ def test_pe_campaign_end_to_end(tmp_path):
     result = run_block(PLANS["pe"], from_preset("w4a8-g32-4x4"), mutants=4, seed=3, out_root=tmp_path)
     assert result.mutants == 4 and result.killed + result.equivalent + result.holes == 4
     assert result.killed >= 2, [r.status for r in result.records]
+
+
+def test_mutants_of_the_gdu_fp32_units_map_onto_the_unit_bench():
+    """A mutated cell of a GDU unit applies to the unit bench's instance with the same body (the token
+    multiplier's to the scale multiplier: same parameters on INT8); a cell of the GDU itself does not."""
+    from hw.emit import build_block
+    from gen.mutate.units import module_bodies, unit_mutations
+    from verif.benches.fp32.harness import FP32Units
+    config = from_preset("w4a8-g32-4x4")
+    gdu, units = rtlil_with_src(build_block("gdu", config), "gdu"), rtlil_with_src(FP32Units(config), "fp32_units")
+    assert module_bodies(gdu)["gdu.token_mul"] == module_bodies(units)["fp32_units.scale_mul"]
+    mutations = [Mutation(1, r"mutate -mode cnot1 -module gdu -cell $flatten\token_mul.$727 -port Q -portbit 0 "
+                             r"-ctrlbit 20 -wire token_mul.partial_rows_7 -wirebit 0 -src /x/hw/fp_common.py:100"),
+                 Mutation(2, "mutate -mode cnot0 -module gdu -cell $247 -port D -portbit 14 -ctrlbit 0"),
+                 Mutation(3, r"mutate -mode inv -module gdu -cell $flatten\accumulate.$257 -port B -portbit 3")]
+    assert unit_mutations(mutations, "gdu", gdu, "fp32_units", units) == [
+        Mutation(1, r"mutate -mode cnot1 -module fp32_units -cell $flatten\scale_mul.$727 -port Q -portbit 0 "
+                    r"-ctrlbit 20 -wire scale_mul.partial_rows_7 -wirebit 0 -src /x/hw/fp_common.py:100"),
+        Mutation(3, r"mutate -mode inv -module fp32_units -cell $flatten\adder.$257 -port B -portbit 3")]
+
+
+def test_dask_map_runs_every_task_with_its_output_in_the_log(tmp_path):
+    from gen.mutate.campaign import dask_map
+    from gen.scale.cluster import connect
+    with connect(workers=1) as client:
+        results = list(dask_map(client, tmp_path / "workers.log")(print, ["a", "b"]))
+    assert results == [None, None]
+    assert (tmp_path / "workers.log").read_text().split() == ["a", "b"]

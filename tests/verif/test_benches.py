@@ -37,5 +37,5 @@ def test_standalone_jobs_are_json_ready():
 
 
 def test_run_block_names_the_standalone_benches():
-    with pytest.raises(ValueError, match=r"test='mpgemm': block testbenches are \['fp_product', 'gdu', 'pe'\]"):
+    with pytest.raises(ValueError, match=r"test='mpgemm': block testbenches are \['fp32', 'fp_product', 'gdu', 'pe'\]"):
         run_block(from_preset("w4a8-g32-4x4"), "mpgemm", seed=1)

@@ -58,3 +58,11 @@ def test_fp_random_stalls(config):
 def test_fp_presets_main_job(preset):
     """`make sim TEST=mpgemm PRESET=<each>` for the four floating-point presets (16x16 builds)."""
     assert run_scenario("mpgemm", from_preset(preset), seed=36)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["w4a8-g32-4x4", "w4a16-g32-4x4"])
+def test_fp32_units_bench(preset):
+    """`make sim TEST=fp32`: the GDU's FP32 units driven directly, bit-exact against golden.fp32
+    (the RTL counterpart of tests/hw/test_fp32_units.py, which mutation testing runs on mutants)."""
+    assert run_block(from_preset(preset), "fp32", seed=38).passed

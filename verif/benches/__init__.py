@@ -47,6 +47,7 @@ BENCHES: dict[str, Bench] = {bench.name: bench for bench in (
     Bench("pe", "pe", standalone=True),                   # exhaustive products, group accumulation
     Bench("gdu", "gdu", standalone=True),                 # group-dequant edge cases, bit-exact FP32
     Bench("fp_product", "fp_product", standalone=True),   # aligner + PEs: every FP code x every weight code
+    Bench("fp32", "fp32_units", standalone=True),         # the GDU's FP32 units, directed edges + random
     Bench("mpgemm", "mpgemm"),                            # the core: stream drivers and scoreboard
     Bench("player", "mpgemm_player"),                     # the core fed from simulated memories (make bench)
     Bench("smoke", "smoke"),                              # the toolchain smoke test of verif.runner

@@ -1,0 +1,62 @@
+"""The operands of the FP32 units bench (``verif/benches/fp32``) reach what its docstring promises,
+checked on the host side without a simulator."""
+
+import random
+
+import pytest
+
+from hw.config import from_preset
+from hw.fp_stages import ADDER_CUTS
+from verif.benches.fp32.harness import FP32Units, unit_specs
+from verif.benches.fp32.host import adder_operands, fp16_codes, int_operands, job, multiplier_operands
+
+
+def test_units_follow_the_gdu_parameters():
+    assert unit_specs(from_preset("w4a8-g32-4x4")) == {
+        "to_float": ("int_to_float", 17), "widen": ("widen", 16), "scale_mul": ("multiplier", 0), "adder": ("adder", 0)}
+    fp16 = from_preset("w4a16-g32-4x4")
+    assert unit_specs(fp16)["scale_mul"] == ("multiplier", fp16.lsb_exponent_bits)
+    offsets = fp16.replace(zero_mode="float_offset")
+    assert unit_specs(offsets)["asum_to_float"] == ("int_to_float", offsets.asum_bits)
+    assert FP32Units(fp16).latency == 1 + len(ADDER_CUTS)  # the adder is the deepest unit at 5 stages
+
+
+@pytest.mark.parametrize("width", [17, 27, 33])
+def test_int_operands_put_the_leading_one_everywhere(width):
+    values = int_operands(width, random.Random(1))
+    assert all(-(2 ** (width - 1)) <= v < 2 ** (width - 1) for v in values)
+    for negative in (False, True):
+        lengths = {abs(v).bit_length() for v in values if (v < 0) == negative}
+        assert lengths >= set(range(1, width)), sorted(set(range(1, width)) - lengths)
+
+
+def test_fp16_codes_hold_every_subnormal_of_both_signs():
+    codes = set(fp16_codes(random.Random(1)))
+    assert {sign | mantissa for sign in (0, 0x8000) for mantissa in range(0x400)} <= codes
+    assert {0x7C00, 0xFC00, 0x7E00} <= codes
+
+
+def test_multiplier_operands_reach_every_sticky_pattern():
+    pairs = multiplier_operands(random.Random(1))
+
+    def significand(raw):
+        return raw & 0x7FFFFF | 1 << 23
+
+    low_bits = [significand(a) * significand(b) % 2 ** 22 for a, b in pairs if (a >> 23 & 0xFF) not in (0, 255)
+                and (b >> 23 & 0xFF) not in (0, 255)]
+    # 2^22 - 2^j: ones from bit j up to the guard region, for every j.
+    assert {2 ** 22 - 2 ** j for j in range(22)} <= set(low_bits)
+
+
+def test_adder_operands_cancel_to_every_leading_zero_count():
+    pairs = adder_operands(random.Random(1))
+    differences = [abs((a & 0x7FFFFFFF) - (b & 0x7FFFFFFF)) for a, b in pairs if (a ^ b) >> 31]
+    assert {d.bit_length() for d in differences} >= set(range(1, 28))
+
+
+def test_job_expectations_are_raw_fp32():
+    units = job(from_preset("w4a16-g32-4x4"), seed=1)["units"]
+    assert set(units) == {"to_float", "widen", "scale_mul", "adder"}
+    for unit in units.values():
+        assert len(unit["vectors"]) == len(unit["expected"]) and all(0 <= e < 2 ** 32 for e in unit["expected"])
+    assert units["scale_mul"]["ports"] == ["a", "b", "exp_offset"]
