@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from gen.cli import main
-from sw.gguf_import import read_gguf, tensor_label
-from sw.gguf_quantize import quantize_tensor, recipe_types, use_more_bits, weight_order
+from sw.gguf_import import GGUFError, read_gguf, tensor_label
+from sw.gguf_quantize import quantize_gguf_file, quantize_tensor, recipe_types, use_more_bits, weight_order
 from sw.gguf_report import gguf_report
 
 LAYERS = 8
@@ -104,3 +104,18 @@ def test_tiny_model_round_trip(tmp_path, capsys):
     assert summary["types"] == {"F32": 9, "Q4_K": 40, "Q5_0": 8, "Q6_K": 9}
     report = gguf_report(out)
     assert report["all_bit_exact"] and report["quantized_tensors"] == 57
+
+
+def test_bad_sources_are_one_line(tmp_path, capsys):
+    writer = gguf.GGUFWriter(str(tmp_path / "no-layers.gguf"), "llama")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 256), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(GGUFError, match=r"no-layers.gguf: metadata 'llama.block_count' is missing"):
+        quantize_gguf_file(tmp_path / "no-layers.gguf", tmp_path / "out.gguf")
+    (tmp_path / "junk.gguf").write_bytes(b"GGUF" + bytes(8))
+    assert main(["gguf-quantize", str(tmp_path / "junk.gguf"), "--out", str(tmp_path / "o.gguf"), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("mixpe gguf-quantize: ") and "junk.gguf" in error and "\n" not in error

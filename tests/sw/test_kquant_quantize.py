@@ -15,8 +15,11 @@ from sw.kquant_quantize import KQUANT_QUANTIZERS, quantize_kquant, quantize_kqua
 T = gguf.GGMLQuantizationType
 
 #: First 16 hex digits of the SHA-256 of ``quantize_row_q*_K_ref``'s bytes for :func:`seeded`,
-#: from ``ggml-quants.c`` (the ggml of the ``ggml-python`` 0.0.45 sdist) built with
-#: ``gcc -O2`` for x86-64, as llama.cpp's CMake builds ggml-base (no -march=native, so no FMA).
+#: from ``ggml-quants.c`` (the ggml of the ``ggml-python`` 0.0.45 sdist: ``pip download --no-deps
+#: ggml-python==0.0.45``) built with ``gcc -O2 -fPIC -shared -Iinclude -Isrc -Isrc/ggml-cpu
+#: src/ggml-quants.c`` plus stubs of the four ggml functions it links (ggml_abort, ggml_row_size,
+#: ggml_type_name, ggml_type_size) and called through ctypes: x86-64 code as llama.cpp's CMake
+#: builds ggml-base (no -march=native, so no FMA).
 #: A ``-O3 -march=native`` build contracts a*b + c to FMA and gives other bytes for Q2_K, Q4_K and
 #: Q6_K here (e8589552127f5d93, 16be8181e9ab3557, 0b1a270ccb76c741; the same as ours again with
 #: -ffp-contract=off).
