@@ -9,11 +9,13 @@ decoded to FP32 (:func:`decoded_scales`), which is what the GDU's scale decoder
     D = P - z * A                       z = 0 for codes that carry their own sign
     t = fmul32(int_to_fp32(D), s32)     s32 = the decoded scale x 2^scale_exponent_offset
 
-``s32`` is exact: every FP16, E4M3 and E8M0 value is an FP32 number, and the FP4 factor 1/2
-(:attr:`~hw.config.MixPEConfig.scale_exponent_offset`) only lowers its exponent, so
-``v * s32`` is exactly the real weight ``code value x scale``. Validated scales keep ``s32``
-zero or a normal FP32 number (E8M0 codes 0 and, with FP4 codes, 1 would be FP32 subnormals and
-are refused; 255 is NaN).
+``s32`` is exact (:func:`exact_scales`): every FP16, E4M3 and E8M0 value is an FP32 number, and
+the FP4 factor 1/2 (:attr:`~hw.config.MixPEConfig.scale_exponent_offset`) only lowers its
+exponent, so ``v * s32`` is exactly the real weight ``code value x scale`` -- except where that
+lands below 2^-126: the GDU's FP32 units flush subnormals, so E8M0 code 0 (2^-127) and, with FP4
+codes, code 1 (2^-126 / 2) decode to +0 (:func:`decoded_scales`; the error bound adds
+``|D| x 2^-127`` for such groups, nothing when their codes are all zero, as in a zero block).
+E8M0 code 255 (NaN) is refused.
 
 Scales are stored per format in the torch dtype of that format (:func:`scale_dtype`):
 ``torch.float16``, ``torch.float8_e8m0fnu`` or ``torch.float8_e4m3fn``; on the group stream
@@ -25,11 +27,12 @@ from __future__ import annotations
 import torch
 
 from golden.checks import first_index
-from golden.numerics import FP16_MIN_NORMAL, FP32_MIN_NORMAL
+from golden.fp32 import fp16_bits
+from golden.numerics import FP32_MIN_NORMAL
 from hw.codes import pe_value
 from hw.config import MixPEConfig
 
-__all__ = ["SCALE_DTYPES", "scale_dtype", "pe_values", "code_values", "decoded_scales", "scale_field_bits",
+__all__ = ["SCALE_DTYPES", "scale_dtype", "pe_values", "code_values", "exact_scales", "decoded_scales", "scale_field_bits",
            "scale_problem", "to_scale_format", "random_format_operands"]
 
 SCALE_DTYPES = {"fp16": torch.float16, "e8m0": torch.float8_e8m0fnu, "e4m3": torch.float8_e4m3fn}
@@ -55,29 +58,33 @@ def code_values(config: MixPEConfig, codes: torch.Tensor) -> torch.Tensor:
     return pe_values(config, codes).double() * 2.0 ** config.scale_exponent_offset
 
 
+def exact_scales(config: MixPEConfig, scales: torch.Tensor) -> torch.Tensor:
+    """float64: the group scales times ``2^scale_exponent_offset`` (exact): the real weight is the PE
+    value times this."""
+    return scales.double() * 2.0 ** config.scale_exponent_offset
+
+
 def decoded_scales(config: MixPEConfig, scales: torch.Tensor) -> torch.Tensor:
-    """float32: the GDU's decoded group scales, ``value x 2^scale_exponent_offset`` (exact)."""
-    return (scales.double() * 2.0 ** config.scale_exponent_offset).float()
+    """float32: the GDU's decoded group scales, :func:`exact_scales` with FP32 subnormals flushed to +0."""
+    exact = exact_scales(config, scales)
+    return torch.where(exact.abs() < FP32_MIN_NORMAL, exact * 0.0, exact).float()    # keeps the sign of -0
 
 
 def scale_field_bits(scales: torch.Tensor) -> torch.Tensor:
     """int64 raw codes of the group scales for the 16-bit scale field (FP16 bits, or the 8-bit code)."""
     if scales.dtype == torch.float16:
-        return scales.view(torch.int16).to(torch.int64) & 0xFFFF
-    return scales.view(torch.uint8).to(torch.int64)
+        return fp16_bits(scales)
+    return scales.contiguous().view(torch.uint8).to(torch.int64)
 
 
 def scale_problem(config: MixPEConfig, scales: torch.Tensor) -> str | None:
-    """Why ``scales`` (of :func:`scale_dtype`) cannot be a core's group scales, or None: each must
-    be finite and decode to zero or a normal FP32 number (FP16: zero or normal FP16)."""
-    value = scales.double()
-    smallest = FP16_MIN_NORMAL if config.scale_format == "fp16" else FP32_MIN_NORMAL * 2.0 ** -config.scale_exponent_offset
-    bad = ~torch.isfinite(value) | ((value != 0) & (value.abs() < smallest))
+    """Why E8M0 or E4M3 ``scales`` (of :func:`scale_dtype`) cannot be a core's group scales (a NaN),
+    or None. (FP16 scales are checked by :func:`golden.operands.validate_operands`.)"""
+    bad = ~torch.isfinite(scales.double())
     if not bad.any():
         return None
     index = first_index(bad)
-    return (f"value {float(value[index])!r} at index {index} is not allowed; {config.scale_format} scales must be "
-            f"finite and either zero or at least {smallest!r} in magnitude")
+    return f"value nan at index {index} is not allowed; {config.scale_format} scales must not be NaN"
 
 
 def to_scale_format(config: MixPEConfig, scales: torch.Tensor) -> torch.Tensor:

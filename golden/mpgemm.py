@@ -69,8 +69,9 @@ and :func:`bitexact_mpgemm`, :func:`float_reference` and :func:`error_bound` are
 Weight-code and scale formats (:mod:`golden.codes`). The PEs multiply by the code's PE value
 (``codes`` above: 2 x E2M1 for FP4, +-2^e for powers of two; z = 0) and the scale is the decoded
 FP32 ``s32`` (FP16, E8M0 or E4M3 value, times 1/2 for FP4), exact, so the derivation holds with
-s_j = s32 and D_j the integer sums of PE values: ``v * s32`` is the real weight. E8M0 and E4M3
-scales may be as small as 2**-126 (E4M3: 2**-10), so a partial sum of the chain may fall below
+s_j = s32 and D_j the integer sums of PE values: ``v * s32`` is the real weight. E8M0 scales below
+2**-126 decode to 0 (FTZ): their groups add |D_j| * s_j to the bound. Scales may be as small as
+2**-126 (E4M3: 2**-10), so a partial sum of the chain may fall below
 2**-126 and be flushed: one more error of at most 2**-126 per addition, which the bound adds
 (``groups * FP32_MIN_NORMAL`` before the token scale); these formats use the contract's FP32
 functions, not native float32 (which keeps subnormals).
@@ -90,7 +91,7 @@ from collections.abc import Iterator
 
 import torch
 
-from golden.codes import code_values, decoded_scales, pe_values
+from golden.codes import code_values, decoded_scales, exact_scales, pe_values
 from golden.fp32 import fadd32, fmul32
 from golden.fp_activations import align_activations, decode_activations, shared_exponents
 from golden.kquant import kquant_bitexact, kquant_error_bound, kquant_reference
@@ -322,7 +323,8 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
         act_scale = torch.ones(m, dtype=torch.float32)
     else:
         x_real = x.double()
-    scales = decoded_scales(config, weights.scales).double().abs()
+    scales = exact_scales(config, weights.scales).abs()
+    flushed = scales - decoded_scales(config, weights.scales).double().abs()   # E8M0 scales below 2**-126
     group_terms = torch.zeros(m, weights.codes.shape[0], dtype=torch.float64)
     element_terms = torch.zeros_like(group_terms)
     alignment_terms = torch.zeros_like(group_terms)
@@ -348,7 +350,7 @@ def error_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | 
             weight = (weights.codes[:, columns].double() * weights.scales[:, j].double()[:, None]
                       + weights.offsets[:, j].double()[:, None]).abs()
         else:
-            group_terms += lsb * gamma_for(d, roundings) * d.double().abs() * scales[:, j][None, :]
+            group_terms += lsb * (gamma_for(d, roundings) * scales[:, j][None, :] + flushed[:, j][None, :]) * d.double().abs()
             chain_terms += lsb * d.double().abs() * scales[:, j][None, :]
             centred = (pe_values(config, weights.codes[:, columns]) - weights.zeros[:, j][:, None]).abs().double()
             weight = centred * scales[:, j][:, None]

@@ -17,7 +17,7 @@ import random
 import torch
 
 from golden.checks import check_range, check_shape, check_tensor, first_index, real_matrix
-from golden.codes import scale_dtype, scale_problem
+from golden.codes import random_format_operands, scale_dtype, scale_problem
 from golden.numerics import FP16_MAX, FP16_MIN_NORMAL, FP32_MIN_NORMAL
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
@@ -201,6 +201,8 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
         Rows cycle through: all subnormals (shift 0, exact); one +-Inf in a group; one NaN in a
         group (the "fn" formats have no Inf, so NaN there too); plain values.
 
+    Other weight or scale formats: :func:`golden.codes.random_format_operands`.
+
     With ``zero_mode="float_offset"`` the weights carry ``offsets = -zero * scale`` rounded to
     FP16 (clamped to +-65504, subnormals flushed to 0) instead of zero points; ``uniform`` then
     also flips the sign of a random quarter of them. So ``worst`` has the largest |A * m|
@@ -212,6 +214,8 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
             raise OperandError(f"{name}={value!r}: must be a positive integer")
     if k % config.group_size:
         raise OperandError(f"k={k}: must be a multiple of group_size={config.group_size}")
+    if config.weight_format != "int" or config.scale_format != "fp16":
+        return random_format_operands(config, m, n, k, seed, kind)
     allowed = FP_OPERAND_KINDS if config.fp_activation else OPERAND_KINDS
     if kind not in allowed:
         raise OperandError(f"kind={kind!r}: allowed values for activation={config.activation!r} are {allowed}")

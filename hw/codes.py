@@ -64,7 +64,7 @@ def scale_exponent_offset(weight_format: str) -> int:
 
 
 def check_formats(weight_format: str, scale_format: str, weight_bits: int, weight_encoding: str,
-                  zero_mode: str) -> str | None:
+                  zero_mode: str, scale_mode: str = "flat") -> str | None:
     """The one-line problem with these configuration fields (for a ``ConfigError``), or None."""
     if weight_format not in WEIGHT_FORMATS:
         return f"weight_format={weight_format!r}: allowed values are {WEIGHT_FORMATS}"
@@ -76,6 +76,9 @@ def check_formats(weight_format: str, scale_format: str, weight_bits: int, weigh
                 f"and {zero_mode!r}")
     if scale_format not in SCALE_FORMATS:
         return f"scale_format={scale_format!r}: allowed values are {SCALE_FORMATS}"
+    if scale_mode != "flat" and (weight_format, scale_format) != ("int", "fp16"):
+        return (f"scale_mode={scale_mode!r}: K-quant sub-scales need weight_format='int' and scale_format='fp16', "
+                f"got {weight_format!r} and {scale_format!r}")
     if zero_mode == "float_offset" and scale_format != "fp16":
         return f"scale_format={scale_format!r}: zero_mode='float_offset' needs scale_format='fp16'"
     return None

@@ -217,7 +217,7 @@ class MixPEConfig:
             raise ConfigError(f"group_size={self.group_size}: scale_mode='kquant' needs a group (sub-block) of at most "
                               f"the super-block, {KQUANT_SUPER_BLOCK}")
         problem = check_formats(self.weight_format, self.scale_format, self.weight_bits, self.weight_encoding,
-                                self.zero_mode)
+                                self.zero_mode, self.scale_mode)
         if problem:
             raise ConfigError(problem)
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.name):

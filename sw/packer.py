@@ -32,6 +32,7 @@ import dataclasses
 
 import torch
 
+from golden.codes import scale_field_bits
 from golden.fp32 import bits, fp16_bits, from_bits
 from golden.fp_activations import shared_exponents
 from golden.kquant import KQuantWeights, superblock_exponents, validate_kquant_operands
@@ -144,7 +145,7 @@ def _group_params(config: MixPEConfig, weights: QuantizedWeights) -> tuple[list,
         return scales, [[{"offset": o_n, "min": m_n} for o_n, m_n in zip(o_j, m_j)]
                         for o_j, m_j in zip(o, weights.mins.t().tolist())]
     zeros = fp16_bits(weights.offsets) if config.float_offset else weights.zeros
-    return fp16_bits(weights.scales).t().tolist(), zeros.t().tolist()
+    return scale_field_bits(weights.scales).t().tolist(), zeros.t().tolist()    # FP16, E8M0 or E4M3 codes
 
 
 def _row_params(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None) -> list:

@@ -34,6 +34,7 @@ def test_widths_and_hashes():
     ({"weight_format": "pow2", "weight_encoding": "signed"}, "needs weight_encoding='unsigned' and zero_mode='integer'"),
     ({"scale_format": "e5m2"}, "scale_format='e5m2': allowed values are"),
     ({"scale_format": "e8m0", "zero_mode": "float_offset"}, "zero_mode='float_offset' needs scale_format='fp16'"),
+    ({"scale_format": "e8m0", "scale_mode": "kquant", "group_size": 32}, "scale_mode='kquant': K-quant sub-scales need"),
 ])
 def test_bad_formats_are_one_line_config_errors(changes, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")) as error:
