@@ -21,7 +21,7 @@ SIM_OPTS := $(CFG_OPTS) $(if $(SEED),--seed $(SEED)) $(if $(filter 1 yes true on
 
 .DEFAULT_GOAL := help
 .PHONY: help venv tools tools-if-root doctor verilog sim test test-fast test-all bench accuracy lint synth timing power moe \
-        eval-smollm gguf gguf-quantize checkpoint compare mutate sweep verify-model clean distclean
+        eval-smollm gguf gguf-quantize checkpoint compare mutate coverage formal sweep verify-model clean distclean
 
 # Debian packages: Verilator FST traces (liblz4-dev), the OSU018 Liberty (qflow-tech-osu018),
 # static timing and power (opensta: `sta`), cocotb's other simulator (iverilog).
@@ -49,6 +49,8 @@ help:
 	@echo "  make power     OpenSTA power and energy/MAC from simulated switching activity (PRESET, CONFIG, LIBERTY)"
 	@echo "  make compare   iso-area speed and energy vs INT8/FP16/dequant arrays with a memory system -> build/compare/ (AREA_MM2)"
 	@echo "  make mutate    mutation testing of the RTL -> build/mutate/report.{md,json} (PRESET, CONFIG, BLOCKS, MUTANTS, SEED, MIN_SCORE)"
+	@echo "  make coverage  functional coverage: the RTL tests of 'make test', merged -> build/coverage/report.{md,json} (MIN_COVERAGE)"
+	@echo "  make formal    formal proofs (Yosys sat): stream protocol, PE, aligner -> build/formal/report.{md,json}"
 	@echo "  make sweep     design-space sweep on Dask -> build/sweep/ (SPACE=path.json, SCHEDULER=tcp://host:port)"
 	@echo "  make verify-model  SmolLM2 prefill GEMMs tile by tile on the RTL (Dask) -> build/verify/ (TILES=n, SCHEDULER)"
 	@echo "  make venv      create/update .venv only"
@@ -68,6 +70,7 @@ help:
 	@echo "  FILE=path      'make gguf' GGUF file; CHECK=1 also runs every mapped tensor's GEMM against gguf's dequantization"
 	@echo "  ROW_GROUPS=n   'make moe' row groups (default array w4a8-g32-16x16 with 4)"
 	@echo "  MUTANTS=n      'make mutate' mutants per block (default 50); MIN_SCORE=0.99 fails below that score"
+	@echo "  MIN_COVERAGE=100  'make coverage' fails when fewer than that percentage of the bins are hit"
 	@echo "  PYTHON=python3 interpreter used to create .venv"
 
 # Provisioning lives here and nowhere else: library code and tests never install anything.
@@ -172,6 +175,17 @@ MUTATE_OPTS := $(CFG_OPTS) $(if $(BLOCKS),--blocks $(BLOCKS)) $(if $(MUTANTS),--
 
 mutate: $(STAMP)
 	$(MIXPE) mutate $(MUTATE_OPTS)
+
+# Every RTL test of `make test` writes the coverage database of its mpgemm bench runs into
+# build/coverage/runs/ (emptied first); `mixpe coverage` merges them.
+coverage: $(STAMP)
+	rm -rf build/coverage/runs
+	MIXPE_COVERAGE_DIR=$(CURDIR)/build/coverage/runs $(BIN)/python -m pytest -m "rtl and not slow" -q \
+		-n $(TEST_WORKERS) --dist loadgroup
+	$(MIXPE) coverage $(if $(MIN_COVERAGE),--min-percent $(MIN_COVERAGE))
+
+formal: $(STAMP)
+	nice -n 5 $(MIXPE) formal
 
 clean:
 	rm -rf build

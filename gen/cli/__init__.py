@@ -38,7 +38,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order of ``mixpe --help``.
 COMMANDS = ("verilog", "sim", "bench", "moe", "eval_smollm", "gguf", "gguf_quantize", "checkpoint", "lint", "synth",
-            "timing", "power", "mutate", "accuracy", "config", "doctor", "sweep", "verify_model", "compare")
+            "timing", "power", "mutate", "accuracy", "config", "doctor", "sweep", "verify_model", "compare", "coverage",
+            "formal")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from hw.config import MixPEConfig
 from hw.layouts import result_layout, unpack
 from verif.cocotb_util import CLOCK_PERIOD_NS, clock_and_reset, read_job, write_summary
+from verif.coverage_monitor import CoverageMonitor
 from verif.streams import StreamSink, StreamSource, periodic_throttle, random_stalls
 
 MAX_REPORTED_MISMATCHES = 10
@@ -98,6 +99,8 @@ async def mpgemm(dut):
     await ClockCycles(dut.clk, 1)
 
     first_issue = cocotb.start_soon(_first_transfer_cycle(dut, CLOCK_PERIOD_NS * 1000))
+    monitor = CoverageMonitor(dut, config, steps=sum(len(tile["act"]) for tile in job["tiles"]),
+                              groups=sum(len(tile["grp"]) for tile in job["tiles"]))
     for tile in job["tiles"]:
         sources["act"].send_many(tile["act"])
         sources["wgt"].send_many(tile["wgt"])
@@ -110,6 +113,7 @@ async def mpgemm(dut):
         waited += 64
     await ClockCycles(dut.clk, 8)  # catch spurious extra beats
 
+    coverage = monitor.finish(dut._log)
     first = first_issue.result() if first_issue.done() else None
     cycles = None if first is None or scoreboard.last_cycle is None else scoreboard.last_cycle - first + 1
     summary = {
@@ -121,6 +125,7 @@ async def mpgemm(dut):
         "first_issue_cycle": first,
         "sink_transfers": sink.transfers,
         "timed_out": scoreboard.received < expected_beats,
+        "coverage": {"hit": len(coverage.hit_bins), "defined": len(coverage.hits), "missed": coverage.missed_bins},
     }
     write_summary(summary)
     for message in scoreboard.mismatches:
