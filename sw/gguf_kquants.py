@@ -15,8 +15,13 @@ bits), so the flat logical form is one group per sub-block with the FP32 scale `
 either the zero point (Q3_K, Q6_K: the products with ``q - z`` stay exact in FP32 too) or the FP32
 float offset ``-(dmin*m_j)`` (evaluated ``fp32(s*q) + offset`` like gguf-py's ``s*q - dm``).
 So ``GroupQuantized.dequantize`` equals gguf's dequantization bit for bit. The flat core needs
-FP16 group scales, which ``d*sc_j`` generally is not: running K-quants exactly needs the
-hierarchical group dequantization of issue 19 step 2 (integer sub-scales on the group stream).
+FP16 group scales, which ``d*sc_j`` generally is not.
+
+The core runs them in ``scale_mode="kquant"`` (hierarchical group dequantization,
+:mod:`golden.kquant`): :func:`kquant_weights` keeps the stored fields as they are (the group is the
+sub-block, the integer sub-scales and mins ride on the group stream, ``d`` and ``o = -dmin`` are
+the super-block's FP16 scales; Q3_K and Q6_K are the ``signed`` encoding with z = 4 and 32) and
+:func:`kquant_core_fields` gives the core's weight fields.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["KQuantType", "K_QUANTS", "SUPER_BLOCK", "decode_kquant"]
+__all__ = ["KQuantType", "K_QUANTS", "SUPER_BLOCK", "KQuantFields", "kquant_fields", "decode_kquant",
+           "kquant_weights", "kquant_core_fields"]
 
 SUPER_BLOCK = 256
 
@@ -50,8 +56,8 @@ K_QUANTS = {
 
 
 def _half(raw: np.ndarray) -> np.ndarray:
-    """FP16 fields (..., 2 bytes) as float32 (exact)."""
-    return np.ascontiguousarray(raw).view(np.float16)[..., 0].astype(np.float32)
+    """FP16 fields (n, 2 bytes) as float16 (n,)."""
+    return np.ascontiguousarray(raw).view(np.float16)[:, 0]
 
 
 def _split(blocks: np.ndarray, *sizes: int) -> list[np.ndarray]:
@@ -95,39 +101,80 @@ def _q3_k_scales(scales: np.ndarray) -> np.ndarray:
     return (low | (high << 4)).astype(np.int64) - 32
 
 
-def decode_kquant(label: str, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Raw super-blocks uint8 (n, block_bytes) -> (d and dmin float32 (n, 2) for the finiteness
-    check, codes int64 (n, 256), scales float32 (n, 256 / group), offsets float32 (n, 256 / group)
-    or None). ``dmin`` is 0 for the zero-point types."""
+@dataclasses.dataclass(frozen=True)
+class KQuantFields:
+    """The fields of n super-blocks as stored: FP16 ``d`` and ``dmin`` (n,) (``dmin`` 0 for the
+    zero-point types), codes int64 (n, 256) (Q3_K: ``q - 4 = code - 4``; Q6_K: ``code - 32``),
+    integer ``sub_scales`` (n, 256 / group) and ``mins`` (n, 256 / group) or None."""
+    d: np.ndarray
+    dmin: np.ndarray
+    codes: np.ndarray
+    sub_scales: np.ndarray
+    mins: np.ndarray | None
+
+
+def kquant_fields(label: str, blocks: np.ndarray) -> KQuantFields:
+    """Raw super-blocks uint8 (n, block_bytes) -> their :class:`KQuantFields`."""
     n = blocks.shape[0]
-    zero_dmin = np.zeros((n, 1), dtype=np.float32)
+
+    zero_dmin = np.zeros(n, dtype=np.float16)
     if label == "Q2_K":
         scales, qs, d, dmin = _split(blocks, 16, 64, 2, 2)
-        d, dmin = _half(d)[:, None], _half(dmin)[:, None]
         codes = _bit_planes_per_chunk(qs, 32, 4, 2)
-        return (np.concatenate([d, dmin], 1), codes, d * (scales & 0xF).astype(np.float32),
-                -(dmin * (scales >> 4).astype(np.float32)))
+        return KQuantFields(_half(d), _half(dmin), codes, (scales & 0xF).astype(np.int64), (scales >> 4).astype(np.int64))
     if label == "Q3_K":
         hmask, qs, scales, d = _split(blocks, 32, 64, 12, 2)
-        d = _half(d)[:, None]
         low = _bit_planes_per_chunk(qs, 32, 4, 2)
         high = _bit_planes(hmask, 8)                  # bit i of hmask byte j: element 32 i + j
         codes = low | (high << 2)                     # q - 4 = low - 4 * (1 - high)
-        return np.concatenate([d, zero_dmin], 1), codes, d * _q3_k_scales(scales).astype(np.float32), None
+        return KQuantFields(_half(d), zero_dmin, codes, _q3_k_scales(scales), None)
     if label in ("Q4_K", "Q5_K"):
         d, dmin, scales, rest = _split(blocks, 2, 2, 12, blocks.shape[1] - 16)
-        d, dmin = _half(d)[:, None], _half(dmin)[:, None]
         sc, mins = _scale_min_k4(scales)
         codes = _nibble_pairs(rest[:, -128:], 32).astype(np.int64)
         if label == "Q5_K":
             codes |= _bit_planes(rest[:, :32], 8).astype(np.int64) << 4
-        return (np.concatenate([d, dmin], 1), codes, d * sc.astype(np.float32), -(dmin * mins.astype(np.float32)))
+        return KQuantFields(_half(d), _half(dmin), codes, sc.astype(np.int64), mins.astype(np.int64))
     if label == "Q6_K":
         ql, qh, scales, d = _split(blocks, 128, 64, 16, 2)
-        d = _half(d)[:, None]
         low = _nibble_pairs(ql, 64).astype(np.int64)          # per half of 128: 64 low, then 64 high nibbles
         codes = low | (_bit_planes_per_chunk(qh, 32, 4, 2) << 4)
-        sub_scales = np.ascontiguousarray(scales).view(np.int8).astype(np.float32)
-        return np.concatenate([d, zero_dmin], 1), codes, d * sub_scales, None
+        sub_scales = np.ascontiguousarray(scales).view(np.int8).astype(np.int64)
+        return KQuantFields(_half(d), zero_dmin, codes, sub_scales, None)
     raise KeyError(label)
 
+
+def decode_kquant(label: str, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Raw super-blocks uint8 (n, block_bytes) -> (d and dmin float32 (n, 2) for the finiteness
+    check, codes int64 (n, 256), scales float32 (n, 256 / group), offsets float32 (n, 256 / group)
+    or None). ``dmin`` is 0 for the zero-point types."""
+    fields = kquant_fields(label, blocks)
+    d, dmin = fields.d.astype(np.float32)[:, None], fields.dmin.astype(np.float32)[:, None]
+    offsets = None if fields.mins is None else -(dmin * fields.mins.astype(np.float32))
+    return np.concatenate([d, dmin], 1), fields.codes, d * fields.sub_scales.astype(np.float32), offsets
+
+
+def kquant_core_fields(label: str) -> dict:
+    """The :class:`~hw.config.MixPEConfig` weight fields that run ``label`` in ``scale_mode="kquant"``."""
+    layout = K_QUANTS[label]
+    offsets = layout.zero is None
+    return {"weight_bits": layout.bits, "group_size": layout.group, "scale_mode": "kquant",
+            "weight_encoding": "unsigned" if offsets else "signed", "zero_mode": "float_offset" if offsets else "integer"}
+
+
+def kquant_weights(label: str, blocks: np.ndarray, n: int, k: int):
+    """Raw super-blocks uint8 (n * k / 256, block_bytes) of an (n, k) tensor as
+    :class:`golden.kquant.KQuantWeights` (the stored fields, o = -dmin)."""
+    import torch
+    from golden.kquant import KQuantWeights
+    layout = K_QUANTS[label]
+    fields = kquant_fields(label, blocks)
+    supers, groups = k // SUPER_BLOCK, k // layout.group
+    codes = torch.from_numpy(fields.codes).reshape(n, k)
+    d = torch.from_numpy(fields.d.copy()).reshape(n, supers)
+    sub_scales = torch.from_numpy(fields.sub_scales).reshape(n, groups)
+    if layout.zero is not None:
+        return KQuantWeights(codes=codes, scales=d, sub_scales=sub_scales, zeros=torch.full((n, groups), layout.zero))
+    return KQuantWeights(codes=codes, scales=d, sub_scales=sub_scales,
+                         offsets=-torch.from_numpy(fields.dmin.copy()).reshape(n, supers),
+                         mins=torch.from_numpy(fields.mins).reshape(n, groups))

@@ -9,9 +9,12 @@ zero-point types (Q4_0, Q5_0, Q8_0: zero point 2**(b-1)) and ``zero_mode="float_
 offset types (Q4_1, Q5_1). A tensor runs on the array when it imports bit-exactly (every weight of
 ``GroupQuantized.dequantize`` equals ``gguf.quants.dequantize``) and maps to those operands
 (:meth:`~sw.checkpoint.GroupQuantized.to_quantized_weights`: e.g. subnormal FP16 scales do not).
-K-quants (:mod:`sw.gguf_kquants`) import bit-exactly too, and are tried on the flat core with one
-group per sub-block (g = 16 or 32), which runs them only where every ``d*sc_j`` and ``dmin*m_j``
-is an FP16 number; otherwise the reason says that they need hierarchical group dequantization.
+K-quants (:mod:`sw.gguf_kquants`) import bit-exactly too, and run on the core with hierarchical
+group dequantization (``scale_mode="kquant"``, :mod:`golden.kquant`): the group is the sub-block
+(g = 16 or 32) with its integer sub-scale (and min), ``d`` and ``-dmin`` are FP16 per super-block
+of 256, Q3_K and Q6_K use the ``signed`` encoding (z = 4, 32), Q2_K, Q4_K and Q5_K float offsets.
+A K-quant tensor is unsupported only where a ``d`` or ``dmin`` is subnormal in FP16 (the GDU
+flushes it).
 
 The check (per tensor, seeded): M random activations (standard normal, INT8-quantized per token
 or rounded to the floating-point format), ``y = bitexact_mpgemm`` against ``x @ W_gguf^T`` in
@@ -32,7 +35,7 @@ import torch
 from hw.config import MixPEConfig
 from sw.checkpoint import CheckpointError
 from sw.gguf_import import BLOCK_TYPES, GGUF_BLOCK, GGUFError, import_gguf, numpy_shape, read_gguf, tensor_label
-from sw.gguf_kquants import K_QUANTS
+from sw.gguf_kquants import K_QUANTS, SUPER_BLOCK, kquant_core_fields, kquant_weights
 
 __all__ = ["DEFAULT_BASE", "UNQUANTIZED", "ROW_CHUNK", "core_for", "gguf_report", "passed", "format_record",
            "format_report"]
@@ -46,24 +49,43 @@ ROW_CHUNK = 4096
 
 
 def core_for(label: str, base: MixPEConfig = DEFAULT_BASE) -> MixPEConfig:
-    """The core that runs block type ``label`` exactly: ``base`` with the type's weight fields. For a
-    K-quant the flat core with one group per sub-block, which runs it only where every ``d*sc_j``
-    (and ``dmin*m_j``) happens to be an FP16 number."""
-    layout = BLOCK_TYPES.get(label) or K_QUANTS[label]
+    """The core that runs block type ``label`` exactly: ``base`` with the type's weight fields (for
+    a K-quant, :func:`sw.gguf_kquants.kquant_core_fields`: ``scale_mode="kquant"``)."""
+    name = f"gguf-{label.lower()}-{base.activation}-{base.rows}x{base.cols}"
+    if label in K_QUANTS:
+        return base.replace(**kquant_core_fields(label), name=name)
+    layout = BLOCK_TYPES[label]
     offset = layout.zero is None
-    return base.replace(weight_bits=layout.bits, group_size=getattr(layout, "group", GGUF_BLOCK),
-                        weight_encoding="unsigned" if offset else "signed",
-                        zero_mode="float_offset" if offset else "integer",
-                        name=f"gguf-{label.lower()}-{base.activation}-{base.rows}x{base.cols}")
+    return base.replace(weight_bits=layout.bits, group_size=GGUF_BLOCK, weight_encoding="unsigned" if offset else "signed",
+                        zero_mode="float_offset" if offset else "integer", scale_mode="flat", name=name)
 
 
 def _unsupported_reason(label: str) -> str:
     if label in UNQUANTIZED:
         return f"{label} is not quantized: it runs outside the array (the host, or a float GEMM)"
-    if label in K_QUANTS or label == "Q8_K":
-        return (f"{label}: K-quant super-blocks of 256 weights with integer sub-scales need hierarchical group "
-                f"dequantization, which the core does not have yet")
-    return f"{label}: no core mode for this type (the array runs {', '.join(BLOCK_TYPES)})"
+    if label == "Q8_K":
+        return f"{label}: llama.cpp's intermediate activation type, not a weight format the array runs"
+    return f"{label}: no core mode for this type (the array runs {', '.join([*BLOCK_TYPES, *K_QUANTS])})"
+
+
+def _array_weights(label: str, config: MixPEConfig, quantized, raw: np.ndarray, name: str):
+    """The core's operands of an imported chunk: ``GroupQuantized.to_quantized_weights``, or for a
+    K-quant its stored fields (:func:`sw.gguf_kquants.kquant_weights`), whose FP16 ``d`` and
+    ``dmin`` must be zero or normal."""
+    if label not in K_QUANTS:
+        return quantized.to_quantized_weights(config)
+    n, k = quantized.shape
+    weights = kquant_weights(label, raw.reshape(-1, K_QUANTS[label].block_bytes), n, k)
+    for field, values in (("d", weights.scales), ("dmin", weights.offsets)):
+        if values is None:
+            continue
+        tiny = (values != 0) & (values.float().abs() < 2.0 ** -14)
+        if tiny.any():
+            row, block = (int(v) for v in tiny.nonzero()[0])
+            raise CheckpointError(f"{name}: super-block {field} {abs(float(values[row, block]))!r} at row {row}, "
+                                  f"super-block {block} (K {block * SUPER_BLOCK}..) is subnormal in FP16, which the "
+                                  f"GDU flushes")
+    return weights
 
 
 def _activations(config: MixPEConfig, m: int, k: int, generator: torch.Generator):
@@ -80,12 +102,14 @@ def _activations(config: MixPEConfig, m: int, k: int, generator: torch.Generator
 
 def _check_chunk(config: MixPEConfig, weights, w_gguf: torch.Tensor, activations) -> float:
     """max |y - x W_gguf^T| / bound over one chunk of output channels (see the module docstring)."""
+    from golden.kquant import dequantize_kquant
     from golden.mpgemm import bitexact_mpgemm, error_bound
     from golden.reference import dequantize_weights
     x, act_scale, x_real = activations
     y = bitexact_mpgemm(config, x, act_scale, weights).double()
     reference = x_real @ w_gguf.T
-    drift = (w_gguf - dequantize_weights(weights, config.group_size)).abs()
+    exact = dequantize_kquant(config, weights) if config.kquant else dequantize_weights(weights, config.group_size)
+    drift = (w_gguf - exact).abs()
     k = x_real.shape[1]
     bound = error_bound(config, x, act_scale, weights) + (x_real.abs() @ drift.T) * (1 + k * 2.0 ** -52)
     error = (y - reference).abs()
@@ -122,9 +146,9 @@ def _tensor_record(path: Path, tensor, base: MixPEConfig, check: bool, tokens: i
         bit_exact &= bool(torch.equal(quantized.dequantize(), w_gguf))
         if reason is None:
             try:
-                weights = quantized.to_quantized_weights(config)
+                weights = _array_weights(label, config, quantized, raw[start:stop], name)
             except CheckpointError as error:
-                reason = f"{_unsupported_reason(label)} ({error})" if label in K_QUANTS else str(error)
+                reason = str(error)
                 continue
             if check:
                 worst = max(worst, _check_chunk(config, weights, w_gguf, activations))

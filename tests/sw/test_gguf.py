@@ -89,7 +89,7 @@ def test_report_and_check_on_a_small_file(tmp_path):
     write_gguf(path)
     report = gguf_report(path, check=True, tokens=5, seed=3)
     records = {r["name"]: r for r in report["tensors"]}
-    assert report["summary"] == "6 of 7 quantized tensors run on the array"
+    assert report["summary"] == "7 of 7 quantized tensors run on the array"
     assert report["all_bit_exact"] and 0 < report["max_err_over_bound"] <= 1
     q51 = records["blk.3.ffn_down.weight"]
     assert (q51["type"], q51["shape"], q51["config"]["weight_bits"], q51["config"]["zero_mode"]) == \
@@ -99,8 +99,7 @@ def test_report_and_check_on_a_small_file(tmp_path):
     experts = import_gguf_tensor(gguf_tensors(path)["blk.0.ffn_gate_exps.weight"], path)
     assert experts.shape == (16, 64)                          # 2 experts of 8 channels, stacked
     q4_k = records["blk.0.attn_k.weight"]
-    assert "K-quant" in q4_k["unsupported_reason"] and "not exactly representable in FP16" in q4_k["unsupported_reason"]
-    assert q4_k["bit_exact_import"] is True
+    assert q4_k["config"]["scale_mode"] == "kquant" and q4_k["bit_exact_import"] is True
     assert "not quantized" in records["blk.0.attn_norm.weight"]["unsupported_reason"]
     int8 = gguf_report(path, MixPEConfig(rows=4, cols=4, group_size=32), check=True, tokens=3, seed=4)
     assert int8["all_bit_exact"] and int8["max_err_over_bound"] <= 1
@@ -116,7 +115,7 @@ def test_cli_writes_the_json_report(tmp_path, capsys):
     for record in report["tensors"]:
         assert {"name", "type", "shape", "bit_exact_import", "max_err_over_bound"} <= set(record)
         assert ("config" in record) != ("unsupported_reason" in record)
-    assert "6 of 7 quantized tensors run on the array" in capsys.readouterr().out
+    assert "7 of 7 quantized tensors run on the array" in capsys.readouterr().out
 
 
 def test_subnormal_scales_are_an_unsupported_reason(tmp_path):
@@ -158,8 +157,8 @@ def test_k_quants_import_bit_exactly(label):
 
 
 @pytest.mark.parametrize("label", ["Q4_K", "Q6_K"])
-def test_k_quants_with_fp16_exact_sub_scales_run_on_the_flat_core(tmp_path, label):
-    """d a power of two: every d*sc_j (and dmin*m_j) is an FP16 number, so one group per sub-block runs."""
+def test_k_quants_with_fp16_exact_sub_scales_run_on_the_array(tmp_path, label):
+    """d a power of two (every d*sc_j an FP16 number): on the K-quant core like any other d."""
     path = tmp_path / "k.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_tensor("w", kquant_blocks(label, 20, 512, seed=SEED, d_exponents=(-6,)), raw_dtype=T[label])
