@@ -134,10 +134,21 @@ def core_for_layer(layer: GroupQuantized, base: MixPEConfig) -> MixPEConfig:
                         name=f"ckpt-w{layer.bits}-g{group}-{base.activation}-{base.rows}x{base.cols}")
 
 
+def _max_error_over_bound(config: MixPEConfig, operands, exact: torch.Tensor, tokens: int, seed: int) -> float:
+    """The check: ``mixpe gguf``'s seeded activations, the bit-exact model against ``x @ exact^T``
+    in float64, the largest error over :func:`golden.mpgemm.error_bound` (the import is exact, so
+    the bound needs no term for the distance of the reference weights)."""
+    from golden.mpgemm import bitexact_mpgemm, error_bound
+    from sw.gguf_report import _activations
+    x, act_scale, x_real = _activations(config, tokens, exact.shape[1], torch.Generator().manual_seed(seed))
+    error = (bitexact_mpgemm(config, x, act_scale, operands).double() - x_real @ exact.T).abs()
+    bound = error_bound(config, x, act_scale, operands)
+    return float(torch.where(bound > 0, error / bound, torch.where(error > 0, torch.inf, 0.0)).max())
+
+
 def _layer_record(prefix: str, shard: Path, fmt: str, tensors, options: dict, base: MixPEConfig, check: bool,
                   tokens: int, seed: int) -> dict:
     from golden.reference import dequantize_weights
-    from sw.gguf_report import _activations, _check_chunk
     try:
         layer = import_state_dict(prefix, tensors, fmt, **options)
     except CheckpointError as error:
@@ -155,21 +166,15 @@ def _layer_record(prefix: str, shard: Path, fmt: str, tensors, options: dict, ba
         return {**record, "unsupported_reason": f"no core: {error}", "bit_exact_import": None,
                 "max_err_over_bound": None}
     exact = layer.dequantize()
-    worst = None
-    if check:
-        activations = _activations(config, tokens, layer.shape[1], torch.Generator().manual_seed(seed))
-        worst = _check_chunk(config, weights, exact, activations)
     return {**record, "config": config.to_dict()["params"],
             "bit_exact_import": bool(torch.equal(dequantize_weights(weights, config.group_size), exact)),
-            "max_err_over_bound": worst}
+            "max_err_over_bound": _max_error_over_bound(config, weights, exact, tokens, seed) if check else None}
 
 
 def _mxfp4_record(prefix: str, shard: Path, fmt: str, tensors, options: dict, base: MixPEConfig, check: bool,
                   tokens: int, seed: int) -> dict:
     """gpt-oss MXFP4 ``<prefix>_blocks``/``_scales``: the experts stacked along N on the FP4 core."""
     from golden.codes import code_values
-    from golden.mpgemm import bitexact_mpgemm, error_bound
-    from sw.gguf_report import _activations
     from sw.mxfp4_import import MXFP4_BLOCK, MXFP4Weights, core_for_mxfp4, mxfp4_tensors
     try:
         (weights,) = mxfp4_tensors({name: tensors[name] for name in (prefix + "_blocks", prefix + "_scales")
@@ -187,14 +192,8 @@ def _mxfp4_record(prefix: str, shard: Path, fmt: str, tensors, options: dict, ba
         return {**record, "unsupported_reason": str(error), "bit_exact_import": None, "max_err_over_bound": None}
     exact = stacked.dequantize()
     on_core = code_values(config, operands.codes) * operands.scales.double().repeat_interleave(MXFP4_BLOCK, dim=1)
-    worst = None
-    if check:
-        x, act_scale, x_real = _activations(config, tokens, k, torch.Generator().manual_seed(seed))
-        error = (bitexact_mpgemm(config, x, act_scale, operands).double() - x_real @ exact.T).abs()
-        bound = error_bound(config, x, act_scale, operands)
-        worst = float(torch.where(bound > 0, error / bound, torch.where(error > 0, torch.inf, 0.0)).max())
     return {**record, "config": config.to_dict()["params"], "bit_exact_import": bool(torch.equal(on_core, exact)),
-            "max_err_over_bound": worst}
+            "max_err_over_bound": _max_error_over_bound(config, operands, exact, tokens, seed) if check else None}
 
 
 def checkpoint_report(directory: str | Path, base: MixPEConfig = DEFAULT_BASE, *, check: bool = False,
