@@ -33,9 +33,14 @@ from hw.codes import pe_value
 from hw.config import MixPEConfig
 
 __all__ = ["SCALE_DTYPES", "scale_dtype", "pe_values", "code_values", "exact_scales", "decoded_scales", "scale_field_bits",
-           "scale_problem", "to_scale_format", "random_format_operands"]
+           "scale_problem", "to_scale_format", "random_format_operands", "tensor_scaled_mpgemm", "tensor_scaled_bound",
+           "real_weights",
+           "E4M3_MAX", "E4M3_MIN_NORMAL", "E4M3_MIN_SUBNORMAL"]
 
 SCALE_DTYPES = {"fp16": torch.float16, "e8m0": torch.float8_e8m0fnu, "e4m3": torch.float8_e4m3fn}
+E4M3_MAX = 448.0
+E4M3_MIN_NORMAL = 2.0 ** -6
+E4M3_MIN_SUBNORMAL = 2.0 ** -9
 
 
 def scale_dtype(config: MixPEConfig) -> torch.dtype:
@@ -111,3 +116,55 @@ def random_format_operands(config: MixPEConfig, m: int, n: int, k: int, seed: in
                                else weights.scales, zeros=zeros, offsets=weights.offsets)
     validate_operands(config, x, act_scale, weights)
     return x, act_scale, weights
+
+
+def _token_scales_with(act_scale: torch.Tensor, tensor_scale: float) -> torch.Tensor:
+    """float32 ``fl32(act_scale x T)`` (exact when T is a power of two and the products stay normal)."""
+    return (act_scale.double() * tensor_scale).float()
+
+
+def tensor_scaled_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
+                         weights, tensor_scale: float) -> torch.Tensor:
+    """The result, float32 (M, N), with an FP32 tensor scale T applied once per output (NVFP4's
+    FP32 scale; FireQ's power of two 2^t). INT8 activations: T is folded into the token scales the
+    GDU applies anyway, ``a' = fl32(a x T)``; floating-point activations (no token scale): the host
+    multiplies each result, ``fmul32(y, T)``."""
+    from golden.fp32 import fmul32
+    from golden.mpgemm import bitexact_mpgemm         # imports this module
+    if config.fp_activation:
+        result = bitexact_mpgemm(config, x, None, weights)
+        return fmul32(result, torch.full_like(result, tensor_scale))
+    return bitexact_mpgemm(config, x, _token_scales_with(act_scale, tensor_scale), weights)
+
+
+def tensor_scaled_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None, weights,
+                        tensor_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(float64 reference ``T x y_ref``, bound on |tensor_scaled_mpgemm - reference|), each (M, N).
+
+    With B = :func:`golden.mpgemm.error_bound` (which covers the distance of the core's result
+    from the float64 reference ``y_ref``) and u = 2^-24. INT8: B at the folded scales a', plus the
+    rounding of a' (|a' - aT| <= u |aT|) on ``|aT| sum_k |x w|``. Floating point: ``|T| B`` plus the
+    final product's rounding ``u |T| (|y_ref| + B)``. Both plus 2^-52 |T y_ref| for the float64
+    product ``T x y_ref``."""
+    from golden.mpgemm import error_bound, float_reference
+    unit, scale = 2.0 ** -24, abs(tensor_scale)
+    if config.fp_activation:
+        y_ref = float_reference(config, x, None, weights)
+        bound = error_bound(config, x, None, weights)
+        total = scale * bound + unit * scale * (y_ref.abs() + bound)
+    else:
+        y_ref = float_reference(config, x, act_scale, weights)
+        magnitude = (x.double().abs() @ real_weights(config, weights).abs().T) * act_scale.double().abs()[:, None]
+        total = error_bound(config, x, _token_scales_with(act_scale, tensor_scale), weights) \
+            + unit * scale * magnitude * (1 + 2.0 ** -40)
+    reference = y_ref * tensor_scale
+    return reference, total + 2.0 ** -52 * reference.abs()
+
+
+def real_weights(config: MixPEConfig, weights) -> torch.Tensor:
+    """float64 (N, K): the real weights of ``weights`` read as ``config``'s formats (exact): value x
+    scale for codes with their own sign, else :func:`golden.reference.dequantize_weights`."""
+    if not config.signed_codes:
+        from golden.reference import dequantize_weights    # reference imports operands, which imports this module
+        return dequantize_weights(weights, config.group_size)
+    return code_values(config, weights.codes) * weights.scales.double().repeat_interleave(config.group_size, dim=1)

@@ -91,7 +91,7 @@ from collections.abc import Iterator
 
 import torch
 
-from golden.codes import code_values, decoded_scales, exact_scales, pe_values
+from golden.codes import decoded_scales, exact_scales, pe_values, real_weights
 from golden.fp32 import fadd32, fmul32
 from golden.fp_activations import align_activations, decode_activations, shared_exponents
 from golden.kquant import kquant_bitexact, kquant_error_bound, kquant_reference
@@ -285,8 +285,7 @@ def _reference(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor, we
     sign (value x scale: at most 4 + 8 or 16 + 24 significant bits, exact in float64)."""
     if not config.signed_codes:
         return reference_mpgemm(x, act_scale, weights, config.group_size)
-    real = code_values(config, weights.codes) * weights.scales.double().repeat_interleave(config.group_size, dim=1)
-    return (x.double() * act_scale.double()[:, None]) @ real.T
+    return (x.double() * act_scale.double()[:, None]) @ real_weights(config, weights).T
 
 
 def within_bound(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
