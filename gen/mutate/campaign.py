@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -116,21 +117,34 @@ def _read(path: str) -> str:
     return Path(path).read_text()
 
 
-def run_tests(task: tuple) -> tuple[int, str | None]:
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the simulators), user + system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _first_failure(config: MixPEConfig, runs: tuple) -> str | None:
+    for name, seed in runs:
+        try:
+            if not TESTS[name](config, seed):
+                return f"{name} (seed {seed})"
+        except Exception as error:  # a mutant may break the simulation itself: that kills it too
+            return f"{name} (seed {seed}): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    return None
+
+
+def run_tests(task: tuple) -> tuple[int, str | None, float]:
     """Worker: run the tests ``runs`` ((name, seed) pairs, in order) on mutant ``index`` of the netlist at
-    ``verilog_path``; returns (index, the first failing ``test (seed)`` with its error if any, or None)."""
+    ``verilog_path``; returns (index, the first failing ``test (seed)`` with its error if any, or None,
+    the CPU seconds it took)."""
     bench, verilog_path, build_dir, config_dict, index, runs = task
     from verif.sims import NetlistOverride, netlist_override
+    start = _cpu_seconds()
     config = MixPEConfig.from_dict(config_dict)
     override = NetlistOverride(bench, _read(verilog_path), Path(build_dir), (f"+mutsel={index}",))
     with netlist_override(override):
-        for name, seed in runs:
-            try:
-                if not TESTS[name](config, seed):
-                    return index, f"{name} (seed {seed})"
-            except Exception as error:  # a mutant may break the simulation itself: that kills it too
-                return index, f"{name} (seed {seed}): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
-    return index, None
+        failed = _first_failure(config, runs)
+    return index, failed, round(_cpu_seconds() - start, 2)
 
 
 def _prove(task: tuple) -> tuple[int, object]:
@@ -220,34 +234,37 @@ def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[
                     done[(record["stage"], record["index"])] = record["failed"]
     start = time.monotonic()
 
-    def run(label: str, netlist: Netlist, indices: list[int], runs: tuple) -> dict[int, str | None]:
+    def run_stage(label: str, netlist: Netlist, indices: list[int], runs: tuple) -> tuple[dict[int, str | None], float]:
         outcome = {i: done[(label, i)] for i in indices if (label, i) in done}
         tasks = [(netlist.bench, str(netlist.verilog), str(netlist.build_dir), config.to_dict(), i, runs)
                  for i in indices if i not in outcome]
+        cpu = 0.0
         with progress_path.open("a") as out:
-            for index, failed in map_tasks(run_tests, tasks):
-                outcome[index] = failed
-                out.write(json.dumps({"key": key, "stage": label, "index": index, "failed": failed}) + "\n")
+            for index, failed, seconds in map_tasks(run_tests, tasks):
+                outcome[index], cpu = failed, cpu + seconds
+                out.write(json.dumps({"key": key, "stage": label, "index": index, "failed": failed,
+                                      "cpu_s": seconds}) + "\n")
                 out.flush()
-        return outcome
+        return outcome, cpu
 
     log(f"{plan.block}: {len(mutations)} mutants of {plan.bench} on {config.name}; checking the unmutated netlist"
         + ("s" if len(netlists) > 1 else ""))
     for netlist in netlists:
         runs = tuple(run for _, stage_netlist, stage_runs in stages if stage_netlist is netlist for run in stage_runs)
-        baseline = dict(map_tasks(run_tests, [(netlist.bench, str(netlist.verilog), str(netlist.build_dir),
-                                               config.to_dict(), 0, runs)]))[0]
+        [(_, baseline, _)] = list(map_tasks(run_tests, [(netlist.bench, str(netlist.verilog), str(netlist.build_dir),
+                                                         config.to_dict(), 0, runs)]))
         if baseline is not None:
             raise MutateError(f"block={plan.block}: the unmutated {netlist.bench} netlist fails {baseline}; "
                               f"see {work.parent / WORKERS_LOG}")
     killed = {}
     survivors = [m.index for m in mutations]
     for label, netlist, runs in stages:
-        outcome = run(label, netlist, [i for i in survivors if i in netlist.indices], runs)
+        outcome, cpu = run_stage(label, netlist, [i for i in survivors if i in netlist.indices], runs)
         killed.update({i: f"{label}: {test}" for i, test in outcome.items() if test is not None})
         survivors = [i for i in survivors if i not in killed]
         log(f"{plan.block}: {label} stage ({netlist.bench}: {', '.join(name for name, _ in runs)}): "
-            f"{len(killed)} killed, {len(survivors)} survive ({time.monotonic() - start:.0f} s)")
+            f"{len(killed)} killed, {len(survivors)} survive ({time.monotonic() - start:.0f} s; "
+            f"{cpu:.0f} CPU s in the tasks run now)")
     return killed
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from hw.config import from_preset
 from hw.fp_stages import ADDER_CUTS
-from verif.benches.fp32.harness import FP32Units, unit_specs
+from verif.benches.fp32.harness import harness_latency, unit_specs
 from verif.benches.fp32.host import adder_operands, fp16_codes, int_operands, job, multiplier_operands
 
 
@@ -18,7 +18,7 @@ def test_units_follow_the_gdu_parameters():
     assert unit_specs(fp16)["scale_mul"] == ("multiplier", fp16.lsb_exponent_bits)
     offsets = fp16.replace(zero_mode="float_offset")
     assert unit_specs(offsets)["asum_to_float"] == ("int_to_float", offsets.asum_bits)
-    assert FP32Units(fp16).latency == 1 + len(ADDER_CUTS)  # the adder is the deepest unit at 5 stages
+    assert harness_latency(fp16) == 1 + len(ADDER_CUTS)  # the adder is the deepest unit at 5 stages
 
 
 @pytest.mark.parametrize("width", [17, 27, 33])

@@ -12,9 +12,10 @@ from hw.fp_add import Float32Adder
 from hw.fp_common import delay
 from hw.fp_int_to_float import IntToFloat32
 from hw.fp_mul import Float32Multiplier
+from hw.fp_stages import unit_latency
 from hw.fp_widen import WidenToFloat32
 
-__all__ = ["FP32Units", "unit_specs"]
+__all__ = ["FP32Units", "unit_specs", "harness_latency"]
 
 
 def unit_specs(config: MixPEConfig) -> dict[str, tuple]:
@@ -31,6 +32,16 @@ def unit_specs(config: MixPEConfig) -> dict[str, tuple]:
         specs["token_mul"] = ("multiplier", 0)
     specs["adder"] = ("adder", 0)
     return specs
+
+
+def harness_latency(config: MixPEConfig) -> int:
+    """Cycles from a unit's inputs to its registered result in :class:`FP32Units`: the slowest unit's
+    latency + 1."""
+    stages = config.gdu_unit_stages
+    latencies = [unit_latency(kind, stages, parameter) if kind == "int_to_float" else
+                 unit_latency(kind, stages) if kind in ("multiplier", "adder") else 0
+                 for kind, parameter in unit_specs(config).values()]
+    return max(latencies) + 1
 
 
 def _unit(kind: str, parameter: int, stages: int):
@@ -52,7 +63,7 @@ class FP32Units(wiring.Component):
     def __init__(self, config: MixPEConfig):
         stages = config.gdu_unit_stages
         self._units = {name: _unit(kind, parameter, stages) for name, (kind, parameter) in unit_specs(config).items()}
-        self.latency = max(unit.latency for unit in self._units.values()) + 1
+        self.latency = harness_latency(config)
         members = {}
         for name, unit in self._units.items():
             for port, member in unit.signature.members.items():

@@ -28,7 +28,7 @@ import torch
 
 from golden.fp32 import bits, fadd32, fmul32, from_bits, int_to_fp32, widen_to_fp32
 from hw.config import MixPEConfig
-from verif.benches.fp32.harness import FP32Units, unit_specs
+from verif.benches.fp32.harness import FP32Units, harness_latency, unit_specs
 
 __all__ = ["component", "job", "SPECIAL_PATTERNS", "int_operands", "fp16_codes", "multiplier_operands",
            "adder_operands"]
@@ -199,4 +199,4 @@ def job(config: MixPEConfig, seed: int) -> dict:
     and the expected results, ``latency`` cycles later; JSON-able."""
     rng = random.Random(seed)
     units = {name: _unit_job(kind, parameter, rng) for name, (kind, parameter) in unit_specs(config).items()}
-    return {"latency": FP32Units(config).latency, "units": units}
+    return {"latency": harness_latency(config), "units": units}
