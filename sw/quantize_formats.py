@@ -230,6 +230,35 @@ def format_errors(w_float: torch.Tensor, *, tokens: int = 16, seed: int = 0) -> 
     return rows
 
 
+def _smollm_projections() -> dict:
+    """name -> gguf tensor of the 210 Q4_1 projections of the SmolLM2-135M file (``make eval-smollm``'s)."""
+    import gguf
+    from sw.smollm import smollm_gguf_path
+    return {t.name: t for t in gguf.GGUFReader(smollm_gguf_path()).tensors
+            if t.tensor_type == gguf.GGMLQuantizationType.Q4_1}
+
+
+def _dequantized(tensor) -> torch.Tensor:
+    import gguf
+    shape = tuple(int(v) for v in reversed(list(tensor.shape)))
+    return torch.from_numpy(gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(shape)).double()
+
+
+def _smollm_underflow() -> int:
+    tensors = _smollm_projections()
+    totals = {"scales": 0, "to_zero": 0, "subnormal": 0}
+    worst = (0.0, "")
+    for name, tensor in tensors.items():
+        lost = e4m3_underflow(_fireq_raw_scales(MixPEConfig(group_size=32), _dequantized(tensor)))
+        for key in totals:
+            totals[key] += lost[key]
+        worst = max(worst, (lost["max_relative_error"], name))
+    print(f"SmolLM2-135M, {len(tensors)} projections, INT4 group scales per 32 stored as E4M3 without the "
+          f"multiplier: {totals['to_zero']} of {totals['scales']} become 0, {totals['subnormal']} subnormal "
+          f"(< 2^-6); largest relative scale error {worst[0]:.3f} ({worst[1]})")
+    return 0
+
+
 def main(argv=None) -> int:
     """``python -m sw.quantize_formats [--smollm TENSOR]``: the error table on a seeded N(0, 0.02^2)
     512 x 1024 matrix or a SmolLM2-135M projection (its Q4_1 file, dequantized), and the E4M3
@@ -238,17 +267,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sw.quantize_formats", description=main.__doc__)
     parser.add_argument("--smollm", metavar="TENSOR", help="a SmolLM2 tensor, e.g. blk.0.ffn_up.weight")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--smollm-underflow", action="store_true",
+                        help="only the E4M3 underflow of the FireQ group scales, over every SmolLM2 projection")
     args = parser.parse_args(argv)
+    if args.smollm_underflow:
+        return _smollm_underflow()
     if args.smollm:
-        import gguf
-        from sw.smollm import smollm_gguf_path
-        path = smollm_gguf_path()
-        tensor = next((t for t in gguf.GGUFReader(path).tensors if t.name == args.smollm), None)
-        if tensor is None:
-            parser.error(f"--smollm {args.smollm!r}: no such tensor in {path}")
-        shape = tuple(int(v) for v in reversed(list(tensor.shape)))
-        w = torch.from_numpy(gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(shape)).double()
-        what = f"SmolLM2-135M {args.smollm} ({tensor.tensor_type.name} dequantized)"
+        tensors = _smollm_projections()
+        if args.smollm not in tensors:
+            parser.error(f"--smollm {args.smollm!r}: not a projection of the SmolLM2 file")
+        w, what = _dequantized(tensors[args.smollm]), f"SmolLM2-135M {args.smollm} (Q4_1 dequantized)"
     else:
         w = torch.randn(512, 1024, generator=torch.Generator().manual_seed(args.seed), dtype=torch.float64) * 0.02
         what = f"seeded N(0, 0.02^2) matrix, seed {args.seed}"
