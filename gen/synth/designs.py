@@ -125,7 +125,7 @@ def build_component(design: str, block: str, config: MixPEConfig):
 
 def code_format_config(config: MixPEConfig, fields: dict) -> MixPEConfig:
     """``config`` with the weight code of one :data:`CODE_FORMAT_PES` row (codes that carry their own
-    sign take ``weight_encoding="unsigned"``, ``zero_mode="integer"``; the scale stays FP16)."""
+    sign take ``weight_encoding="unsigned"``, ``zero_mode="integer"``, flat scales; the scale stays FP16)."""
     signed = fields["weight_format"] != "int"
     return config.replace(**fields, scale_format="fp16", name=config.name,
-                          **({"weight_encoding": "unsigned", "zero_mode": "integer"} if signed else {}))
+                          **({"weight_encoding": "unsigned", "zero_mode": "integer", "scale_mode": "flat"} if signed else {}))
