@@ -23,10 +23,14 @@ super-block (:func:`superblock_exponents`: the ``grp`` beat of every group of a 
 the super-block's largest exponent), so that every P_j of a super-block has the same LSB weight
 2**k and the integer sums are exact; a super-block with an invalid group gives NaN.
 
+FP16 d and o may be subnormal (llama.cpp's d = max sub-scale / 63 often is): the GDU widens FP16
+to FP32 exactly, subnormals included, and the products stay far from FP32's subnormal range.
+
 Error bound (:func:`kquant_error_bound`). The exact result is y* = a * sum_s 2**k (d_s S_s + o_s M_s)
-= a * sum_k x_k w_k. |S|, |M| >= 1 integers and normal FP16 d, o keep every nonzero product in
-[2**-14, 2**67] (INT8: |S| < 2**51), a multiple of 2**-37, as are the terms and partial sums: the
-flat mode's argument (:mod:`golden.mpgemm`) applies word for word with G' = K/256 super-blocks::
+= a * sum_k x_k w_k. |S|, |M| >= 1 integers and nonzero FP16 d, o (multiples of 2**-24) keep every
+nonzero product in [2**-24, 2**67] (INT8: |S| < 2**51), a multiple of 2**-47, as are the terms and
+partial sums: the flat mode's argument (:mod:`golden.mpgemm`) applies word for word with G' = K/256
+super-blocks::
 
     |y - y*| <= |a| * sum_s 2**k (gamma_{n_s} |d_s S_s| + gamma_{n'_s} |o_s M_s|)
 
@@ -47,7 +51,7 @@ import torch
 from golden.checks import check_range, check_shape, check_tensor
 from golden.fp32 import int_to_fp32
 from golden.fp_activations import align_activations, decode_activations, shared_exponents
-from golden.numerics import FP32_MAX, FP32_MIN_NORMAL, FP32_UNIT_ROUNDOFF, FP64_UNIT_ROUNDOFF, gamma
+from golden.numerics import FP16_MIN_NORMAL, FP32_MAX, FP32_MIN_NORMAL, FP32_UNIT_ROUNDOFF, FP64_UNIT_ROUNDOFF, gamma
 from golden.operands import OperandError, QuantizedWeights, activation_operand, random_operands, validate_operands
 from hw.config import KQUANT_SUPER_BLOCK, MixPEConfig
 
@@ -90,15 +94,23 @@ def _flat_proxy(config: MixPEConfig, weights: KQuantWeights) -> tuple[MixPEConfi
     if not config.float_offset and supers is not None and len(supers) == 2:
         zero = config.symmetric_zero if config.weight_encoding == "signed" else 0
         zeros = torch.full(tuple(supers), zero, dtype=torch.int64)
-    return proxy_config, QuantizedWeights(codes=weights.codes, scales=weights.scales, zeros=zeros,
-                                          offsets=weights.offsets if config.float_offset else None)
+    return proxy_config, QuantizedWeights(codes=weights.codes, scales=_normal(weights.scales), zeros=zeros,
+                                          offsets=_normal(weights.offsets) if config.float_offset else None)
+
+
+def _normal(values):
+    """FP16 ``values`` with their subnormals replaced by 1: d and o may be subnormal (the GDU
+    widens them exactly), the flat checks that reject those still see every non-finite value."""
+    if not isinstance(values, torch.Tensor) or values.dtype != torch.float16:
+        return values
+    return torch.where((values != 0) & (values.abs() < FP16_MIN_NORMAL), torch.ones_like(values), values)
 
 
 def validate_kquant_operands(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
                              weights: KQuantWeights) -> None:
     """Raise :class:`~golden.operands.OperandError` unless the operands are what the K-quant core
     accepts: x, act_scale, the codes, d (and o) as in the flat mode with K a multiple of 256
-    (``weights.scales``/``offsets`` being (N, K/256)); sub-scales, zero points and mins (N, K/g)
+    (``weights.scales``/``offsets`` being (N, K/256)), but d and o may be subnormal; sub-scales, zero points and mins (N, K/g)
     in their ranges."""
     if not isinstance(weights, KQuantWeights):
         raise OperandError(f"weights: got {type(weights).__name__}, expected KQuantWeights (scale_mode='kquant')")
@@ -279,7 +291,8 @@ def random_kquant_operands(config: MixPEConfig, m: int, n: int, k: int, seed: in
         even channels have all-zero sub-scales and mins (S = M = 0), odd ones the largest.
 
     The offset scale o is -d on even channels (llama.cpp's usual dmin > 0) and the flat kind's
-    FP16 offset elsewhere, or zero where that is zero."""
+    FP16 offset elsewhere, or zero where that is zero. But for ``worst``, channels 3, 7, ... have
+    d (and o) scaled by 2**-12: mostly FP16 subnormals."""
     if k % KQUANT_SUPER_BLOCK:
         raise OperandError(f"k={k}: must be a multiple of the K-quant super-block, {KQUANT_SUPER_BLOCK}")
     flat = config.replace(scale_mode="flat", group_size=KQUANT_SUPER_BLOCK)
@@ -299,9 +312,13 @@ def random_kquant_operands(config: MixPEConfig, m: int, n: int, k: int, seed: in
     elif kind == "zeros":
         sub_scales = torch.where(channel % 2 == 0, 0, torch.full_like(sub_scales, extreme))
         mins = torch.where(channel % 2 == 0, 0, torch.full_like(mins, 2 ** config.sub_min_bits - 1))
+    scales = super_weights.scales
+    tiny = (channel % 4 == 3) & (kind != "worst")
+    scales = torch.where(tiny, (scales.double() * 2.0 ** -12).half(), scales).contiguous()
     if config.float_offset:
-        offsets = torch.where(channel % 2 == 0, -super_weights.scales, super_weights.offsets)
-        weights = KQuantWeights(codes=super_weights.codes, scales=super_weights.scales, sub_scales=sub_scales,
+        offsets = torch.where(channel % 2 == 0, -scales, super_weights.offsets)
+        offsets = torch.where(tiny, (offsets.double() * 2.0 ** -12).half(), offsets)
+        weights = KQuantWeights(codes=super_weights.codes, scales=scales, sub_scales=sub_scales,
                                 offsets=offsets.contiguous(), mins=mins)
     else:
         zeros = torch.randint(0, config.code_max + 1, (n, groups), generator=gen)
@@ -309,7 +326,6 @@ def random_kquant_operands(config: MixPEConfig, m: int, n: int, k: int, seed: in
             zeros = torch.full_like(zeros, config.symmetric_zero)
         elif kind == "worst":
             zeros = super_weights.zeros.repeat_interleave(config.superblock_groups, dim=1)
-        weights = KQuantWeights(codes=super_weights.codes, scales=super_weights.scales, sub_scales=sub_scales,
-                                zeros=zeros)
+        weights = KQuantWeights(codes=super_weights.codes, scales=scales, sub_scales=sub_scales, zeros=zeros)
     validate_kquant_operands(config, x, act_scale, weights)
     return x, act_scale, weights

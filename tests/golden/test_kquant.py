@@ -77,6 +77,12 @@ def test_zero_sub_scales_give_exact_zeros_and_maximal_ones_stay_exact_integers()
     assert int(s_sum.abs().max()) < 2 ** (Q6_K.sub_sum_bits - 1)
 
 
+def test_operands_hold_subnormal_d_and_o():
+    _, _, weights = random_kquant_operands(Q4_K, 2, 8, 256, seed=2, kind="zeros")
+    for values in (weights.scales[3::4], weights.offsets[3::4]):
+        assert bool(((values != 0) & (values.float().abs() < 2.0 ** -14)).any())
+
+
 def test_dequantized_weights_follow_the_llama_cpp_formulas():
     x, act_scale, weights = random_kquant_operands(Q4_K, 1, 2, 256, seed=5)
     w = dequantize_kquant(Q4_K, weights)

@@ -4,6 +4,8 @@ against the cycle model, with all-zero, maximal and (Q6_K) signed sub-scales, on
 The default tier runs one small Q4_K core (INT8); the sweep over the K-quant types, floating-point
 activations, lanes and stalls is slow."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -29,8 +31,8 @@ Q3_K = MixPEConfig(rows=2, cols=4, weight_bits=3, weight_encoding="signed", grou
 
 
 def kquant_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind: str = "uniform",
-                stall: float = 0.0) -> None:
-    x, act_scale, weights = random_kquant_operands(config, m, n, k, seed=seed, kind=kind)
+                stall: float = 0.0, operands=None) -> None:
+    x, act_scale, weights = operands or random_kquant_operands(config, m, n, k, seed=seed, kind=kind)
     exact = bitexact_mpgemm(config, x, act_scale, weights)
     assert bool(within_bound(config, x, act_scale, weights, exact).all())
     summary = run_mpgemm(config, x, act_scale, weights, seed=seed, stall_in=stall, stall_out=stall)
@@ -41,8 +43,9 @@ def kquant_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind: st
 
 @pytest.mark.xdist_group(Q4_K.name)
 def test_q4_k_small_core_zero_and_maximal_sub_scales():
-    """Two super-blocks, partial tiles; even channels all-zero sub-scales and mins, odd ones maximal."""
-    kquant_case(Q4_K, 3, 3, 512, seed=61, kind="zeros")
+    """Two super-blocks, a partial row tile; even channels all-zero sub-scales and mins, odd ones
+    maximal, channel 3 with FP16-subnormal d and o."""
+    kquant_case(Q4_K, 3, 4, 512, seed=61, kind="zeros")
 
 
 @pytest.mark.slow
@@ -64,3 +67,21 @@ def test_kquant_types_activations_and_lanes(config, kind):
 def test_kquant_specials_and_stalls(config):
     kquant_case(config, 2 * config.rows, config.cols, 512, seed=64, kind="specials")
     kquant_case(config, config.rows, config.cols + 2, 768, seed=65, stall=0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [Q4_K, Q6_K_FP16], ids=lambda c: c.name)
+def test_every_sub_scale_value_at_the_largest_sums(config):
+    """Exhaustive over the finite sub-scale (and min) values: every value of the signed 8-bit
+    (Q6_K) or unsigned 6-bit (Q4_K) range on one group each, all at the largest |D| and |A|."""
+    values = 2 ** config.sub_scale_bits
+    low = -values // 2 if config.sub_scale_signed else 0
+    k = 1024
+    n = values * config.group_size // k
+    x, act_scale, weights = random_kquant_operands(config, config.rows, n, k, seed=66, kind="worst")
+    sweep = torch.arange(low, low + values).view(n, -1)
+    fields = {"sub_scales": sweep}
+    if config.float_offset:
+        fields["mins"] = sweep.flip(-1)
+    weights = dataclasses.replace(weights, **fields)
+    kquant_case(config, config.rows, n, k, seed=66, operands=(x, act_scale, weights))
