@@ -22,30 +22,12 @@ from hw.fp_int_to_float import IntToFloat32
 from hw.fp_mul import Float32Multiplier
 from hw.fp_stages import ADDER_CUTS, MULTIPLIER_CUTS, int_to_float_cuts
 from hw.fp_widen import WidenToFloat32
+from verif.benches.fp32.host import BOUNDARY_PAIRS, SPECIAL_PATTERNS
 
 SEED = 1_526_311
 
-SPECIAL_PATTERNS = [
-    0x00000000, 0x80000000,                          # zeros
-    0x00000001, 0x807FFFFF, 0x00400000,              # subnormals
-    0x00800000, 0x80800000, 0x00800001, 0x00FFFFFF,  # around the min normal
-    0x7F7FFFFF, 0xFF7FFFFF, 0x7F7FFFFE, 0x7F000000,  # near the max finite
-    0x7F800000, 0xFF800000,                          # infinities
-    0x7FC00000, 0xFFC00000, 0x7F800001, 0x7FFFFFFF, 0xFFBFFFFF,  # NaNs
-    0x3F800000, 0xBF800000, 0x3F800001, 0x3F7FFFFF, 0x3FFFFFFF,  # around 1
-    0x33800000, 0x33800001, 0x34000000, 0xB3800000, 0x33000000,  # ulp-sized values around 1
-    0x1F800000, 0x20000000, 0x5F800000, 0x60000000, 0x3F000000, 0x3FC00000, 0x40000000, 0xC0400000,
-]
-
-HAND_PICKED_PAIRS = [
-    (0x3F800000, 0x33800000), (0x3F800001, 0x33800000),  # ties around 1
-    (0x3F7FFFFF, 0x33000000), (0x3FFFFFFF, 0x34000000),  # carries across a binade
-    (0x7F7FFFFF, 0x73000000), (0x7F7FFFFF, 0x72FFFFFF),  # max + half ulp -> inf, just below -> max
-    (0x00C00000, 0x80800000), (0x80C00000, 0x00800000),  # sums below 2^-126 flush with their sign
-    (0x3F7FFFFF, 0x00800001), (0x3F7FFFFF, 0x00800000),  # products around 2^-126
-    (0x3F000000, 0x80800001), (0x5F800000, 0x60000000), (0x5F7FFFFF, 0x60000000),
-    (0x3F800800, 0x3F800800), (0x3F801000, 0x3F801000), (0x4B800000, 0xCB7FFFFF),
-]
+# The directed patterns are the FP32 units bench's (the RTL counterpart of these tests).
+HAND_PICKED_PAIRS = list(BOUNDARY_PAIRS)
 
 
 def _pack(negative, biased_exponent, mantissa) -> np.ndarray:

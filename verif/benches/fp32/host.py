@@ -30,7 +30,7 @@ from golden.fp32 import bits, fadd32, fmul32, from_bits, int_to_fp32, widen_to_f
 from hw.config import MixPEConfig
 from verif.benches.fp32.harness import FP32Units, harness_latency, unit_specs
 
-__all__ = ["component", "job", "SPECIAL_PATTERNS", "int_operands", "fp16_codes", "multiplier_operands",
+__all__ = ["component", "job", "SPECIAL_PATTERNS", "BOUNDARY_PAIRS", "int_operands", "fp16_codes", "multiplier_operands",
            "adder_operands"]
 
 SPECIAL_PATTERNS = (
@@ -120,10 +120,11 @@ def multiplier_operands(rng: random.Random) -> list[tuple[int, int]]:
         for j in range(1, 24):
             pairs.append((_pack(rng.getrandbits(1), rng.randint(64, 190), 1 << (23 - i)),
                           _pack(rng.getrandbits(1), rng.randint(64, 190), 1 << (23 - j))))
-    # Products whose bits below the guard region are 2^22 - 2^j (all ones from bit j up): one more
-    # unit anywhere below bit 22 carries into the kept bits or clears the sticky bit.
+    # Products whose bits below the guard region are 2^22 - 2^j (all ones from bit j up): 2^j more
+    # carries into the guard and kept bits and clears the sticky bit, which changes the rounding
+    # for about one product in eight (bit 22 clear, the next one set).
     for j in range(_STICKY_BITS):
-        for _ in range(8):
+        for _ in range(16):
             a = rng.getrandbits(23) | 1
             b = -pow(a | 1 << 23, -1, 1 << _STICKY_BITS) * (1 << j) % (1 << _STICKY_BITS)
             b |= rng.getrandbits(1) << _STICKY_BITS
