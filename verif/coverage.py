@@ -132,7 +132,7 @@ def bins_for(config: MixPEConfig) -> list[str]:
     bins = [b for b in _stall_bins() if "interval" not in b]
     bins += ["res.backpressure.one_bank", "res.backpressure.both_banks", "core.bank", "tile.one_group",
              "tile.several_groups", *(f"result.{cls}" for cls in RESULT_CLASSES if cls != "nan" or config.fp_activation),
-             "gdu.zero_from_nonzero"]
+             "gdu.overflow", "gdu.zero_from_nonzero"]
     if config.group_interval > config.group_size:
         bins += ["core.interval.group_first", "core.interval.group_last", f"dequant_stall.{dequant_cause(config)}"]
     if config.row_groups > 1:
@@ -142,7 +142,6 @@ def bins_for(config: MixPEConfig) -> list[str]:
         bins += [f"act.{fmt.name}.{cls}" for cls in FLOAT_CLASSES if cls != "inf" or fmt.specials == "ieee"]
     else:
         bins += [f"act.{fmt.name}.{cls}" for cls in INT8_CLASSES]
-        bins.append("gdu.overflow")
     width = f"w{config.weight_bits}"
     bins += [f"wgt.{width}.{code}" for code in ("zero", "max", "other")]
     if config.zero_mode == "integer" and config.weight_encoding == "unsigned":

@@ -1,7 +1,9 @@
 """cocotb monitor sampling the functional coverage (:mod:`verif.coverage`) of the ``mpgemm`` core.
 
-It watches the core's ports only (the Verilator builds keep internals private): every cycle, in
-the ReadOnly phase, the ``valid``/``ready`` pair of each stream, and the payload of each transfer.
+It watches the core's ports only (the Verilator builds keep internals private): every cycle, at
+the falling clock edge (the bench drives its ports right after the rising edge, so they have
+settled to the values the next rising edge takes), the ``valid``/``ready`` pair of each stream,
+and the payload of each transfer.
 From the transfers it replays the issue schedule the way :class:`hw.issue.IssueScheduler` keeps
 it (step in the group, next step a tile's first, tiles holding an output bank, tiles draining),
 so each stall is placed at the position of the next K step. Payloads are classified with table
@@ -17,17 +19,23 @@ import os
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge
 
 from hw.config import MixPEConfig
 from hw.layouts import group_layout, result_layout
 from verif.cocotb_util import SUMMARY_ENV
-from verif.coverage import (COVERAGE_DIR_ENV, FLOAT_CLASSES, INT8_CLASSES, Coverage, activation_classes, bins_for,
-                            dequant_cause, geometry_bins)
+from verif.coverage import (COVERAGE_DIR_ENV, FLOAT_CLASSES, INPUT_STREAMS, INT8_CLASSES, PHASES, STEPS, Coverage,
+                            activation_classes, bins_for, dequant_cause, geometry_bins)
 
 __all__ = ["CoverageMonitor"]
 
 _FP32_EXP_MASK = 0xFF
+#: (stream, valid, step) -> stall bin; act and wgt transfer together, so when a step does not
+#: issue both are stalled (one may be the bubble that back-pressures the other).
+_STALL_BINS = {(stream, valid, step): f"stall.{stream}.{'backpressure' if valid else 'bubble'}.{step}"
+               for stream in INPUT_STREAMS for valid in (0, 1) for step in STEPS}
+_PHASE_BINS = {(name, phase): f"stall.{name.split('.')[1]}.during.{phase}"
+               for name in _STALL_BINS.values() for phase in PHASES}
 
 
 class _Tile:
@@ -85,11 +93,10 @@ class CoverageMonitor:
         self._task = cocotb.start_soon(self._run())
 
     async def _run(self) -> None:
-        clock = self._dut.clk
+        falling = FallingEdge(self._dut.clk)
         while True:
-            await ReadOnly()
+            await falling
             self._sample()
-            await RisingEdge(clock)
 
     def _step(self) -> str:
         if self._step_in_group == 0:
@@ -97,25 +104,29 @@ class CoverageMonitor:
         return "group_last" if self._step_in_group == self._config.group_size - 1 else "group_middle"
 
     def _sample(self) -> None:
-        act_v, act_r, wgt_v, wgt_r, grp_v, grp_r, res_v, res_r = (int(h.value) for h in self._handles)
-        hit = self.coverage.hit
+        act_v, act_r, wgt_v, wgt_r, grp_v, grp_r, res_v, res_r = [int(h.value) for h in self._handles]
+        hits = self.coverage.hits
         step = self._step()
         steps_due = self._issued < self._total_steps
-        drain = self._tiles_ended > self._tiles_offered
         at_group_start = self._step_in_group == 0
-        for name, valid, ready, due in (("act", act_v, act_r, steps_due), ("wgt", wgt_v, wgt_r, steps_due),
-                                        ("grp", grp_v, grp_r, self._groups_taken < self._total_groups)):
-            if not due or (valid and ready) or (name == "grp" and not valid and not at_group_start):
-                continue
-            hit(f"stall.{name}.{'backpressure' if valid else 'bubble'}.{step}")
-            if drain:
-                hit(f"stall.{name}.during.drain")
-            if res_v:
-                hit(f"stall.{name}.during.readout")
+        stalled = []
+        if steps_due and not (act_v and act_r):
+            stalled.append(_STALL_BINS["act", act_v, step])
+            stalled.append(_STALL_BINS["wgt", wgt_v, step])
+        if self._groups_taken < self._total_groups and not (grp_v and grp_r) and (grp_v or at_group_start):
+            stalled.append(_STALL_BINS["grp", grp_v, step])
+        if stalled:
+            drain = self._tiles_ended > self._tiles_offered
+            for name in stalled:
+                hits[name] += 1
+                if drain:
+                    hits[_PHASE_BINS[name, "drain"]] += 1
+                if res_v:
+                    hits[_PHASE_BINS[name, "readout"]] += 1
         if steps_due and act_v and wgt_v and (grp_v or not at_group_start) and not act_r:
             self._core_stall(step)
         if res_v and not res_r:
-            hit("res.backpressure.both_banks" if len(self._tiles) == 2 else "res.backpressure.one_bank")
+            hits["res.backpressure.both_banks" if len(self._tiles) == 2 else "res.backpressure.one_bank"] += 1
         if res_v and not self._first_row_offered:
             self._first_row_offered = True
             self._tiles_offered += 1

@@ -88,7 +88,9 @@ async def mpgemm(dut):
     config = MixPEConfig.from_dict(job["config"])
     rng = random.Random(cocotb.RANDOM_SEED)
 
-    idle = {name: random_stalls(rng, job["stall_in"]) for name in ("act", "wgt", "grp")}
+    # "stall_streams" (optional): a stall probability per input stream in place of stall_in.
+    idle = {name: random_stalls(rng, job.get("stall_streams", {}).get(name, job["stall_in"]))
+            for name in ("act", "wgt", "grp")}
     if job.get("wgt_throttle"):  # weight codes through a link of a periodic bits-per-cycle pattern
         idle["wgt"] = periodic_throttle(job["wgt_throttle"]["pattern"], job["wgt_throttle"]["beat_bits"],
                                         CLOCK_PERIOD_NS * 1000)
