@@ -197,7 +197,9 @@ class CarvedLayer:
     shared (S*m,), experts (N-S, m) ascending per expert, representative (N-S,) neuron ids;
     router_gate, router_up float32 (N-S, H) normalized gate/up rows of the representatives;
     bias float32 (N-S,) load-balancing bias; rates float32 (D,) ATopK activation rates;
-    router_weight float32 (H+1, N-S) of the fitted router (None: the analytic router)."""
+    router_weight float32 (H+1, N-S) of the fitted router (None: the analytic router);
+    extra_scale (N-S,) CMoE's learnable routing scale: a selected expert's output is weighted
+    ``1 + p_e * extra_scale_e`` (None: weight 1, as carved; set by :mod:`sw.lora`)."""
     shared: torch.Tensor
     experts: torch.Tensor
     representative: torch.Tensor
@@ -206,6 +208,7 @@ class CarvedLayer:
     bias: torch.Tensor
     rates: torch.Tensor
     router_weight: torch.Tensor | None = None
+    extra_scale: torch.Tensor | None = None
 
     @property
     def router(self) -> str:
@@ -318,10 +321,15 @@ class MoEFFN:
         y = swiglu(x, *self.shared, linear, stage) if self.shared is not None else torch.zeros_like(x)
         selected = self.select(x)
         self.loads = torch.bincount(selected.flatten(), minlength=len(self.experts))
+        scale = self.carved.extra_scale
+        probs = self.carved.route(x, self.active)[1] if scale is not None else None
         for e, weights in enumerate(self.experts):
             tokens = (selected == e).any(dim=1).nonzero().squeeze(1)
             if tokens.numel():
-                y.index_add_(0, tokens, swiglu(x[tokens], *weights, linear, stage))
+                out = swiglu(x[tokens], *weights, linear, stage)
+                if scale is not None:
+                    out = out * (1 + probs[tokens, e] * scale[e])[:, None]
+                y = y.index_add(0, tokens, out)
         return y
 
     def select(self, x: torch.Tensor) -> torch.Tensor:

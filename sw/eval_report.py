@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from sw.formatting import format_number
-from sw.settings import CMOE_ROUTERS
+from sw.settings import CMOE_ROUTERS, SMOLLM_METHODS
 
 __all__ = ["write_reports"]
 
@@ -58,6 +58,26 @@ def _decode_lines(records: list[dict], array: dict) -> list[str]:
     return lines
 
 
+def _trained_lines(records: list[dict], meta: dict) -> list[str]:
+    """The trained conversions (``--methods``): training text, tokens, time, per-layer top-k; [] if none ran."""
+    rows = [r for r in records if r.get("train_tokens") is not None and r["activation"] == "float"
+            and r["down_mode"] == "exact"]
+    if not rows:
+        return []
+    training = meta["training"]
+    lines = ["", "## Trained conversions", "",
+             f"Training text: {training['tokens']} tokens of docstrings of {', '.join(training['modules'])} "
+             f"(sha256 {training['sha256'][:16]}...), disjoint from the calibration and held-out modules. "
+             "Train tokens: tokens processed by the optimizer (all layers for LaDiMo; windows for LoRA).", "",
+             "| model | method | active (mean) | train tokens | train s (wall / CPU) | per-layer top-k |",
+             "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        topk = " ".join(str(k) for k in r["layer_topk"]) if "layer_topk" in r else "—"
+        lines.append(f"| {r['model']} | {r['router']} | {r['active_ratio']:.1%} | {r['train_tokens']:,} | "
+                     f"{_cell(r['train_seconds'])} / {_cell(r['train_cpu_seconds'])} | {topk} |")
+    return lines
+
+
 def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
     (out_dir / "report.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
     header = ("| model | activation | active | router | down | perplexity | perplexity (long, float) | cycles/token "
@@ -77,6 +97,7 @@ def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
                      f"{_cell(r.get('decode_cycles_per_token'), thousands=True)} | "
                      f"{_cell(r.get('decode_utilization'), 3)} | "
                      f"{_cell(r['carving_seconds'])} / {_cell(r['carving_cpu_seconds'])} | {note} |")
+    lines += _trained_lines(records, meta)
     lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])
     lines += ["", "## Decode with row groups", ""] + _decode_lines(records, meta["array"])
     lines += ["", "## What runs where", "",
@@ -106,7 +127,8 @@ def _plot(path: Path, records: list[dict]) -> None:
     import matplotlib.pyplot as plt
     figure, axis = plt.subplots(figsize=(7, 4.5))
     markers = {"float": "o", "int8": "s", "fp16": "^"}
-    for router in (None, *CMOE_ROUTERS):
+    method_markers = dict(zip(SMOLLM_METHODS, ("D", "P", "*")))
+    for router in (None, *CMOE_ROUTERS, *SMOLLM_METHODS):
         for activation, marker in markers.items():
             points = [r for r in records if r["activation"] == activation and r["perplexity"] is not None
                       and r["down_mode"] != "exact" and r["router"] == router]
@@ -115,8 +137,10 @@ def _plot(path: Path, records: list[dict]) -> None:
             where = " on the array" if activation != "float" else " (re-quantized down)" if router else ""
             colour = f"C{list(markers).index(activation)}" if router else "black"
             style = {"facecolors": "none", "edgecolors": colour} if router == "fitted" else {"color": colour}
-            axis.scatter([r["cycles_per_token"] for r in points], [r["perplexity"] for r in points], marker=marker,
-                         label=f"{f'{router} router' if router else 'dense'}, {activation}{where}", **style)
+            axis.scatter([r["cycles_per_token"] for r in points], [r["perplexity"] for r in points],
+                         marker=method_markers.get(router, marker),
+                         label=f"{router or 'dense'}{' router' if router in CMOE_ROUTERS else ''}, {activation}{where}",
+                         **style)
             if activation == "float":
                 for r in points:
                     axis.annotate(r["model"], (r["cycles_per_token"], r["perplexity"]), fontsize=7,

@@ -51,8 +51,9 @@ import torch
 from sw.cmoe import SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
 from sw.eval_report import write_reports
+from sw.eval_methods import TRAINING_MODULES, method_fields, train_method
 from sw.progress import progress
-from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, EvalSettings
+from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, SMOLLM_METHODS, EvalSettings
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, Linear, SmolLM, array_config, forward, gemm_cycles,
                        load_smollm, load_tokenizer, sequence_nll)
 
@@ -63,7 +64,7 @@ class RowSpec:
     model: str                # "dense" or a CMoE configuration name
     activation: str           # "float", "int8" or "fp16"
     down_mode: str | None     # CMoE rows: "exact" or "requantized"
-    router: str | None = None  # CMoE rows: "analytic", "fitted", or the diagnostics "oracle", "random"
+    router: str | None = None  # CMoE rows: "analytic", "fitted", the diagnostics "oracle", "random", or a method
 
     @property
     def label(self) -> str:
@@ -75,6 +76,8 @@ class RowSpec:
         """(configuration, router of the carving pass) this row runs on; None for dense rows."""
         if self.model == "dense":
             return None
+        if self.router in SMOLLM_METHODS:
+            return self.model, self.router
         return self.model, "fitted" if self.router == "fitted" else "analytic"
 
 
@@ -102,6 +105,8 @@ def _evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dic
     start = time.perf_counter()
     carving, window, long_windows = pickle.loads(operands)
     selection = spec.router if spec.router in SELECTIONS else None
+    merged_model = getattr(carving, "merged_model", None)        # LoRA: attention adapters merged
+    model = merged_model(model, spec.down_mode) if merged_model is not None else model
     ffns = carving.ffns(model, spec.down_mode, selection) if carving is not None else None
     linear = _backend(spec.activation, settings)
     nll, count = sequence_nll(forward(model, window, linear, ffns), window)
@@ -147,6 +152,9 @@ def _rows(settings: EvalSettings) -> list[RowSpec]:
                 rows += [RowSpec(name, a, "requantized", router) for a in settings.array_activations]
         if config.active < config.routed:
             rows += [RowSpec(name, "float", "exact", selection) for selection in SELECTIONS]
+            for method in settings.methods:
+                rows += [RowSpec(name, "float", "exact", method), RowSpec(name, "float", "requantized", method)]
+                rows += [RowSpec(name, a, "requantized", method) for a in settings.array_activations]
     return rows
 
 
@@ -180,6 +188,9 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
     held_out = token_windows(tokenizer.encode(eval_text).ids, settings.eval_tokens,
                              max(settings.float_windows, 1), "held-out text")
     window, long_windows = held_out[0], held_out[:settings.float_windows]
+    training_text = corpus_text(TRAINING_MODULES) if settings.methods else ""
+    training = (token_windows(tokenizer.encode(training_text).ids, settings.calibration_length,
+                              settings.train_windows, "training text") if settings.methods else [])
 
     specs = _rows(settings)
     results: dict[RowSpec, dict] = {}
@@ -214,13 +225,20 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
         for spec in specs:                          # dense rows start while the carvings run
             if spec.model == "dense":
                 submit(spec)
-        for key in dict.fromkeys(spec.carving_key for spec in specs if spec.carving_key):
+        keys = list(dict.fromkeys(spec.carving_key for spec in specs if spec.carving_key))
+        keys.sort(key=lambda key: key[1] in SMOLLM_METHODS)       # trained ones last: they start from the carvings
+        for key in keys:
             name, router = key
-            carving = carve_model(model, calibration, CMoEConfig.parse(name), k_act=settings.k_act,
-                                  balance_steps=settings.balance_steps, bias_speed=settings.bias_speed, router=router)
+            if router in SMOLLM_METHODS:
+                carving = train_method(model, router, CMoEConfig.parse(name), calibration, training, settings,
+                                       carvings, log)
+            else:
+                carving = carve_model(model, calibration, CMoEConfig.parse(name), k_act=settings.k_act,
+                                      balance_steps=settings.balance_steps, bias_speed=settings.bias_speed,
+                                      router=router)
             carvings[key] = carving
-            log(f"carved {name} ({router} router) in {carving.seconds:.1f} s wall, {carving.cpu_seconds:.1f} s CPU "
-                f"({carving.calibration_tokens} calibration tokens)")
+            log(f"{'trained' if router in SMOLLM_METHODS else 'carved'} {name} ({router}) in {carving.seconds:.1f} s "
+                f"wall, {carving.cpu_seconds:.1f} s CPU")
             for spec in specs:
                 if spec.carving_key == key:
                     submit(spec)
@@ -233,6 +251,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
         carving = carvings.get(spec.carving_key)
         records.append({"model": spec.model, "activation": spec.activation,
                         "active_ratio": config.activation_ratio if config else 1.0,
+                        **(method_fields(carving) if spec.router in SMOLLM_METHODS else {}),
                         "router": spec.router, "down_mode": spec.down_mode, "eval_tokens": settings.eval_tokens,
                         "carving_seconds": carving.seconds if carving else None,
                         "carving_cpu_seconds": carving.cpu_seconds if carving else None,
@@ -246,6 +265,8 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
                         "tokens": settings.calibration_windows * settings.calibration_length},
         "evaluation": {"modules": list(EVALUATION_MODULES), "sha256": text_digest(eval_text),
                        "tokens": settings.eval_tokens, "long_tokens": settings.eval_tokens * settings.float_windows},
+        **({"training": {"modules": list(TRAINING_MODULES), "sha256": text_digest(training_text),
+                         "tokens": settings.train_windows * settings.calibration_length}} if settings.methods else {}),
         "rtl_checks": rtl_checks, "total_seconds": time.perf_counter() - begin,
     }
     write_reports(out_dir, records, meta)

@@ -14,7 +14,8 @@ from hw.config import MixPEConfig
 from hw.errors import MixPEError
 
 __all__ = ["SettingsError", "MOE_FAMILIES", "MOE_BACKENDS", "QUANT_METHODS", "DEFAULT_MOE_CONFIG", "MoESpec",
-           "CMOE_ROUTERS", "DEFAULT_K_ACT", "SMOLLM_CONFIGS", "SMOLLM_ARRAY_ACTIVATIONS", "EvalSettings"]
+           "CMOE_ROUTERS", "DEFAULT_K_ACT", "SMOLLM_CONFIGS", "SMOLLM_ARRAY_ACTIVATIONS", "SMOLLM_METHODS",
+           "EvalSettings"]
 
 
 class SettingsError(MixPEError, ValueError):
@@ -65,6 +66,9 @@ DEFAULT_K_ACT = 10
 SMOLLM_CONFIGS = ("S2A14E16", "S2A10E16", "S2A6E16", "S2A2E16")
 #: Activation formats of the array rows.
 SMOLLM_ARRAY_ACTIVATIONS = ("int8", "fp16")
+#: Trained conversions (``--methods``): LaDiMo distillation (:mod:`sw.ladimo`), with a per-layer routing
+#: policy (:mod:`sw.routing_policy`), and CMoE's LoRA recovery of the fitted carving (:mod:`sw.lora`).
+SMOLLM_METHODS = ("ladimo", "ladimo+policy", "cmoe-lora")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,16 +91,22 @@ class EvalSettings:
     rtl_tiles: int = 32               # per activation and source (dense, one carving): tiles checked under Verilator
     rtl_seed: int = 2026
     rtl_tokens: int = 64              # length of the forward pass the RTL tiles are sampled from
+    methods: tuple[str, ...] = ()     # trained conversions of every sparse carving (SMOLLM_METHODS; none by default)
+    train_windows: int = 32           # their training text: windows of calibration_length tokens
+    distill_steps: int = 60           # LaDiMo Adam steps per layer
+    lora_windows: int = 16            # CMoE LoRA: training windows (one Adam step each)
 
     def __post_init__(self):
         if not isinstance(self.rtl_tiles, int) or self.rtl_tiles < 0:
             raise SettingsError(f"rtl_tiles={self.rtl_tiles!r}: must be an integer >= 0 (0 skips the RTL check)")
         for field in ("eval_tokens", "float_windows", "calibration_windows", "calibration_length", "workers",
-                      "rows", "cols", "row_groups", "rtl_tokens"):
+                      "rows", "cols", "row_groups", "rtl_tokens", "train_windows", "distill_steps", "lora_windows"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < (2 if field in ("eval_tokens", "calibration_length") else 1):
                 raise SettingsError(f"{field}={value!r}: must be a positive integer"
                                     f"{' >= 2' if field in ('eval_tokens', 'calibration_length') else ''}")
+        if any(method not in SMOLLM_METHODS for method in self.methods):
+            raise SettingsError(f"methods={self.methods!r}: choose from {SMOLLM_METHODS}")
         if not self.routers or any(router not in CMOE_ROUTERS for router in self.routers):
             raise SettingsError(f"routers={self.routers!r}: choose one or more of {CMOE_ROUTERS}")
         for activation in self.array_activations:

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from gen.cli.options import BUILD_ROOT, add_quiet_option
-from sw.settings import CMOE_ROUTERS, SMOLLM_ARRAY_ACTIVATIONS, SMOLLM_CONFIGS, EvalSettings
+from sw.settings import CMOE_ROUTERS, SMOLLM_ARRAY_ACTIVATIONS, SMOLLM_CONFIGS, SMOLLM_METHODS, EvalSettings
 
 NAME = "eval-smollm"
 HELP = ("SmolLM2-135M Q4_1, dense and CMoE-carved, on the array's numerics: perplexity and cycles/token; "
@@ -25,6 +25,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--routers", nargs="+", choices=CMOE_ROUTERS, default=list(defaults["routers"]),
                         help="CMoE routers, each its own carving pass (default analytic fitted; the oracle and "
                              "random diagnostics always run on the analytic carving)")
+    parser.add_argument("--methods", nargs="*", choices=SMOLLM_METHODS, default=[],
+                        help="trained conversions of every sparse carving (default none): ladimo (layer-wise "
+                             "distillation), ladimo+policy (per-layer top-k, then distilled), cmoe-lora "
+                             "(LoRA recovery)")
+    parser.add_argument("--train-windows", type=int, default=defaults["train_windows"],
+                        help=f"--methods: training windows of 512 tokens (default {defaults['train_windows']})")
+    parser.add_argument("--distill-steps", type=int, default=defaults["distill_steps"],
+                        help=f"--methods ladimo: Adam steps per layer (default {defaults['distill_steps']})")
+    parser.add_argument("--lora-windows", type=int, default=defaults["lora_windows"],
+                        help=f"--methods cmoe-lora: training windows, one step each "
+                             f"(default {defaults['lora_windows']})")
     parser.add_argument("--eval-tokens", type=int, default=defaults["eval_tokens"],
                         help=f"held-out window every row is evaluated on (default {defaults['eval_tokens']})")
     parser.add_argument("--float-windows", type=int, default=defaults["float_windows"],
@@ -58,5 +69,7 @@ def run(args) -> int:
                             routers=tuple(args.routers), rows=args.rows, cols=args.cols,
                             row_groups=args.row_groups, workers=args.workers,
                             balance_steps=args.balance_steps, bias_speed=args.bias_speed,
-                            rtl_tiles=args.rtl_tiles, rtl_seed=args.rtl_seed)
+                            rtl_tiles=args.rtl_tiles, rtl_seed=args.rtl_seed, methods=tuple(args.methods),
+                            train_windows=args.train_windows, distill_steps=args.distill_steps,
+                            lora_windows=args.lora_windows)
     return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings, check_sampled_tiles)

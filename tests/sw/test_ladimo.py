@@ -1,0 +1,180 @@
+"""LaDiMo distillation, the per-layer routing policy and the LoRA recovery on a tiny seeded float
+model (2 layers, hidden 64, FFN 128; seconds, no checkpoint)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from sw.cmoe import CMoEConfig, CMoEError, MoEFFN, carve_layer, expert_output_norms, fit_router
+from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES
+from sw.ladimo import (TRAINING_MODULES, DistillSettings, distill_layer, distill_model, masked_moe, neuron_owner,
+                       router_logits)
+from sw.lora import LoRALinear, LoRASettings, lora_recover
+from sw.routing_policy import choose_topk, coverage_profile, profile_model, routing_weights
+from sw.smollm import FloatLinear, Layer, QLinear, SmolLM, SmolLMShape, forward, sequence_nll
+
+CONFIG = CMoEConfig.parse("S1A2E4")           # experts of 32 neurons: whole Q4_1 blocks
+
+
+def tiny_model(seed: int = 0) -> SmolLM:
+    shape = SmolLMShape(layers=2, hidden=64, ffn=128, heads=4, kv_heads=2, rope_base=1e4, norm_eps=1e-5, vocab=97)
+    generator = torch.Generator().manual_seed(seed)
+
+    def weight(name: str, n: int, k: int) -> QLinear:
+        return QLinear(name, dense=torch.randn(n, k, generator=generator) / math.sqrt(k))
+
+    layers = [Layer(attn_norm=torch.ones(64), ffn_norm=torch.ones(64), q=weight(f"blk.{i}.attn_q", 64, 64),
+                    k=weight(f"blk.{i}.attn_k", 32, 64), v=weight(f"blk.{i}.attn_v", 32, 64),
+                    o=weight(f"blk.{i}.attn_output", 64, 64), gate=weight(f"blk.{i}.ffn_gate", 128, 64),
+                    up=weight(f"blk.{i}.ffn_up", 128, 64), down=weight(f"blk.{i}.ffn_down", 64, 128))
+              for i in range(2)]
+    return SmolLM(shape=shape, embedding=torch.randn(97, 64, generator=generator), layers=layers,
+                  output_norm=torch.ones(64), path=Path("tiny"))
+
+
+def windows(count: int, seed: int, length: int = 64) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return list(torch.randint(0, 97, (count, length), generator=generator).unbind(0))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def layer_case(model):
+    """Layer 0 of the tiny model carved on 256 random tokens with the fitted router."""
+    layer = model.layers[0]
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(1))
+    carved = carve_layer(x, layer.gate.dense, layer.up.dense, CONFIG, k_act=4)
+    carved.router_weight = fit_router(x, expert_output_norms(x, MoEFFN(layer, carved, 2, "exact").experts))
+    return layer, x, carved
+
+
+def test_training_text_is_disjoint():
+    assert not set(TRAINING_MODULES) & set(CALIBRATION_MODULES)
+    assert not set(TRAINING_MODULES) & set(EVALUATION_MODULES)
+    assert len(set(TRAINING_MODULES)) == len(TRAINING_MODULES)
+
+
+def test_masked_moe_equals_expert_by_expert(model, layer_case):
+    """The masked SwiGLU with weight 1 on the selected experts is the deployed MoEFFN (float64)."""
+    layer, x, carved = layer_case
+    x = x.double()
+    ffn = MoEFFN(layer, carved, 2, "exact")
+    expected = ffn(model, 0, x, FloatLinear(torch.float64))
+    selected = carved.route(x, 2)[0]                      # the router runs in float32
+    mask = torch.zeros(x.shape[0], 3, dtype=torch.float64).scatter_(1, selected, 1.0)
+    got = masked_moe(x, layer.gate.dense.double(), layer.up.dense.double(), layer.down.dense.double(),
+                     neuron_owner(carved, 128), mask)
+    assert torch.allclose(got, expected, atol=1e-12)
+    assert torch.equal(router_logits(x.float(), carved.router_weight).topk(2).indices, selected)
+
+
+def test_distill_layer_lowers_error_and_is_deterministic(layer_case):
+    layer, x, carved = layer_case
+    dense = (torch.nn.functional.silu(x @ layer.gate.dense.T) * (x @ layer.up.dense.T)) @ layer.down.dense.T
+    weights = (layer.gate.dense, layer.up.dense, layer.down.dense)
+    owner = neuron_owner(carved, 128)
+    settings = DistillSettings(steps=25, batch_tokens=128, lr=3e-3, router_lr=1e-3)
+
+    def error(w, router):
+        mask = torch.zeros(256, 3).scatter_(1, router_logits(x, router).topk(2).indices, 1.0)
+        return float((masked_moe(x, *w, owner, mask) - dense).pow(2).sum() / dense.pow(2).sum())
+
+    trained, router, tokens = distill_layer(x, dense, weights, carved, 2, settings)
+    assert tokens == 25 * 128
+    assert error(trained, router) < 0.7 * error(weights, carved.router_weight)
+    again = distill_layer(x, dense, weights, carved, 2, settings)
+    assert all(torch.equal(a, b) for a, b in zip(trained, again[0])) and torch.equal(router, again[1])
+    with pytest.raises(CMoEError, match="router_weight=None"):
+        distill_layer(x, dense, weights, dataclasses.replace(carved, router_weight=None), 2, settings)
+
+
+def test_distill_model_runs_in_the_forward(model):
+    settings = DistillSettings(steps=5, batch_tokens=64)
+    distilled = distill_model(model, windows(2, 2), windows(4, 3), CONFIG, settings, active=[2, 1], k_act=4)
+    assert distilled.train_tokens == 2 * 5 * 64 and distilled.active == [2, 1]
+    assert distilled.activation_ratios == [0.75, 0.5]
+    assert all(s.error_after < s.error_before for s in distilled.stats)
+    tokens = windows(1, 4)[0]
+    for mode in ("exact", "requantized"):
+        ffns = distilled.ffns(model, mode)
+        nll, count = sequence_nll(forward(model, tokens, FloatLinear(), ffns), tokens)
+        assert count == 63 and math.isfinite(nll)
+        assert [int(f.loads.sum()) for f in ffns] == [2 * 64, 64]
+    assert distilled.ffns(model, "requantized")[0].experts[0][0].quantized is not None
+    with pytest.raises(CMoEError, match=r"active=\[4, 1\]"):
+        distill_model(model, windows(1, 2), windows(1, 3), CONFIG, settings, active=[4, 1])
+
+
+def test_routing_policy():
+    weights = routing_weights(torch.tensor([[3.0, 1.0, -2.0], [-1.0, -1.0, -1.0]]))
+    assert torch.allclose(weights, torch.tensor([[0.75, 0.25, 0.0], [1 / 3, 1 / 3, 1 / 3]], dtype=torch.float64))
+    profile = coverage_profile(torch.tensor([[3.0, 1.0, -2.0], [0.0, 2.0, 2.0]]))
+    assert torch.allclose(profile, torch.tensor([0.0, 0.625, 1.0, 1.0], dtype=torch.float64))
+    config = CMoEConfig.parse("S1A2E4")
+    peaked = torch.tensor([0.0, 0.9, 0.95, 1.0], dtype=torch.float64)      # one expert covers most
+    flat = torch.tensor([0.0, 0.4, 0.7, 1.0], dtype=torch.float64)
+    topk = choose_topk([peaked, flat, flat], config, ratio=0.75)         # 2 routed on average: 6 in all
+    assert topk == [1, 3, 2] and (config.shared + sum(topk) / 3) / config.experts == 0.75
+    with pytest.raises(CMoEError, match=r"ratio=1.5: needs 5 routed experts over 1 layers"):
+        choose_topk([flat], config, ratio=1.5)
+
+
+def test_profile_model(model, layer_case):
+    from sw.cmoe import carve_model
+    carving = carve_model(model, windows(2, 5), CONFIG, k_act=4, router="fitted")
+    profiles = profile_model(model, carving, windows(1, 6))
+    assert len(profiles) == 2 and all(p.shape == (4,) and abs(float(p[-1]) - 1) < 1e-12 for p in profiles)
+    assert all(bool((p[1:] >= p[:-1]).all()) for p in profiles)
+
+
+def test_lora_linear_merge():
+    generator = torch.Generator().manual_seed(7)
+    weight = QLinear("w", dense=torch.randn(64, 64, generator=generator))
+    linear = LoRALinear(LoRASettings(dropout=0.0))
+    linear.add(weight)
+    x = torch.randn(5, 64, generator=generator)
+    assert torch.equal(linear(x, weight, "s"), x @ weight.dense.T)            # B = 0: the model as carved
+    with torch.no_grad():
+        linear.adapters["w"][1].copy_(torch.randn(64, 8, generator=generator) * 0.01)
+    merged = linear.merged(weight, requantize=False)
+    assert torch.allclose(x @ merged.dense.T, linear(x, weight, "s"), atol=1e-5)
+    assert linear.merged(weight, requantize=True).quantized.group_size == 32
+
+
+def test_lora_recover_and_merged_model(model):
+    from sw.cmoe import carve_model
+    carving = carve_model(model, windows(2, 5), CONFIG, k_act=4, router="fitted")
+    settings = LoRASettings(lr=1e-2, scale_lr=1e-2, dropout=0.0)
+    trained = lora_recover(model, carving, windows(3, 8), settings)
+    assert trained.train_tokens == 3 * 64 and len(trained.losses) == 3
+    assert any(float(s.abs().sum()) > 0 for s in trained.scales)
+    tokens = windows(1, 9)[0]
+    merged = trained.merged_model(model, "exact")
+    logits = forward(merged, tokens, FloatLinear(), trained.ffns(merged, "exact"))
+    adapted = carving.ffns(model, "exact")                  # the adapters applied, not merged
+    for ffn, scale in zip(adapted, trained.scales):
+        ffn.carved = dataclasses.replace(ffn.carved, extra_scale=scale)
+    unmerged = forward(model, tokens, trained.linear, adapted)
+    assert torch.allclose(logits, unmerged, atol=1e-4)
+    forward(trained.merged_model(model), tokens, FloatLinear(), trained.ffns(model, "requantized"))
+
+
+def test_eval_method_rows_and_settings():
+    from sw.eval_smollm import EvalSettings, _rows
+    rows = _rows(EvalSettings(configs=("S2A14E16", "S2A10E16"), methods=("ladimo", "cmoe-lora"),
+                              array_activations=("int8",)))
+    method_rows = {(r.model, r.activation, r.down_mode, r.router) for r in rows if r.router in ("ladimo", "cmoe-lora")}
+    assert method_rows == {("S2A10E16", a, d, m) for m in ("ladimo", "cmoe-lora")
+                           for a, d in (("float", "exact"), ("float", "requantized"), ("int8", "requantized"))}
+    assert {r.carving_key for r in rows if r.router == "ladimo"} == {("S2A10E16", "ladimo")}
+    with pytest.raises(ValueError, match=r"methods=\('lora',\): choose from"):
+        EvalSettings(methods=("lora",))
