@@ -35,7 +35,7 @@ from hw.config import MixPEConfig
 __all__ = ["SCALE_DTYPES", "scale_dtype", "pe_values", "code_values", "exact_scales", "decoded_scales", "scale_field_bits",
            "scale_problem", "to_scale_format", "random_format_operands", "tensor_scaled_mpgemm", "tensor_scaled_bound",
            "real_weights",
-           "E4M3_MAX", "E4M3_MIN_NORMAL", "E4M3_MIN_SUBNORMAL"]
+           "E4M3_MAX", "E4M3_MIN_NORMAL", "E4M3_MIN_SUBNORMAL", "scale_codes_from_fp16", "decode_scale_codes"]
 
 SCALE_DTYPES = {"fp16": torch.float16, "e8m0": torch.float8_e8m0fnu, "e4m3": torch.float8_e4m3fn}
 E4M3_MAX = 448.0
@@ -168,3 +168,21 @@ def real_weights(config: MixPEConfig, weights) -> torch.Tensor:
         from golden.reference import dequantize_weights    # reference imports operands, which imports this module
         return dequantize_weights(weights, config.group_size)
     return code_values(config, weights.codes) * weights.scales.double().repeat_interleave(config.group_size, dim=1)
+
+
+def scale_codes_from_fp16(config: MixPEConfig, fp16_codes: list[int]) -> list[int]:
+    """Raw scale-field codes of ``config``'s scale format for the values of raw FP16 codes (rounded to
+    the format; E8M0 takes the magnitude; NaN and Inf become the format's NaN), for benches whose
+    cases are written in FP16."""
+    values = torch.tensor(fp16_codes, dtype=torch.int64).to(torch.int16).view(torch.float16).double()
+    if config.scale_format == "e8m0":
+        values = values.abs()
+    values = torch.where(torch.isinf(values), float("nan"), values)
+    return scale_field_bits(to_scale_format(config, values) if config.scale_format != "fp16" else values.half()).tolist()
+
+
+def decode_scale_codes(config: MixPEConfig, codes: torch.Tensor) -> torch.Tensor:
+    """float32: what the GDU's scale decoder gives for raw scale-field codes (int64; NaN canonical)."""
+    raw = codes.to(torch.int64)
+    scales = (raw.to(torch.int16) if config.scale_format == "fp16" else raw.to(torch.uint8)).view(scale_dtype(config))
+    return decoded_scales(config, scales)

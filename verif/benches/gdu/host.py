@@ -6,10 +6,12 @@ Computed on the Python side (the cocotb process stays free of torch, whose impor
 
 from __future__ import annotations
 
+import functools
 import random
 
 import torch
 
+from golden.codes import decode_scale_codes, scale_codes_from_fp16
 from golden.fp32 import bits, fadd32, fmul32, fp16_to_fp32, from_bits, int_to_fp32
 from golden.numerics import FP16_MAX_BITS as FP16_MAX
 from hw.config import MixPEConfig
@@ -24,18 +26,19 @@ def component(config: MixPEConfig):
     return build_block("gdu", config)
 
 
-def golden_tile(psums, asums, scales, zeros, act_scales, float_offset=False):
+def golden_tile(psums, asums, scales, zeros, act_scales, float_offset=False, widen_scale=fp16_to_fp32):
     """Expected raw FP32 per row: psums/asums [G][R] ints, scales/zeros [G] ints, act_scales [R] raw.
 
     With ``float_offset`` ``zeros`` holds raw FP16 offsets m and the group term is
-    ``fp32(P) * d + fp32(A) * m``."""
+    ``fp32(P) * d + fp32(A) * m``. ``widen_scale`` turns raw scale codes into FP32 (the FP16
+    widening, or :func:`golden.codes.decode_scale_codes` for E8M0 / E4M3 scales)."""
     groups = len(psums)
     acc = None
     for j in range(groups):
         rows = len(psums[j])
         if not float_offset:
             d = torch.tensor([p - zeros[j] * a for p, a in zip(psums[j], asums[j])], dtype=torch.int64)
-            term = fmul32(int_to_fp32(d), fp16_to_fp32(torch.tensor([scales[j]] * rows)))
+            term = fmul32(int_to_fp32(d), widen_scale(torch.tensor([scales[j]] * rows)))
         else:
             scaled = fmul32(int_to_fp32(torch.tensor(psums[j], dtype=torch.int64)),
                             fp16_to_fp32(torch.tensor([scales[j]] * rows)))
@@ -151,7 +154,12 @@ def job(config: MixPEConfig, seed: int) -> dict:
     cases = make_cases(config, rng)
     cases += [dict(make_cases(config, rng)[-1], name=f"random_{index}") for index in range(config.columns_per_lane)]
     cases += [_wide_range(config, rng, index) for index in range(config.columns_per_lane)]
+    widen_scale = fp16_to_fp32
+    if config.scale_format != "fp16" or config.scale_exponent_offset:   # the cases' FP16 scales in the core's format
+        widen_scale = functools.partial(decode_scale_codes, config)
+        for case in cases:
+            case["scales"] = scale_codes_from_fp16(config, case["scales"])
     for case in cases:
         case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
-                                       case["act_scales"], config.float_offset)
+                                       case["act_scales"], config.float_offset, widen_scale)
     return {"cases": cases}
