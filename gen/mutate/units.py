@@ -6,7 +6,9 @@ module. When a *unit bench*'s design (e.g. ``fp32``, the GDU's FP32 units side b
 module with the same body (same class, same parameters: the RTLIL agrees up to port order), the
 mutation applies there in the same way (:func:`unit_mutations`), and a test of the unit bench that
 fails on it kills the mutant. The unit bench's netlist of these mutations keeps every mutant's
-index, so ``+mutsel=<i>`` selects mutant i in both netlists.
+index, so ``+mutsel=<i>`` selects mutant i in both netlists. Cells that Yosys creates (``proc``'s
+``$procmux$<n>``) are numbered across the whole design, so they have no counterpart to name: their
+mutants skip the unit bench.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from gen.mutate.netlist import Mutation
 __all__ = ["module_bodies", "unit_mutations"]
 
 _PORT_INDEX = re.compile(r"\b(input|output|inout) \d+\b")
+#: A cell named in Amaranth's RTLIL (``$486``): numbered within its module, so the same in both designs.
+_AMARANTH_CELL = re.compile(r"\$\d+")
 
 
 def module_bodies(rtlil: str) -> dict[str, tuple[str, ...]]:
@@ -50,6 +54,8 @@ def unit_mutations(mutations: list[Mutation], toplevel: str, design: str, unit_t
         local = mutation.submodule(toplevel)
         if local is None or local[0] not in bodies or bodies[local[0]] not in units:
             continue
+        if not _AMARANTH_CELL.fullmatch(local[1].option("cell") or ""):
+            continue  # a cell Yosys made ($procmux$75): numbered across the whole design, no name to map
         unit_path = units[bodies[local[0]]].removeprefix(f"{unit_toplevel}.")
         local_mutation = local[1]
         flattened = ".\\".join(unit_path.split("."))  # Yosys escapes each level of a nested path

@@ -111,7 +111,8 @@ def test_mutants_of_the_gdu_fp32_units_map_onto_the_unit_bench():
     mutations = [Mutation(1, r"mutate -mode cnot1 -module gdu -cell $flatten\token_mul.$727 -port Q -portbit 0 "
                              r"-ctrlbit 20 -wire token_mul.partial_rows_7 -wirebit 0 -src /x/hw/fp_common.py:100"),
                  Mutation(2, "mutate -mode cnot0 -module gdu -cell $247 -port D -portbit 14 -ctrlbit 0"),
-                 Mutation(3, r"mutate -mode inv -module gdu -cell $flatten\accumulate.$257 -port B -portbit 3")]
+                 Mutation(3, r"mutate -mode inv -module gdu -cell $flatten\accumulate.$257 -port B -portbit 3"),
+                 Mutation(4, r"mutate -mode inv -module gdu -cell $flatten\accumulate.$procmux$75 -port B -portbit 3")]
     assert unit_mutations(mutations, "gdu", gdu, "fp32_units", units) == [
         Mutation(1, r"mutate -mode cnot1 -module fp32_units -cell $flatten\scale_mul.$727 -port Q -portbit 0 "
                     r"-ctrlbit 20 -wire scale_mul.partial_rows_7 -wirebit 0 -src /x/hw/fp_common.py:100"),
