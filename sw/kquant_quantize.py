@@ -27,20 +27,19 @@ multiply-add contraction (the x86-64 baseline); a ``-march=native`` build on an 
 contract ``a*b + c`` and then differs in rare ties (``tests/sw/test_kquant_quantize.py`` holds
 bytes of both builds on seeded data).
 
-:func:`quantize_kquant` returns :class:`KQuantBlocks`, the logical form (FP16 ``d``/``dmin``,
-integer sub-scales, sub-mins and codes); :meth:`KQuantBlocks.to_bytes` packs it into the GGUF
-layout and :meth:`KQuantBlocks.dequantize` evaluates it in FP32 as llama.cpp's ``dequantize_row``.
+:func:`quantize_kquant` returns the stored fields, :class:`sw.gguf_kquants.KQuantFields` (FP16
+``d``/``dmin``, integer sub-scales and mins, codes: what the importer decodes from the bytes);
+:func:`pack_kquant` packs them into the GGUF layout and :func:`dequantize_kquant` evaluates them
+in FP32 as llama.cpp's ``dequantize_row``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from sw.gguf_kquants import K_QUANTS, SUPER_BLOCK
+from sw.gguf_kquants import K_QUANTS, SUPER_BLOCK, KQuantFields
 
-__all__ = ["KQUANT_QUANTIZERS", "KQuantBlocks", "quantize_kquant", "quantize_kquant_bytes"]
+__all__ = ["KQUANT_QUANTIZERS", "quantize_kquant", "quantize_kquant_bytes", "pack_kquant", "dequantize_kquant"]
 
 #: The K-quants quantized here.
 KQUANT_QUANTIZERS = ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
@@ -50,39 +49,22 @@ _GROUP_MAX_EPS = _F32(1e-15)
 _CHUNK = 16384
 
 
-@dataclasses.dataclass(frozen=True)
-class KQuantBlocks:
-    """Logical form of S super-blocks of one K-quant type.
+def dequantize_kquant(label: str, fields: KQuantFields) -> np.ndarray:
+    """float32 (S, 256) of ``label`` super-blocks, evaluated as llama.cpp's ``dequantize_row_q*_K``:
+    ``(d*sc)*q - dmin*m`` (Q3_K, Q6_K: ``(d*sc)*(q - z)``), every product rounded to FP32."""
+    layout = K_QUANTS[label]
+    d = fields.d.astype(_F32)[:, None]
+    scale = np.repeat(d * fields.sub_scales.astype(_F32), layout.group, axis=1)
+    if layout.zero is not None:
+        return scale * (fields.codes - layout.zero).astype(_F32)
+    offset = np.repeat(fields.dmin.astype(_F32)[:, None] * fields.mins.astype(_F32), layout.group, axis=1)
+    return scale * fields.codes.astype(_F32) - offset
 
-    d, dmin
-        float16 (S,); ``dmin`` is zero for Q6_K.
-    sub_scales, sub_mins
-        int64 (S, 256 / group): 6-bit (Q4_K/Q5_K), 4-bit (Q2_K) or int8 (Q6_K) sub-scales, and the
-        mins (zero for Q6_K).
-    codes
-        int64 (S, 256), unsigned codes of the type's width (Q6_K: ``q + 32``).
-    """
-    label: str
-    d: np.ndarray
-    dmin: np.ndarray
-    sub_scales: np.ndarray
-    sub_mins: np.ndarray
-    codes: np.ndarray
 
-    def dequantize(self) -> np.ndarray:
-        """float32 (S, 256), evaluated as llama.cpp's ``dequantize_row_q*_K``: ``(d*sc)*q - dmin*m``
-        (Q3_K, Q6_K: ``(d*sc)*(q - z)``), every product rounded to FP32."""
-        layout = K_QUANTS[self.label]
-        d = self.d.astype(_F32)[:, None]
-        scale = np.repeat(d * self.sub_scales.astype(_F32), layout.group, axis=1)
-        if layout.zero is not None:
-            return scale * (self.codes - layout.zero).astype(_F32)
-        offset = np.repeat(self.dmin.astype(_F32)[:, None] * self.sub_mins.astype(_F32), layout.group, axis=1)
-        return scale * self.codes.astype(_F32) - offset
-
-    def to_bytes(self) -> np.ndarray:
-        """uint8 (S, block_bytes) in the GGUF layout of the type."""
-        return _PACKERS[self.label](self)
+def pack_kquant(label: str, fields: KQuantFields) -> np.ndarray:
+    """uint8 (S, block_bytes): the super-blocks in ``label``'s GGUF layout (the inverse of
+    :func:`sw.gguf_kquants.kquant_fields`)."""
+    return _PACKERS[label](fields)
 
 
 def _seq_sum(values: np.ndarray) -> np.ndarray:
@@ -216,7 +198,7 @@ def _requantize(x: np.ndarray, step: np.ndarray, offset: np.ndarray | None, code
     return np.where((step != 0)[..., None], fresh, codes)
 
 
-def _quantize_scale_min(x: np.ndarray, label: str) -> KQuantBlocks:
+def _quantize_scale_min(x: np.ndarray, label: str) -> KQuantFields:
     """Q2_K, Q4_K, Q5_K of super-blocks x float32 (S, 256)."""
     layout = K_QUANTS[label]
     group, groups, nmax = layout.group, SUPER_BLOCK // layout.group, 2 ** layout.bits - 1
@@ -245,10 +227,10 @@ def _quantize_scale_min(x: np.ndarray, label: str) -> KQuantBlocks:
     step = d.astype(_F32)[:, None] * sub_scales.astype(_F32)
     offset = dmin.astype(_F32)[:, None] * sub_mins.astype(_F32)
     codes = _requantize(x.reshape(-1, groups, group), step, offset, codes, 0, nmax, 0)
-    return KQuantBlocks(label, d, dmin, sub_scales, sub_mins, codes.reshape(-1, SUPER_BLOCK))
+    return KQuantFields(d, dmin, codes.reshape(-1, SUPER_BLOCK), sub_scales, sub_mins)
 
 
-def _quantize_q3_k(x: np.ndarray) -> KQuantBlocks:
+def _quantize_q3_k(x: np.ndarray) -> KQuantFields:
     """Q3_K of super-blocks x float32 (S, 256)."""
     scales, codes = _make_q3_quants(x.reshape(-1, 16), 4)
     scales, codes = scales.reshape(-1, 16), codes.reshape(-1, 16, 16)
@@ -261,11 +243,10 @@ def _quantize_q3_k(x: np.ndarray) -> KQuantBlocks:
         d = _fp16(np.where(zero, _F32(0), _F32(1) / iscale))
     step = d.astype(_F32)[:, None] * sub_scales.astype(_F32)
     codes = _requantize(x.reshape(-1, 16, 16), step, None, codes, -4, 3, 4)
-    return KQuantBlocks("Q3_K", d, np.zeros_like(d), sub_scales, np.zeros_like(sub_scales),
-                        codes.reshape(-1, SUPER_BLOCK))
+    return KQuantFields(d, np.zeros_like(d), codes.reshape(-1, SUPER_BLOCK), sub_scales, None)
 
 
-def _quantize_q6_k(x: np.ndarray) -> KQuantBlocks:
+def _quantize_q6_k(x: np.ndarray) -> KQuantFields:
     """Q6_K of super-blocks x float32 (S, 256)."""
     scales, codes = _make_qx_quants_rmse1(x.reshape(-1, 16), 32)
     scales, codes = scales.reshape(-1, 16), codes.reshape(-1, 16, 16)
@@ -279,8 +260,7 @@ def _quantize_q6_k(x: np.ndarray) -> KQuantBlocks:
     step = d.astype(_F32)[:, None] * sub_scales.astype(_F32)
     codes = _requantize(x.reshape(-1, 16, 16), step, None, codes, -32, 31, 32)
     codes[zero] = 0
-    return KQuantBlocks("Q6_K", d, np.zeros_like(d), sub_scales, np.zeros_like(sub_scales),
-                        codes.reshape(-1, SUPER_BLOCK))
+    return KQuantFields(d, np.zeros_like(d), codes.reshape(-1, SUPER_BLOCK), sub_scales, None)
 
 
 # -- packing (the layouts of sw.gguf_kquants, written) -----------------------------------------
@@ -307,30 +287,30 @@ def _pack_scale_min_k4(sc: np.ndarray, m: np.ndarray) -> np.ndarray:
     return np.concatenate([low_d, low_m, high], axis=1)
 
 
-def _pack_q2_k(q: KQuantBlocks) -> np.ndarray:
-    scales = (q.sub_scales | (q.sub_mins << 4)).astype(np.uint8)
+def _pack_q2_k(q: KQuantFields) -> np.ndarray:
+    scales = (q.sub_scales | (q.mins << 4)).astype(np.uint8)
     return np.concatenate([scales, _pack_fields(q.codes, 32, 4, 2), _half_bytes(q.d), _half_bytes(q.dmin)], axis=1)
 
 
-def _pack_q3_k(q: KQuantBlocks) -> np.ndarray:
+def _pack_q3_k(q: KQuantFields) -> np.ndarray:
     stored = q.sub_scales + 32                                # 6-bit: low nibbles, then 2-bit high parts
     scales = np.concatenate([_pack_fields(stored & 0xF, 8, 2, 4), _pack_fields(stored >> 4, 4, 4, 2)], axis=1)
     return np.concatenate([_pack_fields(q.codes >> 2, 32, 8, 1), _pack_fields(q.codes & 3, 32, 4, 2), scales,
                            _half_bytes(q.d)], axis=1)
 
 
-def _pack_q4_k(q: KQuantBlocks) -> np.ndarray:
-    return np.concatenate([_half_bytes(q.d), _half_bytes(q.dmin), _pack_scale_min_k4(q.sub_scales, q.sub_mins),
+def _pack_q4_k(q: KQuantFields) -> np.ndarray:
+    return np.concatenate([_half_bytes(q.d), _half_bytes(q.dmin), _pack_scale_min_k4(q.sub_scales, q.mins),
                            _pack_fields(q.codes & 0xF, 32, 2, 4)], axis=1)
 
 
-def _pack_q5_k(q: KQuantBlocks) -> np.ndarray:
+def _pack_q5_k(q: KQuantFields) -> np.ndarray:
     qh = _pack_fields(q.codes >> 4, 32, 8, 1)                # bit i of byte j: element 32 i + j
-    return np.concatenate([_half_bytes(q.d), _half_bytes(q.dmin), _pack_scale_min_k4(q.sub_scales, q.sub_mins),
+    return np.concatenate([_half_bytes(q.d), _half_bytes(q.dmin), _pack_scale_min_k4(q.sub_scales, q.mins),
                            qh, _pack_fields(q.codes & 0xF, 32, 2, 4)], axis=1)
 
 
-def _pack_q6_k(q: KQuantBlocks) -> np.ndarray:
+def _pack_q6_k(q: KQuantFields) -> np.ndarray:
     ql = _pack_fields(q.codes & 0xF, 64, 2, 4)               # per half of 128: 64 low, then 64 high nibbles
     qh = _pack_fields(q.codes >> 4, 32, 4, 2)
     scales = q.sub_scales.astype(np.int8).view(np.uint8)
@@ -342,7 +322,7 @@ _PACKERS = {"Q2_K": _pack_q2_k, "Q3_K": _pack_q3_k, "Q4_K": _pack_q4_k, "Q5_K": 
 
 # -- entry points ------------------------------------------------------------------------------
 
-def quantize_kquant(w, label: str) -> KQuantBlocks:
+def quantize_kquant(w, label: str) -> KQuantFields:
     """The super-blocks of float weights ``w`` (..., K), K a multiple of 256 (rows along K = ne0),
     quantized to ``label`` (one of :data:`KQUANT_QUANTIZERS`) as llama.cpp's reference does."""
     if label not in KQUANT_QUANTIZERS:
@@ -357,13 +337,14 @@ def quantize_kquant(w, label: str) -> KQuantBlocks:
     quantize = {"Q3_K": _quantize_q3_k, "Q6_K": _quantize_q6_k}.get(label,
                                                                    lambda part: _quantize_scale_min(part, label))
     parts = [quantize(x[start:start + _CHUNK]) for start in range(0, x.shape[0], _CHUNK)]
-    return KQuantBlocks(label, *(np.concatenate([getattr(p, f.name) for p in parts])
-                                 for f in dataclasses.fields(KQuantBlocks)[1:]))
+    joined = {field: np.concatenate([getattr(part, field) for part in parts]) for field in ("d", "dmin", "codes",
+                                                                                             "sub_scales")}
+    return KQuantFields(**joined, mins=None if parts[0].mins is None else np.concatenate([p.mins for p in parts]))
 
 
 def quantize_kquant_bytes(w, label: str) -> np.ndarray:
     """``w`` (..., K) quantized to ``label`` as raw GGUF bytes uint8 (..., K / 256 * block_bytes),
     the shape gguf-py's ``quantize`` returns."""
     x = np.asarray(w, dtype=_F32)
-    packed = quantize_kquant(x, label).to_bytes()
+    packed = pack_kquant(label, quantize_kquant(x, label))
     return packed.reshape(*x.shape[:-1], x.shape[-1] // SUPER_BLOCK * K_QUANTS[label].block_bytes)

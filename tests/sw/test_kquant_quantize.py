@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from sw.gguf_import import import_gguf
-from sw.gguf_kquants import K_QUANTS
-from sw.kquant_quantize import KQUANT_QUANTIZERS, quantize_kquant, quantize_kquant_bytes
+from sw.gguf_kquants import K_QUANTS, kquant_fields
+from sw.kquant_quantize import KQUANT_QUANTIZERS, dequantize_kquant, pack_kquant, quantize_kquant, quantize_kquant_bytes
 
 T = gguf.GGMLQuantizationType
 
@@ -53,20 +53,22 @@ def test_bytes_equal_llama_cpp_reference(label):
 @pytest.mark.parametrize("label", KQUANT_QUANTIZERS)
 def test_gguf_dequantizes_the_bytes_as_the_logical_form(label):
     x = seeded()
-    blocks = quantize_kquant(x, label)
-    data = blocks.to_bytes().reshape(16, -1)
-    ours = blocks.dequantize().reshape(x.shape)
+    fields = quantize_kquant(x, label)
+    data = pack_kquant(label, fields).reshape(16, -1)
+    ours = dequantize_kquant(label, fields).reshape(x.shape)
     theirs = gguf.quants.dequantize(data, T[label])
     assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32))
-    imported = import_gguf(data, x.shape, label)            # the importer reads back the same codes
-    assert torch.equal(imported.codes, torch.from_numpy(blocks.codes.reshape(x.shape)))
+    decoded = kquant_fields(label, data.reshape(-1, K_QUANTS[label].block_bytes))     # the importer's decoder
+    for name in ("d", "dmin", "codes", "sub_scales", "mins"):
+        assert np.array_equal(getattr(decoded, name), getattr(fields, name)), name
+    imported = import_gguf(data, x.shape, label)
     assert torch.equal(imported.dequantize(), torch.from_numpy(theirs).double())
 
 
 def test_error_shrinks_with_the_code_width_and_q4_k_beats_q4_1():
     x = seeded()[8:]                                        # the plain normal rows
-    rms = {label: float(np.sqrt(np.mean((quantize_kquant(x, label).dequantize().reshape(x.shape) - x) ** 2)))
-           for label in KQUANT_QUANTIZERS}
+    back = {label: dequantize_kquant(label, quantize_kquant(x, label)).reshape(x.shape) for label in KQUANT_QUANTIZERS}
+    rms = {label: float(np.sqrt(np.mean((w - x) ** 2))) for label, w in back.items()}
     q4_1 = gguf.quants.dequantize(gguf.quants.quantize(x, T.Q4_1), T.Q4_1)
     assert rms["Q2_K"] > rms["Q3_K"] > rms["Q4_K"] > rms["Q5_K"] > rms["Q6_K"] > 0
     assert rms["Q4_K"] < float(np.sqrt(np.mean((q4_1 - x) ** 2)))
