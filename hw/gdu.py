@@ -47,8 +47,9 @@ class GroupDequant(wiring.Component):
     row's integer super-block sums S (and M) in a 1 x R x ``columns_per_lane`` memory (restarting
     on a super-block's first group, OR-ing the ``invalid`` flags of floating-point activations);
     only a super-block's last group goes on, with S and M in place of D and A and d and o as the
-    scale and offset, to ``to_float`` and the FP32 stages. A row's next group reads its sums
-    ``group_interval`` or more cycles after the write, so the read-modify-write needs no forwarding.
+    scale and offset, to ``to_float`` and the FP32 stages. The sums are read in ``sub_scale`` and
+    written at the end of ``sub_accumulate``; a row's next group reads them ``group_interval`` (at
+    least 8) cycles after its previous read, so the read-modify-write needs no forwarding.
 
     Floating-point activations (block floating point): the row sideband's ``row_param`` is the
     group's shared exponent instead of a token scale. The products of ``scale`` take the exponent
@@ -303,15 +304,8 @@ class GroupDequant(wiring.Component):
         row_shape = row.shape()
         scale = data.View(scale_shape(config), scale)           # Mux and delay drop the layouts
         offset = data.View(zero_shape(config), offset) if offsets else None
-        # sub_scale: the products, exact in their sums' widths (|sc * D| <= the bound of S).
-        product = delay(m, scale.sub_scale * dsum, 1, "sub_scale_product")
-        min_product = delay(m, offset.min * asum, 1, "sub_min_product") if offsets else None
-        d = delay(m, scale.d, 1, "sub_scale_d")
-        o = delay(m, offset.offset, 1, "sub_scale_o") if offsets else None
-        row = delay(m, row, 1, "sub_scale_row")
-        valid = delay(m, valid, 1, "sub_scale_valid", reset=True)
-
-        # sub_accumulate: read-modify-write of the row's sums, word column * R + row.
+        # sub_scale: the products, exact in their sums' widths (|sc * D| <= the bound of S), and
+        # the read of the row's sums (word column * R + row), registered beside them.
         fields = {"s": signed(config.sub_sum_bits)}
         if offsets:
             fields["m"] = signed(config.min_sum_bits)
@@ -320,13 +314,25 @@ class GroupDequant(wiring.Component):
         sums_memory = m.submodules.sub_sums = memory.Memory(
             shape=data.StructLayout(fields), depth=config.rows * config.columns_per_lane, init=[])
         read, write = sums_memory.read_port(domain="comb"), sums_memory.write_port()
-        address = row.row if config.columns_per_lane == 1 else row.column * config.rows + row.row
+
+        def address(of_row):
+            return of_row.row if config.columns_per_lane == 1 else of_row.column * config.rows + of_row.row
+
+        m.d.comb += read.addr.eq(address(row))
+        held = delay(m, read.data, 1, "sub_scale_held")
+        product = delay(m, scale.sub_scale * dsum, 1, "sub_scale_product")
+        min_product = delay(m, offset.min * asum, 1, "sub_min_product") if offsets else None
+        d = delay(m, scale.d, 1, "sub_scale_d")
+        o = delay(m, offset.offset, 1, "sub_scale_o") if offsets else None
+        row = delay(m, row, 1, "sub_scale_row")
+        valid = delay(m, valid, 1, "sub_scale_valid", reset=True)
+
+        # sub_accumulate: the row's sums plus the products, written back (the row's next group
+        # reads them group_interval or more cycles later).
         summed = Signal(sums_memory.shape)
-        held = read.data
         m.d.comb += [
-            read.addr.eq(address),
             summed.s.eq(Mux(row.sub_first, 0, held.s) + product),
-            write.addr.eq(address), write.data.eq(summed), write.en.eq(valid),
+            write.addr.eq(address(row)), write.data.eq(summed), write.en.eq(valid),
         ]
         if offsets:
             m.d.comb += summed.m.eq(Mux(row.sub_first, 0, held.m) + min_product)
