@@ -12,8 +12,9 @@ __all__ = ["point_of", "report_record", "render_markdown", "write_report"]
 
 
 def point_of(name: str) -> str:
-    """The cover point of bin ``name``: its first two dotted parts (``stall.act``, ``act.fp16``)."""
-    return ".".join(name.split(".")[:2])
+    """The cover point (or cross) of bin ``name``: all its dotted parts but the last
+    (``stall.act.bubble``, ``act.fp16``, ``core``)."""
+    return name.rsplit(".", 1)[0]
 
 
 def report_record(coverage: Coverage, command: str) -> dict:

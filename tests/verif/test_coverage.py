@@ -70,7 +70,7 @@ def test_merged_report_lists_every_bin_not_hit(tmp_path):
     assert set(STATIC_BINS) <= set(merged.hits)
     assert record["hit"] == 1 and record["bins"] == len(merged.hits)
     assert record["missed"] == merged.missed_bins and "stall.act.bubble.tile_first" not in record["missed"]
-    assert record["points"]["stall.act"]["hit"] == 1
+    assert record["points"]["stall.act.bubble"]["hit"] == 1
     text = paths["md"].read_text()
     assert "1 of" in text and "* `core.bank`" in text
     assert report_record(merged, "x")["percent"] == round(100 / len(merged.hits), 2)
