@@ -6,6 +6,7 @@ the RTL check, decode cycles per row-group count, what runs where, the text) and
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from sw.formatting import format_number
@@ -78,6 +79,22 @@ def _trained_lines(records: list[dict], meta: dict) -> list[str]:
     return lines
 
 
+def _spread_lines(records: list[dict]) -> list[str]:
+    """Per-window perplexities of the float rows (the long windows one by one): which row differences are real."""
+    rows = [r for r in records if r.get("perplexity_windows")]
+    if not rows:
+        return []
+    lines = ["", "## Spread over held-out windows (float rows)", "",
+             f"Perplexity of each of the {len(rows[0]['perplexity_windows'])} long windows on its own; median "
+             "and range.", "", "| model | router | down | median | min – max |", "|---|---|---|---:|---:|"]
+    for r in rows:
+        values = sorted(r["perplexity_windows"])
+        lines.append(f"| {r['model']} | {r['router'] or '—'} | {r['down_mode'] or '—'} | "
+                     f"{_cell(statistics.median(values), 3)} | "
+                     f"{_cell(values[0], 3)} – {_cell(values[-1], 3)} |")
+    return lines
+
+
 def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
     (out_dir / "report.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
     header = ("| model | activation | active | router | down | perplexity | perplexity (long, float) | cycles/token "
@@ -97,7 +114,7 @@ def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
                      f"{_cell(r.get('decode_cycles_per_token'), thousands=True)} | "
                      f"{_cell(r.get('decode_utilization'), 3)} | "
                      f"{_cell(r['carving_seconds'])} / {_cell(r['carving_cpu_seconds'])} | {note} |")
-    lines += _trained_lines(records, meta)
+    lines += _trained_lines(records, meta) + _spread_lines(records)
     lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])
     lines += ["", "## Decode with row groups", ""] + _decode_lines(records, meta["array"])
     lines += ["", "## What runs where", "",

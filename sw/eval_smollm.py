@@ -119,11 +119,14 @@ def _evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dic
     record["eval_seconds"] = time.perf_counter() - start
     if spec.activation == "float" and long_windows:
         total = tokens = 0
+        per_window = []
         for long_window in long_windows:
             a, b = sequence_nll(forward(model, long_window, FloatLinear(), ffns), long_window)
             total, tokens = total + a, tokens + b
+            per_window.append(math.exp(a / b))
         record["perplexity_long"] = math.exp(total / tokens)
         record["long_tokens"] = tokens
+        record["perplexity_windows"] = per_window          # the spread between held-out windows
     decode_linear = FloatLinear()
     forward(model, window[:1], decode_linear, ffns)
     decode = gemm_cycles(decode_linear.calls, settings.rows, settings.cols, settings.row_groups)
@@ -258,6 +261,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
                         "perplexity": None, "cycles_per_token": None, **results[spec]})
     meta = {
         "model_file": SMOLLM_FILE, "python": platform.python_version(), "torch": torch.__version__,
+        "libraries": _library_versions(), "machine": platform.machine(),
         "array": {"rows": settings.rows, "cols": settings.cols, "row_groups": settings.row_groups,
                   "weight_bits": 4, "group_size": 32, "zero_mode": "float_offset"},
         "settings": dataclasses.asdict(settings),
@@ -272,6 +276,18 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
     write_reports(out_dir, records, meta)
     ok = all("error" not in record for record in records) and all(check["passed"] for check in rtl_checks)
     return records, ok
+
+
+def _library_versions() -> dict[str, str]:
+    """Versions of the libraries whose kernels or algorithms the numbers depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+    versions = {}
+    for package in ("torch", "numpy", "scipy", "gguf", "tokenizers"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[str, CarvedModel], settings: EvalSettings,

@@ -178,3 +178,24 @@ def test_eval_method_rows_and_settings():
     assert {r.carving_key for r in rows if r.router == "ladimo"} == {("S2A10E16", "ladimo")}
     with pytest.raises(ValueError, match=r"methods=\('lora',\): choose from"):
         EvalSettings(methods=("lora",))
+
+
+def test_report_sections(tmp_path):
+    """report.md gains the trained conversions and the per-window spread; the plot takes method rows."""
+    from sw.eval_report import write_reports
+    base = {"activation": "float", "cycles_per_token": 1000.0, "prefill_utilization": 1.0, "carving_seconds": 1.0,
+            "carving_cpu_seconds": 1.0, "decode_cycles_per_token": 10, "decode_utilization": 0.5}
+    records = [{**base, "model": "dense", "active_ratio": 1.0, "router": None, "down_mode": None, "perplexity": 8.0,
+                "perplexity_windows": [8.0, 9.0, 7.0]},
+               {**base, "model": "S2A10E16", "active_ratio": 0.75, "router": "ladimo+policy", "down_mode": "exact",
+                "perplexity": 10.0, "perplexity_windows": [10.0, 12.0, 11.0], "train_tokens": 1000,
+                "train_seconds": 5.0, "train_cpu_seconds": 4.0, "layer_topk": [9, 11]}]
+    meta = {"array": {"rows": 16, "cols": 16, "row_groups": 1}, "evaluation": {"tokens": 256, "long_tokens": 768,
+            "modules": ["heapq"], "sha256": "ab" * 32}, "calibration": {"tokens": 512, "modules": ["csv"],
+            "sha256": "cd" * 32}, "training": {"tokens": 1024, "modules": ["ast"], "sha256": "ef" * 32},
+            "rtl_checks": [], "python": "3.11", "total_seconds": 1.0, "settings": {}}
+    write_reports(tmp_path, records, meta)
+    text = (tmp_path / "report.md").read_text()
+    assert "| S2A10E16 | ladimo+policy | 75.0% | 1,000 | 5 / 4 | 9 11 |" in text
+    assert "| dense | — | — | 8.000 | 7.000 – 9.000 |" in text
+    assert (tmp_path / "perplexity_vs_cycles.png").stat().st_size > 0
