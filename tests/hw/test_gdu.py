@@ -129,3 +129,11 @@ def test_bit_exact_with_5_and_6_bit_codes(preset, simulate):
     """D = P - z*A with 5- and 6-bit zero points (one carry-save row per zero bit), bench edge cases included."""
     mismatches, _ = run_cases(from_preset(preset), simulate)
     assert not mismatches, mismatches[:4]
+
+
+@pytest.mark.parametrize("changes", [{"weight_format": "fp4_e2m1", "scale_format": "e8m0"}, {"scale_format": "e4m3"}],
+                         ids=["mxfp4", "int4_e4m3"])
+def test_bit_exact_with_e8m0_and_e4m3_scales(changes, simulate):
+    """The bench's cases with their scales in E8M0 (FP4's exponent offset included) or E4M3 (hw.scale_decode)."""
+    mismatches, _ = run_cases(MixPEConfig(rows=2, cols=4, group_size=32, **changes), simulate)
+    assert not mismatches, mismatches[:4]
