@@ -84,7 +84,8 @@ def gdu_plan(stages: int, *, dsum_bits: int, asum_bits: int, fp_activation: bool
     adder (+ 1: ``accumulator_read``); ``write`` (INT8: x the token scale on the last group;
     the write): 1 (+ multiplier). ``superblock_bits`` (K-quants: the widths of the super-block
     sums S, and M with float offsets) adds ``sub_scale`` (sc_j * D_j, m_j * A_j): 1 and
-    ``sub_accumulate`` (the row's integer sums): 1 after ``dsum``, and ``to_float`` converts S
+    ``sub_accumulate`` (the row's integer sums): 1, 2 when pipelined with sums wider than 24 bits
+    (the carry chains split in halves), after ``dsum``, and ``to_float`` converts S
     (and M) instead of D (and A).
     """
     own = gdu_cuts(dsum_bits=dsum_bits, float_offset=float_offset)[:stages]
@@ -92,8 +93,8 @@ def gdu_plan(stages: int, *, dsum_bits: int, asum_bits: int, fp_activation: bool
     to_float = max(unit_latency("int_to_float", stages, width) for width in converted)
     multiplier, adder = unit_latency("multiplier", stages), unit_latency("adder", stages)
     plan = {"dsum": 1 + len(set(own) & {"dsum_rows", "dsum_low"})}
-    if superblock_bits:
-        plan.update(sub_scale=1, sub_accumulate=1)
+    if superblock_bits:    # the sums' carry chains split in halves when pipelined, as D's
+        plan.update(sub_scale=1, sub_accumulate=1 + (stages > 0 and max(superblock_bits) > SINGLE_STAGE_CARRY_BITS))
     plan.update(to_float=1 + to_float, scale=1 + multiplier)
     if float_offset:
         plan["term"] = 1 + adder

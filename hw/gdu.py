@@ -48,8 +48,9 @@ class GroupDequant(wiring.Component):
     on a super-block's first group, OR-ing the ``invalid`` flags of floating-point activations);
     only a super-block's last group goes on, with S and M in place of D and A and d and o as the
     scale and offset, to ``to_float`` and the FP32 stages. The sums are read in ``sub_scale`` and
-    written at the end of ``sub_accumulate``; a row's next group reads them ``group_interval`` (at
-    least 8) cycles after its previous read, so the read-modify-write needs no forwarding.
+    written from ``sub_accumulate``'s output registers the cycle after (at most 4 cycles after the
+    read); a row's next group reads them ``group_interval`` (at least 8) cycles after its previous
+    read, so the read-modify-write needs no forwarding.
 
     Floating-point activations (block floating point): the row sideband's ``row_param`` is the
     group's shared exponent instead of a token scale. The products of ``scale`` take the exponent
@@ -327,32 +328,43 @@ class GroupDequant(wiring.Component):
         row = delay(m, row, 1, "sub_scale_row")
         valid = delay(m, valid, 1, "sub_scale_valid", reset=True)
 
-        # sub_accumulate: the row's sums plus the products, written back (the row's next group
-        # reads them group_interval or more cycles later).
-        summed = Signal(sums_memory.shape)
-        m.d.comb += [
-            summed.s.eq(Mux(row.sub_first, 0, held.s) + product),
-            write.addr.eq(address(row)), write.data.eq(summed), write.en.eq(valid),
-        ]
-        if offsets:
-            m.d.comb += summed.m.eq(Mux(row.sub_first, 0, held.m) + min_product)
+        # sub_accumulate: the row's sums plus the products (carry chains split in halves when the
+        # stage has two cycles), registered and written back from the registers the cycle after.
+        cuts = Cuts(m, ("sums_low",) if config.gdu_stage_cycles["sub_accumulate"] > 1 else (), ("sums_low",))
         merged = Signal(row_shape)
         m.d.comb += merged.eq(row)
         if config.fp_activation:
-            m.d.comb += [summed.invalid.eq(row.invalid | (~row.sub_first & held.invalid)),
-                         merged.invalid.eq(summed.invalid)]
-        valid = delay(m, valid & row.sub_last, 1, "sub_accumulate_valid", reset=True)
-        return (valid, delay(m, merged, 1, "sub_accumulate_row"), delay(m, summed.s, 1, "sub_accumulate_s"),
-                delay(m, d, 1, "sub_accumulate_d"),
-                delay(m, summed.m, 1, "sub_accumulate_m") if offsets else None,
-                delay(m, o, 1, "sub_accumulate_o") if offsets else None)
+            m.d.comb += merged.invalid.eq(row.invalid | (~row.sub_first & held.invalid))
+
+        def added(held_sum, addend, *side):
+            width = len(held_sum)
+            x, y = Signal(signed(width)), Signal(signed(width))
+            m.d.comb += [x.eq(Mux(row.sub_first, 0, held_sum)), y.eq(addend)]
+            total, side = add_in_halves(m, cuts, "sums_low", x, y, 0, *side)
+            return total.as_signed(), side
+
+        s_sum, (merged, d, o_or_zero) = added(held.s, product, merged, d, o if offsets else 0)
+        m_sum = added(held.m, min_product)[0] if offsets else None
+        valid = delay(m, valid, cuts.latency, "sub_sums_valid", reset=True)
+        out_valid = delay(m, valid, 1, "sub_accumulate_all_valid", reset=True)
+        out_row = delay(m, merged, 1, "sub_accumulate_row")
+        out_s = delay(m, s_sum, 1, "sub_accumulate_s")
+        out_m = delay(m, m_sum, 1, "sub_accumulate_m") if offsets else None
+        m.d.comb += [write.addr.eq(address(out_row)), write.data.s.eq(out_s), write.en.eq(out_valid)]
+        if offsets:
+            m.d.comb += write.data.m.eq(out_m)
+        if config.fp_activation:
+            m.d.comb += write.data.invalid.eq(out_row.invalid)
+        return (out_valid & out_row.sub_last, out_row, out_s, delay(m, d, 1, "sub_accumulate_d"), out_m,
+                delay(m, o_or_zero, 1, "sub_accumulate_o") if offsets else None)
 
     def _dsum_rows(self, m: Module, zero) -> tuple:
         """D = P - z * A as two ``dsum_bits`` rows in carry-save form: P, ~(A << i) for every set
-        bit i of z, and the number of those bits (-x = ~x + 1), reduced by full adders."""
+        bit i of z, and the number of those bits (-x = ~x + 1), reduced by full adders. Codes with
+        their own sign (``config.signed_codes``) have z = 0: D = P, the zero port unused."""
         config = self._config
         width = config.dsum_bits
-        bits = range(config.weight_bits)
+        bits = range(0 if config.signed_codes else config.weight_bits)
         values = [self.psum, *(Mux(zero[bit], ~(self.info.asum << bit), 0) for bit in bits), sum(zero[bit] for bit in bits)]
         rows = []
         for index, value in enumerate(values):
