@@ -11,7 +11,9 @@ Directed cases per unit (the paths a GDU's few hundred operands reach rarely or 
   zeros, infinities, NaNs, every exponent with edge mantissas;
 * multiplier: every pair of 38 special patterns (zeros, subnormals, the normal and finite limits,
   infinities, NaNs, values around 1), ties, a sticky bit at every product position (``(1 + 2^-i)
-  * (1 + 2^-j)``), products around 2^-126 and 2^128, and a random ``exp_offset`` when it has one;
+  * (1 + 2^-j)``), products whose bits below the guard region are ``2^22 - 2^j`` or ``2^j`` for
+  every j (a carry into, or a borrow from, the rounding position), products around 2^-126 and
+  2^128, and a random ``exp_offset`` when it has one;
 * adder: every pair of the special patterns, every exponent difference 0..40, and cancellations
   whose difference has its leading one at every position (the normalisation's leading-zero count),
   near the flush threshold too;
@@ -120,16 +122,17 @@ def multiplier_operands(rng: random.Random) -> list[tuple[int, int]]:
         for j in range(1, 24):
             pairs.append((_pack(rng.getrandbits(1), rng.randint(64, 190), 1 << (23 - i)),
                           _pack(rng.getrandbits(1), rng.randint(64, 190), 1 << (23 - j))))
-    # Products whose bits below the guard region are 2^22 - 2^j (all ones from bit j up): 2^j more
-    # carries into the guard and kept bits and clears the sticky bit, which changes the rounding
-    # for about one product in eight (bit 22 clear, the next one set).
+    # Products whose bits below the guard region are 2^22 - 2^j (all ones from bit j up) or 2^j
+    # (a lone one): 2^j more carries into the guard and kept bits, 2^j less clears the sticky bit
+    # or borrows from them, either of which changes the rounding for about one product in eight.
     for j in range(_STICKY_BITS):
-        for _ in range(16):
-            a = rng.getrandbits(23) | 1
-            b = -pow(a | 1 << 23, -1, 1 << _STICKY_BITS) * (1 << j) % (1 << _STICKY_BITS)
-            b |= rng.getrandbits(1) << _STICKY_BITS
-            pairs.append((_pack(rng.getrandbits(1), rng.randint(64, 190), a),
-                          _pack(rng.getrandbits(1), rng.randint(64, 190), b)))
+        for low_bits in (-(1 << j), 1 << j):
+            for _ in range(16):
+                a = rng.getrandbits(23) | 1
+                b = pow(a | 1 << 23, -1, 1 << _STICKY_BITS) * low_bits % (1 << _STICKY_BITS)
+                b |= rng.getrandbits(1) << _STICKY_BITS
+                pairs.append((_pack(rng.getrandbits(1), rng.randint(64, 190), a),
+                              _pack(rng.getrandbits(1), rng.randint(64, 190), b)))
     # 12-bit by 13-bit significands: the 25-bit products are ties.
     for _ in range(RANDOM_COUNT // 4):
         a = (rng.randrange(2 ** 11, 2 ** 12) | 1) << 12
