@@ -160,6 +160,8 @@ def job(config: MixPEConfig, seed: int) -> dict:
         for case in cases:
             case["scales"] = scale_codes_from_fp16(config, case["scales"])
     for case in cases:
+        if config.signed_codes:          # FP4 / power-of-two codes: no zero point (the GDU ignores it)
+            case["zeros"] = [0] * len(case["zeros"])
         case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
                                        case["act_scales"], config.float_offset, widen_scale)
     return {"cases": cases}
