@@ -32,10 +32,10 @@ from golden.numerics import FP32_MIN_NORMAL
 from hw.codes import pe_value
 from hw.config import MixPEConfig
 
-__all__ = ["SCALE_DTYPES", "scale_dtype", "pe_values", "code_values", "exact_scales", "decoded_scales", "scale_field_bits",
-           "scale_problem", "to_scale_format", "random_format_operands", "tensor_scaled_mpgemm", "tensor_scaled_bound",
-           "real_weights",
-           "E4M3_MAX", "E4M3_MIN_NORMAL", "E4M3_MIN_SUBNORMAL", "scale_codes_from_fp16", "decode_scale_codes"]
+__all__ = ["SCALE_DTYPES", "E4M3_MAX", "E4M3_MIN_NORMAL", "E4M3_MIN_SUBNORMAL", "scale_dtype", "pe_values",
+           "code_values", "real_weights", "exact_scales", "decoded_scales", "scale_field_bits", "scale_problem",
+           "to_scale_format", "scale_codes_from_fp16", "decode_scale_codes", "random_format_operands",
+           "tensor_scaled_mpgemm", "tensor_scaled_bound"]
 
 SCALE_DTYPES = {"fp16": torch.float16, "e8m0": torch.float8_e8m0fnu, "e4m3": torch.float8_e4m3fn}
 E4M3_MAX = 448.0
