@@ -56,15 +56,13 @@ def code_format_sweep(config: MixPEConfig, *, liberty: Liberty | None = None, ou
 
 def code_format_section(config: MixPEConfig, rows: list[dict], ratio_key: str, unit: str) -> list[str]:
     """The report's markdown section of :func:`code_format_sweep`'s rows."""
+    from gen.synth.report import report_text     # report imports this module
     timed = all("critical_path_ns" in row for row in rows)
-    lines = ["", f"## PE area per weight-code format ({config.activation} activations, g = {config.group_size})", "",
-             "The MixPE PE with each weight code (`weight_format`, `weight_bits`; `docs/formats.md`), everything "
-             "else the same. Products are exact integers in every format: FP4 E2M1 codes by two shifted copies "
-             "of the activation and one adder, power-of-two codes by one shifter; both add or subtract by the "
-             "code's sign.", "",
-             f"| code | largest value | product bits | psum bits | cells | {unit} | vs {REFERENCE} |"
-             + (" path ns |" if timed else ""),
-             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if timed else "")]
+    lines = ["", f"## PE area per weight-code format ({config.activation} activations, g = {config.group_size})", ""]
+    lines += report_text("code_formats_intro") + [""]
+    lines += [f"| code | largest value | product bits | psum bits | cells | {unit} | vs {REFERENCE} |"
+              + (" path ns |" if timed else ""),
+              "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if timed else "")]
     for row in rows:
         lines.append(f"| {row['format']} | {row['code_value_max']} | {row['product_bits']} | {row['psum_bits']} | "
                      f"{fmt(row['cells'])} | {fmt(row[f'pe_{ratio_key}'])} | {row[f'ratio_{ratio_key}']:.2f}x |"
