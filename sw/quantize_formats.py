@@ -27,6 +27,7 @@ import math
 import torch
 
 from golden.checks import real_matrix
+from golden.numerics import FP16_MIN_NORMAL
 from golden.codes import E4M3_MAX, E4M3_MIN_NORMAL, E4M3_MIN_SUBNORMAL, to_scale_format
 from golden.codes import real_weights as golden_real_weights
 from golden.operands import OperandError, QuantizedWeights, rtn_codes
@@ -78,6 +79,8 @@ def quantize_pow2(config: MixPEConfig, w_float: torch.Tensor) -> ScaledWeights:
     best_error = best_raw = best_exponent = None
     for step in range(POW2_SCALE_STEPS):
         raw = absmax / 2.0 ** top * 2.0 ** (-step / POW2_SCALE_STEPS)
+        if config.scale_format == "fp16":
+            raw = raw.clamp(min=FP16_MIN_NORMAL)                      # the core takes zero or normal FP16 scales
         scale = to_scale_format(config, raw).double().clamp(min=1e-30)
         levels = scale[..., None, None] * 2.0 ** exponents           # (N, G, 1, E + 1)
         exponent = (magnitude[..., None] - levels).abs().argmin(dim=-1)

@@ -33,6 +33,11 @@ def test_pow2_codes_are_the_nearest_level_of_their_scale():
     assert float((real_weights(quantized) - w).norm() / w.norm()) < 0.2
 
 
+def test_pow2_scales_of_tiny_weights_stay_normal_fp16():
+    quantized = quantize_pow2(POW2, weights(sigma=1e-6))
+    assert float(quantized.weights.scales.double().min()) >= 2 ** -14
+
+
 def test_mxfp4_matches_gguf_away_from_ties_and_rounds_ties_to_even():
     gguf = pytest.importorskip("gguf")
     w = weights(16, 256).float().numpy()
