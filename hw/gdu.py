@@ -43,7 +43,8 @@ class GroupDequant(wiring.Component):
     With ``scale_mode="kquant"`` (llama.cpp K-quants) ``scale`` carries the super-block's FP16
     ``d`` and the group's integer sub-scale ``sc``, and with float offsets ``zero`` the
     super-block's FP16 offset scale ``o`` and the group's min ``m``. Two integer stages follow
-    ``dsum``: ``sub_scale`` forms ``sc * D`` (and ``m * A``), ``sub_accumulate`` adds them to the
+    ``dsum``: ``sub_scale`` forms ``sc * D`` (and ``m * A``) in carry-save form (shift & add of
+    the sub-scale's bits, reduced to two rows), ``sub_accumulate`` adds them to the
     row's integer super-block sums S (and M) in a 1 x R x ``columns_per_lane`` memory (restarting
     on a super-block's first group, OR-ing the ``invalid`` flags of floating-point activations);
     only a super-block's last group goes on, with S and M in place of D and A and d and o as the
@@ -321,8 +322,11 @@ class GroupDequant(wiring.Component):
 
         m.d.comb += read.addr.eq(address(row))
         held = delay(m, read.data, 1, "sub_scale_held")
-        product = delay(m, scale.sub_scale * dsum, 1, "sub_scale_product")
-        min_product = delay(m, offset.min * asum, 1, "sub_min_product") if offsets else None
+        product = [delay(m, value, 1, f"sub_scale_product{index}")
+                   for index, value in enumerate(self._product_rows(m, scale.sub_scale, dsum, config.sub_sum_bits, "sc"))]
+        min_product = [delay(m, value, 1, f"sub_min_product{index}")
+                       for index, value in enumerate(self._product_rows(m, offset.min, asum, config.min_sum_bits, "m"))] \
+            if offsets else None
         d = delay(m, scale.d, 1, "sub_scale_d")
         o = delay(m, offset.offset, 1, "sub_scale_o") if offsets else None
         row = delay(m, row, 1, "sub_scale_row")
@@ -336,10 +340,12 @@ class GroupDequant(wiring.Component):
         if config.fp_activation:
             m.d.comb += merged.invalid.eq(row.invalid | (~row.sub_first & held.invalid))
 
-        def added(held_sum, addend, *side):
+        def added(held_sum, addend_rows, *side):
+            """held (or 0) + the product's two carry-save rows: one full-adder layer, then the add."""
             width = len(held_sum)
-            x, y = Signal(signed(width)), Signal(signed(width))
-            m.d.comb += [x.eq(Mux(row.sub_first, 0, held_sum)), y.eq(addend)]
+            first = Signal(width)
+            m.d.comb += first.eq(Mux(row.sub_first, 0, held_sum))
+            x, y = carry_save_layer(m, [first, *addend_rows], width, "sums_rows")
             total, side = add_in_halves(m, cuts, "sums_low", x, y, 0, *side)
             return total.as_signed(), side
 
@@ -357,6 +363,28 @@ class GroupDequant(wiring.Component):
             m.d.comb += write.data.invalid.eq(out_row.invalid)
         return (out_valid & out_row.sub_last, out_row, out_s, delay(m, d, 1, "sub_accumulate_d"), out_m,
                 delay(m, o_or_zero, 1, "sub_accumulate_o") if offsets else None)
+
+    @staticmethod
+    def _product_rows(m: Module, factor, value, width: int, name: str) -> tuple:
+        """``factor * value`` modulo 2**width as two carry-save rows: ``value << i`` for every set
+        bit i of the (unsigned, or two's complement) factor, the sign bit's row negated
+        (-x = ~x + 1), reduced by full adders; the product itself fits ``width`` bits signed."""
+        bits = len(factor)
+        rows = [Mux(factor[i], value << i, 0) for i in range(bits - 1)]
+        if factor.shape().signed:
+            rows += [Mux(factor[bits - 1], ~(value << (bits - 1)), 0), factor[bits - 1]]
+        else:
+            rows.append(Mux(factor[bits - 1], value << (bits - 1), 0))
+        signals = []
+        for index, row in enumerate(rows):
+            signal = Signal(width, name=f"{name}_product_row{index}")
+            m.d.comb += signal.eq(row)
+            signals.append(signal)
+        layer = 0
+        while len(signals) > 2:
+            signals = carry_save_layer(m, signals, width, f"{name}_product_layer{layer}")
+            layer += 1
+        return tuple(signals)
 
     def _dsum_rows(self, m: Module, zero) -> tuple:
         """D = P - z * A as two ``dsum_bits`` rows in carry-save form: P, ~(A << i) for every set
