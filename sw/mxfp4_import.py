@@ -18,9 +18,10 @@ nibble of byte j and element j + 16 in the high one) hold the same two fields:
 importer against gguf-py's MXFP4 ``quantize`` and ``dequantize``.
 
 On the core (:func:`core_for_mxfp4`): ``weight_format="fp4_e2m1"`` (the PE multiplies by twice the
-E2M1 value), ``scale_format="e8m0"``, g = 32, zero points 0. E8M0 codes 0 and 1 (2^-127, 2^-126:
-FP32 subnormals after the FP4 factor 1/2) and 255 (NaN) are not core scales, except for a block
-of zeros (llama.cpp's quantizer gives those e = 0), which takes e = 127 on the core.
+E2M1 value), ``scale_format="e8m0"``, g = 32, zero points 0; the operands hold the codes and
+exponents as they are. (E8M0 codes 0 and 1, 2^-127 and 2^-126, are FP32 subnormals once halved
+for FP4: the GDU flushes them to zero, within the model's error bound; llama.cpp gives a block of
+zeros e = 0.) Code 255 (NaN) is refused at import.
 """
 
 from __future__ import annotations
@@ -79,9 +80,7 @@ class MXFP4Weights:
 
     def to_quantized_weights(self, config: MixPEConfig):
         """The core's operands (:class:`golden.operands.QuantizedWeights`) of a 2-D weight, for a
-        core of :func:`core_for_mxfp4` (a block of zeros gets exponent 127); :class:`CheckpointError`
-        naming the first exponent the core cannot take."""
-        from golden.codes import scale_problem
+        core of :func:`core_for_mxfp4`."""
         from golden.operands import QuantizedWeights
         if self.codes.dim() != 2:
             raise CheckpointError(f"{self.name}: shape {self.shape}: the core takes one 2-D weight; use expert(i)")
@@ -89,14 +88,7 @@ class MXFP4Weights:
             raise CheckpointError(f"{self.name}: MXFP4 needs weight_format='fp4_e2m1', scale_format='e8m0' and "
                                   f"group_size=32; this core has {config.weight_format!r}, {config.scale_format!r}, "
                                   f"{config.group_size}")
-        # A block of zeros (llama.cpp gives it e = 0) takes scale 1: its weights stay 0 exactly.
-        zero_block = ((self.codes & 7) == 0).reshape(*self.exponents.shape, MXFP4_BLOCK).all(dim=-1)
-        exponents = torch.where(zero_block, E8M0_BIAS, self.exponents)
-        scales = exponents.to(torch.uint8).view(torch.float8_e8m0fnu)
-        problem = scale_problem(config, scales)
-        if problem is not None:
-            raise CheckpointError(f"{self.name}_scales: {problem} (E8M0 exponents 0 and 1 are FP32 subnormals "
-                                  f"once halved for FP4)")
+        scales = self.exponents.to(torch.uint8).view(torch.float8_e8m0fnu)
         return QuantizedWeights(codes=self.codes.contiguous(), scales=scales.contiguous(),
                                 zeros=torch.zeros(self.exponents.shape, dtype=torch.int64))
 
