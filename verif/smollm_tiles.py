@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 
 import torch
 
@@ -52,20 +53,25 @@ class SampledTile:
 
 
 def sample_tiles(config: MixPEConfig, model: SmolLM, tokens: torch.Tensor, *, count: int, seed: int,
-                 ffns: list[FFN] | None = None) -> tuple[list[Tile], list[torch.Tensor], list[SampledTile]]:
+                 ffns: list[FFN] | None = None, select: Callable[[QLinear], bool] | None = None
+                 ) -> tuple[list[Tile], list[torch.Tensor], list[SampledTile]]:
     """``count`` tiles sampled (seeded) from ``forward(model, tokens, ..., ffns)``: the packed tiles,
     their expected float32 (R, C) results from the golden model, and where each comes from. Every
-    sampled weight must be Q4_1 (carved models: ``down_mode="requantized"``)."""
+    sampled weight must run on ``config`` (Q4_1; carved models: ``down_mode="requantized"``);
+    ``select`` keeps only the GEMMs of the weights it accepts (e.g. one GGUF type)."""
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"count={count!r}: must be a positive integer")
     recorder = RecordingLinear()
     with torch.no_grad():
         forward(model, tokens, recorder, ffns)
+    calls = [call for call in recorder.inputs if select is None or select(call[2])]
+    if not calls:
+        raise ValueError("select: no GEMM of the forward pass has a selected weight")
     rng = random.Random(seed)
     array = ArrayLinear(config)
     tiles, expected, origins = [], [], []
-    for index in sorted(rng.choices(range(len(recorder.inputs)), k=count)):
-        stage, x, weight = recorder.inputs[index]
+    for index in sorted(rng.choices(range(len(calls)), k=count)):
+        stage, x, weight = calls[index]
         n, k = weight.shape
         row0 = rng.randrange(max(1, x.shape[0] - config.rows + 1))
         col0 = rng.randrange(max(1, n - config.cols + 1))
@@ -79,11 +85,12 @@ def sample_tiles(config: MixPEConfig, model: SmolLM, tokens: torch.Tensor, *, co
 
 
 def check_sampled_tiles(config: MixPEConfig, model: SmolLM, tokens: torch.Tensor, *, count: int, seed: int,
-                        ffns: list[FFN] | None = None, source: str = "dense") -> dict:
+                        ffns: list[FFN] | None = None, source: str = "dense",
+                        select: Callable[[QLinear], bool] | None = None) -> dict:
     """Run :func:`sample_tiles` through the RTL of ``config`` (Verilator; the build is cached per
     configuration) with ``seed``; returns a JSON-ready summary with ``passed``, ``mismatches``,
     ``cycles`` and ``predicted_cycles``, the tiles' origins and the seed."""
-    tiles, expected, origins = sample_tiles(config, model, tokens, count=count, seed=seed, ffns=ffns)
+    tiles, expected, origins = sample_tiles(config, model, tokens, count=count, seed=seed, ffns=ffns, select=select)
     summary = run_tiles(config, tiles, expected, seed=seed)
     return {"source": source, "config": config.name, "config_hash": config.hash, "seed": seed,
             "tiles": len(tiles), "passed": summary.passed, "mismatches": summary.mismatch_count,
