@@ -95,6 +95,7 @@ class EvalSettings:
     train_windows: int = 32           # their training text: windows of calibration_length tokens
     distill_steps: int = 60           # LaDiMo Adam steps per layer
     lora_windows: int = 16            # CMoE LoRA: training windows (one Adam step each)
+    gguf: str | None = None           # a GGUF of the same model (e.g. Q4_K_M): its dense rows too (sw/smollm_gguf.py)
 
     def __post_init__(self):
         if not isinstance(self.rtl_tiles, int) or self.rtl_tiles < 0:

@@ -57,6 +57,9 @@ def add_arguments(parser) -> None:
                              f"sparsest carving) (default {defaults['rtl_tiles']}; 0 skips)")
     parser.add_argument("--rtl-seed", type=int, default=defaults["rtl_seed"],
                         help=f"seed of the tile sampling and of the simulation (default {defaults['rtl_seed']})")
+    parser.add_argument("--gguf", metavar="FILE",
+                        help="also evaluate the dense model from this GGUF of SmolLM2 (e.g. the Q4_K_M of "
+                             "'make gguf-quantize'), each projection on its type's core: float, array and RTL rows")
     parser.add_argument("--out", help="output directory (default build/eval/smollm2/)")
     add_quiet_option(parser)
 
@@ -71,5 +74,5 @@ def run(args) -> int:
                             balance_steps=args.balance_steps, bias_speed=args.bias_speed,
                             rtl_tiles=args.rtl_tiles, rtl_seed=args.rtl_seed, methods=tuple(args.methods),
                             train_windows=args.train_windows, distill_steps=args.distill_steps,
-                            lora_windows=args.lora_windows)
+                            lora_windows=args.lora_windows, gguf=args.gguf)
     return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings, check_sampled_tiles)
