@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sw.formatting import format_number
 from sw.settings import CMOE_ROUTERS, SMOLLM_METHODS
+from sw.smollm_gguf import gguf_summary_lines
 
 __all__ = ["write_reports"]
 
@@ -114,7 +115,7 @@ def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
                      f"{_cell(r.get('decode_cycles_per_token'), thousands=True)} | "
                      f"{_cell(r.get('decode_utilization'), 3)} | "
                      f"{_cell(r['carving_seconds'])} / {_cell(r['carving_cpu_seconds'])} | {note} |")
-    lines += _trained_lines(records, meta) + _spread_lines(records)
+    lines += _trained_lines(records, meta) + gguf_summary_lines(records) + _spread_lines(records)
     lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])
     lines += ["", "## Decode with row groups", ""] + _decode_lines(records, meta["array"])
     lines += ["", "## What runs where", "",

@@ -56,6 +56,7 @@ from sw.progress import progress
 from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, SMOLLM_METHODS, EvalSettings
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, Linear, SmolLM, array_config, forward, gemm_cycles,
                        load_smollm, load_tokenizer, sequence_nll)
+from sw.smollm_gguf import gguf_backend, gguf_row_name, gguf_tile_checks, is_gguf_row, load_smollm_gguf
 
 __all__ = ["EvalSettings", "RowSpec", "run_eval", "main_report", "DEFAULT_CONFIGS"]
 
@@ -74,7 +75,7 @@ class RowSpec:
     @property
     def carving_key(self) -> tuple[str, str] | None:
         """(configuration, router of the carving pass) this row runs on; None for dense rows."""
-        if self.model == "dense":
+        if self.model == "dense" or is_gguf_row(self.model):
             return None
         if self.router in SMOLLM_METHODS:
             return self.model, self.router
@@ -101,14 +102,15 @@ def _backend(activation: str, settings: EvalSettings) -> Linear:
 def _evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dict:
     """Perplexity, cycles and loads of one row on ``window`` (and ``long_windows`` for float rows);
     ``operands`` is ``(carving or None, window, long_windows)``, pickled."""
-    model = _MODEL
+    model = load_smollm_gguf(settings.gguf) if is_gguf_row(spec.model) else _MODEL
     start = time.perf_counter()
     carving, window, long_windows = pickle.loads(operands)
     selection = spec.router if spec.router in SELECTIONS else None
     merged_model = getattr(carving, "merged_model", None)        # LoRA: attention adapters merged
     model = merged_model(model, spec.down_mode) if merged_model is not None else model
     ffns = carving.ffns(model, spec.down_mode, selection) if carving is not None else None
-    linear = _backend(spec.activation, settings)
+    linear = (gguf_backend(spec.activation, settings.rows, settings.cols) if is_gguf_row(spec.model)
+              else _backend(spec.activation, settings))
     nll, count = sequence_nll(forward(model, window, linear, ffns), window)
     record = {"perplexity": math.exp(nll / count), "nll": nll, "predicted_tokens": count}
     prefill = gemm_cycles(linear.calls, settings.rows, settings.cols, settings.row_groups)
@@ -146,6 +148,8 @@ def _evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dic
 
 def _rows(settings: EvalSettings) -> list[RowSpec]:
     rows = [RowSpec("dense", "float", None)] + [RowSpec("dense", a, None) for a in settings.array_activations]
+    if settings.gguf:
+        rows += [RowSpec(gguf_row_name(settings.gguf), a, None) for a in ("float", *settings.array_activations)]
     for name in settings.configs:
         config = CMoEConfig.parse(name)
         routers = settings.routers if config.active < config.routed else ("analytic",)
@@ -226,7 +230,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
             futures.append(future)
 
         for spec in specs:                          # dense rows start while the carvings run
-            if spec.model == "dense":
+            if spec.carving_key is None:
                 submit(spec)
         keys = list(dict.fromkeys(spec.carving_key for spec in specs if spec.carving_key))
         keys.sort(key=lambda key: key[1] in SMOLLM_METHODS)       # trained ones last: they start from the carvings
@@ -246,11 +250,15 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
                 if spec.carving_key == key:
                     submit(spec)
         rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, settings, log, rtl_check)
+        if settings.gguf and settings.rtl_tiles:
+            rtl_checks += gguf_tile_checks(settings.gguf, held_out[0][:settings.rtl_tokens], settings.array_activations,
+                                           settings.rows, settings.cols, count=settings.rtl_tiles,
+                                           seed=settings.rtl_seed, check_sampled_tiles=rtl_check, log=log)
         concurrent.futures.wait(futures)
 
     records = []
     for spec in specs:
-        config = CMoEConfig.parse(spec.model) if spec.model != "dense" else None
+        config = CMoEConfig.parse(spec.model) if spec.carving_key else None
         carving = carvings.get(spec.carving_key)
         records.append({"model": spec.model, "activation": spec.activation,
                         "active_ratio": config.activation_ratio if config else 1.0,
