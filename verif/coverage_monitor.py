@@ -224,6 +224,9 @@ class CoverageMonitor:
 
     def _result(self, payload: int) -> None:
         config, sample = self._config, self.coverage.sample
+        if not self._tiles:          # a row of no tile: the scoreboard reports it as an extra beat
+            self.unexpected.append("result row with no tile in flight")
+            return
         tile = self._tiles[0]
         row = payload >> self._res_row_offset & ((1 << max(1, (config.rows - 1).bit_length())) - 1)
         band = row // config.band_rows

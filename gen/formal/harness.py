@@ -33,9 +33,10 @@ class StreamHarness(Elaboratable):
       < R x ended tiles);
     * ``hold``: a result row offered and not taken stays offered with the same payload (the
       stream rule for a source);
-    * ``latency``: while rows are owed and ``res.ready`` is high, a row transfers within
-      ``latency_bound`` (default ``result_offset``) ready cycles, counted since the last transfer
-      or the tile's end.
+    * ``latency``: while rows are owed and ``res.ready`` is high, a row transfers after at most
+      ``latency_bound`` ready cycles without one, counted from the cycle after a tile's last step
+      issued or after the last transfer (default ``result_offset - 1``: a tile's first row is
+      offered ``result_offset`` cycles after its last step issued).
 
     ``covered`` rises once two tiles' rows have transferred: reaching it shows the bound is deep
     enough for the properties to have been exercised on whole tiles.
@@ -44,7 +45,7 @@ class StreamHarness(Elaboratable):
     def __init__(self, config: MixPEConfig, counter_bits: int = 8, latency_bound: int | None = None):
         self.config = config
         self.counter_bits = counter_bits
-        self.latency_bound = config.result_offset if latency_bound is None else latency_bound
+        self.latency_bound = config.result_offset - 1 if latency_bound is None else latency_bound
         self.covered = Signal()
         self.act_valid, self.wgt_valid, self.grp_valid = Signal(), Signal(), Signal()
         self.grp_last, self.res_ready = Signal(), Signal()

@@ -49,9 +49,9 @@ def test_deep_proofs_hold(proof, tmp_path):
 
 @pytest.mark.slow
 def test_stream_latency_bound_is_tight(tmp_path):
-    """One cycle less than result_offset fails: the latency property is not vacuous."""
+    """One cycle less than the default bound fails: the latency property is tight, not vacuous."""
     config = formal_config()
-    proof = Proof("tight", lambda c: harness.StreamHarness(c, latency_bound=c.result_offset - 1), config,
+    proof = Proof("tight", lambda c: harness.StreamHarness(c, latency_bound=c.result_offset - 2), config,
                   config.result_offset + 12, "")
     assert run_proof(proof, tmp_path, timeout=3600).status == "failed"
 
