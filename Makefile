@@ -69,6 +69,7 @@ help:
 	@echo "  EVAL_OPTS=...  extra 'mixpe eval-smollm' options, e.g. '--configs S2A10E16 --activations int8'"
 	@echo "  FILE=path      'make gguf' GGUF file; CHECK=1 also runs every mapped tensor's GEMM against gguf's dequantization"
 	@echo "  ROW_GROUPS=n   'make moe' row groups (default array w4a8-g32-16x16 with 4)"
+	@echo "  MODEL=gpt-oss  'make moe' runs a tiny gpt-oss block with MXFP4 experts (the MXFP4 core of the array)"
 	@echo "  MUTANTS=n      'make mutate' mutants per block (default 50); MIN_SCORE=0.99 fails below that score"
 	@echo "  MIN_COVERAGE=100  'make coverage' fails when fewer than that percentage of the bins are hit"
 	@echo "  PYTHON=python3 interpreter used to create .venv"
@@ -140,7 +141,7 @@ power: $(STAMP)
 	$(MIXPE) power $(SYNTH_OPTS)
 
 MOE_OPTS := $(CFG_OPTS) --backend $(or $(BACKEND),golden) $(if $(SEED),--seed $(SEED)) \
-            $(if $(ROW_GROUPS),--row-groups $(ROW_GROUPS))
+            $(if $(ROW_GROUPS),--row-groups $(ROW_GROUPS)) $(if $(filter gpt-oss,$(MODEL)),--gpt-oss)
 
 moe: $(STAMP)
 	$(MIXPE) moe $(MOE_OPTS)

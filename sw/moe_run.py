@@ -10,6 +10,10 @@ What runs where, per active expert e with routed tokens T_e (the shared expert: 
 * **array**, stage 2: ``d = down(h)``;
 * host, float64: ``y[t] = sum_e w[t, e] * d_e[t]`` (+ ``sigmoid(x @ shared_gate.T) * d_shared``).
 
+The two host steps around the array per expert (the nonlinearity, a down bias) are a
+:class:`HostSteps`; :mod:`sw.gpt_oss` gives gpt-oss's (biases, clamped SwiGLU) and its own routing,
+and reports through :func:`layer_report`.
+
 Backends (one interface, :class:`Backend`):
 
 ``golden``
@@ -47,14 +51,15 @@ from golden.cycles import utilization
 from golden.mpgemm import bitexact_mpgemm, error_bound
 from golden.numerics import FP64_UNIT_ROUNDOFF, gamma
 from golden.operands import QuantizedWeights, quantize_activations_int8
-from golden.reference import reference_mpgemm
+from golden.codes import real_weights
 from hw.config import MixPEConfig
-from sw.moe import MoEError, QuantizedMoE, Routing, float_forward, quantize_layer, route, shared_expert_scale
+from sw.moe import MoEError, MoELayer, QuantizedMoE, Routing, float_forward, quantize_layer, route, shared_expert_scale
 from sw.moe_mapper import GemmShape, StageSchedule, WorkItem, expert_schedules, layer_shapes, map_layer, map_stage
 from sw.settings import DEFAULT_MOE_CONFIG, MOE_BACKENDS as BACKENDS, MoESpec
 
 __all__ = ["BACKENDS", "MoESpec", "DEFAULT_MOE_CONFIG", "GemmJob", "StageRun", "Backend", "GoldenBackend",
-           "ModelBackend", "HOST_BACKENDS", "make_backend", "LayerRun", "execute_layer", "run_moe"]
+           "ModelBackend", "HOST_BACKENDS", "make_backend", "LayerRun", "HostSteps", "execute_layer", "run_moe",
+           "layer_report"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,10 +173,32 @@ def _combine(routing: Routing, shared_scale: torch.Tensor | None, batches, value
     return out
 
 
+class HostSteps:
+    """What the host computes for an expert around the array: the nonlinearity between the stages
+    and the down projection's bias. Here ``silu(gate) * up`` and no bias (Mixtral, Qwen2-MoE, OLMoE)."""
+
+    def activation(self, expert: int, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """float64 (M, F) input of down from the array's float32 gate and up results (M, F)."""
+        return F.silu(gate.double()) * up.double()
+
+    def down_bias(self, expert: int) -> torch.Tensor | None:
+        """float64 (H,) added to the down result before the combine, or None."""
+        return None
+
+
+def _biased(host: HostSteps, batches, values: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The down results with their experts' biases added (float64)."""
+    biases = [host.down_bias(e) for e, _ in batches]
+    return [value.double() if bias is None else value.double() + bias for value, bias in zip(values, biases)]
+
+
 def execute_layer(config: MixPEConfig, quantized: QuantizedMoE, hidden: torch.Tensor, routing: Routing,
-                  backend: Backend, shared_scale: torch.Tensor | None = None) -> LayerRun:
+                  backend: Backend, shared_scale: torch.Tensor | None = None,
+                  host: HostSteps | None = None) -> LayerRun:
     """The quantized layer on ``backend`` for hidden float32 (T, H) (see the module docstring for
-    what runs where). ``shared_scale`` float64 (T,) is the shared expert's gate (None: no shared expert)."""
+    what runs where). ``shared_scale`` float64 (T,) is the shared expert's gate (None: no shared expert);
+    ``host`` the host's steps between and after the stages (default :class:`HostSteps`)."""
+    host = host or HostSteps()
     shared = shared_scale is not None
     if len(quantized.experts) != routing.num_experts + shared:
         raise MoEError(f"quantized.experts: {len(quantized.experts)} experts, expected {routing.num_experts} routed"
@@ -183,21 +210,24 @@ def execute_layer(config: MixPEConfig, quantized: QuantizedMoE, hidden: torch.Te
     run1 = backend.run_stage(jobs1, schedule1)
     jobs2 = []
     for index, (e, _) in enumerate(batches):
-        gate, up = run1.outputs[2 * index].double(), run1.outputs[2 * index + 1].double()
-        jobs2.append(_job(e, "down", F.silu(gate) * up, quantized.experts[e].down))
+        jobs2.append(_job(e, "down", host.activation(e, run1.outputs[2 * index], run1.outputs[2 * index + 1]),
+                          quantized.experts[e].down))
     schedule2 = map_stage(config, [job.shape for job in jobs2])
     run2 = backend.run_stage(jobs2, schedule2)
-    return LayerRun(output=_combine(routing, shared_scale, batches, run2.outputs), jobs=(jobs1, jobs2),
+    return LayerRun(output=_combine(routing, shared_scale, batches, _biased(host, batches, run2.outputs)),
+                    jobs=(jobs1, jobs2),
                     schedules=(schedule1, schedule2), runs=(run1, run2))
 
 
-def _bound_check(config: MixPEConfig, routing: Routing, shared_scale: torch.Tensor | None, result: LayerRun) -> dict:
-    """Per-GEMM error_bound check and the layer bound against the float64 reference of the same operands."""
+def _bound_check(config: MixPEConfig, routing: Routing, shared_scale: torch.Tensor | None, result: LayerRun,
+                 host: HostSteps) -> dict:
+    """Per-GEMM error_bound check and the layer bound against the float64 reference of the same operands
+    (a down bias adds one float64 rounding per term)."""
     worst_ratio, gemms_within = 0.0, True
     reference_down, bound_down = [], []
     for stage, (jobs, run) in enumerate(zip(result.jobs, result.runs)):
         for job, out in zip(jobs, run.outputs):
-            ref = reference_mpgemm(job.x, job.act_scale, job.weights, config.group_size)
+            ref = (job.x.double() * job.act_scale.double()[:, None]) @ real_weights(config, job.weights).T
             bound = error_bound(config, job.x, job.act_scale, job.weights)
             err = (out.double() - ref).abs()
             gemms_within &= bool((err <= bound).all())
@@ -206,15 +236,16 @@ def _bound_check(config: MixPEConfig, routing: Routing, shared_scale: torch.Tens
                 reference_down.append(ref)
                 bound_down.append(bound)
     batches = _expert_tokens(routing, routing.selected.shape[0], shared_scale is not None)
-    matched = _combine(routing, shared_scale, batches, reference_down)
+    matched = _combine(routing, shared_scale, batches, _biased(host, batches, reference_down))
 
     def absolute(values: list[torch.Tensor]) -> torch.Tensor:
         """sum_e |w[t, e]| * |values_e[t]|, float64 (T, H)."""
         return _combine(routing, shared_scale, batches, [v.double().abs() for v in values]).abs()
 
     terms = routing.selected.shape[1] + (shared_scale is not None)
-    layer_bound = absolute(bound_down) + gamma(terms + 1, FP64_UNIT_ROUNDOFF) * (
-        absolute(result.runs[1].outputs) + absolute(reference_down))
+    biased = any(host.down_bias(e) is not None for e, _ in batches)
+    layer_bound = absolute(bound_down) + gamma(terms + 1 + biased, FP64_UNIT_ROUNDOFF) * (
+        absolute(_biased(host, batches, result.runs[1].outputs)) + absolute(_biased(host, batches, reference_down)))
     layer_err = (result.output - matched).abs()
     return {"gemms_within_error_bound": gemms_within, "max_gemm_err_over_bound": worst_ratio,
             "layer_within_bound": bool((layer_err <= layer_bound).all()),
@@ -235,12 +266,26 @@ def run_moe(config: MixPEConfig, spec: MoESpec, backend: str | Backend = "golden
     routing = route(layer, hidden)
     quantized = quantize_layer(config, layer, method=method, calibration=hidden if method == "gptq" else None)
     shared_scale = shared_expert_scale(layer, hidden) if layer.shared_expert is not None else None
+    reference = float_forward(layer, hidden, routing)
+    report, _ = layer_report(config, spec, layer, hidden, routing, quantized, backend, reference,
+                             shared_scale=shared_scale, method=method, seed=seed, check_bound=check_bound)
+    report["wall_time_s"] = time.perf_counter() - started
+    return report
+
+
+def layer_report(config: MixPEConfig, spec, layer: MoELayer, hidden: torch.Tensor, routing: Routing,
+                 quantized: QuantizedMoE, backend: str | Backend, reference: torch.Tensor, *,
+                 shared_scale: torch.Tensor | None = None, host: HostSteps | None = None, method: str = "rtn",
+                 seed: int | None = None, check_bound: bool = True) -> tuple[dict, LayerRun]:
+    """The report of :func:`run_moe` for a built layer (``spec`` a dataclass with ``family``, ``hidden``,
+    ``ffn``, ``experts``, ``top_k``, ``tokens``, ``seed``): its routing, quantized experts, host steps and
+    float64 ``reference`` output (T, H); returns it with the backend's :class:`LayerRun`."""
+    host = host or HostSteps()
     chosen = make_backend(backend, config) if isinstance(backend, str) else backend
     backend = chosen.name
-    result = execute_layer(config, quantized, hidden, routing, chosen, shared_scale)
+    result = execute_layer(config, quantized, hidden, routing, chosen, shared_scale, host)
     golden = result if backend == "golden" else execute_layer(config, quantized, hidden, routing,
-                                                              GoldenBackend(config), shared_scale)
-    reference = float_forward(layer, hidden, routing)
+                                                              GoldenBackend(config), shared_scale, host)
     counts = routing.counts()
     stage_shapes = layer_shapes(counts, layer.hidden, layer.experts[0].gate.shape[0],
                                 layer.shared_expert.gate.shape[0] if layer.shared_expert is not None else None,
@@ -284,9 +329,8 @@ def run_moe(config: MixPEConfig, spec: MoESpec, backend: str | Backend = "golden
         "seed": getattr(chosen, "seed", seed),
     }
     if check_bound:
-        report.update(_bound_check(config, routing, shared_scale, result))
-    report["wall_time_s"] = time.perf_counter() - started
-    return report
+        report.update(_bound_check(config, routing, shared_scale, result, host))
+    return report, result
 
 
 def format_report(report: dict) -> str:
@@ -322,4 +366,9 @@ def format_report(report: dict) -> str:
                      f"(worst err/bound {report['max_gemm_err_over_bound']:.3f}); layer vs float64 on the same "
                      f"operands: max err {report['max_abs_err_vs_matched_float64']:.3g} within bound: "
                      f"{report['layer_within_bound']}")
+    if "within_transformers_bound" in report:
+        lines.append(f"  vs transformers' float64 forward (same weights and routing): max err "
+                     f"{report['max_abs_err_vs_transformers']:.3g}, derived bound "
+                     f"{report['max_transformers_bound']:.3g} (worst err/bound {report['max_err_over_transformers_bound']:.3f}), within bound: "
+                     f"{report['within_transformers_bound']}; {report['host_steps']}")
     return "\n".join(lines)
