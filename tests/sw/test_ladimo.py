@@ -42,6 +42,15 @@ def windows(count: int, seed: int, length: int = 64) -> list[torch.Tensor]:
     return list(torch.randint(0, 97, (count, length), generator=generator).unbind(0))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matrices: a second thread only adds synchronization (and contention on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def model():
     return tiny_model()
@@ -199,3 +208,20 @@ def test_report_sections(tmp_path):
     assert "| S2A10E16 | ladimo+policy | 75.0% | 1,000 | 5 / 4 | 9 11 |" in text
     assert "| dense | — | — | 8.000 | 7.000 – 9.000 |" in text
     assert (tmp_path / "perplexity_vs_cycles.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("method", ["ladimo", "ladimo+policy", "cmoe-lora"])
+def test_train_method_fields(model, method):
+    """Each --methods conversion trains on the tiny model and gives the report's fields."""
+    from sw.eval_methods import method_fields, train_method
+    from sw.eval_smollm import EvalSettings
+    settings = EvalSettings(configs=(), methods=(method,), distill_steps=2, lora_windows=1, k_act=4)
+    messages = []
+    trained = train_method(model, method, CONFIG, windows(2, 2), windows(2, 3), settings, {}, messages.append)
+    fields = method_fields(trained)
+    assert fields["train_tokens"] > 0 and fields["train_seconds"] > 0
+    assert len(trained.ffns(model, "exact")) == 2
+    if method != "cmoe-lora":
+        assert len(fields["layer_topk"]) == 2 and trained.router == method
+        assert fields["active_ratio"] == sum(fields["layer_active_ratios"]) / 2
+    assert bool(messages) == (method == "ladimo+policy")
