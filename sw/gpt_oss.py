@@ -21,8 +21,8 @@ g' * sigmoid(alpha * g')`` with ``g' = min(g, l)``, the down bias and the routin
 :func:`transformers_bound` derives how far the array's layer output may be from transformers' own
 float64 forward of the same (MXFP4) weights with the same routing: the INT8 activation residuals
 (measured, exact), each GEMM's ``golden.mpgemm.error_bound``, the clamped SwiGLU's Lipschitz
-constant (:data:`SWIGLU_LIPSCHITZ`) and float64 rounding, propagated first-order-free (every step
-is a rigorous bound on absolute differences).
+constant (:data:`SWIGLU_LIPSCHITZ`) and float64 rounding, propagated step by step (each step
+bounds an absolute difference rigorously; no first-order truncation).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ Errors reported (:func:`run_moe`): ``max_abs_diff_vs_golden`` (the layer output 
 golden backend's); ``max_rel_err_vs_float``: max |y - y_f| / max |y_f| against the float64
 forward of the *unquantized* layer with the same routing (quantization error, a measured figure,
 not bounded); and the bound check: every GEMM result is within ``golden.mpgemm.error_bound`` of
-``reference_mpgemm`` on the same operands, and the layer output within
+the float64 product of the same operands (weights read by ``golden.codes.real_weights``, so FP4
+codes too), and the layer output within
 ``sum_e |w[t, e]| * bound_down_e[t]`` (+ the float64 rounding of the combine) of the same
 combine over the float64 reference down GEMMs.
 """
