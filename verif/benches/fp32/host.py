@@ -8,7 +8,7 @@ Directed cases per unit (the paths a GDU's few hundred operands reach rarely or 
   the extremes, and for widths above 24 bits ties, odd neighbours and all-ones runs at every
   rounding position;
 * FP16 widening: every subnormal code of both signs (the leading-zero count at every position),
-  zeros, infinities, NaNs, every exponent with edge mantissas;
+  zeros, infinities, NaNs with each single mantissa bit, every exponent with edge mantissas;
 * multiplier: every pair of 38 special patterns (zeros, subnormals, the normal and finite limits,
   infinities, NaNs, values around 1), ties, a sticky bit at every product position (``(1 + 2^-i)
   * (1 + 2^-j)``), products whose bits below the guard region are ``2^22 - 2^j`` or ``2^j`` for
@@ -93,7 +93,8 @@ def int_operands(width: int, rng: random.Random) -> list[int]:
 def fp16_codes(rng: random.Random) -> list[int]:
     """Raw FP16 codes (see the module docstring)."""
     codes = [sign | mantissa for sign in (0, 0x8000) for mantissa in range(0x400)]   # zeros and subnormals
-    codes += [sign | nonfinite for sign in (0, 0x8000) for nonfinite in (0x7C00, 0x7C01, 0x7E00, 0x7FFF)]
+    codes += [sign | 0x7C00 | mantissa for sign in (0, 0x8000)  # infinities, NaNs with one mantissa bit
+              for mantissa in (0, 0x3FF, *(1 << bit for bit in range(10)))]
     codes += [sign | exponent << 10 | mantissa for sign in (0, 0x8000) for exponent in range(1, 31)
               for mantissa in (0, 1, 0x200, 0x3FF, rng.getrandbits(10))]
     return codes + [rng.getrandbits(16) for _ in range(RANDOM_COUNT)]
