@@ -207,11 +207,19 @@ def _reader(path: Path):
         raise CheckpointError(f"{path}: not a readable GGUF file ({error})") from None
 
 
-def load_smollm(path: Path | str | None = None, layers: int | None = None) -> SmolLM:
-    """Read the model (default: :func:`smollm_gguf_path`); ``layers`` keeps only the first n
-    decoder layers (for tests on slices of the real weights). Every projection must be Q4_1 and
-    have the shape the metadata implies; anything else raises :class:`CheckpointError`."""
+def _q4_1_projection(tensor, path: Path) -> QLinear:
     import gguf
+    if tensor.tensor_type != gguf.GGMLQuantizationType.Q4_1:
+        raise CheckpointError(f"{path}: tensor {tensor.name!r} has type {tensor.tensor_type.name}, expected Q4_1")
+    return QLinear(str(tensor.name).removesuffix(".weight"), import_gguf_tensor(tensor))
+
+
+def load_smollm(path: Path | str | None = None, layers: int | None = None,
+                projection: Callable[[object, Path], QLinear] = _q4_1_projection) -> SmolLM:
+    """Read the model (default: :func:`smollm_gguf_path`); ``layers`` keeps only the first n
+    decoder layers (for tests on slices of the real weights). ``projection(tensor, path)`` reads a
+    projection (default: it must be Q4_1); every projection must have the shape the metadata
+    implies; anything else raises :class:`CheckpointError`."""
     path = Path(path) if path is not None else smollm_gguf_path()
     reader = _reader(path)
     shape = _read_shape(reader, path)
@@ -233,13 +241,10 @@ def load_smollm(path: Path | str | None = None, layers: int | None = None) -> Sm
         projections = {}
         for key, suffix in PROJECTIONS.items():
             t = tensor(f"blk.{i}.{suffix}.weight")
-            if t.tensor_type != gguf.GGMLQuantizationType.Q4_1:
-                raise CheckpointError(f"{path}: tensor {t.name!r} has type {t.tensor_type.name}, expected Q4_1")
-            quantized = import_gguf_tensor(t)
-            if quantized.shape != expected[key]:
-                raise CheckpointError(f"{path}: tensor {t.name!r} has shape {quantized.shape}, expected "
+            projections[key] = projection(t, path)
+            if projections[key].shape != expected[key]:
+                raise CheckpointError(f"{path}: tensor {t.name!r} has shape {projections[key].shape}, expected "
                                       f"{expected[key]} (N, K) from the metadata")
-            projections[key] = QLinear(f"blk.{i}.{suffix}", quantized)
         layers.append(Layer(attn_norm=_dequantize(tensor(f"blk.{i}.attn_norm.weight"), path),
                             ffn_norm=_dequantize(tensor(f"blk.{i}.ffn_norm.weight"), path), **projections))
     embedding = _dequantize(tensor("token_embd.weight"), path)

@@ -27,8 +27,7 @@ from sw.checkpoint import CheckpointError, GroupQuantized
 from sw.gguf_import import BLOCK_TYPES, import_gguf_tensor, tensor_label
 from sw.gguf_kquants import K_QUANTS, kquant_weights
 from sw.gguf_report import core_for
-from sw.smollm import (PROJECTIONS, ArrayLinear, Layer, QLinear, SmolLM, _dequantize, _read_shape, _reader,
-                       array_config)
+from sw.smollm import PROJECTIONS, ArrayLinear, QLinear, SmolLM, array_config, load_smollm
 
 __all__ = ["GGUF_ROW_PREFIX", "GGUFLinear", "GGUFArrayLinear", "load_smollm_gguf", "gguf_row_name",
            "is_gguf_row", "gguf_backend", "gguf_tile_checks", "gguf_summary_lines"]
@@ -111,37 +110,7 @@ def _projection(tensor, path: Path) -> GGUFLinear:
 def load_smollm_gguf(path: Path | str, layers: int | None = None) -> SmolLM:
     """The SmolLM2 model of GGUF ``path`` with :class:`GGUFLinear` projections of any type the array
     runs (``layers``: the first n decoder layers only). Kept (one model) for the evaluation's rows."""
-    path = Path(path)
-    reader = _reader(path)
-    shape = _read_shape(reader, path)
-    if layers is not None:
-        if not isinstance(layers, int) or not 1 <= layers <= shape.layers:
-            raise ValueError(f"layers={layers!r}: must be an integer in [1, {shape.layers}]")
-        shape = dataclasses.replace(shape, layers=layers)
-    tensors = {t.name: t for t in reader.tensors}
-
-    def tensor(name: str):
-        if name not in tensors:
-            raise CheckpointError(f"{path}: tensor {name!r} is missing")
-        return tensors[name]
-
-    h, f, kv = shape.hidden, shape.ffn, shape.kv_heads * shape.head_dim
-    expected = {"q": (h, h), "k": (kv, h), "v": (kv, h), "o": (h, h), "gate": (f, h), "up": (f, h), "down": (h, f)}
-    decoder = []
-    for i in range(shape.layers):
-        projections = {key: _projection(tensor(f"blk.{i}.{suffix}.weight"), path) for key, suffix in PROJECTIONS.items()}
-        for key, projection in projections.items():
-            if projection.shape != expected[key]:
-                raise CheckpointError(f"{path}: tensor {projection.name!r} has shape {projection.shape}, expected "
-                                      f"{expected[key]} (N, K) from the metadata")
-        decoder.append(Layer(attn_norm=_dequantize(tensor(f"blk.{i}.attn_norm.weight"), path),
-                             ffn_norm=_dequantize(tensor(f"blk.{i}.ffn_norm.weight"), path), **projections))
-    embedding = _dequantize(tensor("token_embd.weight"), path)
-    if tuple(embedding.shape) != (shape.vocab, h):
-        raise CheckpointError(f"{path}: token_embd.weight has shape {tuple(embedding.shape)}, expected "
-                              f"{(shape.vocab, h)}")
-    return SmolLM(shape=shape, embedding=embedding, layers=decoder,
-                  output_norm=_dequantize(tensor("output_norm.weight"), path), path=path)
+    return load_smollm(Path(path), layers, projection=_projection)
 
 
 def gguf_tile_checks(path: Path | str, tokens: torch.Tensor, activations, rows: int, cols: int, *, count: int,
