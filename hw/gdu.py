@@ -375,16 +375,7 @@ class GroupDequant(wiring.Component):
             rows += [Mux(factor[bits - 1], ~(value << (bits - 1)), 0), factor[bits - 1]]
         else:
             rows.append(Mux(factor[bits - 1], value << (bits - 1), 0))
-        signals = []
-        for index, row in enumerate(rows):
-            signal = Signal(width, name=f"{name}_product_row{index}")
-            m.d.comb += signal.eq(row)
-            signals.append(signal)
-        layer = 0
-        while len(signals) > 2:
-            signals = carry_save_layer(m, signals, width, f"{name}_product_layer{layer}")
-            layer += 1
-        return tuple(signals)
+        return _two_rows(m, rows, width, f"{name}_product")
 
     def _dsum_rows(self, m: Module, zero) -> tuple:
         """D = P - z * A as two ``dsum_bits`` rows in carry-save form: P, ~(A << i) for every set
@@ -394,16 +385,7 @@ class GroupDequant(wiring.Component):
         width = config.dsum_bits
         bits = range(0 if config.signed_codes else config.weight_bits)
         values = [self.psum, *(Mux(zero[bit], ~(self.info.asum << bit), 0) for bit in bits), sum(zero[bit] for bit in bits)]
-        rows = []
-        for index, value in enumerate(values):
-            row = Signal(width, name=f"dsum_row{index}")
-            m.d.comb += row.eq(value)
-            rows.append(row)
-        layer = 0
-        while len(rows) > 2:
-            rows = carry_save_layer(m, rows, width, f"dsum_layer{layer}")
-            layer += 1
-        return tuple(rows)
+        return _two_rows(m, values, width, "dsum")
 
     def _forwarded_from(self) -> int:
         """The first position of the write stage a row's next read can find its sum in: a sum
@@ -413,3 +395,18 @@ class GroupDequant(wiring.Component):
         # Internal consistency: the cut points of hw.fp_stages keep accumulate_cycles below g.
         assert config.accumulate_cycles <= config.group_interval, "a row's sum would be read before it is summed"
         return config.group_interval - config.accumulate_cycles
+
+
+def _two_rows(m: Module, values: list, width: int, name: str) -> tuple:
+    """``values`` as ``width``-bit rows (``<name>_row<i>``) reduced by layers of full adders
+    (``<name>_layer<l>``) to two rows of the same sum modulo 2**width."""
+    rows = []
+    for index, value in enumerate(values):
+        row = Signal(width, name=f"{name}_row{index}")
+        m.d.comb += row.eq(value)
+        rows.append(row)
+    layer = 0
+    while len(rows) > 2:
+        rows = carry_save_layer(m, rows, width, f"{name}_layer{layer}")
+        layer += 1
+    return tuple(rows)
