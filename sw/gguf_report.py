@@ -14,6 +14,8 @@ group dequantization (``scale_mode="kquant"``, :mod:`golden.kquant`): the group 
 (g = 16 or 32) with its integer sub-scale (and min), ``d`` and ``-dmin`` are FP16 per super-block
 of 256, Q3_K and Q6_K use the ``signed`` encoding (z = 4, 32), Q2_K, Q4_K and Q5_K float offsets.
 Subnormal FP16 ``d`` and ``dmin`` (frequent: d is the largest sub-scale over 63) run exactly.
+The FP4 types (:mod:`sw.gguf_fp4`) run on the FP4 cores: MXFP4 as E2M1 codes with E8M0 scales
+per 32, NVFP4 with E4M3 scales per 16 (``weight_format="fp4_e2m1"``, zero points 0).
 
 The check (per tensor, seeded): M random activations (standard normal, INT8-quantized per token
 or rounded to the floating-point format), ``y = bitexact_mpgemm`` against ``x @ W_gguf^T`` in
@@ -33,16 +35,19 @@ import torch
 
 from hw.config import MixPEConfig
 from sw.checkpoint import CheckpointError
+from sw.gguf_fp4 import FP4_TYPES, core_for_fp4, import_fp4
 from sw.gguf_import import BLOCK_TYPES, GGUF_BLOCK, GGUFError, import_gguf, numpy_shape, read_gguf, tensor_label
 from sw.gguf_kquants import K_QUANTS, kquant_core_fields, kquant_weights
 
-__all__ = ["DEFAULT_BASE", "UNQUANTIZED", "ROW_CHUNK", "core_for", "gguf_report", "passed", "format_record",
+__all__ = ["DEFAULT_BASE", "UNQUANTIZED", "ARRAY_TYPES", "ROW_CHUNK", "core_for", "gguf_report", "passed", "format_record",
            "format_report"]
 
 #: Array, activation format and GDU of the cores when no base configuration is given.
 DEFAULT_BASE = MixPEConfig(rows=16, cols=16, activation="fp16", group_size=GGUF_BLOCK, name="gguf-base")
 #: ggml types that hold plain numbers (no quantization): they run outside the array.
 UNQUANTIZED = ("F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64")
+#: The ggml types the array runs.
+ARRAY_TYPES = (*BLOCK_TYPES, *K_QUANTS, *FP4_TYPES)
 #: Output channels imported and checked at a time (bounds the memory of large embeddings).
 ROW_CHUNK = 4096
 
@@ -53,6 +58,8 @@ def core_for(label: str, base: MixPEConfig = DEFAULT_BASE) -> MixPEConfig:
     name = f"gguf-{label.lower()}-{base.activation}-{base.rows}x{base.cols}"
     if label in K_QUANTS:
         return base.replace(**kquant_core_fields(label), name=name)
+    if label in FP4_TYPES:
+        return core_for_fp4(label, base)
     layout = BLOCK_TYPES[label]
     offset = layout.zero is None
     return base.replace(weight_bits=layout.bits, group_size=GGUF_BLOCK, weight_encoding="unsigned" if offset else "signed",
@@ -64,7 +71,7 @@ def _unsupported_reason(label: str) -> str:
         return f"{label} is not quantized: it runs outside the array (the host, or a float GEMM)"
     if label == "Q8_K":
         return f"{label}: llama.cpp's intermediate activation type, not a weight format the array runs"
-    return f"{label}: no core mode for this type (the array runs {', '.join([*BLOCK_TYPES, *K_QUANTS])})"
+    return f"{label}: no core mode for this type (the array runs {', '.join(ARRAY_TYPES)})"
 
 
 def _array_weights(label: str, config: MixPEConfig, quantized, raw: np.ndarray):
@@ -93,11 +100,11 @@ def _check_chunk(config: MixPEConfig, weights, w_gguf: torch.Tensor, activations
     """max |y - x W_gguf^T| / bound over one chunk of output channels (see the module docstring)."""
     from golden.kquant import dequantize_kquant
     from golden.mpgemm import bitexact_mpgemm, error_bound
-    from golden.reference import dequantize_weights
+    from golden.codes import real_weights
     x, act_scale, x_real = activations
     y = bitexact_mpgemm(config, x, act_scale, weights).double()
     reference = x_real @ w_gguf.T
-    exact = dequantize_kquant(config, weights) if config.kquant else dequantize_weights(weights, config.group_size)
+    exact = dequantize_kquant(config, weights) if config.kquant else real_weights(config, weights)
     drift = (w_gguf - exact).abs()
     k = x_real.shape[1]
     bound = error_bound(config, x, act_scale, weights) + (x_real.abs() @ drift.T) * (1 + k * 2.0 ** -52)
@@ -112,7 +119,7 @@ def _tensor_record(path: Path, tensor, base: MixPEConfig, check: bool, tokens: i
     label = tensor_label(tensor)
     record = {"name": str(tensor.name), "type": label, "shape": [int(v) for v in tensor.shape],
               "quantized": label not in UNQUANTIZED}
-    if label not in BLOCK_TYPES and label not in K_QUANTS:
+    if label not in ARRAY_TYPES:
         return {**record, "unsupported_reason": _unsupported_reason(label), "bit_exact_import": None,
                 "max_err_over_bound": None}
     config = core_for(label, base)
@@ -127,7 +134,8 @@ def _tensor_record(path: Path, tensor, base: MixPEConfig, check: bool, tokens: i
         stop = min(rows, start + ROW_CHUNK)
         name = str(tensor.name) if rows <= ROW_CHUNK else f"{tensor.name}[rows {start}..{stop - 1}]"
         try:
-            quantized = import_gguf(raw[start:stop], (stop - start, k), label, name=name)
+            chunk_import = import_fp4 if label in FP4_TYPES else import_gguf
+            quantized = chunk_import(raw[start:stop], (stop - start, k), label, name=name)
         except GGUFError as error:
             raise GGUFError(f"{path}: {error}") from None
         w_gguf = torch.from_numpy(np.asarray(gguf.quants.dequantize(raw[start:stop], qtype), dtype=np.float32))
