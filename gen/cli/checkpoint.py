@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gen.cli.options import BUILD_ROOT, add_config_options, add_quiet_option, config_from
+from gen.cli.options import BUILD_ROOT, add_config_options, add_weight_check_options, config_from
 
 NAME = "checkpoint"
 HELP = "list a GPTQ/AWQ/compressed-tensors checkpoint directory's quantized layers with the core that runs each; " \
@@ -23,12 +23,7 @@ DESCRIPTION = ("Every quantized linear layer of a Hugging Face checkpoint direct
 def add_arguments(parser) -> None:
     parser.add_argument("directory", metavar="DIR", help="the checkpoint directory")
     add_config_options(parser)
-    parser.add_argument("--check", action="store_true",
-                        help="run every mapped layer's GEMM against the imported weights (error/bound <= 1)")
-    parser.add_argument("--tokens", type=int, default=16, help="activation rows M of the check (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the check's activations (default 0)")
-    parser.add_argument("--out", help="report path (default build/checkpoint/<dir name>.json)")
-    add_quiet_option(parser)
+    add_weight_check_options(parser, "the imported weights", "build/checkpoint/<dir name>.json")
 
 
 def run(args) -> int:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gen.cli.options import BUILD_ROOT, add_config_options, add_quiet_option, config_from
+from gen.cli.options import BUILD_ROOT, add_config_options, add_weight_check_options, config_from
 
 NAME = "gguf"
 HELP = "list a GGUF file's tensors with the core that runs each exactly; --check runs their GEMMs; " \
        "writes build/gguf/<stem>.json"
 DESCRIPTION = ("Every tensor of a llama.cpp GGUF file with its type and shape (ggml order, ne0 = K first), the MixPE "
                "core that runs it exactly (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: g = 32 with the type's code width and "
-               "zero mode) or why none can, and whether its import equals gguf's dequantization bit for bit. "
+               "zero mode; Q2_K .. Q6_K on K-quant cores; MXFP4 and NVFP4 on FP4 cores) or why none can, "
+               "and whether its import equals gguf's dequantization bit for bit. "
                "--preset/--config give the array size, activation format and GDU of those cores (default 16x16, "
                "FP16 activations); their weight fields come from each tensor's type. --check runs every mapped "
                "tensor's GEMM on seeded random activations through the bit-exact model against the float64 GEMM "
@@ -22,12 +23,7 @@ DESCRIPTION = ("Every tensor of a llama.cpp GGUF file with its type and shape (g
 def add_arguments(parser) -> None:
     parser.add_argument("file", metavar="FILE", help="the GGUF file")
     add_config_options(parser)
-    parser.add_argument("--check", action="store_true",
-                        help="run every mapped tensor's GEMM against gguf's dequantization (error/bound <= 1)")
-    parser.add_argument("--tokens", type=int, default=16, help="activation rows M of the check (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the check's activations (default 0)")
-    parser.add_argument("--out", help="report path (default build/gguf/<file stem>.json)")
-    add_quiet_option(parser)
+    add_weight_check_options(parser, "gguf's dequantization", "build/gguf/<file stem>.json")
 
 
 def run(args) -> int:

@@ -7,7 +7,7 @@ import argparse
 from hw.config import DEFAULT_PRESET, PRESETS, ConfigError, MixPEConfig, from_preset, load_config
 from verif.paths import BUILD_ROOT
 
-__all__ = ["BUILD_ROOT", "add_config_options", "add_quiet_option", "config_from"]
+__all__ = ["BUILD_ROOT", "add_config_options", "add_quiet_option", "add_weight_check_options", "config_from"]
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +22,17 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 def add_quiet_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true",
                         help="no progress display (a bar on a terminal, else one line per step)")
+
+
+def add_weight_check_options(parser: argparse.ArgumentParser, against: str, out_default: str) -> None:
+    """``--check``, ``--tokens``, ``--seed``, ``--out`` of the weight-file reports (``gguf``, ``checkpoint``):
+    every mapped tensor's GEMM against ``against``, the report at ``out_default`` unless ``--out``."""
+    parser.add_argument("--check", action="store_true",
+                        help=f"run every mapped tensor's GEMM against {against} (error/bound <= 1)")
+    parser.add_argument("--tokens", type=int, default=16, help="activation rows M of the check (default 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the check's activations (default 0)")
+    parser.add_argument("--out", help=f"report path (default {out_default})")
+    add_quiet_option(parser)
 
 
 def config_from(args: argparse.Namespace, default: MixPEConfig | None = None) -> MixPEConfig:
