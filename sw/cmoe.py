@@ -27,7 +27,11 @@ of m = D / N neurons, S shared and A active routed experts (configuration ``S<S>
    ~3e-6 balances.
 
 Layers are carved in order, each on the outputs of the already carved ones (:func:`carve_model`),
-in float32 with dequantized weights.
+with dequantized weights in the model's host precision (float64 in ``make eval-smollm``, see
+:mod:`sw.smollm`); the statistics (activation scores, router scores and probabilities, expert
+output norms) are computed in float64 whatever the input dtype, and every choice breaks ties by
+index: top-k keeps the lowest indices among equal values (:func:`top_indices`), representatives the
+lowest index at equal (integer) distance. A carving therefore does not depend on the CPU's kernels.
 
 Routers (``router=``): ``"analytic"`` is the paper's (step 6). ``"fitted"`` is an extension, also
 training-free: a linear router ``s = [x, 1] W`` ((H + 1) x (N - S), the analytic router's cost)
@@ -66,7 +70,7 @@ from sw.smollm import FloatLinear, Layer, Linear, QLinear, SmolLM, attention_blo
 __all__ = ["CMoEError", "CMoEConfig", "CarvedLayer", "CarvedModel", "MoEFFN", "DOWN_MODES", "DEFAULT_K_ACT",
            "DEFAULT_BIAS_SPEED", "activation_scores", "atopk_markers", "balanced_assignment", "representatives",
            "carve_layer", "carve_model", "requantize_q4_1", "fit_router", "expert_output_norms", "ROUTERS",
-           "SELECTIONS"]
+           "SELECTIONS", "top_indices"]
 
 #: Step of the load-balancing bias (the paper's gamma, ``--bias-speed`` default).
 DEFAULT_BIAS_SPEED = 1e-3
@@ -140,18 +144,24 @@ class CMoEConfig:
 
 # -- the carving steps -----------------------------------------------------------------------
 
+def top_indices(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices int64 (..., k) of the k largest values along the last dimension, largest first; equal
+    values by increasing index (``torch.topk`` leaves ties in an order that depends on the kernel)."""
+    return torch.argsort(values, dim=-1, descending=True, stable=True)[..., :k]
+
+
 def activation_scores(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor) -> torch.Tensor:
-    """Normalized SwiGLU activations (T, D) of tokens x (T, H) for gate/up weights (D, H)."""
-    xn = F.normalize(x.float(), dim=-1)
-    return F.silu(xn @ F.normalize(w_gate.float(), dim=-1).T) * (xn @ F.normalize(w_up.float(), dim=-1).T)
+    """Normalized SwiGLU activations float64 (T, D) of tokens x (T, H) for gate/up weights (D, H)."""
+    xn = F.normalize(x.double(), dim=-1)
+    return F.silu(xn @ F.normalize(w_gate.double(), dim=-1).T) * (xn @ F.normalize(w_up.double(), dim=-1).T)
 
 
 def atopk_markers(scores: torch.Tensor, k_act: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(markers bool (T, D): the k_act largest |score| per token, rates float32 (D,))."""
+    """(markers bool (T, D): the k_act largest |score| per token, ties by index; rates float32 (D,))."""
     tokens, neurons = scores.shape
     if not isinstance(k_act, int) or not 1 <= k_act <= neurons:
         raise CMoEError(f"k_act={k_act!r}: must be an integer in [1, {neurons}] (neurons per layer)")
-    top = scores.abs().topk(k_act, dim=1).indices
+    top = top_indices(scores.abs(), k_act)
     markers = torch.zeros(tokens, neurons, dtype=torch.bool).scatter_(1, top, True)
     return markers, markers.float().mean(dim=0)
 
@@ -179,14 +189,15 @@ def balanced_assignment(markers: torch.Tensor, seeds: torch.Tensor, size: int) -
 
 def representatives(markers: torch.Tensor, labels: torch.Tensor, clusters: int) -> torch.Tensor:
     """Per cluster, the member (index into the n columns of ``markers`` (T, n)) whose marker column
-    is L1-closest to the cluster's mean column (ties: lowest index)."""
-    columns = markers.T.float()
+    is L1-closest to the cluster's mean column (ties: lowest index). Distances are compared exactly,
+    in integers scaled by the cluster size: ``sum_t |size * column_t - count_t|``."""
+    columns = markers.T.long()
     chosen = []
     for cluster in range(clusters):
         members = (labels == cluster).nonzero().squeeze(1)
-        centroid = columns[members].mean(dim=0, keepdim=True)
-        distance = torch.cdist(columns[members], centroid, p=1).squeeze(1)
-        chosen.append(int(members[int(torch.argmin(distance))]))
+        counts = columns[members].sum(dim=0, keepdim=True)
+        distance = (columns[members] * len(members) - counts).abs().sum(dim=1)
+        chosen.append(int(members[int(torch.argmin(distance))]))       # argmin: the first of equal minima
     return torch.tensor(chosen, dtype=torch.int64)
 
 
@@ -195,7 +206,7 @@ class CarvedLayer:
     """The carving of one FFN of D neurons (indices into the dense FFN) and its router.
 
     shared (S*m,), experts (N-S, m) ascending per expert, representative (N-S,) neuron ids;
-    router_gate, router_up float32 (N-S, H) normalized gate/up rows of the representatives;
+    router_gate, router_up float64 (N-S, H) normalized gate/up rows of the representatives;
     bias float32 (N-S,) load-balancing bias; rates float32 (D,) ATopK activation rates;
     router_weight float32 (H+1, N-S) of the fitted router (None: the analytic router);
     extra_scale (N-S,) CMoE's learnable routing scale: a selected expert's output is weighted
@@ -215,14 +226,16 @@ class CarvedLayer:
         return "analytic" if self.router_weight is None else "fitted"
 
     def route(self, x: torch.Tensor, active: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(selected experts int64 (T, A), router probabilities float32 (T, N-S)) for x (T, H)."""
-        x = x.float()
+        """(selected experts int64 (T, A), router probabilities (T, N-S) in x's dtype) for x (T, H);
+        scores and the top-A in float64, ties to the lower expert index."""
+        wide = x.double()
         if self.router_weight is None:
-            scores = ((x @ self.router_up.T) * F.silu(x @ self.router_gate.T)).abs()
+            scores = ((wide @ self.router_up.double().T) * F.silu(wide @ self.router_gate.double().T)).abs()
             probs = scores.softmax(dim=-1)
-            return torch.topk(probs + self.bias, active, dim=-1).indices, probs
-        scores = x @ self.router_weight[:-1] + self.router_weight[-1]
-        return torch.topk(scores + self.bias, active, dim=-1).indices, scores.softmax(dim=-1)
+            return top_indices(probs + self.bias.double(), active), probs.to(x.dtype)
+        weight = self.router_weight.double()
+        scores = wide @ weight[:-1] + weight[-1]
+        return top_indices(scores + self.bias.double(), active), scores.softmax(dim=-1).to(x.dtype)
 
     def loads(self, x: torch.Tensor, active: int) -> torch.Tensor:
         """Tokens routed to each routed expert, int64 (N-S,)."""
@@ -251,17 +264,17 @@ def carve_layer(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, confi
     experts = torch.stack([remaining[labels == c] for c in range(config.routed)])   # ascending within each
     representative = remaining[reps]
     return CarvedLayer(shared=shared, experts=experts, representative=representative,
-                       router_gate=F.normalize(w_gate[representative].float(), dim=-1),
-                       router_up=F.normalize(w_up[representative].float(), dim=-1),
+                       router_gate=F.normalize(w_gate[representative].double(), dim=-1),
+                       router_up=F.normalize(w_up[representative].double(), dim=-1),
                        bias=torch.zeros(config.routed), rates=rates)
 
 
 def expert_output_norms(x: torch.Tensor, experts: list[tuple[QLinear, QLinear, QLinear]]) -> torch.Tensor:
-    """||down_e(silu(gate_e x) * up_e x)|| per token and expert, float32 (T, E), in float32 with the
+    """||down_e(silu(gate_e x) * up_e x)|| per token and expert, float64 (T, E), in float64 with the
     experts' dequantized weights (on the host; no array GEMM is recorded)."""
-    x = x.float()
-    return torch.stack([(F.silu(x @ gate.dense.T) * (x @ up.dense.T) @ down.dense.T).norm(dim=1)
-                        for gate, up, down in experts], dim=1)
+    x = x.double()
+    return torch.stack([(F.silu(x @ gate.dense.double().T) * (x @ up.dense.double().T) @ down.dense.double().T
+                         ).norm(dim=1) for gate, up, down in experts], dim=1)
 
 
 def fit_router(x: torch.Tensor, targets: torch.Tensor, ridge: float = ROUTER_RIDGE) -> torch.Tensor:
@@ -338,9 +351,9 @@ class MoEFFN:
         if self.selection is None:
             return self.carved.route(x, self.active)[0]
         if self.selection == "oracle":
-            return expert_output_norms(x, self.experts).topk(self.active, dim=1).indices
+            return top_indices(expert_output_norms(x, self.experts), self.active)
         noise = torch.rand(x.shape[0], len(self.experts), generator=self._generator)
-        return noise.topk(self.active, dim=1).indices
+        return top_indices(noise, self.active)
 
 
 @dataclasses.dataclass(eq=False)
@@ -371,7 +384,8 @@ def carve_model(model: SmolLM, calibration: list[torch.Tensor], config: CMoEConf
                 k_act: int = DEFAULT_K_ACT, down_mode: str = "requantized", balance_steps: int = 0,
                 bias_speed: float = DEFAULT_BIAS_SPEED, router: str = "analytic") -> CarvedModel:
     """Carve every FFN of ``model`` on the calibration windows (each an int64 (L,) token sequence),
-    layer by layer on the outputs of the already carved layers (float32, dequantized weights).
+    layer by layer on the outputs of the already carved layers (dequantized weights, the model's host
+    precision: :func:`sw.smollm.with_host_dtype`).
     ``router="fitted"`` fits each layer's router on its calibration tokens (:func:`fit_router`,
     targets from the exact expert slices) before the layer's outputs are computed with it.
     ``balance_steps`` passes of :meth:`CarvedLayer.update_bias` per layer on the calibration tokens."""

