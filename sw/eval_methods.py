@@ -5,19 +5,29 @@ how each is trained from the evaluation's carvings and which fields its report r
 * ``ladimo+policy``: the per-layer top-k of :func:`sw.routing_policy.choose_topk` for the
   configuration's activation ratio, profiled on the fitted training-free carving's router over the
   calibration windows, then distilled with those k;
+* ``ladimo+e2e``: the ``ladimo`` model, then :func:`sw.e2e.e2e_distill` (all layers jointly,
+  KL to the dense model's logits), one Adam step per training window;
 * ``cmoe-lora``: :func:`sw.lora.lora_recover` on the fitted carving (CMoE's recipe).
 
 Training text: :data:`sw.ladimo.TRAINING_MODULES`, disjoint from calibration and held-out text.
+Trained models are kept in ``cache`` (default :data:`sw.recovery.CACHE`, ``build/recovery/``),
+keyed by their inputs (:func:`sw.recovery.cache_path`), so a conversion is trained once: a run of
+``python -m sw.recovery`` and ``mixpe eval-smollm --methods`` share them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from sw.cmoe import CMoEConfig, carve_model
+from sw.e2e import E2ESettings, e2e_distill
 from sw.ladimo import TRAINING_MODULES, DistillSettings, distill_model
-from sw.lora import lora_recover
+from sw.lora import LoRASettings, lora_recover
+from sw.recovery import CACHE, cache_path, checkpointed
 from sw.routing_policy import choose_topk, profile_model
 
-__all__ = ["TRAINING_MODULES", "train_method", "method_fields"]
+__all__ = ["TRAINING_MODULES", "train_method", "method_fields", "distilled_model", "e2e_model"]
 
 
 def _fitted(model, config: CMoEConfig, calibration, settings, carvings: dict):
@@ -28,20 +38,52 @@ def _fitted(model, config: CMoEConfig, calibration, settings, carvings: dict):
     return carvings[key]
 
 
-def train_method(model, method: str, config: CMoEConfig, calibration, training, settings, carvings: dict, log):
+def _pt(stem: Path | None) -> Path | None:
+    return None if stem is None else stem.with_name(stem.name + ".pt")
+
+
+def distilled_model(model, config: CMoEConfig, calibration, training, distill: DistillSettings, k_act: int,
+                    active: list[int] | None = None, router: str = "ladimo", cache: Path | None = CACHE):
+    """:func:`sw.ladimo.distill_model`, cached (``cache`` None: always trained)."""
+    def train():
+        trained = distill_model(model, calibration, training, config, distill, active=active, k_act=k_act)
+        trained.router = router
+        return trained
+    stem = cache and cache_path(cache, router, config, [*calibration, *training],
+                                settings=dataclasses.asdict(distill), active=active, k_act=k_act)
+    return checkpointed(_pt(stem), train)
+
+
+def e2e_model(model, base, windows, e2e: E2ESettings, cache: Path | None = CACHE, held_out=(), log=None):
+    """:func:`sw.e2e.e2e_distill` of a distilled model, snapshots in ``cache`` keyed by the base
+    model's weights and the settings other than ``steps`` / ``eval_every`` (a longer run resumes a
+    shorter one). Returns (trained model, state)."""
+    stem = cache and cache_path(cache, "ladimo+e2e", base.config, [w for ws in base.weights for w in ws],
+                                settings={k: v for k, v in dataclasses.asdict(e2e).items()
+                                          if k not in ("steps", "eval_every")})
+    return e2e_distill(model, base, windows, e2e, held_out=held_out, checkpoint=stem, log=log)
+
+
+def train_method(model, method: str, config: CMoEConfig, calibration, training, settings, carvings: dict, log,
+                 cache: Path | None = CACHE):
     """The trained conversion ``method`` of ``config`` (a carving-like object with ``ffns``)."""
     distill = DistillSettings(steps=settings.distill_steps)
-    if method == "ladimo":
-        return distill_model(model, calibration, training, config, distill, k_act=settings.k_act)
+    if method in ("ladimo", "ladimo+e2e"):
+        trained = distilled_model(model, config, calibration, training, distill, settings.k_act, cache=cache)
+        if method == "ladimo+e2e":
+            trained = e2e_model(model, trained, training, E2ESettings(steps=len(training)), cache)[0]
+        return trained
     if method == "ladimo+policy":
         profiles = profile_model(model, _fitted(model, config, calibration, settings, carvings), calibration)
         topk = choose_topk(profiles, config, config.activation_ratio)
         log(f"routing policy {config.name}: per-layer k {topk}")
-        trained = distill_model(model, calibration, training, config, distill, active=topk, k_act=settings.k_act)
-        trained.router = method
-        return trained
-    return lora_recover(model, _fitted(model, config, calibration, settings, carvings),
-                        training[:settings.lora_windows])
+        return distilled_model(model, config, calibration, training, distill, settings.k_act, active=topk,
+                               router=method, cache=cache)
+    windows = training[:settings.lora_windows]
+    stem = cache and cache_path(cache, method, config, [*calibration, *windows],
+                                settings=dataclasses.asdict(LoRASettings()), k_act=settings.k_act)
+    return checkpointed(_pt(stem), lambda: lora_recover(model, _fitted(model, config, calibration, settings,
+                                                                       carvings), windows))
 
 
 def method_fields(trained) -> dict:

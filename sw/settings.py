@@ -67,8 +67,9 @@ SMOLLM_CONFIGS = ("S2A14E16", "S2A10E16", "S2A6E16", "S2A2E16")
 #: Activation formats of the array rows.
 SMOLLM_ARRAY_ACTIVATIONS = ("int8", "fp16")
 #: Trained conversions (``--methods``): LaDiMo distillation (:mod:`sw.ladimo`), with a per-layer routing
-#: policy (:mod:`sw.routing_policy`), and CMoE's LoRA recovery of the fitted carving (:mod:`sw.lora`).
-SMOLLM_METHODS = ("ladimo", "ladimo+policy", "cmoe-lora")
+#: policy (:mod:`sw.routing_policy`), CMoE's LoRA recovery of the fitted carving (:mod:`sw.lora`) and LaDiMo
+#: followed by end-to-end distillation to the dense logits (:mod:`sw.e2e`).
+SMOLLM_METHODS = ("ladimo", "ladimo+policy", "cmoe-lora", "ladimo+e2e")
 
 
 @dataclasses.dataclass(frozen=True)

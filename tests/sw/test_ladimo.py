@@ -1,4 +1,4 @@
-"""LaDiMo distillation, the per-layer routing policy and the LoRA recovery on a tiny seeded float
+"""LaDiMo distillation, its end-to-end stage, the per-layer routing policy and the LoRA recovery on a tiny seeded float
 model (2 layers, hidden 64, FFN 128; seconds, no checkpoint)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 
 from sw.cmoe import CMoEConfig, CMoEError, MoEFFN, carve_layer, expert_output_norms, fit_router
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES
+from sw.e2e import E2ESettings, e2e_distill, held_out_perplexity
 from sw.ladimo import (TRAINING_MODULES, DistillSettings, distill_layer, distill_model, masked_moe, neuron_owner,
                        router_logits)
 from sw.lora import LoRALinear, LoRASettings, lora_recover
@@ -210,14 +211,20 @@ def test_report_sections(tmp_path):
     assert (tmp_path / "perplexity_vs_cycles.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("method", ["ladimo", "ladimo+policy", "cmoe-lora"])
-def test_train_method_fields(model, method):
-    """Each --methods conversion trains on the tiny model and gives the report's fields."""
+@pytest.mark.parametrize("method", ["ladimo", "ladimo+policy", "cmoe-lora", "ladimo+e2e"])
+def test_train_method_fields(model, method, tmp_path):
+    """Each --methods conversion trains on the tiny model, gives the report's fields, and is read
+    back from its cache the second time."""
     from sw.eval_methods import method_fields, train_method
     from sw.eval_smollm import EvalSettings
     settings = EvalSettings(configs=(), methods=(method,), distill_steps=2, lora_windows=1, k_act=4)
     messages = []
-    trained = train_method(model, method, CONFIG, windows(2, 2), windows(2, 3), settings, {}, messages.append)
+    trained = train_method(model, method, CONFIG, windows(2, 2), windows(2, 3), settings, {}, messages.append,
+                           cache=tmp_path)
+    assert list(tmp_path.iterdir())
+    again = train_method(model, method, CONFIG, windows(2, 2), windows(2, 3), settings, {}, messages.append,
+                         cache=tmp_path)
+    assert again.seconds == trained.seconds                 # the cached model, not a second training
     fields = method_fields(trained)
     assert fields["train_tokens"] > 0 and fields["train_seconds"] > 0
     assert len(trained.ffns(model, "exact")) == 2
@@ -225,3 +232,40 @@ def test_train_method_fields(model, method):
         assert len(fields["layer_topk"]) == 2 and trained.router == method
         assert fields["active_ratio"] == sum(fields["layer_active_ratios"]) / 2
     assert bool(messages) == (method == "ladimo+policy")
+    if method == "ladimo+e2e":
+        assert fields["train_tokens"] == 2 * 2 * 128 + 2 * 64     # layer-wise (2 steps of both windows), e2e
+
+@pytest.fixture(scope="module")
+def e2e_case(model):
+    distilled = distill_model(model, windows(2, 2), windows(4, 3), CONFIG, DistillSettings(steps=5, batch_tokens=64),
+                              k_act=4)
+    return model, distilled
+
+
+def _kl(model, ffns, tokens):
+    with torch.no_grad():
+        teacher = forward(model, tokens, FloatLinear()).log_softmax(-1)
+        student = forward(model, tokens, FloatLinear(), ffns).log_softmax(-1)
+    return float(torch.nn.functional.kl_div(student, teacher, log_target=True, reduction="batchmean"))
+
+
+def test_e2e_lowers_kl_resumes_and_is_deterministic(e2e_case, tmp_path):
+    model, distilled = e2e_case
+    train = windows(6, 11)
+    settings = E2ESettings(steps=6, lr=1e-5, router_lr=1e-5, balance_weight=0.0, eval_every=3)
+    trained, state = e2e_distill(model, distilled, train, settings, held_out=windows(1, 12))
+    assert trained.router == "ladimo+e2e" and trained.train_tokens == distilled.train_tokens + 6 * 64
+    assert [point[0] for point in state.curve] == [0, 3, 6] and len(state.losses) == 6
+    assert _kl(model, trained.ffns(model, "exact"), train[0]) < _kl(model, distilled.ffns(model, "exact"), train[0])
+    # Three steps, checkpointed, then resumed to six: the same weights as six in one go.
+    checkpoint = tmp_path / "e2e.pt"
+    e2e_distill(model, distilled, train, dataclasses.replace(settings, steps=3),
+                checkpoint=checkpoint)
+    resumed, again = e2e_distill(model, distilled, train, settings, checkpoint=checkpoint)
+    assert again.step == 6
+    assert all(torch.equal(a, b) for ws, vs in zip(trained.weights, resumed.weights) for a, b in zip(ws, vs))
+    assert all(torch.equal(a.router_weight, b.router_weight) for a, b in zip(trained.layers, resumed.layers))
+    perplexity = held_out_perplexity(model, resumed.ffns(model, "requantized"), windows(1, 12))
+    assert perplexity > 1
+    with pytest.raises(CMoEError, match="steps=7: needs as many training windows, got 6"):
+        e2e_distill(model, distilled, train, E2ESettings(steps=7))

@@ -1,0 +1,193 @@
+"""End-to-end distillation after LaDiMo's layer-wise stage: every layer's routed experts (and
+shared neurons) and router are trained jointly so that the MoE model's next-token distribution
+matches the dense model's.
+
+Starting from a :class:`sw.ladimo.DistilledModel` (its float gate/up/down and router W per layer),
+each Adam step takes one token window (int64 (L,)) of the training text, runs the dense model
+without gradient (the teacher, float32 logits), runs the MoE model with gradient and minimizes
+
+    KL(p_dense || p_moe) per token (nats, mean over the L positions)
+    + ``balance_weight`` x the mean over layers of the Switch load-balancing term,
+
+the forward of each converted FFN being :func:`sw.ladimo.masked_moe` with the deployed selection
+(top-k of the router's scores, weight 1) and the straight-through router weight of
+:mod:`sw.ladimo`. Attention, norms, embedding and head stay frozen (gradients flow through them).
+Seeded and deterministic on one thread (window order is the given order).
+
+A learning curve is recorded: every ``eval_every`` steps the held-out perplexity of the current
+weights (float, deployed selection) on the evaluation windows given. At every curve point and at
+the end the state (:class:`E2EState`) is saved as ``<checkpoint>-step<N>.pt``; a later call
+resumes from the latest snapshot at or below its ``steps``, so that no step is trained twice and a
+shorter run is a prefix of a longer one (windows are taken in order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from sw.cmoe import CMoEError
+from sw.ladimo import DistilledModel, _selection_weights, masked_moe, neuron_owner, router_logits
+from sw.smollm import FloatLinear, SmolLM, forward, sequence_nll
+
+__all__ = ["E2ESettings", "E2EState", "e2e_distill", "held_out_perplexity"]
+
+
+@dataclasses.dataclass(frozen=True)
+class E2ESettings:
+    """Optimizer settings of :func:`e2e_distill`."""
+    steps: int = 96                   # Adam steps, one training window each
+    lr: float = 5e-5                  # Adam, expert weights
+    router_lr: float = 1e-4           # Adam, router W
+    balance_weight: float = 1e-2
+    eval_every: int = 16              # learning-curve points (0: none)
+
+    def __post_init__(self):
+        for field in ("steps", "eval_every"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < (1 if field == "steps" else 0):
+                raise CMoEError(f"{field}={value!r}: must be a {'positive' if field == 'steps' else 'non-negative'} "
+                                f"integer")
+        for field in ("lr", "router_lr", "balance_weight"):
+            if not getattr(self, field) >= 0:
+                raise CMoEError(f"{field}={getattr(self, field)!r}: must be >= 0")
+
+
+@dataclasses.dataclass(eq=False)
+class E2EState:
+    """Resumable training state: steps done, trained weights and routers, Adam state, the curve
+    (``(steps, tokens, held-out perplexity, mean train KL since the last point)``), losses, time."""
+    step: int
+    weights: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    routers: list[torch.Tensor]
+    optimizer: dict
+    curve: list[tuple[int, int, float, float]]
+    losses: list[float]
+    seconds: float
+    cpu_seconds: float
+
+
+def _moe_ffns(distilled: DistilledModel, weights, routers, owners, balance: list) -> list:
+    """FFN callables for :func:`sw.smollm.forward` on the trainable tensors; each appends its
+    load-balancing term to ``balance``."""
+    experts = distilled.config.routed
+
+    def make(index: int):
+        def ffn(model, layer, x, linear):
+            logits = router_logits(x, routers[index])
+            expert_weight, mask = _selection_weights(logits, distilled.active[index])
+            balance.append(experts * (mask.mean(dim=0) / distilled.active[index]
+                                      * logits.softmax(dim=-1).mean(dim=0)).sum())
+            return masked_moe(x, *weights[index], owners[index], expert_weight)
+        return ffn
+
+    return [make(i) for i in range(len(weights))]
+
+
+def _snapshot(checkpoint: Path | None, step: int) -> Path | None:
+    return None if checkpoint is None else checkpoint.with_name(f"{checkpoint.name}-step{step}.pt")
+
+
+def _latest_snapshot(checkpoint: Path | None, steps: int) -> E2EState | None:
+    """The saved state with the most steps, at most ``steps`` (None if there is none)."""
+    if checkpoint is None:
+        return None
+    done = [int(path.name[len(checkpoint.name) + 5:-3]) for path in checkpoint.parent.glob(f"{checkpoint.name}-step*.pt")]
+    done = [step for step in done if step <= steps]
+    return torch.load(_snapshot(checkpoint, max(done)), weights_only=False) if done else None
+
+
+def held_out_perplexity(model: SmolLM, ffns, windows: list[torch.Tensor]) -> float:
+    """exp(mean NLL) over the windows (float forward, no gradient)."""
+    total = count = 0
+    with torch.no_grad():
+        for window in windows:
+            nll, tokens = sequence_nll(forward(model, window, FloatLinear(), ffns), window)
+            total, count = total + nll, count + tokens
+    return math.exp(total / count)
+
+
+def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Tensor],
+                settings: E2ESettings = E2ESettings(), *, held_out: list[torch.Tensor] = (),
+                checkpoint: Path | None = None, log=None) -> tuple[DistilledModel, E2EState]:
+    """Train ``distilled`` end to end on ``windows[:settings.steps]`` (module docstring), with
+    snapshots ``<checkpoint>-step<N>.pt``. Returns the trained model (``router="ladimo+e2e"``;
+    tokens and seconds of both stages) and the state."""
+    if len(windows) < settings.steps:
+        raise CMoEError(f"steps={settings.steps}: needs as many training windows, got {len(windows)}")
+    owners = [neuron_owner(carved, model.shape.ffn) for carved in distilled.layers]
+    state = _latest_snapshot(checkpoint, settings.steps)
+    source_weights = state.weights if state else distilled.weights
+    source_routers = state.routers if state else [carved.router_weight for carved in distilled.layers]
+    weights = [tuple(w.detach().clone().requires_grad_(True) for w in ws) for ws in source_weights]
+    routers = [r.detach().clone().requires_grad_(True) for r in source_routers]
+    optimizer = torch.optim.Adam([{"params": [w for ws in weights for w in ws], "lr": settings.lr},
+                                  {"params": routers, "lr": settings.router_lr}])
+    if state:
+        optimizer.load_state_dict(state.optimizer)
+    else:
+        state = E2EState(step=0, weights=[], routers=[], optimizer={}, curve=[], losses=[], seconds=0.0,
+                         cpu_seconds=0.0)
+    balance: list[torch.Tensor] = []
+    ffns = _moe_ffns(distilled, weights, routers, owners, balance)
+    layers = len(weights)
+
+    def save() -> None:
+        state.weights = [tuple(w.detach().clone() for w in ws) for ws in weights]
+        state.routers = [r.detach().clone() for r in routers]
+        state.optimizer = optimizer.state_dict()
+        if checkpoint is not None:
+            path = _snapshot(checkpoint, state.step)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state, path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)
+
+    def curve_point() -> None:
+        if not held_out:
+            return
+        recent = state.losses[-settings.eval_every:] if state.step else []
+        point = (state.step, state.step * len(windows[0]), held_out_perplexity(model, ffns, held_out),
+                 sum(recent) / len(recent) if recent else float("nan"))
+        state.curve.append(point)
+        if log is not None:
+            log(f"e2e step {point[0]} ({point[1]} tokens): held-out perplexity {point[2]:.3f}, train KL {point[3]:.4f}")
+
+    if state.step == 0 and settings.eval_every:
+        curve_point()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    seconds0, cpu0 = state.seconds, state.cpu_seconds
+    while state.step < settings.steps:
+        window = windows[state.step]
+        with torch.no_grad():
+            teacher = forward(model, window, FloatLinear()).log_softmax(dim=-1)
+        balance.clear()
+        student = forward(model, window, FloatLinear(), ffns).log_softmax(dim=-1)
+        kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+        loss = kl + settings.balance_weight * torch.stack(balance).sum() / layers
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state.step += 1
+        state.losses.append(float(kl.detach()))
+        state.seconds = seconds0 + time.perf_counter() - start
+        state.cpu_seconds = cpu0 + time.process_time() - cpu_start
+        if log is not None:
+            log(f"e2e step {state.step}/{settings.steps}: KL {state.losses[-1]:.4f} "
+                f"({state.cpu_seconds:.0f} CPU s)")
+        at_point = bool(settings.eval_every) and state.step % settings.eval_every == 0
+        if at_point:
+            curve_point()
+        if at_point or state.step == settings.steps:
+            save()
+    layers_out = [dataclasses.replace(carved, router_weight=router)
+                  for carved, router in zip(distilled.layers, state.routers)]
+    trained = dataclasses.replace(
+        distilled, layers=layers_out, weights=state.weights, router="ladimo+e2e",
+        train_tokens=distilled.train_tokens + state.step * len(windows[0]),
+        seconds=distilled.seconds + state.seconds, cpu_seconds=distilled.cpu_seconds + state.cpu_seconds)
+    return trained, state

@@ -1,0 +1,129 @@
+"""``python -m sw.recovery``: train a LaDiMo conversion (and optionally its end-to-end stage) of one
+SmolLM2 carving, checkpointed under ``build/recovery/`` so that nothing is trained twice, and
+print its float held-out perplexities (the evaluation's float rows: first 256-token window and
+the 8-window long figure, exact and re-quantized Q4_1 weights) as one JSON line, appended to
+``build/recovery/results.jsonl``.
+
+Text: :func:`recovery_text` (the evaluation's calibration and held-out windows, and every 512-token
+window of the training text, :data:`sw.ladimo.TRAINING_MODULES`): the layer-wise stage on the first
+``--train-windows``, the end-to-end stage one window per step from the first (the eval's
+``ladimo+e2e`` with ``--train-windows N`` is this with ``--e2e-steps N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from sw.cmoe import CMoEConfig
+from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
+from sw.e2e import E2ESettings
+from sw.ladimo import TRAINING_MODULES, DistillSettings
+from sw.settings import EvalSettings
+from sw.smollm import FloatLinear, forward, load_smollm, load_tokenizer, sequence_nll
+
+__all__ = ["CACHE", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "main"]
+
+#: Where trained conversions are kept (``mixpe eval-smollm --methods`` reads the same files).
+CACHE = Path("build/recovery")
+
+
+def cache_path(directory: Path, kind: str, config: CMoEConfig, tensors: list[torch.Tensor], **settings) -> Path:
+    """``<directory>/<config>-<kind>-<hash>``: the hash covers the kind, the settings and the token
+    windows (or weights) the training starts from, so a changed input never reuses a checkpoint."""
+    digest = hashlib.sha256(json.dumps([kind, config.name, settings], sort_keys=True, default=str).encode())
+    for tensor in tensors:
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return Path(directory) / f"{config.name}-{kind}-{digest.hexdigest()[:12]}"
+
+
+def recovery_text(settings: EvalSettings = EvalSettings()) -> dict:
+    """Token windows and digests: ``calibration``, ``training`` (all whole windows), ``held_out``."""
+    tokenizer = load_tokenizer()
+    texts = {name: corpus_text(modules) for name, modules in
+             (("calibration", CALIBRATION_MODULES), ("training", TRAINING_MODULES), ("held_out", EVALUATION_MODULES))}
+    ids = {name: tokenizer.encode(text).ids for name, text in texts.items()}
+    length = settings.calibration_length
+    return {"calibration": token_windows(ids["calibration"], length, settings.calibration_windows, "calibration"),
+            "training": token_windows(ids["training"], length, len(ids["training"]) // length, "training"),
+            "held_out": token_windows(ids["held_out"], settings.eval_tokens, settings.float_windows, "held-out"),
+            "sha256": {name: text_digest(text) for name, text in texts.items()}}
+
+
+def checkpointed(path: Path, train):
+    """``torch.load(path)`` if it exists, else ``train()`` saved there (``path`` None: no cache)."""
+    if path is None:
+        return train()
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    result = train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(result, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return result
+
+
+def float_perplexities(model, trained, held_out: list[torch.Tensor]) -> dict:
+    """Perplexity on the first window and over all windows (long), exact and re-quantized weights."""
+    record = {}
+    for mode in ("exact", "requantized"):
+        ffns = trained.ffns(model, mode)
+        per_window = []
+        total = count = 0
+        with torch.no_grad():
+            for window in held_out:
+                nll, tokens = sequence_nll(forward(model, window, FloatLinear(), ffns), window)
+                total, count = total + nll, count + tokens
+                per_window.append(math.exp(nll / tokens))
+        record[mode] = {"perplexity": per_window[0], "perplexity_long": math.exp(total / count),
+                        "perplexity_windows": per_window}
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sw.recovery", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="S2A10E16")
+    parser.add_argument("--train-windows", type=int, default=32, help="layer-wise stage: first N training windows")
+    parser.add_argument("--distill-steps", type=int, default=DistillSettings.steps)
+    parser.add_argument("--e2e-steps", type=int, default=0, help="end-to-end steps (0: layer-wise only)")
+    parser.add_argument("--e2e-lr", type=float, default=E2ESettings.lr)
+    parser.add_argument("--eval-every", type=int, default=E2ESettings.eval_every)
+    args = parser.parse_args(argv)
+    from sw.eval_methods import distilled_model, e2e_model      # it imports this module
+    torch.set_num_threads(1)
+    model = load_smollm()
+    text = recovery_text()
+    config = CMoEConfig.parse(args.config)
+    distilled = distilled_model(model, config, text["calibration"], text["training"][:args.train_windows],
+                                DistillSettings(steps=args.distill_steps), EvalSettings.k_act)
+    trained, record = distilled, {"method": "ladimo"}
+    if args.e2e_steps:
+        e2e = E2ESettings(steps=args.e2e_steps, lr=args.e2e_lr, eval_every=args.eval_every)
+        trained, state = e2e_model(model, distilled, text["training"], e2e,
+                                   held_out=text["held_out"], log=print)
+        record = {"method": "ladimo+e2e", "e2e_steps": state.step, "e2e_lr": args.e2e_lr,
+                  "e2e_curve": state.curve, "e2e_seconds": state.seconds,
+                  "e2e_cpu_seconds": state.cpu_seconds}
+    start = time.process_time()
+    record.update(config=config.name, train_windows=args.train_windows, distill_steps=args.distill_steps,
+                  train_tokens=trained.train_tokens, train_seconds=trained.seconds,
+                  train_cpu_seconds=trained.cpu_seconds, active=trained.active,
+                  layer_error_before=[s.error_before for s in distilled.stats],
+                  layer_error_after=[s.error_after for s in distilled.stats],
+                  sha256=text["sha256"], **float_perplexities(model, trained, text["held_out"]))
+    record["eval_cpu_seconds"] = time.process_time() - start
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "results.jsonl", "a") as results:
+        results.write(json.dumps(record) + "\n")
+    print(json.dumps({k: v for k, v in record.items() if k not in ("layer_error_before", "layer_error_after")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
