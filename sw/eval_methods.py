@@ -20,12 +20,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
+
 from sw.cmoe import CMoEConfig, carve_model
 from sw.e2e import E2ESettings, e2e_distill
 from sw.ladimo import TRAINING_MODULES, DistillSettings, distill_model
 from sw.lora import LoRASettings, lora_recover
 from sw.recovery import CACHE, cache_path, checkpointed
 from sw.routing_policy import choose_topk, profile_model
+from sw.smollm import with_host_dtype
 
 __all__ = ["TRAINING_MODULES", "train_method", "method_fields", "distilled_model", "e2e_model"]
 
@@ -66,7 +69,10 @@ def e2e_model(model, base, windows, e2e: E2ESettings, cache: Path | None = CACHE
 
 def train_method(model, method: str, config: CMoEConfig, calibration, training, settings, carvings: dict, log,
                  cache: Path | None = CACHE):
-    """The trained conversion ``method`` of ``config`` (a carving-like object with ``ffns``)."""
+    """The trained conversion ``method`` of ``config`` (a carving-like object with ``ffns``). Training
+    runs with a float32 host whatever ``model``'s host precision (float64 would double its cost;
+    the trained weights are evaluated in the model's own precision)."""
+    model = with_host_dtype(model, torch.float32)
     distill = DistillSettings(steps=settings.distill_steps)
     if method in ("ladimo", "ladimo+e2e"):
         trained = distilled_model(model, config, calibration, training, distill, settings.k_act, cache=cache)
