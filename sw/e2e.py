@@ -61,13 +61,16 @@ class E2ESettings:
 @dataclasses.dataclass(eq=False)
 class E2EState:
     """Resumable training state: steps done, trained weights and routers, Adam state, the curve
-    (``(steps, tokens, held-out perplexity, mean train KL since the last point)``), losses, time."""
+    (``(steps, tokens, held-out perplexity, mean train KL since the last point)``), the KL of each
+    step, the dense and the MoE model's next-token NLL per token on each step's window (nats, before
+    the step: the training text's own perplexity), time."""
     step: int
     weights: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     routers: list[torch.Tensor]
     optimizer: dict
     curve: list[tuple[int, int, float, float]]
     losses: list[float]
+    train_nll: list[tuple[float, float]]
     seconds: float
     cpu_seconds: float
 
@@ -131,7 +134,7 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
     if state:
         optimizer.load_state_dict(state.optimizer)
     else:
-        state = E2EState(step=0, weights=[], routers=[], optimizer={}, curve=[], losses=[], seconds=0.0,
+        state = E2EState(step=0, weights=[], routers=[], optimizer={}, curve=[], losses=[], train_nll=[], seconds=0.0,
                          cpu_seconds=0.0)
     balance: list[torch.Tensor] = []
     ffns = _moe_ffns(distilled, weights, routers, owners, balance)
@@ -168,6 +171,9 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
         balance.clear()
         student = forward(model, window, FloatLinear(), ffns).log_softmax(dim=-1)
         kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+        targets = window[1:, None]
+        state.train_nll.append((float(-teacher[:-1].gather(1, targets).mean()),
+                                float(-student[:-1].detach().gather(1, targets).mean())))
         loss = kl + settings.balance_weight * torch.stack(balance).sum() / layers
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -26,7 +26,8 @@ from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text
 from sw.e2e import E2ESettings
 from sw.ladimo import TRAINING_MODULES, DistillSettings
 from sw.settings import EvalSettings
-from sw.smollm import FloatLinear, forward, load_smollm, load_tokenizer, sequence_nll
+from sw.smollm import (ArrayLinear, FloatLinear, array_config, forward, gemm_cycles, load_smollm, load_tokenizer,
+                       sequence_nll, with_host_dtype)
 
 __all__ = ["CACHE", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "main"]
 
@@ -86,6 +87,24 @@ def float_perplexities(model, trained, held_out: list[torch.Tensor]) -> dict:
     return record
 
 
+def array_rows(model, trained, window: torch.Tensor, activations=("int8", "fp16")) -> list[dict]:
+    """The evaluation's rows of a trained model on one window with re-quantized Q4_1 weights: float
+    and each array activation (:class:`sw.smollm.ArrayLinear`), with a float64 host as ``make
+    eval-smollm`` runs it; perplexity, prefill cycles per token and CPU seconds per row."""
+    host = with_host_dtype(model, torch.float64)
+    ffns = trained.ffns(host, "requantized")
+    rows = []
+    for activation in ("float", *activations):
+        start = time.process_time()
+        linear = FloatLinear() if activation == "float" else ArrayLinear(array_config(activation))
+        with torch.no_grad():
+            nll, count = sequence_nll(forward(host, window, linear, ffns), window)
+        rows.append({"activation": activation, "down_mode": "requantized", "perplexity": math.exp(nll / count),
+                     "cycles_per_token": gemm_cycles(linear.calls, 16, 16, 1)["cycles"] / len(window),
+                     "cpu_seconds": time.process_time() - start})
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sw.recovery", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="S2A10E16")
@@ -94,6 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("--e2e-steps", type=int, default=0, help="end-to-end steps (0: layer-wise only)")
     parser.add_argument("--e2e-lr", type=float, default=E2ESettings.lr)
     parser.add_argument("--eval-every", type=int, default=E2ESettings.eval_every)
+    parser.add_argument("--array", action="store_true", help="also the INT8 and FP16 array rows (first window)")
     args = parser.parse_args(argv)
     from sw.eval_methods import distilled_model, e2e_model      # it imports this module
     torch.set_num_threads(1)
@@ -108,7 +128,7 @@ def main(argv=None) -> int:
         trained, state = e2e_model(model, distilled, text["training"], e2e,
                                    held_out=text["held_out"], log=print)
         record = {"method": "ladimo+e2e", "e2e_steps": state.step, "e2e_lr": args.e2e_lr,
-                  "e2e_curve": state.curve, "e2e_seconds": state.seconds,
+                  "e2e_curve": state.curve, "e2e_train_nll": state.train_nll, "e2e_seconds": state.seconds,
                   "e2e_cpu_seconds": state.cpu_seconds}
     start = time.process_time()
     record.update(config=config.name, train_windows=args.train_windows, distill_steps=args.distill_steps,
@@ -117,6 +137,8 @@ def main(argv=None) -> int:
                   layer_error_before=[s.error_before for s in distilled.stats],
                   layer_error_after=[s.error_after for s in distilled.stats],
                   sha256=text["sha256"], **float_perplexities(model, trained, text["held_out"]))
+    if args.array:
+        record["array_rows"] = array_rows(model, trained, text["held_out"][0])
     record["eval_cpu_seconds"] = time.process_time() - start
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / "results.jsonl", "a") as results:

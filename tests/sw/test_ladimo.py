@@ -255,7 +255,7 @@ def test_e2e_lowers_kl_resumes_and_is_deterministic(e2e_case, tmp_path):
     settings = E2ESettings(steps=6, lr=1e-5, router_lr=1e-5, balance_weight=0.0, eval_every=3)
     trained, state = e2e_distill(model, distilled, train, settings, held_out=windows(1, 12))
     assert trained.router == "ladimo+e2e" and trained.train_tokens == distilled.train_tokens + 6 * 64
-    assert [point[0] for point in state.curve] == [0, 3, 6] and len(state.losses) == 6
+    assert [point[0] for point in state.curve] == [0, 3, 6] and len(state.losses) == len(state.train_nll) == 6
     assert _kl(model, trained.ffns(model, "exact"), train[0]) < _kl(model, distilled.ffns(model, "exact"), train[0])
     # Three steps, checkpointed, then resumed to six: the same weights as six in one go.
     checkpoint = tmp_path / "e2e.pt"
