@@ -13,10 +13,12 @@ the units on their own. A test is a function ``(config, seed) -> passed`` named 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
+from gen.mutate.relational import RelationalProof
 from hw.config import ConfigError, MixPEConfig
 
-__all__ = ["BlockPlan", "PLANS", "TESTS", "MUTATION_BLOCKS", "plan_for"]
+__all__ = ["BlockPlan", "PLANS", "TESTS", "MUTATION_BLOCKS", "plan_for", "act_sum_invariants"]
 
 
 def _bench(name: str):
@@ -78,13 +80,31 @@ _FP32_UNITS = ("hw/fp_add.py", "hw/fp_mul.py", "hw/fp_int_to_float.py", "hw/fp_w
                "hw/fp_common.py")
 
 
+def act_sum_invariants(config: MixPEConfig) -> RelationalProof:
+    """Invariants that make a mutant of ``act_sum``'s row counter provable: the original and the
+    mutant agree on every register but ``next_row``, and on ``next_row`` (< R) while ``emitting``.
+    ``next_row`` is read only while emitting (the row number, the stop at R - 1), its idle value R
+    only sets its top bit, and a capture restarts it from 0, so a mutant that changes it only when
+    idle (or only its unused top carry) keeps the ports' behaviour."""
+    rows = config.rows
+    kept = [f"{name}_{r}" for name in ("running", "captured") for r in range(rows)]
+    if config.fp_activation:
+        kept += [f"{name}_invalid_{r}" for name in ("running", "captured") for r in range(rows)]
+    return RelationalProof(
+        signals=("emitting", "next_row", *kept),
+        invariants=("gold_emitting == gate_emitting", *(f"gold_{name} == gate_{name}" for name in kept),
+                    f"!gold_emitting || (gold_next_row < {rows} && gold_next_row == gate_next_row)"))
+
+
 @dataclasses.dataclass(frozen=True)
 class BlockPlan:
     """``bench``: the design mutated and simulated (:data:`verif.benches.BENCHES`); ``sources``: the
     files whose cells may be mutated (empty: every cell); ``fast``/``full``: test names of the two
     stages, run with the campaign's seed and with the next seed; ``unit_bench``: a bench whose
     sub-blocks take the mutants of the same sub-blocks of ``bench``, run (``<unit_bench>_bench``,
-    the campaign's seed) before the fast stage."""
+    the campaign's seed) before the fast stage; ``invariants``: per sub-block (its path below the
+    bench's top, ``act_sum``) the invariants with which a survivor of that sub-block that the
+    equivalence checks could not prove gets one more try (:func:`gen.mutate.relational.prove_relational`)."""
     block: str
     bench: str
     sources: tuple[str, ...]
@@ -92,18 +112,22 @@ class BlockPlan:
     full: tuple[str, ...]
     fp_only: bool = False
     unit_bench: str | None = None
+    invariants: tuple[tuple[str, Callable[[MixPEConfig], RelationalProof]], ...] = dataclasses.field(
+        default=(), repr=False)  # not in the test cache's key (gen.mutate.campaign._cache_key): proofs always rerun
 
 
 #: Block name -> plan, in the order of the report.
 PLANS = {plan.block: plan for plan in (
     BlockPlan("pe", "pe", ("hw/pe.py",), ("pe_bench",), ("pe_bench",)),
-    BlockPlan("act_sum", "mpgemm", ("hw/act_sum.py",), ("core_stall_free",), _CORE_FULL),
+    BlockPlan("act_sum", "mpgemm", ("hw/act_sum.py",), ("core_stall_free",), _CORE_FULL,
+              invariants=(("act_sum", act_sum_invariants),)),
     BlockPlan("gdu", "gdu", ("hw/gdu.py",), ("gdu_bench",), ("gdu_bench",)),
     BlockPlan("fp32", "gdu", _FP32_UNITS, ("gdu_bench",), ("gdu_bench",), unit_bench="fp32"),
     BlockPlan("fp_align", "fp_product", ("hw/fp_align.py",), ("fp_product_bench",), ("fp_product_bench",),
               fp_only=True),
     BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL),
-    BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL, unit_bench="fp32"),
+    BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL, unit_bench="fp32",
+              invariants=(("act_sum", act_sum_invariants),)),
 )}
 
 MUTATION_BLOCKS = tuple(PLANS)

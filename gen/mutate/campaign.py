@@ -31,7 +31,9 @@ from pathlib import Path
 
 from gen.mutate.blocks import TESTS, BlockPlan
 from gen.mutate.errors import MutateError
-from gen.mutate.netlist import Mutation, list_mutations, mutants_verilog, prove_equivalent, rtlil_with_src
+from gen.mutate.netlist import (EquivalenceResult, Mutation, list_mutations, mutants_verilog, prove_equivalent,
+                                rtlil_with_src)
+from gen.mutate.relational import prove_relational
 from gen.mutate.units import unit_mutations
 from hw.config import MixPEConfig
 
@@ -151,7 +153,7 @@ def _prove(task: tuple) -> tuple[int, object]:
     """Worker: prove mutant ``index`` equivalent, first at the ports of the sub-block holding its cell
     (:meth:`gen.mutate.netlist.Mutation.submodule`; equivalent there means equivalent anywhere, and
     the problem is far smaller), then at the ports of the whole design in ``work``."""
-    work, toplevel, index, spec, timeout = task
+    work, toplevel, index, spec, timeout, invariants = task
     mutation = Mutation(index, spec)
     local = mutation.submodule(toplevel)
     if local is not None:
@@ -159,6 +161,11 @@ def _prove(task: tuple) -> tuple[int, object]:
         verdict = prove_equivalent(Path(work), "design.il", module, local_mutation, timeout=timeout, submodule=True)
         if verdict.equivalent:
             return index, dataclasses.replace(verdict, detail=f"{verdict.detail} at the ports of {module}")
+        if module in invariants:  # the block's plan names invariants for this sub-block
+            proven, detail = prove_relational(Path(work), "design.il", module, local_mutation, invariants[module],
+                                              timeout=timeout)
+            if proven:
+                return index, EquivalenceResult(True, f"{detail} at the ports of {module}")
     return index, prove_equivalent(Path(work), "design.il", toplevel, mutation, timeout=timeout)
 
 
@@ -305,7 +312,9 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     survivors = sorted(set(by_index) - set(killed))
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
-    verdicts = dict(map_tasks(_prove, [(str(work), toplevel, i, by_index[i].spec, equiv_timeout) for i in survivors]))
+    invariants = {f"{toplevel}.{path}": make(config) for path, make in plan.invariants}
+    verdicts = dict(map_tasks(_prove, [(str(work), toplevel, i, by_index[i].spec, equiv_timeout, invariants)
+                                       for i in survivors]))
     records = []
     for mutation in mutations:
         verdict = verdicts.get(mutation.index)
