@@ -49,7 +49,8 @@ EQUIV_TIMEOUT = 60.0
 @dataclasses.dataclass
 class MutantRecord:
     """One mutant's outcome: ``status`` is ``killed``, ``equivalent`` or ``hole``; ``killed_by`` the first
-    failing test (``<stage>:<test>``); ``detail`` the equivalence check's verdict for survivors."""
+    failing test (``<stage>:<test>``); ``detail`` the equivalence check's verdict for survivors;
+    ``equivalent_by`` the proof that settled an equivalent mutant and where (``<method> at <module>``)."""
     index: int
     mutation: str
     mode: str
@@ -57,6 +58,7 @@ class MutantRecord:
     status: str
     killed_by: str | None = None
     detail: str = ""
+    equivalent_by: str = ""
 
 
 @dataclasses.dataclass
@@ -160,13 +162,16 @@ def _prove(task: tuple) -> tuple[int, object]:
         module, local_mutation = local
         verdict = prove_equivalent(Path(work), "design.il", module, local_mutation, timeout=timeout, submodule=True)
         if verdict.equivalent:
-            return index, dataclasses.replace(verdict, detail=f"{verdict.detail} at the ports of {module}")
+            return index, dataclasses.replace(verdict, detail=f"{verdict.detail} at the ports of {module}",
+                                              method=f"{verdict.method} at {module}")
         if module in invariants:  # the block's plan names invariants for this sub-block
             proven, detail = prove_relational(Path(work), "design.il", module, local_mutation, invariants[module],
                                               timeout=timeout)
             if proven:
-                return index, EquivalenceResult(True, f"{detail} at the ports of {module}")
-    return index, prove_equivalent(Path(work), "design.il", toplevel, mutation, timeout=timeout)
+                return index, EquivalenceResult(True, f"{detail} at the ports of {module}",
+                                                f"invariants + sat -tempinduct at {module}")
+    verdict = prove_equivalent(Path(work), "design.il", toplevel, mutation, timeout=timeout)
+    return index, dataclasses.replace(verdict, method=f"{verdict.method} at {toplevel}" if verdict.equivalent else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,12 +211,19 @@ def _prepare(plan: BlockPlan, config: MixPEConfig, work: Path, count: int,
     return mutations, netlists
 
 
-def _cache_key(plan: BlockPlan, netlists: list[Netlist], seed: int) -> str:
-    """What a block's result depends on: the mutated netlists, the plan, the seed, the benches' sources."""
-    from verif.benches import BENCHES
+def _netlist_key(plan: BlockPlan, netlists: list[Netlist], seed: int) -> str:
+    """The mutants themselves: the mutated netlists, the plan and the seed."""
     digest = hashlib.sha256(repr((plan, seed)).encode())
     for netlist in netlists:
         digest.update(netlist.verilog.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_key(plan: BlockPlan, netlists: list[Netlist], seed: int) -> str:
+    """What a block's result depends on: the mutants (:func:`_netlist_key`) and the benches' sources."""
+    from verif.benches import BENCHES
+    digest = hashlib.sha256(_netlist_key(plan, netlists, seed).encode())
+    for netlist in netlists:
         for path in sorted(Path(BENCHES[netlist.bench].host().__file__).parent.glob("*.py")):
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -228,16 +240,19 @@ def _stages(plan: BlockPlan, netlists: list[Netlist], seed: int) -> list[tuple[s
 def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[Mutation], netlists: list[Netlist],
               seed: int, key: str, map_tasks: MapTasks, log: Callable[[str], None]) -> dict[int, str]:
     """Run the unmutated netlists, then every mutant through the stages; returns the killed mutants'
-    indices and the test that killed each. Each outcome goes to ``progress.jsonl`` (with ``key``)
-    as it arrives; outcomes already there under the same key are not run again."""
+    indices and the test that killed each. Each outcome goes to ``progress.jsonl`` (with ``key`` and
+    the ``netlist`` key) as it arrives; outcomes already there under the same key are not run again,
+    and a mutant killed on the same netlist by an earlier version of the benches stays killed (bench
+    changes add checks: only the survivors run again)."""
     stages = _stages(plan, netlists, seed)
     progress_path = work / "progress.jsonl"
+    netlist_key = _netlist_key(plan, netlists, seed)
     done = {}
     if progress_path.exists():
         for line in progress_path.read_text().splitlines():
             with contextlib.suppress(json.JSONDecodeError):
                 record = json.loads(line)
-                if record.get("key") == key:
+                if record.get("key") == key or (record.get("netlist") == netlist_key and record["failed"]):
                     done[(record["stage"], record["index"])] = record["failed"]
     start = time.monotonic()
 
@@ -249,8 +264,8 @@ def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[
         with progress_path.open("a") as out:
             for index, failed, seconds in map_tasks(run_tests, tasks):
                 outcome[index], cpu = failed, cpu + seconds
-                out.write(json.dumps({"key": key, "stage": label, "index": index, "failed": failed,
-                                      "cpu_s": seconds}) + "\n")
+                out.write(json.dumps({"key": key, "netlist": netlist_key, "stage": label, "index": index,
+                                      "failed": failed, "cpu_s": seconds}) + "\n")
                 out.flush()
         return outcome, cpu
 
@@ -320,7 +335,8 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
         verdict = verdicts.get(mutation.index)
         status = "killed" if mutation.index in killed else "equivalent" if verdict.equivalent else "hole"
         records.append(MutantRecord(mutation.index, mutation.description, mutation.mode, mutation.sources, status,
-                                    killed.get(mutation.index), verdict.detail if verdict else ""))
+                                    killed.get(mutation.index), verdict.detail if verdict else "",
+                                    verdict.method if verdict and status == "equivalent" else ""))
     count = {status: sum(r.status == status for r in records) for status in ("killed", "equivalent", "hole")}
     result = BlockResult(plan.block, plan.bench, config.name, len(records), count["killed"], count["equivalent"],
                          count["hole"], round(simulated + time.monotonic() - proving, 1), records)

@@ -20,7 +20,7 @@ from gen.mutate.errors import MutateError
 from gen.yosys_run import run_yosys
 
 __all__ = ["REPO_ROOT", "Mutation", "PREPARE", "CONTROL", "rtlil_with_src", "list_mutations", "mutants_verilog",
-           "EquivalenceResult", "prove_equivalent"]
+           "EquivalenceResult", "prove_equivalent", "MITER", "EQUIV"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Yosys commands that turn Amaranth's RTLIL into one flat module of cells (mutations act on cells).
@@ -131,59 +131,96 @@ def mutants_verilog(work: Path, design: str, toplevel: str, mutations: list[Muta
 
 @dataclasses.dataclass(frozen=True)
 class EquivalenceResult:
-    """``equivalent``: proven (see :func:`prove_equivalent`); ``detail`` says how, or why not."""
+    """``equivalent``: proven (see :func:`prove_equivalent`); ``detail`` says how, or why not; ``method``
+    names the proof that succeeded (:data:`MITER`, :data:`EQUIV`; "" when none did)."""
     equivalent: bool
     detail: str
+    method: str = ""
 
 
-def _gold_and_gate(design: str, toplevel: str, mutation: Mutation, submodule: bool) -> str:
+#: The proof methods of :func:`prove_equivalent`, as named in the reports' ``equivalent_by``.
+MITER, EQUIV = "miter + sat -tempinduct", "equiv_struct + equiv_simple + equiv_induct"
+
+
+def _gold_and_gate(design: str, toplevel: str, mutation: Mutation, submodule: bool, drop_init: bool = False) -> str:
     """Script that leaves modules ``gold`` (original) and ``gate`` (mutant), flat, memories as registers;
-    ``submodule``: ``toplevel`` is a module below the design's top, taken alone."""
+    ``submodule``: ``toplevel`` is a module below the design's top, taken alone; ``drop_init``: without
+    the registers' ``init`` attributes (Yosys' ``opt_clean`` rejects the mix of an ``init`` and a
+    constant that a mutated register output leaves)."""
     top = toplevel if submodule else None
     return (_prepare(design, top) + f"{mutation.spec}\nrename {toplevel} gate\ndesign -stash gate\n"
             + _prepare(design, top) + f"rename {toplevel} gold\ndesign -copy-from gate -as gate gate\n"
-            "memory_map\nopt -fast\nopt_clean\n")
+            + ("attrmap -remove init\n" if drop_init else "") + "memory_map\nopt -fast\nopt_clean\n")
 
 
 #: Time steps of ``equiv_simple``/``equiv_induct``.
 EQUIV_STEPS = 4
+#: Longest temporal induction of the port-level miter (cycles): deeper than any FP32 unit's pipeline.
+MITER_STEPS = 12
+_INIT = re.compile(r"attribute \\init \d+'([01x]+)")
+
+
+def _all_init_zero(work: Path, design: str) -> bool:
+    """Every ``init`` attribute of ``work/design`` is all zeros (then dropping them all changes nothing
+    for ``sat -set-init-zero``)."""
+    return all(set(value) == {"0"} for value in _INIT.findall((work / design).read_text()))
+
+
+def _prove_by_miter(work: Path, design: str, toplevel: str, mutation: Mutation, timeout: float,
+                    submodule: bool, log: str) -> EquivalenceResult:
+    """A miter of original and mutant at the ports of ``toplevel`` (``miter -equiv -flatten``), their
+    common logic merged and constants folded (``opt -fast -full``: what the mutation does not reach
+    becomes one copy, and a mutation of a constant or unread bit folds away), then
+    ``sat -tempinduct``: base case from equal initial states (``init`` values, else zero, as the
+    simulator starts), induction step from any pair of states, up to :data:`MITER_STEPS` cycles
+    (a pipeline of n stages after the mutated cell closes at n + 1)."""
+    script = ("miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\nopt -fast -full\n"
+              f"opt_clean\nsat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps {MITER_STEPS} miter\n")
+    start = time.monotonic()
+    try:
+        try:
+            _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule) + script, log, timeout=timeout)
+        except MutateError as error:
+            if "Conflicting init values" not in str(error) or not _all_init_zero(work, design):
+                raise
+            _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule, drop_init=True) + script, log,
+                   timeout=timeout - (time.monotonic() - start))
+    except MutateError as error:
+        text = (work / f"{log}.log").read_text(errors="replace") if (work / f"{log}.log").exists() else ""
+        if "model found for base case: FAIL" in text:
+            return EquivalenceResult(False, f"not equivalent: counterexample from equal initial states ({log}.log)")
+        reason = "timed out" if "timed out" in str(error) else f"no induction within {MITER_STEPS} cycles"
+        return EquivalenceResult(False, f"miter {reason}")
+    return EquivalenceResult(True, f"proven equivalent ({MITER})", MITER)
 
 
 def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
                      timeout: float = 120.0, submodule: bool = False) -> EquivalenceResult:
-    """Try to prove the mutant equivalent to the original at the ports of ``toplevel``.
+    """Try to prove the mutant equivalent to the original at the ports of ``toplevel`` within
+    ``timeout`` seconds, two ways in turn.
 
-    ``equiv_make`` (signals matched by name), ``equiv_struct`` (merges the identical logic, all but the
-    mutated cone), ``equiv_simple`` and ``equiv_induct``: the two never diverge once their matched
-    signals agree, and both start from the same register values (a mutation changes a cell, never an
-    initial value). Yosys' own caveat: ``equiv_induct`` assumes the first :data:`EQUIV_STEPS` cycles
-    agree; a mutation that differs only in those would pass, which is why the report lists every
-    proof. Memories become registers (``memory_map``), so keep the configuration small. With
-    ``submodule``, ``toplevel`` names a module below the design's top (:meth:`Mutation.submodule`):
-    equivalent at its ports means equivalent in any context.
+    First a port-level miter (:func:`_prove_by_miter`): it needs no internal signal to agree, so a
+    leading-zero count read only for a nonzero value, an unread low sum bit or a constant row bit
+    close in seconds. A counterexample there is final (the mutant differs at these ports).
 
-    ``equiv_make`` also pairs the internal signals of the same name, and an internal signal may
-    differ where the ports never show it (a leading-zero count used only for a nonzero value). So
-    a sub-block that fails there gets a second try at its ports alone: a miter of the two, proven by
-    ``sat -tempinduct`` from any pair of initial states (which covers equal ones); it succeeds for
-    combinational units and seldom for others."""
+    Then, with the time left, ``equiv_make`` (signals matched by name), ``equiv_struct`` (merges the
+    identical logic, all but the mutated cone), ``equiv_simple`` and ``equiv_induct``: the two never
+    diverge once their matched signals agree, and both start from the same register values (a
+    mutation changes a cell, never an initial value). Yosys' own caveat: ``equiv_induct`` assumes the
+    first :data:`EQUIV_STEPS` cycles agree. Memories become registers (``memory_map``), so keep the
+    configuration small. With ``submodule``, ``toplevel`` names a module below the design's top
+    (:meth:`Mutation.submodule`): equivalent at its ports means equivalent in any context."""
     log = f"equiv_{mutation.index}" + ("_local" if submodule else "")
     start = time.monotonic()
+    miter = _prove_by_miter(work, design, toplevel, mutation, timeout, submodule, f"{log}_miter")
+    left = timeout - (time.monotonic() - start)
+    if miter.equivalent or miter.detail.startswith("not equivalent") or left < 1:
+        return miter
     try:
         _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule)
                + f"equiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\nequiv_simple -seq {EQUIV_STEPS}\n"
-               f"equiv_induct -seq {EQUIV_STEPS}\nequiv_status -assert\n", log, timeout=timeout)
+               f"equiv_induct -seq {EQUIV_STEPS}\nequiv_status -assert\n", log, timeout=left)
     except MutateError as error:
         reason = "timed out" if "timed out" in str(error) else f"unproven $equiv cells in {log}.log"
-        left = timeout - (time.monotonic() - start)
-        if submodule and "timed out" not in reason and left > 1:
-            try:
-                _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule)
-                       + "miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\n"
-                       f"sat -verify -prove-asserts -tempinduct -maxsteps {EQUIV_STEPS} miter\n", f"{log}_miter",
-                       timeout=left)
-            except MutateError:
-                return EquivalenceResult(False, f"not proven equivalent ({reason}; no port-level induction)")
-            return EquivalenceResult(True, "proven equivalent (miter at the ports, sat -tempinduct)")
-        return EquivalenceResult(False, f"not proven equivalent ({reason})")
-    return EquivalenceResult(True, "proven equivalent (equiv_struct + equiv_simple + equiv_induct)")
+        return EquivalenceResult(False, f"not proven equivalent ({miter.detail}; equiv: {reason})")
+    return EquivalenceResult(True, f"proven equivalent ({EQUIV})", EQUIV)

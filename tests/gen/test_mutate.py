@@ -10,8 +10,9 @@ from amaranth.lib.wiring import In, Out
 
 from gen.cli import mutate as cli_mutate
 from gen.mutate.blocks import MUTATION_BLOCKS, PLANS, TESTS, plan_for
-from gen.mutate.campaign import BlockResult, MutantRecord, run_block
-from gen.mutate.netlist import CONTROL, Mutation, list_mutations, mutants_verilog, prove_equivalent, rtlil_with_src
+from gen.mutate.campaign import BlockResult, MutantRecord, Netlist, _netlist_key, _simulate, run_block
+from gen.mutate.netlist import (CONTROL, MITER, Mutation, list_mutations, mutants_verilog, prove_equivalent,
+                                rtlil_with_src)
 from gen.mutate.report import write_reports
 from hw.config import ConfigError, from_preset
 
@@ -36,7 +37,7 @@ def gated(tmp_path_factory):
 
 
 def test_cli_blocks_match_the_plans():
-    assert set(cli_mutate.BLOCKS) == set(MUTATION_BLOCKS)
+    assert set(cli_mutate.BLOCKS) == set(MUTATION_BLOCKS) == set(cli_mutate.DEFAULT_MUTANTS)
     assert all(name in TESTS for plan in PLANS.values() for name in plan.fast + plan.full)
     assert plan_for("fp_align", from_preset("w4a8-g32-4x4")) is None
     with pytest.raises(ConfigError, match="block='alu'"):
@@ -58,8 +59,10 @@ def test_list_and_netlist_of_all_mutants(gated):
 def test_equivalent_and_observable_mutations(gated):
     mux_else = Mutation(1, "mutate -mode const0 -module gated -cell $3 -port A -portbit 0")
     output_bit = Mutation(2, "mutate -mode inv -module gated -cell $5 -port Q -portbit 0 -wire o -wirebit 0")
-    assert prove_equivalent(gated, "design.il", "gated", mux_else).equivalent
-    assert not prove_equivalent(gated, "design.il", "gated", output_bit).equivalent
+    proof = prove_equivalent(gated, "design.il", "gated", mux_else)
+    assert proof.equivalent and proof.method == MITER
+    observable = prove_equivalent(gated, "design.il", "gated", output_bit)
+    assert not observable.equivalent and observable.detail.startswith("not equivalent: counterexample")
 
 
 def test_mutation_of_a_flattened_sub_block_cell_for_its_module_alone():
@@ -79,7 +82,8 @@ def test_mutation_of_a_flattened_sub_block_cell_for_its_module_alone():
 
 def test_report_score_and_holes(tmp_path):
     records = [MutantRecord(1, "-mode inv", "inv", ["hw/pe.py:1"], "killed", "fast: pe_bench (seed 1)"),
-               MutantRecord(2, "-mode const0", "const0", ["hw/pe.py:2"], "equivalent", detail="proven"),
+               MutantRecord(2, "-mode const0", "const0", ["hw/pe.py:2"], "equivalent", detail="proven",
+                            equivalent_by=f"{MITER} at pe"),
                MutantRecord(3, "-mode const1", "const1", ["hw/pe.py:3"], "hole", detail="not proven")]
     result = BlockResult("pe", "pe", "w4a8-g32-4x4", 3, 1, 1, 1, 2.0, records)
     assert result.score == 0.5
@@ -88,6 +92,32 @@ def test_report_score_and_holes(tmp_path):
     assert report["blocks"][0] | {"score": 0.5} == report["blocks"][0]
     assert [(h["mutant"], h["sources"]) for h in report["holes"]] == [(3, ["hw/pe.py:3"])]
     assert "hw/pe.py:3" in paths["md"].read_text()
+    assert report["blocks"][0]["equivalent_by"] == {MITER: 1}
+    assert [(row["mutant"], row["equivalent_by"]) for row in report["equivalent"]] == [(2, f"{MITER} at pe")]
+
+
+def test_resume_keeps_the_mutants_killed_by_earlier_benches(tmp_path):
+    """Same netlist, changed benches (another cache key): the killed mutants stay killed, the survivors
+    and the mutants never run go through the stages again."""
+    (tmp_path / "mutants.v").write_text("module pe; endmodule\n")
+    netlists = [Netlist("pe", tmp_path / "mutants.v", tmp_path, (1, 2, 3))]
+    old = {"key": "old", "netlist": _netlist_key(PLANS["pe"], netlists, 1), "stage": "fast"}
+    (tmp_path / "progress.jsonl").write_text(
+        json.dumps(old | {"index": 1, "failed": "pe_bench (seed 1)"}) + "\n"
+        + json.dumps(old | {"index": 2, "failed": None}) + "\n")
+    ran = []
+
+    def map_tasks(function, tasks):
+        for task in tasks:
+            ran.append((task[4], task[5]))
+            yield task[4], None, 0.0
+
+    mutations = [Mutation(i, f"mutate -mode inv -module pe -cell ${i} -port Y -portbit 0") for i in (1, 2, 3)]
+    killed = _simulate(PLANS["pe"], from_preset("w4a8-g32-4x4"), tmp_path, mutations, netlists, 1, "new", map_tasks,
+                       lambda line: None)
+    assert killed == {1: "fast: pe_bench (seed 1)"}
+    assert [(index, runs) for index, runs in ran if index] == [(2, (("pe_bench", 1),)), (3, (("pe_bench", 1),)),
+                                                               (2, (("pe_bench", 2),)), (3, (("pe_bench", 2),))]
 
 
 @pytest.mark.slow
