@@ -78,9 +78,9 @@ def prove_relational(work: Path, design: str, module: str, mutation: Mutation, p
     tag = f"relational_{mutation.index}"
     (work / f"{tag}.v").write_text(_harness(wires, proof))
     expose = " ".join(f"{module}/{signal}" for signal in proof.signals)
-    prepare = f"read_rtlil {design}\nhierarchy -top {module}\n" + "\n".join(PREPARE) + "\n"
-    script = (prepare + f"{mutation.spec}\nexpose {expose}\nrename {module} gate\ndesign -stash gate\n"
-              + prepare + f"expose {expose}\nrename {module} gold\ndesign -copy-from gate -as gate gate\n"
+    script = (f"read_rtlil {design}\nhierarchy -top {module}\n" + "\n".join(PREPARE) + f"\nexpose {expose}\n"
+              f"design -save base\n{mutation.spec}\nrename {module} gate\ndesign -stash gate\n"
+              f"design -load base\nrename {module} gold\ndesign -copy-from gate -as gate gate\n"
               f"read_verilog -formal {tag}.v\nhierarchy -top proof\nproc\nchformal -lower\nflatten\nmemory_map\nopt -fast\n"
               f"sat -tempinduct -prove-asserts -maxsteps {proof.depth} -show-ports -dump_vcd {tag}.vcd proof\n")
     try:
