@@ -23,9 +23,9 @@ async def products(dut):
     steps, codes = job["steps"], job["weight_codes"]
     await clock_and_reset(dut, 2, valid=0)
     await FallingEdge(dut.clk)
-    wrong = []
+    wrong, first_wrong = [], None
     width = len(dut.product) // codes
-    for code, e_max, aligned, invalid in steps:
+    for step, (code, e_max, aligned, invalid) in enumerate(steps):
         dut.x.value = code
         dut.e_max.value = e_max
         dut.valid.value = 1
@@ -41,7 +41,12 @@ async def products(dut):
             if got != aligned * q:
                 wrong.append(f"code {code:#x} e_max {e_max} x weight {q}: got {got}, expected {aligned * q}")
                 break
+        if wrong and first_wrong is None:
+            first_wrong = step
         if len(wrong) > MAX_REPORTED:
             break
-    assert not wrong, f"{len(wrong)}+ mismatches: " + "; ".join(wrong[:MAX_REPORTED])
+    # Where the first mismatch lies tells which part of the job catches a mutant (+mutsel=<i>).
+    part = None if first_wrong is None else "every-distance" if first_wrong >= job["code_steps"] else "every-code"
+    assert not wrong, (f"{len(wrong)}+ mismatches, the first at step {first_wrong} ({part} part, "
+                       f"mutsel={cocotb.plusargs.get('mutsel', 0)}): " + "; ".join(wrong[:MAX_REPORTED]))
     dut._log.info("%d activation codes x %d weight codes exact", len(steps), codes)
