@@ -34,6 +34,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tiles-per-task", type=int, default=96, help="most column tiles in one task (default 96)")
     parser.add_argument("--out", help="output root (default build/verify/)")
     parser.add_argument("--fresh", action="store_true", help="run every task again (ignore tiles.jsonl)")
+    parser.add_argument("--compare-workers", default=None, metavar="N,M,...",
+                        help="benchmark: the same tasks on a local cluster of each size (e.g. 1,2), fresh, printed side "
+                             "by side with speedup, CPU per tile and whether the results are identical; writes "
+                             "<out>/<model>/compare/")
     add_cluster_options(parser)
     add_quiet_option(parser)
 
@@ -43,8 +47,14 @@ def run(args) -> int:
     rows, _, cols = args.array.partition("x")
     if not (rows.isdigit() and cols.isdigit()):
         raise VerifyModelError(f"array={args.array!r}: expected RxC, e.g. 16x16")
+    counts = None
+    if args.compare_workers is not None:
+        parts = args.compare_workers.split(",")
+        if not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+            raise VerifyModelError(f"compare_workers={args.compare_workers!r}: expected worker counts like 1,2")
+        counts = tuple(int(part) for part in parts)
     return run_verify_model(activation=args.activation, rows=int(rows), cols=int(cols), tokens=args.tokens,
                             carving=args.carving, tiles=args.tiles, blocks=args.blocks, seed=args.seed,
                             tiles_per_task=args.tiles_per_task, bench=args.bench,
                             out_root=Path(args.out or BUILD_ROOT / "verify"), fresh=args.fresh,
-                            scheduler=args.scheduler, workers=args.workers)
+                            scheduler=args.scheduler, workers=args.workers, compare_workers=counts)

@@ -8,7 +8,13 @@ must be importable module-level functions (workers import them by name).
 
 One line per job in the results file::
 
-    {"key": "...", "job": {spec}, "config_digest": "...", "result": {...}, "seconds": 1.2, "worker": "host:pid"}
+    {"key": "...", "job": {spec}, "config_digest": "...", "result": {...}, "seconds": 1.2, "cpu_seconds": 1.1,
+     "worker": "host:pid"}
+
+(``seconds``: the task's wall time on its worker; ``cpu_seconds``: the worker process's CPU time in
+the task, its subprocesses' included), and ``segment``: which run of the command wrote it
+(``started``, UTC) with ``workers`` and, when the record arrived, the run's ``elapsed_seconds`` of
+timed tasks and its client's ``client_cpu_seconds``, so resumed runs add up from the file alone.
 
 or, when the function raised (or its worker died too often), ``"error": "Type: message"`` instead
 of ``result``. A rerun on the same file skips every job whose key has a ``result`` under the same
@@ -30,6 +36,7 @@ import io
 import itertools
 import json
 import os
+import resource
 import socket
 import time
 from collections.abc import Callable
@@ -65,6 +72,8 @@ class TaskRun:
     workers: int
     #: Seconds every worker spent on the first pending job before the timed tasks (imports, builds).
     warmup_seconds: float = 0.0
+    #: CPU seconds of the client process during the timed tasks (submitting, the local scheduler, records).
+    client_cpu_seconds: float = 0.0
 
     @property
     def failed(self) -> list[dict]:
@@ -86,12 +95,19 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU seconds of this process (``RUSAGE_SELF``) or of its finished subprocesses."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def execute(function: Callable, config: dict, spec: dict, payload) -> dict:
     """Worker side of one task: the function's result, or its error with the tail of its output."""
     from sw.progress import set_quiet
     set_quiet(True)
     output = io.StringIO()
     start = time.perf_counter()
+    cpu_start = cpu_seconds() + cpu_seconds(resource.RUSAGE_CHILDREN)
     try:
         with contextlib.redirect_stdout(output):
             record = {"result": function(config, spec, payload)}
@@ -100,6 +116,7 @@ def execute(function: Callable, config: dict, spec: dict, payload) -> dict:
         record = {"error": f"{type(error).__name__}: {message}",
                   "output": output.getvalue().splitlines()[-OUTPUT_TAIL_LINES:]}
     record["seconds"] = round(time.perf_counter() - start, 4)
+    record["cpu_seconds"] = round(cpu_seconds() + cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_start, 4)
     record["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return record
 
@@ -109,21 +126,29 @@ def _label(record: dict) -> str:
 
 
 def run_tasks(client, function: Callable, config: dict, jobs: list[Job], results: Path, *,
-              desc: str, unit: str = "task", label: Callable[[dict], str] = _label) -> TaskRun:
+              desc: str, unit: str = "task", label: Callable[[dict], str] = _label, keep_unrelated: bool = False,
+              on_record: Callable[[dict, "TaskRun"], None] | None = None, identity: dict | None = None) -> TaskRun:
     """Run ``function(config, job.spec, job.payload)`` for every job not yet done in ``results`` on
     ``client``'s cluster; append each record to ``results`` as it arrives (progress on stderr,
-    ``label(record)`` naming each finished job); return every job's record."""
+    ``label(record)`` naming each finished job); return every job's record. ``keep_unrelated``: the
+    file keeps the records of jobs not in ``jobs`` (another selection of the same run), else they are
+    dropped. ``on_record(done, run so far)`` is called after each record (``done``: key -> record).
+    ``identity``: the part of ``config`` that decides whether an earlier record still counts (default
+    all of it; e.g. without a path that may move)."""
     keys = [job.key for job in jobs]
     if len(set(keys)) != len(keys):
         duplicate = next(key for key in keys if keys.count(key) > 1)
         raise ValueError(f"job key {duplicate!r} appears twice: every job of a run needs its own key")
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    digest = config_digest(config)
-    done = {record["key"]: record for record in read_records(results)
-            if "result" in record and record.get("config_digest") == digest and record.get("key") in set(keys)}
+    digest = config_digest(config if identity is None else identity)
+    wanted = set(keys)
+    earlier = read_records(results)
+    done = {record["key"]: record for record in earlier
+            if "result" in record and record.get("config_digest") == digest and record.get("key") in wanted}
+    unrelated = {record.get("key"): record for record in earlier if keep_unrelated and record.get("key") not in wanted}
     # Keep only what counts as done, so the file never holds two records of one job.
-    results.write_text("".join(json.dumps(record) + "\n" for record in done.values()))
+    results.write_text("".join(json.dumps(record) + "\n" for record in [*unrelated.values(), *done.values()]))
     pending = [job for job in jobs if job.key not in done]
     workers = len(client.nthreads())
     warmup = 0.0
@@ -135,7 +160,14 @@ def run_tasks(client, function: Callable, config: dict, jobs: list[Job], results
         with contextlib.suppress(Exception):       # a worker lost here: the tasks record what goes wrong
             client.run(execute, function, config, pending[0].spec, first)
         warmup = time.perf_counter() - warm_start
-    start = time.perf_counter()
+    start, client_cpu_start = time.perf_counter(), cpu_seconds()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def so_far() -> TaskRun:
+        return TaskRun(records=[done[key] for key in keys if key in done], ran=len(done) - (len(jobs) - len(pending)),
+                       reused=len(jobs) - len(pending), wall_seconds=time.perf_counter() - start, workers=workers,
+                       warmup_seconds=warmup, client_cpu_seconds=cpu_seconds() - client_cpu_start)
+
     if pending:
         from distributed import as_completed
         futures: dict = {}
@@ -161,12 +193,16 @@ def run_tasks(client, function: Callable, config: dict, jobs: list[Job], results
                 following = next(queue, None)
                 if following is not None:
                     completed.add(submit(following))
-                record = {"key": job.key, "job": job.spec, "config_digest": digest, **outcome}
+                record = {"key": job.key, "job": job.spec, "config_digest": digest, **outcome,
+                          "segment": {"started": started, "workers": workers, "warmup_seconds": round(warmup, 3),
+                                      "elapsed_seconds": round(time.perf_counter() - start, 3),
+                                      "client_cpu_seconds": round(cpu_seconds() - client_cpu_start, 3)}}
                 out.write(json.dumps(record) + "\n")
                 out.flush()
                 done[job.key] = record
                 elapsed = time.perf_counter() - start
                 eta = elapsed / finished * (len(pending) - finished)
                 bar.step(f"{label(record)} (ETA {format_duration(eta)})")
-    return TaskRun(records=[done[key] for key in keys], ran=len(pending), reused=len(jobs) - len(pending),
-                   wall_seconds=time.perf_counter() - start, workers=workers, warmup_seconds=warmup)
+                if on_record is not None:
+                    on_record(done, so_far())
+    return so_far()

@@ -26,9 +26,7 @@ per-cycle cost of the tasks.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
 import random
 import sys
 import time
@@ -39,8 +37,8 @@ from hw.errors import MixPEError
 __all__ = ["VerifyModelError", "BENCHES", "GemmTiles", "verify_tiles", "run_verify_model"]
 
 BENCHES = ("freerun", "memory-fed", "stream-drivers")
-#: Worker counts of the projection in the report.
-PROJECTED_WORKERS = (1, 2, 8, 64, 256)
+#: Seconds between the report.json checkpoints of a running command.
+REPORT_EVERY_S = 60
 
 
 class VerifyModelError(MixPEError, ValueError):
@@ -86,20 +84,33 @@ def _run_bench(bench: str, config, tiles, expected: list[int], expected_rows) ->
     return None, summary.mismatch_count, summary.cycles or 0
 
 
-def verify_tiles(settings: dict, spec: dict, payload) -> dict:
-    """The task of one :class:`GemmTiles` (``spec``): ``payload`` is the array's operands
-    ``(x (<= R, K), act_scale, weights of the selected columns)``; returns the beats, mismatching
-    tiles (their first column), the measured and predicted cycles and the simulated MACs."""
+def _task_operands(config, settings: dict, spec: dict, payload):
+    """``payload`` when given (tests), else the task's operands from the client's operand store."""
+    if payload is not None:
+        return payload
+    import numpy as np
+    from gen.scale.verify_operands import read_operands
+    channels = np.concatenate([np.arange(col0, min(col0 + config.cols, spec["n"])) for col0 in spec["cols"]])
+    return read_operands(config, settings["operands"], spec["gemm"], spec["row0"], channels)
+
+
+def verify_tiles(settings: dict, spec: dict, payload=None) -> dict:
+    """The task of one :class:`GemmTiles` (``spec``): its operands ``(x (<= R, K), act_scale, weights of
+    the selected columns)`` are ``payload``, or read from the operand store ``settings["operands"]``;
+    returns the beats, mismatching tiles (their first column), the measured and predicted cycles
+    and the simulated MACs."""
+    from gen.scale.tile_beats import row_block_result_beats, row_block_tiles
     from golden.cycles import predict_cycles
     from golden.mpgemm import bitexact_mpgemm
     from hw.config import MixPEConfig
-    from sw.packer import pack_gemm, pad_operands, result_beats
+    from sw.packer import pad_operands
     config = MixPEConfig.from_dict(settings["config"])
-    x, act_scale, weights = payload
+    x, act_scale, weights = _task_operands(config, settings, spec, payload)
     m, n = x.shape[0], weights.codes.shape[0]
-    tiles = pack_gemm(config, x, act_scale, weights)
-    y = bitexact_mpgemm(config, *pad_operands(config, x, act_scale, weights))
-    expected = result_beats(config, y, m, n)
+    padded = pad_operands(config, x, act_scale, weights)
+    tiles = row_block_tiles(config, *padded)
+    y = bitexact_mpgemm(config, *padded)
+    expected = row_block_result_beats(config, y)
     rows = [y[:, col0:col0 + config.cols] for col0 in range(0, y.shape[1], config.cols)]
     start = time.perf_counter()
     received, mismatches, cycles = _run_bench(settings["bench"], config, tiles, expected, rows)
@@ -178,61 +189,7 @@ def _tasks(config, gemms: list, count: int | None, seed: int, per_task: int, blo
     return tasks
 
 
-@dataclasses.dataclass(frozen=True)
-class _Columns:
-    """The weights of a task's columns where :meth:`sw.smollm.ArrayLinear.operands` expects a QLinear."""
-    weights: object
-
-    def operands(self, config):
-        return self.weights
-
-
-def _payload(config, gemms: list, task: GemmTiles, weights_of):
-    """The array operands of ``task`` (made just before it is submitted)."""
-    import torch
-    from sw.smollm import ArrayLinear
-    _, x, _ = gemms[task.gemm]
-    channels = torch.cat([torch.arange(col0, min(col0 + config.cols, task.n)) for col0 in task.cols])
-    full = weights_of(task.gemm)
-    columns = dataclasses.replace(full, codes=full.codes[channels], scales=full.scales[channels],
-                                  zeros=None if full.zeros is None else full.zeros[channels],
-                                  offsets=None if full.offsets is None else full.offsets[channels])
-    return ArrayLinear(config).operands(x[task.row0:task.row0 + config.rows], _Columns(columns))
-
-
-def _projection(config, gemms: list, records: list[dict]) -> dict:
-    """Measured task seconds per model cycle (warm tasks: no build, no Verilog emission), and the
-    time of every tile of the pass on N workers at that cost."""
-    from golden.cycles import predict_cycles
-    from sw.packer import tile_grid
-    measured = [r for r in records if "result" in r]
-    warm = [r for r in measured if not r["result"].get("cold")] or measured
-    seconds = sum(r["seconds"] for r in warm)
-    cycles = sum(r["result"]["model_cycles"] for r in warm)
-    total_cycles = total_tiles = 0
-    for _, x, weight in gemms:
-        grid = tile_grid(config, x.shape[0], weight.shape[0])
-        per_row_block = len(grid) // math.ceil(x.shape[0] / config.rows)
-        groups = math.ceil(weight.shape[1] / config.group_size)
-        total_cycles += predict_cycles(config, [groups] * per_row_block).cycles * (len(grid) // per_row_block)
-        total_tiles += len(grid)
-    per_cycle = seconds / cycles if cycles else None
-    return {"tiles": total_tiles, "model_cycles": total_cycles, "task_seconds_per_cycle": per_cycle,
-            "warm_tasks": len(warm),
-            "task_seconds_per_tile": seconds / sum(r["result"]["tiles"] for r in warm) if warm else None,
-            "projected_seconds": {str(n): per_cycle * total_cycles / n for n in PROJECTED_WORKERS} if per_cycle else {}}
-
-
-def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16, tokens: int = 256,
-                     carving: str | None = None, tiles: int | None = None, blocks: int | None = None,
-                     seed: int = 2026, tiles_per_task: int = 96,
-                     bench: str = "freerun", out_root: Path = Path("build/verify"), fresh: bool = False,
-                     scheduler: str | None = None, workers: int | None = None, log=print) -> int:
-    """Verify the forward pass's tiles on the RTL; write ``tiles.jsonl`` and ``report.json``; 0 when
-    every beat and cycle count matched, else 1 (naming the first failing layer, projection and tile)."""
-    from gen.scale.cluster import connect
-    from gen.scale.tasks import Job, run_tasks
-    from sw.smollm import array_config
+def _check_options(bench: str, tiles, blocks, tokens, tiles_per_task) -> None:
     if bench not in BENCHES:
         raise VerifyModelError(f"bench={bench!r}: choose one of {', '.join(BENCHES)}")
     if tiles is not None and blocks is not None:
@@ -240,30 +197,91 @@ def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16
     for name, value in (("tiles", tiles), ("blocks", blocks), ("tokens", tokens), ("tiles_per_task", tiles_per_task)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise VerifyModelError(f"{name}={value!r}: must be a positive integer")
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the client prepares once: the forward pass's GEMMs, the tasks, the shared settings (with
+    the operand store) and the output directory."""
+    config: object
+    model: str
+    gemms: list
+    tasks: list[GemmTiles]
+    settings: dict
+    out: Path
+    begin: float
+
+    @property
+    def identity(self) -> dict:
+        """The settings that decide whether an earlier task record still counts: all but the operand
+        store's place and digest (the forward pass's floats may differ in the last bit between
+        machines; a resumed run then verifies its remaining tiles on the rewritten store)."""
+        return {key: value for key, value in self.settings.items() if key != "operands"}
+
+    def jobs(self) -> list:
+        from gen.scale.tasks import Job
+        return [Job(task.key, dataclasses.asdict(task)) for task in self.tasks]
+
+
+def _prepare(*, activation: str, rows: int, cols: int, tokens: int, carving: str | None, tiles, blocks, seed: int,
+             tiles_per_task: int, bench: str, out_root: Path, log) -> _Run:
+    """The forward pass, its tasks, and the operand store of the GEMMs they touch (written once)."""
+    from gen.scale.verify_operands import operands_digest, write_store
+    from sw.smollm import array_config
     config = array_config(activation, rows, cols)
     begin = time.perf_counter()
     gemms, model = _forward_gemms(config, tokens, carving, log)
     tasks = _tasks(config, gemms, tiles, seed, tiles_per_task, blocks)
-    log(f"{model}: {len(gemms)} GEMMs of a {tokens}-token forward pass ({time.perf_counter() - begin:.0f} s); "
-        f"{sum(len(t.cols) for t in tasks)} tiles in {len(tasks)} tasks on the {bench} bench of {config.name}")
-    weights_of = functools.lru_cache(maxsize=2)(lambda index: gemms[index][2].quantized.to_quantized_weights(config))
-    jobs = [Job(task.key, dataclasses.asdict(task), functools.partial(_payload, config, gemms, task, weights_of))
-            for task in tasks]
     out = Path(out_root) / model
-    out.mkdir(parents=True, exist_ok=True)
-    if fresh:
-        (out / "tiles.jsonl").unlink(missing_ok=True)
     settings = {"config": config.to_dict()["params"], "bench": bench, "tokens": tokens, "carving": carving}
+    store = out / "operands"
+    settings["operands"] = {"path": str(store), "digest": operands_digest(settings, gemms)}
+    write_store(config, store, settings["operands"]["digest"], gemms, [task.gemm for task in tasks])
+    log(f"{model}: {len(gemms)} GEMMs of a {tokens}-token forward pass, operands in {store} "
+        f"({time.perf_counter() - begin:.0f} s); {sum(len(t.cols) for t in tasks)} tiles in {len(tasks)} tasks on "
+        f"the {bench} bench of {config.name}")
+    return _Run(config, model, gemms, tasks, settings, out, begin)
+
+
+def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16, tokens: int = 256,
+                     carving: str | None = None, tiles: int | None = None, blocks: int | None = None,
+                     seed: int = 2026, tiles_per_task: int = 96,
+                     bench: str = "freerun", out_root: Path = Path("build/verify"), fresh: bool = False,
+                     scheduler: str | None = None, workers: int | None = None,
+                     compare_workers: tuple[int, ...] | None = None, log=print) -> int:
+    """Verify the forward pass's tiles on the RTL; write ``tiles.jsonl`` and ``report.json``; 0 when
+    every beat and cycle count matched, else 1 (naming the first failing layer, projection and tile).
+    ``compare_workers``: run the same tasks once per local cluster size instead (:func:`compare_workers`)."""
+    from gen.scale.cluster import connect
+    from gen.scale.tasks import run_tasks
+    from gen.scale.verify_report import build_report, compare_workers as compare
+    _check_options(bench, tiles, blocks, tokens, tiles_per_task)
+    run = _prepare(activation=activation, rows=rows, cols=cols, tokens=tokens, carving=carving, tiles=tiles,
+                   blocks=blocks, seed=seed, tiles_per_task=tiles_per_task, bench=bench, out_root=out_root, log=log)
+    sampled = {"tiles": tiles, "blocks": blocks}
+    if compare_workers:
+        return compare(run, compare_workers, scheduler, verify_tiles, log)
+    if fresh:
+        (run.out / "tiles.jsonl").unlink(missing_ok=True)
+    last_written = [time.perf_counter()]
+
+    def checkpoint(done: dict, so_far) -> None:
+        """report.json every minute while the tasks run (a long run stopped early still has one)."""
+        if time.perf_counter() - last_written[0] >= REPORT_EVERY_S:
+            report = build_report(run, so_far, sampled, seed, time.perf_counter() - run.begin, running=True)
+            (run.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            last_written[0] = time.perf_counter()
+
     with connect(scheduler, workers) as client:
-        run = run_tasks(client, verify_tiles, settings, jobs, out / "tiles.jsonl", desc="verify-model", unit="task",
-                        label=_task_label)
-    report = _report(config, model, gemms, run, settings, {"tiles": tiles, "blocks": blocks}, seed,
-                     time.perf_counter() - begin)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    log(f"verify-model {model}: {report['tiles']} tiles, {report['result_beats']} result beats, "
+        result = run_tasks(client, verify_tiles, run.settings, run.jobs(), run.out / "tiles.jsonl",
+                           desc="verify-model", unit="task", label=_task_label, keep_unrelated=True,
+                           on_record=checkpoint, identity=run.identity)
+    report = build_report(run, result, sampled, seed, time.perf_counter() - run.begin)
+    (run.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    log(f"verify-model {run.model}: {report['tiles']} tiles, {report['result_beats']} result beats, "
         f"{report['mismatches']} mismatches, {report['cycle_mismatches']} cycle-count differences, "
-        f"{len(report['errors'])} failed tasks; {run.workers} workers, {report['task_wall_seconds']:.1f} s; "
-        f"wrote {out / 'report.json'}")
+        f"{len(report['errors'])} failed tasks; {result.workers} workers, {report['task_wall_seconds']:.1f} s; "
+        f"wrote {run.out / 'report.json'}")
     problems = report["failures"] + report["errors"]
     if problems:
         first = problems[0]
@@ -279,37 +297,3 @@ def _task_label(record: dict) -> str:
     result = record["result"]
     return (f"{record['key']}: {result['tiles']} tiles, {result['mismatches']} mismatches, "
             f"{result['cycles']} cycles (model {result['model_cycles']})")
-
-
-def _report(config, model: str, gemms: list, run, settings: dict, sampled: dict, seed: int,
-            total_seconds: float) -> dict:
-    done = [r for r in run.records if "result" in r]
-    failures, errors = [], []
-    for record in run.records:
-        job, where = record["job"], {"layer": record["job"]["stage"].split(".")[0]}
-        where.update(projection=job["projection"], row0=job["row0"])
-        if "error" in record:
-            errors.append({**where, "cols": job["cols"], "problem": record["error"]})
-            continue
-        result = record["result"]
-        if result["mismatches"] or result["cycles"] != result["model_cycles"]:
-            failures.append({**where, "cols": result["mismatched_cols"] or job["cols"],
-                             "problem": f"{result['mismatches']} mismatching result beats, {result['cycles']} cycles "
-                                        f"(model {result['model_cycles']})"})
-    return {
-        "model": model, "config": config.name, "config_hash": config.hash, "config_params": settings["config"],
-        **{key: value for key, value in settings.items() if key != "config"}, "seed": seed,
-        "sampled": sampled, "tasks": len(run.records), "workers": run.workers,
-        "tiles": sum(r["result"]["tiles"] for r in done),
-        "result_beats": sum(r["result"]["result_beats"] for r in done),
-        "mismatches": sum(r["result"]["mismatches"] for r in done),
-        "cycles": sum(r["result"]["cycles"] for r in done),
-        "model_cycles": sum(r["result"]["model_cycles"] for r in done),
-        "cycle_mismatches": sum(r["result"]["cycles"] != r["result"]["model_cycles"] for r in done),
-        "macs": sum(r["result"]["macs"] for r in done),
-        "task_wall_seconds": run.wall_seconds, "warmup_seconds": run.warmup_seconds,
-        "task_cpu_seconds": sum(r["seconds"] for r in done),
-        "sim_seconds": sum(r["result"]["sim_seconds"] for r in done), "wall_seconds": total_seconds,
-        "tasks_run_now": run.ran, "tasks_reused": run.reused,
-        "failures": failures, "errors": errors, "full_pass": _projection(config, gemms, run.records),
-    }
