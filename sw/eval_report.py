@@ -96,26 +96,51 @@ def _spread_lines(records: list[dict]) -> list[str]:
     return lines
 
 
+def _spread_cell(record: dict) -> str:
+    """``mean (min – max)`` of a row's perplexity over its spread windows; an em dash without them."""
+    if record.get("perplexity_mean") is None:
+        return "—"
+    return (f"{_cell(record['perplexity_mean'], 3)} ({_cell(record['perplexity_min'], 3)} – "
+            f"{_cell(record['perplexity_max'], 3)})")
+
+
+def _reproducibility_lines(meta: dict) -> list[str]:
+    """Host precision, CPU kernels, seeds and library versions of the run ([] for an older report)."""
+    if "host_dtype" not in meta:
+        return []
+    libraries = ", ".join(f"{name} {version}" for name, version in meta.get("libraries", {}).items())
+    seeds = ", ".join(f"{name} {value}" for name, value in meta.get("seeds", {}).items())
+    return ["", "## Reproducibility", "",
+            f"Host operations in {meta['host_dtype']} (torch CPU capability `{meta.get('cpu_capability')}`, "
+            f"{meta.get('machine')}); ties in top-k and assignments broken by index. Seeds: {seeds}. "
+            f"Python {meta['python']}; {libraries}."]
+
+
 def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
     (out_dir / "report.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
-    header = ("| model | activation | active | router | down | perplexity | perplexity (long, float) | cycles/token "
+    spread = meta.get("spread_windows")
+    header = ("| model | activation | active | router | down | perplexity | "
+              f"mean (min – max) over {spread or '—'} windows | perplexity (long, float) | cycles/token "
               "(prefill) | utilization (prefill) | cycles/token (decode) | utilization (decode) | carving s (wall / CPU) | note |")
     lines = ["# SmolLM2-135M-Instruct Q4_1 on the MixPE array: dense and CMoE-carved", "",
              f"Array {meta['array']['rows']}x{meta['array']['cols']} (row_groups {meta['array']['row_groups']}), "
              f"W4 Q4_1 (g = 32, FP16 d and m per group, `zero_mode=float_offset`). Perplexity on the first "
              f"{meta['evaluation']['tokens']} held-out tokens (long: {meta['evaluation']['long_tokens']} tokens, "
-             f"float rows only). Cycles/token: prefill of that window; decode: one token.", "",
-             header, "|" + "---|" * 13]
+             f"float rows only). Spread: the same row on the first {spread or '—'} held-out windows of "
+             f"{meta['evaluation']['tokens']} tokens (the first is the perplexity column), mean of their perplexities "
+             "and the range. Cycles/token: prefill of that window; decode: one token.", "",
+             header, "|" + "---|" * 14]
     for r in records:
         note = r.get("error", "")
         lines.append(f"| {r['model']} | {r['activation']} | {r['active_ratio']:.0%} | {r['router'] or '—'} | "
                      f"{r['down_mode'] or '—'} | "
-                     f"{_cell(r['perplexity'], 3)} | {_cell(r.get('perplexity_long'), 3)} | "
+                     f"{_cell(r['perplexity'], 3)} | {_spread_cell(r)} | {_cell(r.get('perplexity_long'), 3)} | "
                      f"{_cell(r.get('cycles_per_token'), thousands=True)} | {_cell(r.get('prefill_utilization'), 3)} | "
                      f"{_cell(r.get('decode_cycles_per_token'), thousands=True)} | "
                      f"{_cell(r.get('decode_utilization'), 3)} | "
                      f"{_cell(r['carving_seconds'])} / {_cell(r['carving_cpu_seconds'])} | {note} |")
     lines += _trained_lines(records, meta) + gguf_summary_lines(records) + _spread_lines(records)
+    lines += _reproducibility_lines(meta)
     lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])
     lines += ["", "## Decode with row groups", ""] + _decode_lines(records, meta["array"])
     lines += ["", "## What runs where", "",
@@ -123,7 +148,7 @@ def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
               "projections (q, k, v, o, gate, up, down of 30 layers; for carved layers the shared and routed "
               "experts' gate/up/down). INT8 rows quantize each GEMM's input per token "
               "(`quantize_activations_int8`); FP16 rows pass it rounded to FP16 with `act_scale=None`.",
-              "* In float32 on the host: embedding lookup (Q8_0 dequantized), RMSNorm, RoPE, QK^T, causal "
+              f"* In {meta.get('host_dtype', 'float32')} on the host: embedding lookup (Q8_0 dequantized), RMSNorm, RoPE, QK^T, causal "
               "softmax, PV, SiLU and the SwiGLU product, residuals, the CMoE router, and the tied output head "
               "(Q8_0 embedding, dequantized). Their cycles are not counted.",
               "* Carved experts: gate/up keep the checkpoint's Q4_1 rows exactly; down is re-quantized to Q4_1 "

@@ -17,8 +17,11 @@ Rows of the report (one JSON record each, contract fields ``model``, ``activatio
   costs (routing does not matter there, so it has the analytic rows only).
 
 Perplexity is measured on the first ``eval_tokens`` tokens of the held-out text (one window; every
-row sees the same tokens). Float rows also report ``perplexity_long`` over ``float_windows``
-windows of ``eval_tokens``. ``cycles_per_token`` is the prefill of that window: every GEMM the
+row sees the same tokens). Every row also reports its spread over the first ``spread_windows``
+(:data:`SPREAD_WINDOWS`, at least 3) held-out windows of ``eval_tokens`` (the first is that window):
+``spread_perplexities`` and their ``perplexity_mean``, ``perplexity_std``, ``perplexity_min`` and
+``perplexity_max``. Float rows also report ``perplexity_long`` over ``float_windows`` windows of
+``eval_tokens`` (and each window's own perplexity, ``perplexity_windows``). ``cycles_per_token`` is the prefill of that window: every GEMM the
 forward pass ran, grouped in stages of GEMMs that share an input (q/k/v; o; gate/up of all experts;
 down of all experts), each stage tiled by :func:`sw.moe_mapper.map_stage` (R x C tiles, tokens on
 rows, ``row_groups`` bands) and timed by :func:`golden.cycles.predict_cycles`, summed over stages
@@ -26,22 +29,35 @@ rows, ``row_groups`` bands) and timed by :func:`golden.cycles.predict_cycles`, s
 forward. Only the 210 Q4_1 projections count; attention, norms, the router and the output head run
 on the host (see :mod:`sw.smollm`).
 
-Array rows run in ``workers`` processes (one thread each; bitexact_mpgemm costs ~0.2 us per
-M*N*K/32 element on this machine, ~0.6 s per token for the dense model). The RTL check of sampled
-tiles is a callable the caller passes in (``rtl_check``; ``gen`` wires
-:func:`verif.smollm_tiles.check_sampled_tiles`); the reports are written by :mod:`sw.eval_report`.
+Reproducibility: the host runs in float64 (:data:`HOST_DTYPE`, :func:`sw.smollm.with_host_dtype`;
+the carving's statistics and router too, with ties broken by index, :mod:`sw.cmoe`), so a row's
+numbers do not depend on the CPU's vector kernels or thread count; the array's numerics are
+bit-exact integer/FP16 arithmetic anyway. The report records the seeds, the library versions and
+the CPU capability torch ran with.
+
+Rows are tasks (:func:`evaluate_row`, one thread each) given to ``submit`` (``gen`` passes a Dask
+client's, :mod:`gen.scale.cluster`; the default runs them here, one after the other). Each finished
+row is appended to ``rows.jsonl`` in the output directory; a rerun after an interruption reuses the
+rows recorded under the same settings and carves only what the missing rows need; a finished run
+removes the file. The RTL check of sampled tiles is a callable the caller passes in
+(``rtl_check``; ``gen`` wires :func:`verif.smollm_tiles.check_sampled_tiles`); the reports are
+written by :mod:`sw.eval_report`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import math
-import multiprocessing
 import pickle
 import platform
+import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,10 +71,20 @@ from sw.eval_methods import TRAINING_MODULES, method_fields, train_method
 from sw.progress import progress
 from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, SMOLLM_METHODS, EvalSettings
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, Linear, SmolLM, array_config, forward, gemm_cycles,
-                       load_smollm, load_tokenizer, sequence_nll)
+                       load_smollm, load_tokenizer, sequence_nll, with_host_dtype)
 from sw.smollm_gguf import gguf_backend, gguf_row_name, gguf_tile_checks, is_gguf_row, load_smollm_gguf
 
-__all__ = ["EvalSettings", "RowSpec", "run_eval", "main_report", "DEFAULT_CONFIGS"]
+__all__ = ["EvalSettings", "RowSpec", "run_eval", "main_report", "DEFAULT_CONFIGS", "evaluate_row", "inline_submit",
+           "HOST_DTYPE", "SPREAD_WINDOWS", "RANDOM_SELECTION_SEED"]
+
+#: Precision of everything the host computes (attention, norms, the output head, float GEMMs, carving).
+HOST_DTYPE = torch.float64
+#: Held-out windows of ``eval_tokens`` every row is also evaluated on, for its spread.
+SPREAD_WINDOWS = 3
+#: Seed of the ``random`` router diagnostic (layer i uses this + i; :meth:`sw.cmoe.CarvedModel.ffns`).
+RANDOM_SELECTION_SEED = 0
+#: Rows finished by an interrupted run (removed when a run finishes).
+PARTIAL_ROWS = "rows.jsonl"
 
 @dataclasses.dataclass(frozen=True)
 class RowSpec:
@@ -82,64 +108,91 @@ class RowSpec:
         return self.model, "fitted" if self.router == "fitted" else "analytic"
 
 
-# -- one row (runs in a worker process) ----------------------------------------------------------
+# -- one row (a task: runs in a worker process, or here) -------------------------------------------
 
-_MODEL: SmolLM | None = None
+_MODELS: dict[str | None, SmolLM] = {}
 
 
-def _worker_init() -> None:
-    global _MODEL
+def _host_model(gguf: str | None) -> SmolLM:
+    """The model a row runs on (``gguf``: that file's, else the Q4_1 one), host in float64; loaded
+    once per process."""
+    if gguf not in _MODELS:
+        _MODELS[gguf] = with_host_dtype(load_smollm_gguf(gguf) if gguf else load_smollm(), HOST_DTYPE)
+    return _MODELS[gguf]
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """One torch thread while a row runs (rows run side by side, one per core)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    _MODEL = load_smollm()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
-def _backend(activation: str, settings: EvalSettings) -> Linear:
-    if activation == "float":
+def _backend(spec: RowSpec, settings: EvalSettings) -> Linear:
+    if is_gguf_row(spec.model):
+        return gguf_backend(spec.activation, settings.rows, settings.cols)
+    if spec.activation == "float":
         return FloatLinear()
-    return ArrayLinear(array_config(activation, settings.rows, settings.cols))
+    return ArrayLinear(array_config(spec.activation, settings.rows, settings.cols))
 
 
-def _evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dict:
-    """Perplexity, cycles and loads of one row on ``window`` (and ``long_windows`` for float rows);
-    ``operands`` is ``(carving or None, window, long_windows)``, pickled."""
-    model = load_smollm_gguf(settings.gguf) if is_gguf_row(spec.model) else _MODEL
+def _spread(perplexities: list[float]) -> dict:
+    return {"spread_windows": len(perplexities), "spread_perplexities": perplexities,
+            "perplexity_mean": statistics.fmean(perplexities), "perplexity_std": statistics.stdev(perplexities),
+            "perplexity_min": min(perplexities), "perplexity_max": max(perplexities)}
+
+
+def evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dict:
+    """Perplexity (first window), its spread, cycles and loads of one row; float rows also the long
+    windows. ``operands`` is ``(carving or None, held-out windows)`` pickled (the first
+    ``max(SPREAD_WINDOWS, float_windows)`` windows of ``eval_tokens``)."""
+    with _one_thread():
+        return _evaluate(spec, *pickle.loads(operands), settings)
+
+
+def _evaluate(spec: RowSpec, carving, windows: list[torch.Tensor], settings: EvalSettings) -> dict:
     start = time.perf_counter()
-    carving, window, long_windows = pickle.loads(operands)
+    model = _host_model(settings.gguf if is_gguf_row(spec.model) else None)
     selection = spec.router if spec.router in SELECTIONS else None
     merged_model = getattr(carving, "merged_model", None)        # LoRA: attention adapters merged
     model = merged_model(model, spec.down_mode) if merged_model is not None else model
-    ffns = carving.ffns(model, spec.down_mode, selection) if carving is not None else None
-    linear = (gguf_backend(spec.activation, settings.rows, settings.cols) if is_gguf_row(spec.model)
-              else _backend(spec.activation, settings))
-    nll, count = sequence_nll(forward(model, window, linear, ffns), window)
-    record = {"perplexity": math.exp(nll / count), "nll": nll, "predicted_tokens": count}
+    ffns = carving.ffns(model, spec.down_mode, selection, seed=RANDOM_SELECTION_SEED) if carving is not None else None
+    long_count = settings.float_windows if spec.activation == "float" else 0
+    linear = _backend(spec, settings)
+    nlls = []                                                      # (nll, predicted tokens) per window
+    for index, window in enumerate(windows[:max(SPREAD_WINDOWS, long_count)]):
+        nlls.append(sequence_nll(forward(model, window, linear if index == 0 else _backend(spec, settings), ffns),
+                                 window))
+        if index == 0 and ffns is not None:
+            loads = torch.stack([ffn.loads for ffn in ffns]).float()          # (layers, routed experts)
+    nll, count = nlls[0]
+    record = {"perplexity": math.exp(nll / count), "nll": nll, "predicted_tokens": count,
+              **_spread([math.exp(a / b) for a, b in nlls[:SPREAD_WINDOWS]])}
     prefill = gemm_cycles(linear.calls, settings.rows, settings.cols, settings.row_groups)
     if ffns is not None:
-        loads = torch.stack([ffn.loads for ffn in ffns]).float()          # (layers, routed experts)
         record["expert_load_cv"] = float((loads.std(dim=1) / loads.mean(dim=1)).mean())
         record["expert_load_max_over_mean"] = float((loads.max(dim=1).values / loads.mean(dim=1)).mean())
-    record["eval_seconds"] = time.perf_counter() - start
-    if spec.activation == "float" and long_windows:
-        total = tokens = 0
-        per_window = []
-        for long_window in long_windows:
-            a, b = sequence_nll(forward(model, long_window, FloatLinear(), ffns), long_window)
-            total, tokens = total + a, tokens + b
-            per_window.append(math.exp(a / b))
+    if long_count:
+        total, tokens = (sum(values) for values in zip(*nlls[:long_count]))
         record["perplexity_long"] = math.exp(total / tokens)
         record["long_tokens"] = tokens
-        record["perplexity_windows"] = per_window          # the spread between held-out windows
+        record["perplexity_windows"] = [math.exp(a / b) for a, b in nlls[:long_count]]
+    record["eval_seconds"] = time.perf_counter() - start
     decode_linear = FloatLinear()
-    forward(model, window[:1], decode_linear, ffns)
+    forward(model, windows[0][:1], decode_linear, ffns)
     decode = gemm_cycles(decode_linear.calls, settings.rows, settings.cols, settings.row_groups)
     record["decode_by_row_groups"] = {
         str(groups): {key: value for key, value in
                       gemm_cycles(decode_linear.calls, settings.rows, settings.cols, groups).items()
                       if key in ("cycles", "utilization")}
         for groups in range(1, settings.rows + 1) if settings.rows % groups == 0}
-    record.update({"cycles_per_token": prefill["cycles"] / len(window), "prefill_cycles": prefill["cycles"],
+    record.update({"cycles_per_token": prefill["cycles"] / len(windows[0]), "prefill_cycles": prefill["cycles"],
                    "prefill_utilization": prefill["utilization"], "prefill_tiles": prefill["tiles"],
-                   "macs_per_token": prefill["useful_macs"] / len(window),
+                   "macs_per_token": prefill["useful_macs"] / len(windows[0]),
                    "decode_cycles_per_token": decode["cycles"], "decode_utilization": decode["utilization"]})
     return record
 
@@ -170,74 +223,142 @@ def _rows(settings: EvalSettings) -> list[RowSpec]:
 #: ``tiles``, ``mismatches``, ``cycles``, ``predicted_cycles`` and ``passed``
 #: (:func:`verif.smollm_tiles.check_sampled_tiles`; the simulator lives above ``sw``).
 RtlTileCheck = Callable[..., dict]
+#: ``submit(function, *args) -> future``: runs ``function(*args)`` (a module-level function) somewhere
+#: and returns a future with ``result()`` and ``add_done_callback(fn)`` (a Dask client's ``submit``, an
+#: executor's, :func:`inline_submit`).
+Submit = Callable[..., concurrent.futures.Future]
+
+
+def inline_submit(function: Callable, *args) -> concurrent.futures.Future:
+    """Run ``function(*args)`` now, in this process; a finished future."""
+    future = concurrent.futures.Future()
+    try:
+        future.set_result(function(*args))
+    except Exception as error:                      # noqa: BLE001 - the future carries it, as an executor's does
+        future.set_exception(error)
+    return future
+
+
+def _row_key(spec: RowSpec) -> str:
+    return f"{spec.label} [{spec.model}|{spec.activation}|{spec.down_mode}|{spec.router}]"
+
+
+class _PartialRows:
+    """``rows.jsonl``: finished rows of a run with these settings, appended as they finish."""
+
+    def __init__(self, path: Path, settings: EvalSettings, texts: list[str]):
+        identity = {"settings": dataclasses.asdict(settings), "texts": texts, "spread_windows": SPREAD_WINDOWS,
+                    "host_dtype": str(HOST_DTYPE), "random_seed": RANDOM_SELECTION_SEED}
+        identity["settings"].pop("workers")
+        self.path = path
+        self.digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        self.done: dict[str, dict] = {}
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                entry = json.loads(line) if line.strip() else {}
+                if entry.get("digest") == self.digest and "error" not in entry["record"]:
+                    self.done[entry["key"]] = entry["record"]
+        self._lock = threading.Lock()
+
+    def add(self, spec: RowSpec, record: dict) -> None:
+        with self._lock, self.path.open("a") as out:
+            out.write(json.dumps({"key": _row_key(spec), "digest": self.digest, "record": record}) + "\n")
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _static_fields(spec: RowSpec, carving) -> dict:
+    """The fields of a row's record known before it runs."""
+    config = CMoEConfig.parse(spec.model) if spec.carving_key else None
+    return {"model": spec.model, "activation": spec.activation,
+            "active_ratio": config.activation_ratio if config else 1.0,
+            **(method_fields(carving) if spec.router in SMOLLM_METHODS else {}),
+            "router": spec.router, "down_mode": spec.down_mode,
+            "carving_seconds": carving.seconds if carving else None,
+            "carving_cpu_seconds": carving.cpu_seconds if carving else None,
+            "perplexity": None, "cycles_per_token": None}
 
 
 def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
-             rtl_check: RtlTileCheck | None = None) -> tuple[list[dict], bool]:
-    """Run every row, write ``report.json``, ``report.md`` and ``perplexity_vs_cycles.png`` in
-    ``out_dir``; returns (records, whether every row ran). ``rtl_check`` runs the RTL check of
-    ``settings.rtl_tiles`` tiles; it is required when that count is not 0."""
+             rtl_check: RtlTileCheck | None = None, submit: Submit = inline_submit) -> tuple[list[dict], bool]:
+    """Run every row (each a task given to ``submit``), write ``report.json``, ``report.md`` and
+    ``perplexity_vs_cycles.png`` in ``out_dir``; returns (records, whether every row ran). ``rtl_check``
+    runs the RTL check of ``settings.rtl_tiles`` tiles; it is required when that count is not 0."""
     if settings.rtl_tiles and rtl_check is None:
         raise CMoEError(f"rtl_tiles={settings.rtl_tiles}: an RTL tile check is needed "
                         f"(verif.smollm_tiles.check_sampled_tiles), or rtl_tiles=0")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     begin = time.perf_counter()
-    model = load_smollm()
+    model32 = load_smollm()                         # the trained methods' own (float32) host
+    model = with_host_dtype(model32, HOST_DTYPE)
     tokenizer = load_tokenizer()
     log(f"loaded {model.path.name}: {model.shape.layers} layers, hidden {model.shape.hidden}, "
-        f"FFN {model.shape.ffn} ({time.perf_counter() - begin:.0f} s)")
+        f"FFN {model.shape.ffn} ({time.perf_counter() - begin:.0f} s); host in {HOST_DTYPE}")
     for name in settings.configs:                   # before any carving: every carving has re-quantized rows
         CMoEConfig.parse(name).check_requantizable(model.shape.ffn)
     calibration_text, eval_text = corpus_text(CALIBRATION_MODULES), corpus_text(EVALUATION_MODULES)
     calibration = token_windows(tokenizer.encode(calibration_text).ids, settings.calibration_length,
                                 settings.calibration_windows, "calibration text")
     held_out = token_windows(tokenizer.encode(eval_text).ids, settings.eval_tokens,
-                             max(settings.float_windows, 1), "held-out text")
-    window, long_windows = held_out[0], held_out[:settings.float_windows]
+                             max(settings.float_windows, SPREAD_WINDOWS), "held-out text")
     training_text = corpus_text(TRAINING_MODULES) if settings.methods else ""
     training = (token_windows(tokenizer.encode(training_text).ids, settings.calibration_length,
                               settings.train_windows, "training text") if settings.methods else [])
 
     specs = _rows(settings)
-    results: dict[RowSpec, dict] = {}
+    partial = _PartialRows(out_dir / PARTIAL_ROWS, settings,
+                           [text_digest(calibration_text), text_digest(eval_text), text_digest(training_text)])
+    results: dict[RowSpec, dict] = {spec: partial.done[_row_key(spec)] for spec in specs
+                                    if _row_key(spec) in partial.done}
+    if results:
+        log(f"{len(results)} of {len(specs)} rows from the interrupted run in {partial.path}")
     carvings: dict[tuple[str, str], CarvedModel] = {}
-    context = multiprocessing.get_context("spawn")
-    # The pool is left (its manager thread, which runs the done callbacks, joined) before the bar closes.
-    with progress(total=len(specs), desc="eval-smollm", unit="row") as rows, \
-            concurrent.futures.ProcessPoolExecutor(settings.workers, mp_context=context,
-                                                   initializer=_worker_init) as pool:
-        log = rows.wrap(log)
-        futures = []
+    lock, finished_rows = threading.Lock(), threading.Semaphore(0)
+    submitted = 0
+    with progress(total=len(specs), desc="eval-smollm", unit="row") as bar:
+        log = bar.wrap(log)
+        for _ in results:
+            bar.step()
 
-        def finished(spec: RowSpec, future: concurrent.futures.Future) -> None:
-            """Done callback: record the row and report it (as it finishes, also during the carvings)."""
+        def finished(spec: RowSpec, static: dict, future) -> None:
+            """Done callback (any thread): record the row and report it as it finishes."""
             try:
-                results[spec] = future.result()
+                record = {**static, **future.result()}
+                partial.add(spec, record)
             except Exception as error:              # noqa: BLE001 - the row records it and the run fails
-                results[spec] = {"error": f"{type(error).__name__}: {error}"}
-            record = results[spec]
-            rows.step(f"{spec.label}: " + (f"perplexity {record['perplexity']:.3f}, {record['cycles_per_token']:.0f} "
-                                           f"cycles/token ({record['eval_seconds']:.0f} s)"
-                                           if "error" not in record else f"FAILED {record['error']}"))
+                record = {**static, "error": f"{type(error).__name__}: {error}"}
+            with lock:
+                results[spec] = record
+                bar.step(f"{spec.label}: " + (
+                    f"perplexity {record['perplexity']:.3f} (mean {record['perplexity_mean']:.3f} over "
+                    f"{record['spread_windows']} windows), {record['cycles_per_token']:.0f} cycles/token "
+                    f"({record['eval_seconds']:.0f} s)" if "error" not in record else f"FAILED {record['error']}"))
+            finished_rows.release()
 
-        def submit(spec: RowSpec) -> None:
-            # Tensors are pickled here with plain pickle: the pool's pickler would move them into shared
-            # memory from its feeder thread while this thread goes on using them.
-            operands = pickle.dumps((carvings.get(spec.carving_key), window, long_windows))
-            future = pool.submit(_evaluate_row, spec, operands, settings)
-            future.add_done_callback(functools.partial(finished, spec))
-            futures.append(future)
+        def start(spec: RowSpec) -> None:
+            nonlocal submitted
+            carving = carvings.get(spec.carving_key)
+            # Pickled here: a task is a function of bytes, whatever the executor does with its arguments.
+            operands = pickle.dumps((carving, held_out[:max(settings.float_windows, SPREAD_WINDOWS)]))
+            submitted += 1
+            future = submit(evaluate_row, spec, operands, settings)
+            future.add_done_callback(functools.partial(finished, spec, _static_fields(spec, carving)))
 
-        for spec in specs:                          # dense rows start while the carvings run
+        missing = [spec for spec in specs if spec not in results]
+        for spec in missing:                        # dense rows start while the carvings run
             if spec.carving_key is None:
-                submit(spec)
-        keys = list(dict.fromkeys(spec.carving_key for spec in specs if spec.carving_key))
+                start(spec)
+        keys = list(dict.fromkeys(spec.carving_key for spec in missing if spec.carving_key))
+        rtl_key = _rtl_carving(settings)
+        if rtl_key is not None and rtl_key not in keys:
+            keys.append(rtl_key)
         keys.sort(key=lambda key: key[1] in SMOLLM_METHODS)       # trained ones last: they start from the carvings
         for key in keys:
             name, router = key
             if router in SMOLLM_METHODS:
-                carving = train_method(model, router, CMoEConfig.parse(name), calibration, training, settings,
+                carving = train_method(model32, router, CMoEConfig.parse(name), calibration, training, settings,
                                        carvings, log)
             else:
                 carving = carve_model(model, calibration, CMoEConfig.parse(name), k_act=settings.k_act,
@@ -246,30 +367,26 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
             carvings[key] = carving
             log(f"{'trained' if router in SMOLLM_METHODS else 'carved'} {name} ({router}) in {carving.seconds:.1f} s "
                 f"wall, {carving.cpu_seconds:.1f} s CPU")
-            for spec in specs:
+            for spec in missing:
                 if spec.carving_key == key:
-                    submit(spec)
-        rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, settings, log, rtl_check)
+                    start(spec)
+        rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, rtl_key, settings, log,
+                                 rtl_check)
         if settings.gguf and settings.rtl_tiles:
             rtl_checks += gguf_tile_checks(settings.gguf, held_out[0][:settings.rtl_tokens], settings.array_activations,
                                            settings.rows, settings.cols, count=settings.rtl_tiles,
                                            seed=settings.rtl_seed, check_sampled_tiles=rtl_check, log=log)
-        concurrent.futures.wait(futures)
+        for _ in range(submitted):
+            finished_rows.acquire()
 
-    records = []
-    for spec in specs:
-        config = CMoEConfig.parse(spec.model) if spec.carving_key else None
-        carving = carvings.get(spec.carving_key)
-        records.append({"model": spec.model, "activation": spec.activation,
-                        "active_ratio": config.activation_ratio if config else 1.0,
-                        **(method_fields(carving) if spec.router in SMOLLM_METHODS else {}),
-                        "router": spec.router, "down_mode": spec.down_mode, "eval_tokens": settings.eval_tokens,
-                        "carving_seconds": carving.seconds if carving else None,
-                        "carving_cpu_seconds": carving.cpu_seconds if carving else None,
-                        "perplexity": None, "cycles_per_token": None, **results[spec]})
+    records = [{**results[spec], "eval_tokens": settings.eval_tokens} for spec in specs]
     meta = {
         "model_file": SMOLLM_FILE, "python": platform.python_version(), "torch": torch.__version__,
         "libraries": _library_versions(), "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "host_dtype": str(HOST_DTYPE).removeprefix("torch."),
+        "seeds": {"random_router": RANDOM_SELECTION_SEED, "rtl": settings.rtl_seed,
+                  "carving": "none (deterministic: ties broken by index)"},
+        "spread_windows": SPREAD_WINDOWS,
         "array": {"rows": settings.rows, "cols": settings.cols, "row_groups": settings.row_groups,
                   "weight_bits": 4, "group_size": 32, "zero_mode": "float_offset"},
         "settings": dataclasses.asdict(settings),
@@ -283,6 +400,8 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
     }
     write_reports(out_dir, records, meta)
     ok = all("error" not in record for record in records) and all(check["passed"] for check in rtl_checks)
+    if all("error" not in record for record in records):
+        partial.finish()
     return records, ok
 
 
@@ -290,7 +409,7 @@ def _library_versions() -> dict[str, str]:
     """Versions of the libraries whose kernels or algorithms the numbers depend on."""
     from importlib.metadata import PackageNotFoundError, version
     versions = {}
-    for package in ("torch", "numpy", "scipy", "gguf", "tokenizers"):
+    for package in ("torch", "numpy", "scipy", "gguf", "tokenizers", "dask", "distributed"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -298,18 +417,27 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[str, CarvedModel], settings: EvalSettings,
-                log, check_sampled_tiles: RtlTileCheck) -> list[dict]:
+def _rtl_carving(settings: EvalSettings) -> tuple[str, str] | None:
+    """The carving whose tiles the RTL check samples: the sparsest one (fitted router if run); None
+    without a sparse carving or with ``rtl_tiles`` 0."""
+    sparse = [name for name in settings.configs if CMoEConfig.parse(name).active < CMoEConfig.parse(name).routed]
+    if not settings.rtl_tiles or not sparse:
+        return None
+    return (min(sparse, key=lambda n: CMoEConfig.parse(n).activation_ratio),
+            "fitted" if "fitted" in settings.routers else "analytic")
+
+
+def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[tuple[str, str], CarvedModel],
+                rtl_key: tuple[str, str] | None, settings: EvalSettings, log,
+                check_sampled_tiles: RtlTileCheck) -> list[dict]:
     """``check_sampled_tiles`` for every array activation, on the dense model and on the sparsest
-    carving (its experts, re-quantized down included); [] if ``rtl_tiles`` is 0."""
+    carving (``rtl_key``: its experts, re-quantized down included); [] if ``rtl_tiles`` is 0."""
     if not settings.rtl_tiles:
         return []
     sources: list[tuple[str, list | None]] = [("dense", None)]
-    array_carvings = [name for name in settings.configs if CMoEConfig.parse(name).active < CMoEConfig.parse(name).routed]
-    if array_carvings:
-        name = min(array_carvings, key=lambda n: CMoEConfig.parse(n).activation_ratio)
-        router = "fitted" if "fitted" in settings.routers else "analytic"
-        sources.append((f"{name} ({router} router)", carvings[name, router].ffns(model, "requantized")))
+    if rtl_key is not None:
+        name, router = rtl_key
+        sources.append((f"{name} ({router} router)", carvings[rtl_key].ffns(model, "requantized")))
     checks = []
     for activation in settings.array_activations:
         for source, ffns in sources:
@@ -328,9 +456,10 @@ def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[str, CarvedM
     return checks
 
 
-def main_report(out_dir: Path, settings: EvalSettings, rtl_check: RtlTileCheck | None = None) -> int:
+def main_report(out_dir: Path, settings: EvalSettings, rtl_check: RtlTileCheck | None = None,
+                submit: Submit = inline_submit) -> int:
     """CLI entry: run, print where the reports are, exit 1 if any row failed."""
-    records, ok = run_eval(out_dir, settings, rtl_check=rtl_check)
+    records, ok = run_eval(out_dir, settings, rtl_check=rtl_check, submit=submit)
     print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}, {out_dir / 'perplexity_vs_cycles.png'}")
     if not ok:
         failed = [f"{r['model']} {r['activation']}" for r in records if "error" in r]

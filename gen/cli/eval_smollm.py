@@ -1,12 +1,16 @@
 """``mixpe eval-smollm``: SmolLM2-135M Q4_1 dense and CMoE-carved on the array's numerics
-(``make eval-smollm``)."""
+(``make eval-smollm``). Its rows run as tasks on the Dask layer (:mod:`gen.scale.cluster`): a local
+cluster of ``--workers`` processes, or an existing one by ``--scheduler`` / ``DASK_SCHEDULER_ADDRESS``;
+the carvings and the RTL check run in this process meanwhile."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 from gen.cli.options import BUILD_ROOT, add_quiet_option
+from gen.scale.cluster import add_cluster_options
 from sw.settings import CMOE_ROUTERS, SMOLLM_ARRAY_ACTIVATIONS, SMOLLM_CONFIGS, SMOLLM_METHODS, EvalSettings
 
 NAME = "eval-smollm"
@@ -50,8 +54,6 @@ def add_arguments(parser) -> None:
                              f"(default {defaults['balance_steps']})")
     parser.add_argument("--bias-speed", type=float, default=defaults["bias_speed"],
                         help=f"step of those bias updates (default {defaults['bias_speed']})")
-    parser.add_argument("--workers", type=int, default=defaults["workers"],
-                        help=f"processes evaluating rows (default {defaults['workers']})")
     parser.add_argument("--rtl-tiles", type=int, default=defaults["rtl_tiles"],
                         help=f"tiles of the real weights checked under Verilator per activation and source (dense, "
                              f"sparsest carving) (default {defaults['rtl_tiles']}; 0 skips)")
@@ -62,17 +64,21 @@ def add_arguments(parser) -> None:
                              "'make gguf-quantize'), each projection on its type's core: float, array and RTL rows")
     parser.add_argument("--out", help="output directory (default build/eval/smollm2/)")
     add_quiet_option(parser)
+    add_cluster_options(parser)
 
 
 def run(args) -> int:
+    from gen.scale.cluster import connect
     from sw.eval_smollm import main_report
     from verif.smollm_tiles import check_sampled_tiles
     settings = EvalSettings(eval_tokens=args.eval_tokens, float_windows=args.float_windows,
                             configs=tuple(args.configs), array_activations=tuple(args.activations),
                             routers=tuple(args.routers), rows=args.rows, cols=args.cols,
-                            row_groups=args.row_groups, workers=args.workers,
-                            balance_steps=args.balance_steps, bias_speed=args.bias_speed,
+                            row_groups=args.row_groups, balance_steps=args.balance_steps, bias_speed=args.bias_speed,
                             rtl_tiles=args.rtl_tiles, rtl_seed=args.rtl_seed, methods=tuple(args.methods),
                             train_windows=args.train_windows, distill_steps=args.distill_steps,
                             lora_windows=args.lora_windows, gguf=args.gguf)
-    return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings, check_sampled_tiles)
+    with connect(args.scheduler, args.workers) as client:
+        settings = dataclasses.replace(settings, workers=max(1, len(client.scheduler_info()["workers"])))
+        return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings, check_sampled_tiles,
+                           functools.partial(client.submit, pure=False))

@@ -1,0 +1,152 @@
+"""eval-smollm: float64 host, tie-breaking by index, spread fields, rows as submitted tasks, resume,
+and the same numbers whatever torch's CPU kernels and thread count (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sw.cmoe import representatives, top_indices
+from sw.smollm import ArrayLinear, FloatLinear, array_config, forward, sequence_nll, with_host_dtype
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_top_indices_break_ties_by_index():
+    values = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0], [2.0, 2.0, 2.0, 2.0, 2.0]])
+    assert top_indices(values, 2).tolist() == [[1, 2], [0, 1]]
+    assert top_indices(values, 4).tolist() == [[1, 2, 4, 0], [0, 1, 2, 3]]
+
+
+def test_representatives_exact_ties_lowest_index():
+    # Two members at the same L1 distance from the mean column: the lower index wins.
+    markers = torch.tensor([[1, 0], [0, 1], [1, 1]], dtype=torch.bool)       # (T=3, n=2), one cluster
+    assert representatives(markers, torch.tensor([0, 0]), 1).tolist() == [0]
+
+
+def test_float64_host_forward(smollm_layer0):
+    """with_host_dtype: every host operation in float64, the array's result back in it; a float32
+    model is unchanged (the trained methods' interface)."""
+    wide = with_host_dtype(smollm_layer0, torch.float64)
+    tokens = torch.arange(100, 108)
+    assert forward(wide, tokens, FloatLinear()).dtype == torch.float64
+    assert forward(smollm_layer0, tokens, FloatLinear()).dtype == torch.float32
+    logits = forward(wide, tokens, ArrayLinear(array_config("int8")))
+    assert logits.dtype == torch.float64
+    narrow = forward(smollm_layer0, tokens, FloatLinear(torch.float64)).double()
+    assert torch.allclose(forward(wide, tokens, FloatLinear()), narrow, rtol=0, atol=1e-3 * narrow.abs().max())
+    assert wide.layers[0].q is smollm_layer0.layers[0].q                   # projections shared
+
+
+def test_report_spread_and_reproducibility(tmp_path):
+    from sw.eval_report import write_reports
+    base = {"activation": "int8", "cycles_per_token": 1000.0, "prefill_utilization": 1.0, "carving_seconds": None,
+            "carving_cpu_seconds": None, "decode_cycles_per_token": 10, "decode_utilization": 0.5,
+            "model": "dense", "active_ratio": 1.0, "router": None, "down_mode": None}
+    records = [{**base, "perplexity": 8.0, "spread_windows": 3, "spread_perplexities": [8.0, 9.0, 10.0],
+                "perplexity_mean": 9.0, "perplexity_std": 1.0, "perplexity_min": 8.0, "perplexity_max": 10.0},
+               {**base, "activation": "fp16", "perplexity": None, "error": "RuntimeError: x"}]
+    meta = {"array": {"rows": 16, "cols": 16, "row_groups": 1}, "evaluation": {"tokens": 256, "long_tokens": 768,
+            "modules": ["heapq"], "sha256": "ab" * 32}, "calibration": {"tokens": 512, "modules": ["csv"],
+            "sha256": "cd" * 32}, "rtl_checks": [], "python": "3.11", "total_seconds": 1.0, "settings": {},
+            "host_dtype": "float64", "cpu_capability": "AVX2", "machine": "x86_64", "spread_windows": 3,
+            "seeds": {"random_router": 0, "rtl": 2026}, "libraries": {"torch": "2.0"}}
+    write_reports(tmp_path, records, meta)
+    text = (tmp_path / "report.md").read_text()
+    assert "| perplexity | mean (min – max) over 3 windows |" in text
+    assert "| 8.000 | 9.000 (8.000 – 10.000) |" in text
+    assert "Host operations in float64 (torch CPU capability `AVX2`" in text and "random_router 0" in text
+
+
+def test_inline_submit_carries_errors():
+    from sw.eval_smollm import inline_submit
+    assert inline_submit(divmod, 7, 2).result() == (3, 1)
+    with pytest.raises(ZeroDivisionError):
+        inline_submit(divmod, 1, 0).result()
+
+
+def test_partial_rows_resume(tmp_path):
+    """Rows recorded under the same settings are reused; other settings and failed rows are not."""
+    from sw.eval_smollm import EvalSettings, RowSpec, _PartialRows
+    settings = EvalSettings(configs=(), rtl_tiles=0)
+    path = tmp_path / "rows.jsonl"
+    first = _PartialRows(path, settings, ["a"])
+    first.add(RowSpec("dense", "float", None), {"perplexity": 8.0})
+    first.add(RowSpec("dense", "int8", None), {"error": "killed"})
+    again = _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, workers=1), ["a"])
+    assert list(again.done.values()) == [{"perplexity": 8.0}]
+    assert not _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, eval_tokens=64), ["a"]).done
+    again.finish()
+    assert not path.exists()
+
+
+def test_run_eval_rows_on_a_submit_callable(tmp_path, monkeypatch, smollm_layer0):
+    """run_eval gives every row to ``submit`` and reports each with its spread; a second run after an
+    interruption takes the recorded rows."""
+    import sw.eval_smollm as eval_smollm
+    monkeypatch.setattr(eval_smollm, "load_smollm", lambda *args, **kwargs: smollm_layer0)
+    calls = []
+
+    def submit(function, *args):
+        calls.append(args[0])
+        return eval_smollm.inline_submit(function, *args)
+
+    settings = eval_smollm.EvalSettings(configs=(), array_activations=("int8",), eval_tokens=8, float_windows=2,
+                                        rtl_tiles=0)
+    monkeypatch.setattr(eval_smollm, "_MODELS", {None: with_host_dtype(smollm_layer0, torch.float64)})
+    records, ok = eval_smollm.run_eval(tmp_path, settings, log=lambda message: None, submit=submit)
+    assert ok and [spec.label for spec in calls] == ["dense float", "dense int8"]
+    for record in records:
+        assert record["spread_windows"] == 3 and len(record["spread_perplexities"]) == 3
+        assert record["spread_perplexities"][0] == record["perplexity"]
+        assert record["perplexity_min"] <= record["perplexity_mean"] <= record["perplexity_max"]
+    assert len(records[0]["perplexity_windows"]) == 2 and "perplexity_windows" not in records[1]
+    meta = json.loads((tmp_path / "report.json").read_text())["meta"]
+    assert meta["host_dtype"] == "float64" and meta["seeds"]["rtl"] == settings.rtl_seed
+    assert not (tmp_path / eval_smollm.PARTIAL_ROWS).exists()
+
+
+_PROBE = """
+import hashlib, json, math, sys
+import torch
+torch.set_num_threads(int(sys.argv[1]))
+from sw.cmoe import CMoEConfig, carve_model
+from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, token_windows
+from sw.smollm import ArrayLinear, array_config, forward, load_smollm, load_tokenizer, sequence_nll, with_host_dtype
+model = with_host_dtype(load_smollm(layers=2), torch.float64)
+tokenizer = load_tokenizer()
+window = token_windows(tokenizer.encode(corpus_text(EVALUATION_MODULES)).ids, 64, 1, "held-out")[0]
+calibration = token_windows(tokenizer.encode(corpus_text(CALIBRATION_MODULES)).ids, 128, 2, "calibration")
+carving = carve_model(model, calibration, CMoEConfig.parse("S2A10E16"), router="fitted")
+digest = hashlib.sha256()
+for layer in carving.layers:
+    for tensor in (layer.shared, layer.experts, layer.representative):
+        digest.update(tensor.numpy().tobytes())
+rows = {}
+for name, ffns in (("dense", None), ("carved", carving.ffns(model, "requantized"))):
+    nll, count = sequence_nll(forward(model, window, ArrayLinear(array_config("int8")), ffns), window)
+    rows[name] = math.exp(nll / count)
+print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(), "carving": digest.hexdigest(), **rows}))
+"""
+
+
+@pytest.mark.slow
+def test_same_numbers_whatever_the_kernels():
+    """The dense INT8 row and a fitted carving (its partition and its INT8 row) on two layers do not
+    change with torch's thread count or vector kernels (ATEN_CPU_CAPABILITY): to 1e-12 relative."""
+    outputs = []
+    for threads, capability in ((1, "default"), (2, "avx2")):
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+        result = subprocess.run([sys.executable, "-c", _PROBE, str(threads)], cwd=ROOT, env=env, check=True,
+                                capture_output=True, text=True)
+        outputs.append(json.loads(result.stdout.splitlines()[-1]))
+    assert outputs[0]["capability"] != outputs[1]["capability"]
+    assert outputs[0]["carving"] == outputs[1]["carving"]
+    for row in ("dense", "carved"):
+        assert outputs[0][row] == pytest.approx(outputs[1][row], rel=1e-12, abs=0)
