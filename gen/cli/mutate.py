@@ -16,13 +16,20 @@ DESCRIPTION = ("Per block, mutate the emitted design with Yosys (mutate -list N 
                "hw/*.py line. Exits 1 when a block's score = killed / (mutants - equivalent) is below --min-score.")
 #: Blocks of mixpe mutate (gen.mutate.blocks.PLANS, repeated here: the parser must stay light).
 BLOCKS = ("pe", "act_sum", "gdu", "fp32", "fp_align", "array", "mpgemm")
+#: Mutants per block when ``--mutants`` is not given: sized from the measured CPU cost of a mutant
+#: (simulations, proofs of the survivors, one Verilator build per netlist) so that ``make mutate``
+#: on the default preset, every block, takes at most 45 minutes on 2 idle cores
+#: (docs/verification.md, "`make mutate` in 45 minutes").
+DEFAULT_MUTANTS = {"pe": 200, "act_sum": 40, "gdu": 120, "fp32": 150, "fp_align": 100, "array": 40, "mpgemm": 60}
 
 
 def add_arguments(parser) -> None:
     add_config_options(parser)
     parser.add_argument("--blocks", nargs="+", choices=BLOCKS, default=None,
                         help=f"blocks to mutate (default all the configuration has: {' '.join(BLOCKS)})")
-    parser.add_argument("--mutants", type=int, default=50, metavar="N", help="mutants per block (default 50)")
+    parser.add_argument("--mutants", type=int, default=None, metavar="N",
+                        help="mutants of every block (default per block, sized for 45 minutes on 2 cores: "
+                             + ", ".join(f"{block} {count}" for block, count in DEFAULT_MUTANTS.items()) + ")")
     parser.add_argument("--seed", type=int, default=1, help="seed of the mutation list and of the tests (default 1)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes of the local Dask cluster (default 2)")
     parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -43,7 +50,7 @@ def run(args) -> int:
     from gen.scale.cluster import connect, scheduler_address
     from gen.mutate.report import write_reports
     from hw.config import ConfigError
-    if args.mutants < 1:
+    if args.mutants is not None and args.mutants < 1:
         raise ConfigError(f"mutants={args.mutants}: must be at least 1")
     if args.jobs < 1:
         raise ConfigError(f"jobs={args.jobs}: must be at least 1")
@@ -56,12 +63,13 @@ def run(args) -> int:
         raise ConfigError(f"blocks={' '.join(args.blocks)}: none of them exists on {config.name} "
                           f"(fp_align needs floating-point activations)")
     command = (f"mixpe mutate --preset {shlex.quote(config.name)} --blocks {' '.join(p.block for p in plans)} "
-               f"--mutants {args.mutants} --seed {args.seed}")
+               + (f"--mutants {args.mutants} " if args.mutants else "") + f"--seed {args.seed}")
     results = []
     with connect(args.scheduler, None if scheduler_address(args.scheduler) else args.jobs) as client:
         map_tasks = dask_map(client, out / WORKERS_LOG)
         for plan in plans:  # the report is rewritten after every block: a long run reports what it has
-            results.append(run_block(plan, config, mutants=args.mutants, seed=args.seed, out_root=out,
+            mutants = args.mutants or DEFAULT_MUTANTS[plan.block]
+            results.append(run_block(plan, config, mutants=mutants, seed=args.seed, out_root=out,
                                      map_tasks=map_tasks, use_cache=not args.no_cache,
                                      equiv_timeout=args.equiv_timeout))
             paths = write_reports(results, out, command, args.min_score)
