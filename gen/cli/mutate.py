@@ -20,7 +20,7 @@ BLOCKS = ("pe", "act_sum", "gdu", "fp32", "fp_align", "array", "mpgemm")
 #: (simulations, proofs of the survivors, one Verilator build per netlist) so that ``make mutate``
 #: on the default preset, every block, takes at most 45 minutes on 2 idle cores
 #: (docs/verification.md, "`make mutate` in 45 minutes").
-DEFAULT_MUTANTS = {"pe": 200, "act_sum": 40, "gdu": 120, "fp32": 150, "fp_align": 100, "array": 40, "mpgemm": 60}
+DEFAULT_MUTANTS = {"pe": 200, "act_sum": 30, "gdu": 60, "fp32": 100, "fp_align": 100, "array": 30, "mpgemm": 40}
 
 
 def add_arguments(parser) -> None:
