@@ -34,11 +34,13 @@ from pathlib import Path
 
 from hw.errors import MixPEError
 
-__all__ = ["VerifyModelError", "BENCHES", "GemmTiles", "verify_tiles", "run_verify_model"]
+__all__ = ["VerifyModelError", "BENCHES", "GemmTiles", "TileBatch", "verify_tiles", "run_verify_model"]
 
 BENCHES = ("freerun", "memory-fed", "stream-drivers")
 #: Seconds between the report.json checkpoints of a running command.
 REPORT_EVERY_S = 60
+#: Most tiles in one task of a ``--tiles`` sample (its tiles come from different row blocks).
+SAMPLED_TILES_PER_TASK = 8
 
 
 class VerifyModelError(MixPEError, ValueError):
@@ -62,6 +64,34 @@ class GemmTiles:
     def key(self) -> str:
         """``<projection>@<row0>:<first col0>-<last col0>`` (tasks of one row block hold disjoint column runs)."""
         return f"{self.projection}@{self.row0}:{self.cols[0]}-{self.cols[-1]}"
+
+    @property
+    def tiles(self) -> int:
+        return len(self.cols)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> GemmTiles:
+        """The piece a task's JSON spec (or a batch's piece) describes."""
+        return cls(**{**spec, "cols": tuple(spec["cols"])})
+
+    @property
+    def pieces(self) -> tuple[GemmTiles, ...]:
+        return (self,)
+
+
+@dataclasses.dataclass(frozen=True)
+class TileBatch:
+    """One task of a sampled run: the sampled tiles of several row blocks (``pieces``), streamed back to
+    back in one simulation, so a task is not one tile's worth of fixed costs."""
+    pieces: tuple[GemmTiles, ...]
+
+    @property
+    def key(self) -> str:
+        return "+".join(piece.key for piece in self.pieces)
+
+    @property
+    def tiles(self) -> int:
+        return sum(piece.tiles for piece in self.pieces)
 
 
 # -- worker side --------------------------------------------------------------------------------
@@ -95,23 +125,29 @@ def _task_operands(config, settings: dict, spec: dict, payload):
 
 
 def verify_tiles(settings: dict, spec: dict, payload=None) -> dict:
-    """The task of one :class:`GemmTiles` (``spec``): its operands ``(x (<= R, K), act_scale, weights of
-    the selected columns)`` are ``payload``, or read from the operand store ``settings["operands"]``;
-    returns the beats, mismatching tiles (their first column), the measured and predicted cycles
-    and the simulated MACs."""
+    """The task of one :class:`GemmTiles` or :class:`TileBatch` (``spec``): a piece's operands ``(x (<= R,
+    K), act_scale, weights of the selected columns)`` are ``payload`` (one piece), or read from the
+    operand store ``settings["operands"]``; every piece's tiles stream back to back through one
+    simulation. Returns the beats, mismatching tiles (their first column; of a batch, per piece key
+    in ``mismatched``), the measured and predicted cycles and the simulated MACs."""
     from gen.scale.tile_beats import row_block_result_beats, row_block_tiles
     from golden.cycles import predict_cycles
     from golden.mpgemm import bitexact_mpgemm
     from hw.config import MixPEConfig
     from sw.packer import pad_operands
     config = MixPEConfig.from_dict(settings["config"])
-    x, act_scale, weights = _task_operands(config, settings, spec, payload)
-    m, n = x.shape[0], weights.codes.shape[0]
-    padded = pad_operands(config, x, act_scale, weights)
-    tiles = row_block_tiles(config, *padded)
-    y = bitexact_mpgemm(config, *padded)
-    expected = row_block_result_beats(config, y)
-    rows = [y[:, col0:col0 + config.cols] for col0 in range(0, y.shape[1], config.cols)]
+    pieces = spec.get("pieces", [spec])
+    tiles, expected, rows, owners, macs = [], [], [], [], 0
+    for piece in pieces:
+        x, act_scale, weights = _task_operands(config, settings, piece, payload)
+        macs += x.shape[0] * weights.codes.shape[0] * x.shape[1]
+        padded = pad_operands(config, x, act_scale, weights)
+        piece_tiles = row_block_tiles(config, *padded)
+        y = bitexact_mpgemm(config, *padded)
+        tiles += piece_tiles
+        expected += row_block_result_beats(config, y)
+        rows += [y[:, col0:col0 + config.cols] for col0 in range(0, y.shape[1], config.cols)]
+        owners += [(piece, col0) for col0 in piece["cols"][:len(piece_tiles)]]
     start = time.perf_counter()
     received, mismatches, cycles = _run_bench(settings["bench"], config, tiles, expected, rows)
     sim_seconds = time.perf_counter() - start
@@ -126,10 +162,16 @@ def verify_tiles(settings: dict, spec: dict, payload=None) -> dict:
     elif mismatches:
         wrong_tiles = list(range(len(tiles)))      # the cocotb benches count mismatches, not where
     predicted = predict_cycles(config, [tile.groups for tile in tiles])
-    return {"tiles": len(tiles), "result_beats": len(expected), "mismatches": mismatches,
-            "mismatched_cols": [spec["cols"][i] for i in wrong_tiles if i < len(spec["cols"])],
-            "cycles": cycles, "model_cycles": predicted.cycles, "macs": m * n * x.shape[1],
-            "sim_seconds": round(sim_seconds, 4), "cold": cold}
+    wrong_owners = [owners[i] for i in wrong_tiles if i < len(owners)]
+    result = {"tiles": len(tiles), "result_beats": len(expected), "mismatches": mismatches,
+              "mismatched_cols": [col0 for _, col0 in wrong_owners],
+              "cycles": cycles, "model_cycles": predicted.cycles, "macs": macs,
+              "sim_seconds": round(sim_seconds, 4), "cold": cold}
+    if "pieces" in spec:
+        result["mismatched"] = {}
+        for piece, col0 in wrong_owners:
+            result["mismatched"].setdefault(GemmTiles.from_spec(piece).key, []).append(col0)
+    return result
 
 
 # -- client side --------------------------------------------------------------------------------
@@ -160,9 +202,10 @@ def _forward_gemms(config, tokens: int, carving: str | None, log) -> tuple[list,
 
 
 def _tasks(config, gemms: list, count: int | None, seed: int, per_task: int, blocks: int | None = None
-           ) -> list[GemmTiles]:
+           ) -> list[GemmTiles | TileBatch]:
     """Every tile of every GEMM, or ``count`` tiles, or every tile of ``blocks`` row blocks (GEMM, R
-    tokens), sampled with ``seed``; grouped into tasks."""
+    tokens), sampled with ``seed``; grouped into tasks: a row block's tiles, at most ``per_task`` per
+    task; the ``count`` sampled tiles gathered across row blocks, at most ``SAMPLED_TILES_PER_TASK`` per task."""
     from sw.packer import tile_grid
     everything = [(index, row0, col0) for index, (_, x, weight) in enumerate(gemms)
                   for row0, col0 in tile_grid(config, x.shape[0], weight.shape[0])]
@@ -186,7 +229,27 @@ def _tasks(config, gemms: list, count: int | None, seed: int, per_task: int, blo
         for start in range(0, len(cols), per_task):
             tasks.append(GemmTiles(index, stage, weight.name, x.shape[0], n, k, row0,
                                    tuple(cols[start:start + per_task])))
-    return tasks
+    return tasks if count is None else _batches(tasks, min(per_task, SAMPLED_TILES_PER_TASK))
+
+
+def _batches(pieces: list[GemmTiles], most: int) -> list[TileBatch]:
+    """The tiles of ``pieces`` dealt into ``ceil(tiles / most)`` batches of about equal simulation
+    cost (a tile's K groups; longest first, each to the cheapest batch), so that the tasks of a
+    sample finish together; within a batch, each row block's tiles form one piece, in order."""
+    tiles = [(piece, col0) for piece in pieces for col0 in piece.cols]
+    count = -(-len(tiles) // most)
+    loads = [[0, index, []] for index in range(count)]            # [cost, batch, tiles]
+    for order, (piece, col0) in sorted(enumerate(tiles), key=lambda item: (-item[1][0].k, item[0])):
+        load = min(loads, key=lambda entry: (len(entry[2]) >= most, entry[0], entry[1]))
+        load[0] += piece.k
+        load[2].append((order, piece, col0))
+    batches = []
+    for _, _, members in loads:
+        grouped: dict = {}
+        for _, piece, col0 in sorted(members, key=lambda member: member[0]):
+            grouped.setdefault((piece.gemm, piece.row0), (piece, []))[1].append(col0)
+        batches.append(TileBatch(tuple(dataclasses.replace(piece, cols=tuple(cols)) for piece, cols in grouped.values())))
+    return batches
 
 
 def _check_options(bench: str, tiles, blocks, tokens, tiles_per_task) -> None:
@@ -206,7 +269,7 @@ class _Run:
     config: object
     model: str
     gemms: list
-    tasks: list[GemmTiles]
+    tasks: list[GemmTiles | TileBatch]
     settings: dict
     out: Path
     begin: float
@@ -236,9 +299,10 @@ def _prepare(*, activation: str, rows: int, cols: int, tokens: int, carving: str
     settings = {"config": config.to_dict()["params"], "bench": bench, "tokens": tokens, "carving": carving}
     store = out / "operands"
     settings["operands"] = {"path": str(store), "digest": operands_digest(settings, gemms)}
-    write_store(config, store, settings["operands"]["digest"], gemms, [task.gemm for task in tasks])
+    write_store(config, store, settings["operands"]["digest"], gemms,
+                [piece.gemm for task in tasks for piece in task.pieces])
     log(f"{model}: {len(gemms)} GEMMs of a {tokens}-token forward pass, operands in {store} "
-        f"({time.perf_counter() - begin:.0f} s); {sum(len(t.cols) for t in tasks)} tiles in {len(tasks)} tasks on "
+        f"({time.perf_counter() - begin:.0f} s); {sum(t.tiles for t in tasks)} tiles in {len(tasks)} tasks on "
         f"the {bench} bench of {config.name}")
     return _Run(config, model, gemms, tasks, settings, out, begin)
 

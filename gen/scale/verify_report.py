@@ -77,20 +77,29 @@ def projection(config, gemms: list, records: list[dict]) -> dict:
 def build_report(run, task_run, sampled: dict, seed: int, total_seconds: float, *, running: bool = False) -> dict:
     """``report.json`` of :class:`gen.scale.verify_model._Run` ``run`` after ``task_run`` (a
     :class:`gen.scale.tasks.TaskRun`; ``running``: a checkpoint while its tasks still run)."""
+    from gen.scale.verify_model import GemmTiles
     config, settings = run.config, run.settings
     done = [r for r in task_run.records if "result" in r]
     failures, errors = [], []
     for record in task_run.records:
-        job, where = record["job"], {"layer": record["job"]["stage"].split(".")[0]}
-        where.update(projection=job["projection"], row0=job["row0"])
-        if "error" in record:
-            errors.append({**where, "cols": job["cols"], "problem": record["error"]})
+        result = record.get("result")
+        bad = result is not None and (result["mismatches"] or result["cycles"] != result["model_cycles"])
+        if result is not None and not bad:
             continue
-        result = record["result"]
-        if result["mismatches"] or result["cycles"] != result["model_cycles"]:
-            failures.append({**where, "cols": result["mismatched_cols"] or job["cols"],
+        pieces = record["job"].get("pieces", [record["job"]])
+        for piece in pieces:
+            where = {"layer": piece["stage"].split(".")[0], "projection": piece["projection"], "row0": piece["row0"]}
+            if result is None:
+                errors.append({**where, "cols": piece["cols"], "problem": record["error"]})
+                continue
+            cols = (result["mismatched"].get(GemmTiles.from_spec(piece).key, []) if "mismatched" in result
+                    else result["mismatched_cols"])
+            if result["mismatches"] and not cols and len(pieces) > 1:
+                continue                                   # the batch's wrong beats are in other pieces
+            failures.append({**where, "cols": cols or piece["cols"],
                              "problem": f"{result['mismatches']} mismatching result beats, {result['cycles']} cycles "
-                                        f"(model {result['model_cycles']})"})
+                                        f"(model {result['model_cycles']})" + (
+                                            f" in a stream of {len(pieces)} row blocks" if len(pieces) > 1 else "")})
     now = [r for r in done if (r.get("segment") or {}).get("started") == _latest(task_run.records)]
     tiles_now = sum(r["result"]["tiles"] for r in now)
     return {
@@ -99,7 +108,7 @@ def build_report(run, task_run, sampled: dict, seed: int, total_seconds: float, 
         "sampled": sampled, "status": "running" if running else "finished",
         "tasks": len(task_run.records), "tasks_selected": len(run.tasks), "workers": task_run.workers,
         "tiles": sum(r["result"]["tiles"] for r in done),
-        "tiles_selected": sum(len(task.cols) for task in run.tasks),
+        "tiles_selected": sum(task.tiles for task in run.tasks),
         "result_beats": sum(r["result"]["result_beats"] for r in done),
         "mismatches": sum(r["result"]["mismatches"] for r in done),
         "cycles": sum(r["result"]["cycles"] for r in done),
@@ -140,7 +149,7 @@ def compare_workers(run, counts, scheduler: str | None, function, log) -> int:
     if scheduler is not None:
         raise ClusterError(f"scheduler={scheduler!r}: --compare-workers starts its own local clusters")
     rows, results = [], {}
-    tiles = sum(len(task.cols) for task in run.tasks)
+    tiles = sum(task.tiles for task in run.tasks)
     for count in counts:
         directory = run.out / "compare" / f"workers-{count}"
         (directory / "tiles.jsonl").unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 the operand store, a task's beat and cycle checks, the report naming the failing layer, projection and
 tile, resumed runs' segments; one small RTL run (slow)."""
 
+import dataclasses
 import math
 import types
 
@@ -11,7 +12,7 @@ import torch
 
 from gen.cli import main
 from gen.scale.tasks import TaskRun
-from gen.scale.verify_model import _Run, _tasks, verify_tiles
+from gen.scale.verify_model import GemmTiles, _batches, _Run, _tasks, verify_tiles
 from gen.scale.tile_beats import row_block_result_beats, row_block_tiles
 from gen.scale.verify_operands import OperandStoreError, operands_digest, read_operands, write_store
 from gen.scale.verify_report import build_report, segments
@@ -37,8 +38,14 @@ def test_every_tile_or_a_sample_grouped_by_row_block():
     assert sum(len(task.cols) for task in every) == 3 * 3 + 3 * 2        # R = C = 4: row blocks 0, 4, 8
     assert every[0].key == "blk.0.attn_q@0:0-4" and every[1].cols == (8,)
     sampled = _tasks(CONFIG, fake_gemms(), 5, seed=7, per_task=96)
-    assert sum(len(task.cols) for task in sampled) == 5
+    assert sum(task.tiles for task in sampled) == 5
     assert sampled == _tasks(CONFIG, fake_gemms(), 5, seed=7, per_task=96)   # seeded
+    batches = _tasks(CONFIG, fake_gemms(), 15, seed=7, per_task=96)           # every tile, sampled: <= 8 per task
+    assert len(batches) == 2 and all(task.tiles <= 8 for task in batches)
+    tiles = [(p.gemm, p.row0, col0) for task in batches for p in task.pieces for col0 in p.cols]
+    assert len(set(tiles)) == 15                                              # each tile once
+    costs = [sum(p.k * p.tiles for p in task.pieces) for task in batches]     # 9 tiles of K = 64, 6 of K = 32
+    assert costs == [384, 384]
     blocks = _tasks(CONFIG, fake_gemms(), None, seed=7, per_task=96, blocks=2)
     assert len(blocks) == 2 and all(len(task.cols) == math.ceil(task.n / 4) for task in blocks)
 
@@ -134,3 +141,27 @@ def test_segments_add_up_resumed_runs():
     assert first["tasks"] == 2 and first["tiles"] == 192 and first["task_wall_seconds"] == 5.0
     assert first["worker_cpu_seconds"] == 3.0 and first["client_cpu_seconds"] == 0.2
     assert second["started"] == "2026-12-01T23:00:00Z" and second["tiles"] == 96
+
+
+def test_a_batch_streams_its_pieces_and_names_the_wrong_one(tmp_path, monkeypatch):
+    def bench_with_one_bad_beat(bench, config, tiles, expected, rows):
+        received = list(expected)
+        received[9] ^= 1                                                  # tile 2: the second piece's first tile
+        return received, 0, predict_cycles(config, [tile.groups for tile in tiles]).cycles
+
+    monkeypatch.setattr("gen.scale.verify_model._run_bench", bench_with_one_bad_beat)
+    _, _, weights = random_operands(CONFIG, 4, 12, 64, seed=2)
+    weight = types.SimpleNamespace(name="blk.0.attn_q", shape=(12, 64),
+                                   quantized=types.SimpleNamespace(to_quantized_weights=lambda config: weights))
+    gemms = [("0.qkv", torch.randn(8, 64), weight)]
+    store = {"path": str(tmp_path), "digest": operands_digest({}, gemms)}
+    write_store(CONFIG, tmp_path, store["digest"], gemms, [0])
+    batch = _batches([GemmTiles(0, "0.qkv", "blk.0.attn_q", 8, 12, 64, 0, (0, 4)),
+                      GemmTiles(0, "0.qkv", "blk.0.attn_q", 8, 12, 64, 4, (4, 8))], 8)[0]
+    settings = {"config": CONFIG.to_dict()["params"], "bench": "freerun", "operands": store}
+    result = verify_tiles(settings, dataclasses.asdict(batch))
+    assert result["tiles"] == 4 and result["mismatches"] == 1 and result["mismatched"] == {"blk.0.attn_q@4:4-8": [4]}
+    record = {"key": batch.key, "job": dataclasses.asdict(batch), "result": result, "seconds": 1.0}
+    run = _Run(CONFIG, "smollm2-dense", [], [batch], settings, None, 0.0)
+    report = build_report(run, TaskRun(records=[record], ran=1, reused=0, wall_seconds=1.0, workers=1), {}, 1, 1.0)
+    assert [(f["row0"], f["cols"]) for f in report["failures"]] == [(4, [4])]
