@@ -9,7 +9,12 @@ accumulator bank is read back through ``read_addr`` and compared bit for bit wit
 FP32 chain of :mod:`golden.fp32` (cases and expected values from :mod:`.host`, in the job), and
 every cycle ``result_written`` must pulse exactly for the rows of a case's last group, with the
 case's bank and column on ``result_bank`` and ``result_column``. While rows arrive, ``read_addr``
-reads random rows (the result port is independent of the accumulation). Cases: zeros, the largest |D| the widths allow (both signs),
+reads random rows (the result port is independent of the accumulation). Every cycle without a
+row (between groups, one bubble inside each group at a position drawn per case, while the last
+rows drain) drives random values on every input but ``valid``: nothing but a valid row may change
+the accumulators or the latched scale and zero point. A case's bank is drawn apart from its
+column, so each column's words are accumulated in both banks (a write into another column's or
+bank's word shows). Cases: zeros, the largest |D| the widths allow (both signs),
 sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
 in ``zero_mode="float_offset"`` the port ``zero`` carries a raw FP16 offset, with the largest
 terms of both signs and an offset product that cancels the scaled one exactly.
@@ -20,7 +25,7 @@ from __future__ import annotations
 import random
 
 import cocotb
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import FallingEdge
 
 from hw.config import MixPEConfig
 from hw.layouts import pack, row_info_layout
@@ -38,8 +43,18 @@ async def edge_cases(dut):
     gap = config.group_interval - rows  # a row's groups group_interval cycles apart, as in the core
     await clock_and_reset(dut, 2, info=0)
     await FallingEdge(dut.clk)
-
     columns = config.columns_per_lane
+
+    async def idle(cycles: int):
+        """``cycles`` cycles without a row: every input random but ``info.valid`` (bit 0)."""
+        for _ in range(cycles):
+            dut.info.value = rng.randrange(1 << layout.size) & ~1
+            dut.psum.value = rng.randrange(1 << config.psum_bits)
+            dut.scale.value, dut.zero.value = rng.randrange(1 << 16), rng.randrange(garbage)
+            if columns > 1:
+                dut.column.value = rng.randrange(columns)
+            await FallingEdge(dut.clk)
+
     failures = []
     written = []
 
@@ -51,12 +66,17 @@ async def edge_cases(dut):
 
     cocotb.start_soon(watch_writes())
     for index, case in enumerate(job["cases"]):
-        bank, column = index % 2, index % columns
+        bank, column = index // columns % 2, index % columns
         groups = len(case["psums"])
-        if columns > 1:
-            dut.column.value = column
+        # A bubble before the same row of every group, in place of one cycle of the gap: a row's
+        # groups stay group_interval cycles apart (the forwarding's closest case).
+        bubble_before = rng.randrange(1, rows) if rows > 1 and gap > 0 else None
         for j in range(groups):
             for r in range(rows):
+                if r == bubble_before:
+                    await idle(1)
+                if columns > 1:
+                    dut.column.value = column
                 dut.psum.value = case["psums"][j][r] & ((1 << config.psum_bits) - 1)
                 dut.read_addr.value = rng.randrange(2 * rows)  # the result port reads any row meanwhile
                 dut.info.value = pack(layout, {
@@ -67,11 +87,8 @@ async def edge_cases(dut):
                 else:
                     dut.scale.value, dut.zero.value = rng.randrange(1 << 16), rng.randrange(garbage)
                 await FallingEdge(dut.clk)
-            dut.info.value = 0
-            await ClockCycles(dut.clk, gap)
-            await FallingEdge(dut.clk)
-        await ClockCycles(dut.clk, config.gdu_latency)
-        await FallingEdge(dut.clk)
+            await idle(gap - (bubble_before is not None))
+        await idle(config.gdu_latency)
         expected = case["expected"]
         for r in range(rows):
             dut.read_addr.value = bank * rows + r
@@ -81,5 +98,5 @@ async def edge_cases(dut):
                 failures.append(f"{case['name']} row {r}: got {got:#010x} expected {expected[r]:#010x}")
         dut._log.info("case %s: %d groups x %d rows checked", case["name"], groups, rows)
     assert not failures, f"{len(failures)} mismatches (seed {cocotb.RANDOM_SEED}): {failures[:6]}"
-    expected_writes = [(index % 2, index % columns) for index in range(len(job["cases"])) for _ in range(rows)]
+    expected_writes = [(index // columns % 2, index % columns) for index in range(len(job["cases"])) for _ in range(rows)]
     assert written == expected_writes, f"result_written pulses (bank, column) {written[:8]}... != {expected_writes[:8]}..."
