@@ -20,7 +20,7 @@ from gen.mutate.errors import MutateError
 from gen.yosys_run import run_yosys
 
 __all__ = ["REPO_ROOT", "Mutation", "PREPARE", "CONTROL", "rtlil_with_src", "list_mutations", "mutants_verilog",
-           "EquivalenceResult", "prove_equivalent", "MITER", "EQUIV"]
+           "EquivalenceResult", "prove_equivalent", "CUT_POINTS", "MITER", "EQUIV"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Yosys commands that turn Amaranth's RTLIL into one flat module of cells (mutations act on cells).
@@ -139,6 +139,7 @@ class EquivalenceResult:
 
 
 #: The proof methods of :func:`prove_equivalent`, as named in the reports' ``equivalent_by``.
+CUT_POINTS = "registers as cut points + sat"
 MITER, EQUIV = "miter + sat -tempinduct", "equiv_struct + equiv_simple + equiv_induct"
 
 
@@ -166,16 +167,31 @@ def _all_init_zero(work: Path, design: str) -> bool:
     return all(set(value) == {"0"} for value in _INIT.findall((work / design).read_text()))
 
 
-def _prove_by_miter(work: Path, design: str, toplevel: str, mutation: Mutation, timeout: float,
-                    submodule: bool, log: str) -> EquivalenceResult:
+#: Port-level miter (:func:`_prove_at_ports`) proven by temporal induction.
+_MITER_SCRIPT = ("miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\nopt -fast -full\nopt_clean\n"
+                 f"sat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps {MITER_STEPS} miter\n")
+#: Every register a cut point (its output an input, its next value an output), bits nobody reads
+#: removed first (``simplemap; dffunmap; opt_clean``: enables and resets become logic): one combinational SAT
+#: problem.
+_CUT_POINTS_SCRIPT = ("simplemap\ndffunmap\nopt_clean\nexpose -evert-dff\nmiter -equiv -flatten -make_assert gold gate miter\n"
+                      "hierarchy -top miter\nopt -fast -full\nopt_clean\nsat -verify -prove-asserts miter\n")
+
+
+def _prove_at_ports(work: Path, design: str, toplevel: str, mutation: Mutation, timeout: float, submodule: bool,
+                    log: str, method: str) -> EquivalenceResult:
     """A miter of original and mutant at the ports of ``toplevel`` (``miter -equiv -flatten``), their
     common logic merged and constants folded (``opt -fast -full``: what the mutation does not reach
-    becomes one copy, and a mutation of a constant or unread bit folds away), then
-    ``sat -tempinduct``: base case from equal initial states (``init`` values, else zero, as the
-    simulator starts), induction step from any pair of states, up to :data:`MITER_STEPS` cycles
-    (a pipeline of n stages after the mutated cell closes at n + 1)."""
-    script = ("miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\nopt -fast -full\n"
-              f"opt_clean\nsat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps {MITER_STEPS} miter\n")
+    becomes one copy, and a mutation of a constant or unread bit folds away), proven one of two ways.
+
+    :data:`CUT_POINTS`: the registers of both become ports of the same names, so the miter says
+    "from any equal state and inputs, equal outputs and equal next state"; with equal initial
+    values that holds forever (induction with "every register equal" as the invariant). Closes
+    feedback loops (an accumulator memory), which the merging cannot, but not a mutation that
+    changes a register's value that nothing later shows. :data:`MITER`: ``sat -tempinduct``,
+    base case from equal initial states (``init`` values, else zero, as the simulator starts),
+    induction step from any pair of states, up to :data:`MITER_STEPS` cycles (a pipeline of n
+    stages after the mutated cell closes at n + 1); a base-case counterexample is final."""
+    script = _CUT_POINTS_SCRIPT if method == CUT_POINTS else _MITER_SCRIPT
     start = time.monotonic()
     try:
         try:
@@ -187,21 +203,22 @@ def _prove_by_miter(work: Path, design: str, toplevel: str, mutation: Mutation, 
                    timeout=timeout - (time.monotonic() - start))
     except MutateError as error:
         text = (work / f"{log}.log").read_text(errors="replace") if (work / f"{log}.log").exists() else ""
-        if "model found for base case: FAIL" in text:
+        if method == MITER and "model found for base case: FAIL" in text:
             return EquivalenceResult(False, f"not equivalent: counterexample from equal initial states ({log}.log)")
-        reason = "timed out" if "timed out" in str(error) else f"no induction within {MITER_STEPS} cycles"
-        return EquivalenceResult(False, f"miter {reason}")
-    return EquivalenceResult(True, f"proven equivalent ({MITER})", MITER)
+        reason = "timed out" if "timed out" in str(error) else "not proven"
+        return EquivalenceResult(False, f"{method}: {reason}")
+    return EquivalenceResult(True, f"proven equivalent ({method})", method)
 
 
 def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
                      timeout: float = 120.0, submodule: bool = False) -> EquivalenceResult:
     """Try to prove the mutant equivalent to the original at the ports of ``toplevel`` within
-    ``timeout`` seconds, two ways in turn.
+    ``timeout`` seconds, three ways in turn.
 
-    First a port-level miter (:func:`_prove_by_miter`): it needs no internal signal to agree, so a
-    leading-zero count read only for a nonzero value, an unread low sum bit or a constant row bit
-    close in seconds. A counterexample there is final (the mutant differs at these ports).
+    First two port-level miters (:func:`_prove_at_ports`), each within half the time: registers as
+    cut points, then temporal induction. They need no internal signal to agree, so a leading-zero
+    count read only for a nonzero value, an unread low sum bit or a constant row bit close in
+    seconds. A counterexample of the induction's base case is final (the mutant differs there).
 
     Then, with the time left, ``equiv_make`` (signals matched by name), ``equiv_struct`` (merges the
     identical logic, all but the mutated cone), ``equiv_simple`` and ``equiv_induct``: the two never
@@ -212,15 +229,21 @@ def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
     (:meth:`Mutation.submodule`): equivalent at its ports means equivalent in any context."""
     log = f"equiv_{mutation.index}" + ("_local" if submodule else "")
     start = time.monotonic()
-    miter = _prove_by_miter(work, design, toplevel, mutation, timeout, submodule, f"{log}_miter")
-    left = timeout - (time.monotonic() - start)
-    if miter.equivalent or miter.detail.startswith("not equivalent") or left < 1:
+    cut = _prove_at_ports(work, design, toplevel, mutation, timeout / 2, submodule, f"{log}_cut", CUT_POINTS)
+    if cut.equivalent:
+        return cut
+    miter = _prove_at_ports(work, design, toplevel, mutation, timeout - (time.monotonic() - start), submodule,
+                            f"{log}_miter", MITER)
+    if miter.equivalent or miter.detail.startswith("not equivalent"):
         return miter
+    left = timeout - (time.monotonic() - start)
+    if left < 1:
+        return EquivalenceResult(False, f"not proven equivalent ({cut.detail}; {miter.detail})")
     try:
         _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule)
                + f"equiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\nequiv_simple -seq {EQUIV_STEPS}\n"
                f"equiv_induct -seq {EQUIV_STEPS}\nequiv_status -assert\n", log, timeout=left)
     except MutateError as error:
         reason = "timed out" if "timed out" in str(error) else f"unproven $equiv cells in {log}.log"
-        return EquivalenceResult(False, f"not proven equivalent ({miter.detail}; equiv: {reason})")
+        return EquivalenceResult(False, f"not proven equivalent ({cut.detail}; {miter.detail}; equiv: {reason})")
     return EquivalenceResult(True, f"proven equivalent ({EQUIV})", EQUIV)

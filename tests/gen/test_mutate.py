@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from gen.cli import mutate as cli_mutate
 from gen.mutate.blocks import MUTATION_BLOCKS, PLANS, TESTS, plan_for
 from gen.mutate.campaign import BlockResult, MutantRecord, Netlist, _netlist_key, _simulate, run_block
-from gen.mutate.netlist import (CONTROL, MITER, Mutation, list_mutations, mutants_verilog, prove_equivalent,
+from gen.mutate.netlist import (CONTROL, CUT_POINTS, MITER, Mutation, list_mutations, mutants_verilog, prove_equivalent,
                                 rtlil_with_src)
 from gen.mutate.report import write_reports
 from hw.config import ConfigError, from_preset
@@ -60,7 +60,7 @@ def test_equivalent_and_observable_mutations(gated):
     mux_else = Mutation(1, "mutate -mode const0 -module gated -cell $3 -port A -portbit 0")
     output_bit = Mutation(2, "mutate -mode inv -module gated -cell $5 -port Q -portbit 0 -wire o -wirebit 0")
     proof = prove_equivalent(gated, "design.il", "gated", mux_else)
-    assert proof.equivalent and proof.method == MITER
+    assert proof.equivalent and proof.method == CUT_POINTS
     observable = prove_equivalent(gated, "design.il", "gated", output_bit)
     assert not observable.equivalent and observable.detail.startswith("not equivalent: counterexample")
 
