@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -50,6 +51,7 @@ def run(args) -> int:
     from gen.scale.cluster import connect, scheduler_address
     from gen.mutate.report import write_reports
     from hw.config import ConfigError
+    from verif.runner import SIM_OPT_ENV
     if args.mutants is not None and args.mutants < 1:
         raise ConfigError(f"mutants={args.mutants}: must be at least 1")
     if args.jobs < 1:
@@ -57,6 +59,9 @@ def run(args) -> int:
     if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
         raise ConfigError(f"min_score={args.min_score}: must be between 0 and 1")
     config = config_from(args)
+    # Mutant runs are short and bound by cocotb's Python; -O0 compiles a mutated 16x16 core about
+    # four times faster (set before the local cluster starts: its workers inherit it).
+    os.environ.setdefault(SIM_OPT_ENV, "-O0")
     out = Path(args.out or BUILD_ROOT / "mutate")
     plans = [plan for plan in (plan_for(block, config) for block in (args.blocks or MUTATION_BLOCKS)) if plan]
     if not plans:
