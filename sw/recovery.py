@@ -7,7 +7,8 @@ the 8-window long figure, exact and re-quantized Q4_1 weights) as one JSON line,
 Text: :func:`recovery_text` (the evaluation's calibration and held-out windows, and every 512-token
 window of the training text, :data:`sw.ladimo.TRAINING_MODULES`): the layer-wise stage on the first
 ``--train-windows``, the end-to-end stage one window per step from the first (the eval's
-``ladimo+e2e`` with ``--train-windows N`` is this with ``--e2e-steps N``).
+``ladimo+e2e`` with ``--train-windows N`` is this with ``--train-windows N --e2e-steps N`` and
+reads its cached models).
 """
 
 from __future__ import annotations
