@@ -248,7 +248,8 @@ def _batches(pieces: list[GemmTiles], most: int) -> list[TileBatch]:
         grouped: dict = {}
         for _, piece, col0 in sorted(members, key=lambda member: member[0]):
             grouped.setdefault((piece.gemm, piece.row0), (piece, []))[1].append(col0)
-        batches.append(TileBatch(tuple(dataclasses.replace(piece, cols=tuple(cols)) for piece, cols in grouped.values())))
+        batches.append(TileBatch(tuple(dataclasses.replace(piece, cols=tuple(cols))
+                                       for piece, cols in grouped.values())))
     return batches
 
 
@@ -315,16 +316,19 @@ def run_verify_model(*, activation: str = "int8", rows: int = 16, cols: int = 16
                      compare_workers: tuple[int, ...] | None = None, log=print) -> int:
     """Verify the forward pass's tiles on the RTL; write ``tiles.jsonl`` and ``report.json``; 0 when
     every beat and cycle count matched, else 1 (naming the first failing layer, projection and tile).
-    ``compare_workers``: run the same tasks once per local cluster size instead (:func:`compare_workers`)."""
-    from gen.scale.cluster import connect
+    ``compare_workers``: run the same tasks once per local cluster size instead
+    (:func:`gen.scale.verify_report.compare_workers`)."""
+    from gen.scale.cluster import ClusterError, connect
     from gen.scale.tasks import run_tasks
     from gen.scale.verify_report import build_report, compare_workers as compare
     _check_options(bench, tiles, blocks, tokens, tiles_per_task)
+    if compare_workers and scheduler is not None:
+        raise ClusterError(f"scheduler={scheduler!r}: --compare-workers starts its own local clusters")
     run = _prepare(activation=activation, rows=rows, cols=cols, tokens=tokens, carving=carving, tiles=tiles,
                    blocks=blocks, seed=seed, tiles_per_task=tiles_per_task, bench=bench, out_root=out_root, log=log)
     sampled = {"tiles": tiles, "blocks": blocks}
     if compare_workers:
-        return compare(run, compare_workers, scheduler, verify_tiles, log)
+        return compare(run, compare_workers, verify_tiles, log)
     if fresh:
         (run.out / "tiles.jsonl").unlink(missing_ok=True)
     last_written = [time.perf_counter()]

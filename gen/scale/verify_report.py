@@ -138,16 +138,14 @@ def _stable(record: dict) -> dict:
             if key not in UNSTABLE_FIELDS}
 
 
-def compare_workers(run, counts, scheduler: str | None, function, log) -> int:
+def compare_workers(run, counts, function, log) -> int:
     """The tasks of ``run`` once on a local cluster of each worker count in ``counts`` (fresh each
     time, records in ``<out>/compare/workers-<n>/``): task wall time after the warm-up, speedup over
     the first count, client and worker CPU per tile, the load average, and whether every task's
     result is identical; printed side by side and written to ``<out>/compare/compare.json``. 0 when
     the results are identical and bit- and cycle-exact."""
-    from gen.scale.cluster import ClusterError, connect
+    from gen.scale.cluster import connect
     from gen.scale.tasks import run_tasks
-    if scheduler is not None:
-        raise ClusterError(f"scheduler={scheduler!r}: --compare-workers starts its own local clusters")
     rows, results = [], {}
     tiles = sum(task.tiles for task in run.tasks)
     for count in counts:
@@ -188,5 +186,6 @@ def compare_workers(run, counts, scheduler: str | None, function, log) -> int:
             f"{row['client_cpu_ms_per_tile']:>13.1f} ms {row['worker_cpu_ms_per_tile']:>13.1f} ms "
             f"{row['mismatches'] + row['cycle_mismatches'] + row['errors']:>10} "
             f"{row['load'][0]:>5.1f}-{row['load'][1]:<5.1f}")
-    log(f"identical results: {'yes (every task record)' if identical else 'NO'}; wrote {run.out / 'compare' / 'compare.json'}")
+    log(f"identical results: {'yes (every task record)' if identical else 'NO'}; "
+        f"wrote {run.out / 'compare' / 'compare.json'}")
     return 0 if identical and exact else 1

@@ -87,6 +87,9 @@ def test_report_names_layer_projection_and_tile():
 @pytest.mark.parametrize("argv, message", [
     (["verify-model", "--array", "16by16"], "array='16by16': expected RxC"),
     (["verify-model", "--tiles", "0"], "tiles=0: must be a positive integer"),
+    (["verify-model", "--compare-workers", "1,x"], "compare_workers='1,x': expected worker counts like 1,2"),
+    (["verify-model", "--compare-workers", "1,2", "--scheduler", "tcp://head:8786"],
+     "scheduler='tcp://head:8786': --compare-workers starts its own local clusters"),
 ])
 def test_bad_options_are_one_line(argv, message, capsys):
     assert main(argv) == 2
