@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sw.cmoe import representatives, top_indices
-from sw.smollm import ArrayLinear, FloatLinear, array_config, forward, sequence_nll, with_host_dtype
+from sw.smollm import ArrayLinear, FloatLinear, array_config, forward, with_host_dtype
 
 ROOT = Path(__file__).resolve().parents[2]
 
