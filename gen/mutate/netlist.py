@@ -215,12 +215,12 @@ def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
     """Try to prove the mutant equivalent to the original at the ports of ``toplevel`` within
     ``timeout`` seconds, three ways in turn.
 
-    First two port-level miters (:func:`_prove_at_ports`), each within half the time: registers as
-    cut points, then temporal induction. They need no internal signal to agree, so a leading-zero
+    First two port-level miters (:func:`_prove_at_ports`), each within a third of the time: registers
+    as cut points, then temporal induction. They need no internal signal to agree, so a leading-zero
     count read only for a nonzero value, an unread low sum bit or a constant row bit close in
     seconds. A counterexample of the induction's base case is final (the mutant differs there).
 
-    Then, with the time left, ``equiv_make`` (signals matched by name), ``equiv_struct`` (merges the
+    Then, with the last third, ``equiv_make`` (signals matched by name), ``equiv_struct`` (merges the
     identical logic, all but the mutated cone), ``equiv_simple`` and ``equiv_induct``: the two never
     diverge once their matched signals agree, and both start from the same register values (a
     mutation changes a cell, never an initial value). Yosys' own caveat: ``equiv_induct`` assumes the
@@ -229,10 +229,10 @@ def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
     (:meth:`Mutation.submodule`): equivalent at its ports means equivalent in any context."""
     log = f"equiv_{mutation.index}" + ("_local" if submodule else "")
     start = time.monotonic()
-    cut = _prove_at_ports(work, design, toplevel, mutation, timeout / 2, submodule, f"{log}_cut", CUT_POINTS)
+    cut = _prove_at_ports(work, design, toplevel, mutation, timeout / 3, submodule, f"{log}_cut", CUT_POINTS)
     if cut.equivalent:
         return cut
-    miter = _prove_at_ports(work, design, toplevel, mutation, timeout - (time.monotonic() - start), submodule,
+    miter = _prove_at_ports(work, design, toplevel, mutation, 2 * timeout / 3 - (time.monotonic() - start), submodule,
                             f"{log}_miter", MITER)
     if miter.equivalent or miter.detail.startswith("not equivalent"):
         return miter
