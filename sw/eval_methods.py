@@ -57,14 +57,21 @@ def distilled_model(model, config: CMoEConfig, calibration, training, distill: D
     return checkpointed(_pt(stem), train)
 
 
-def e2e_model(model, base, windows, e2e: E2ESettings, cache: Path | None = CACHE, held_out=(), log=None):
-    """:func:`sw.e2e.e2e_distill` of a distilled model, snapshots in ``cache`` keyed by the base
-    model's weights and the settings other than ``steps`` / ``eval_every`` (a longer run resumes a
-    shorter one). Returns (trained model, state)."""
+def e2e_model(model, base, windows, e2e: E2ESettings, cache: Path | None = CACHE, held_out=(), log=None, *,
+              first_window: int = 0):
+    """:func:`sw.e2e.e2e_distill` of a distilled model on ``windows[first_window:]``, snapshots in
+    ``cache`` keyed by the base model's weights, ``first_window`` and the settings other than
+    ``steps`` / ``eval_every`` (a longer run resumes a shorter one; fields added later and the
+    first window count only when not at their defaults, so older snapshots keep their keys).
+    Returns (trained model, state)."""
+    defaults = E2ESettings()
+    settings = {k: v for k, v in dataclasses.asdict(e2e).items()
+                if k not in ("steps", "eval_every") and not (k in E2ESettings.LATER_FIELDS and v == getattr(defaults, k))}
+    if first_window:
+        settings["first_window"] = first_window
     stem = cache and cache_path(cache, "ladimo+e2e", base.config, [w for ws in base.weights for w in ws],
-                                settings={k: v for k, v in dataclasses.asdict(e2e).items()
-                                          if k not in ("steps", "eval_every")})
-    return e2e_distill(model, base, windows, e2e, held_out=held_out, checkpoint=stem, log=log)
+                                settings=settings)
+    return e2e_distill(model, base, windows[first_window:], e2e, held_out=held_out, checkpoint=stem, log=log)
 
 
 def train_method(model, method: str, config: CMoEConfig, calibration, training, settings, carvings: dict, log,

@@ -8,7 +8,11 @@ Text: :func:`recovery_text` (the evaluation's calibration and held-out windows, 
 window of the training text, :data:`sw.ladimo.TRAINING_MODULES`): the layer-wise stage on the first
 ``--train-windows``, the end-to-end stage one window per step from the first (the eval's
 ``ladimo+e2e`` with ``--train-windows N`` is this with ``--train-windows N --e2e-steps N`` and
-reads its cached models).
+reads its cached models). Further end-to-end stages (``--stage STEPS:LR[:qat][:bf16]``, repeatable)
+each start from the previous stage's model with a fresh optimizer, on the training windows after
+those the earlier stages used: ``qat`` trains the re-quantized weights
+(``E2ESettings.quantize_aware``), ``bf16`` runs the training GEMMs in bfloat16
+(``E2ESettings.precision``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from sw.settings import EvalSettings
 from sw.smollm import (ArrayLinear, FloatLinear, array_config, forward, gemm_cycles, load_smollm, load_tokenizer,
                        sequence_nll, with_host_dtype)
 
-__all__ = ["CACHE", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "main"]
+__all__ = ["CACHE", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "parse_stage", "e2e_stages", "main"]
 
 #: Where trained conversions are kept (``mixpe eval-smollm --methods`` reads the same files).
 CACHE = Path("build/recovery")
@@ -106,6 +110,36 @@ def array_rows(model, trained, window: torch.Tensor, activations=("int8", "fp16"
     return rows
 
 
+def parse_stage(text: str) -> tuple[int, float, bool, str]:
+    """``STEPS:LR[:qat][:bf16]`` -> (steps, lr, quantize_aware, precision)."""
+    fields = text.split(":")
+    flags = fields[2:]
+    try:
+        steps, lr = int(fields[0]), float(fields[1])
+    except (IndexError, ValueError):
+        steps = lr = None
+    if steps is None or steps < 1 or not lr > 0 or any(flag not in ("qat", "bf16") for flag in flags):
+        raise argparse.ArgumentTypeError(f"stage={text!r}: expected STEPS:LR[:qat][:bf16], e.g. 64:2e-4:qat")
+    return steps, lr, "qat" in flags, "bfloat16" if "bf16" in flags else "float32"
+
+
+def e2e_stages(model, distilled, text: dict, stages: list[tuple[int, float, bool, str]], eval_every: int, log=print,
+               cache: Path | None = CACHE):
+    """Run the end-to-end stages in turn (module docstring); returns the last model and one record
+    per stage (settings, first window, curve with per-window perplexities, train NLL, time)."""
+    from sw.eval_methods import e2e_model
+    trained, records, first = distilled, [], 0
+    for steps, lr, quantize_aware, precision in stages:
+        e2e = E2ESettings(steps=steps, lr=lr, eval_every=eval_every, quantize_aware=quantize_aware, precision=precision)
+        trained, state = e2e_model(model, trained, text["training"], e2e, cache, held_out=text["held_out"], log=log,
+                                   first_window=first)
+        records.append({"steps": state.step, "lr": lr, "quantize_aware": quantize_aware, "precision": precision,
+                        "first_window": first, "curve": state.curve, "curve_windows": state.curve_windows,
+                        "train_nll": state.train_nll, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds})
+        first += steps
+    return trained, records
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sw.recovery", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="S2A10E16")
@@ -113,10 +147,12 @@ def main(argv=None) -> int:
     parser.add_argument("--distill-steps", type=int, default=DistillSettings.steps)
     parser.add_argument("--e2e-steps", type=int, default=0, help="end-to-end steps (0: layer-wise only)")
     parser.add_argument("--e2e-lr", type=float, default=E2ESettings.lr)
+    parser.add_argument("--stage", type=parse_stage, action="append", default=[],
+                        help="a further end-to-end stage STEPS:LR[:qat][:bf16] (repeatable)")
     parser.add_argument("--eval-every", type=int, default=E2ESettings.eval_every)
     parser.add_argument("--array", action="store_true", help="also the INT8 and FP16 array rows (first window)")
     args = parser.parse_args(argv)
-    from sw.eval_methods import distilled_model, e2e_model      # it imports this module
+    from sw.eval_methods import distilled_model      # it imports this module
     torch.set_num_threads(1)
     model = load_smollm()
     text = recovery_text()
@@ -124,13 +160,14 @@ def main(argv=None) -> int:
     distilled = distilled_model(model, config, text["calibration"], text["training"][:args.train_windows],
                                 DistillSettings(steps=args.distill_steps), EvalSettings.k_act)
     trained, record = distilled, {"method": "ladimo"}
-    if args.e2e_steps:
-        e2e = E2ESettings(steps=args.e2e_steps, lr=args.e2e_lr, eval_every=args.eval_every)
-        trained, state = e2e_model(model, distilled, text["training"], e2e,
-                                   held_out=text["held_out"], log=print)
-        record = {"method": "ladimo+e2e", "e2e_steps": state.step, "e2e_lr": args.e2e_lr,
-                  "e2e_curve": state.curve, "e2e_train_nll": state.train_nll, "e2e_seconds": state.seconds,
-                  "e2e_cpu_seconds": state.cpu_seconds}
+    stages = ([(args.e2e_steps, args.e2e_lr, False, "float32")] if args.e2e_steps else []) + args.stage
+    if stages:
+        trained, stage_records = e2e_stages(model, distilled, text, stages, args.eval_every)
+        last = stage_records[-1]
+        record = {"method": "ladimo+e2e", "e2e_steps": sum(r["steps"] for r in stage_records),
+                  "e2e_lr": last["lr"], "e2e_stages": stage_records, "e2e_curve": last["curve"],
+                  "e2e_train_nll": last["train_nll"], "e2e_seconds": sum(r["seconds"] for r in stage_records),
+                  "e2e_cpu_seconds": sum(r["cpu_seconds"] for r in stage_records)}
     start = time.process_time()
     record.update(config=config.name, train_windows=args.train_windows, distill_steps=args.distill_steps,
                   train_tokens=trained.train_tokens, train_seconds=trained.seconds,

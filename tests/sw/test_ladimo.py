@@ -3,6 +3,7 @@ model (2 layers, hidden 64, FFN 128; seconds, no checkpoint)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 from pathlib import Path
@@ -10,11 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sw.cmoe import CMoEConfig, CMoEError, MoEFFN, carve_layer, expert_output_norms, fit_router
+from sw.cmoe import CMoEConfig, CMoEError, MoEFFN, carve_layer, expert_output_norms, fit_router, requantize_q4_1
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES
 from sw.e2e import E2ESettings, e2e_distill, held_out_perplexity
-from sw.ladimo import (TRAINING_MODULES, DistillSettings, distill_layer, distill_model, masked_moe, neuron_owner,
-                       router_logits)
+from sw.ladimo import (TRAINING_MODULES, DistillSettings, _selection_weights, distill_layer, distill_model, masked_moe,
+                       neuron_owner, router_logits)
+from sw.qat import expert_order, fake_quant_q4_1, quantize_aware_ffn
+from sw.recovery import e2e_stages, parse_stage
 from sw.lora import LoRALinear, LoRASettings, lora_recover
 from sw.routing_policy import choose_topk, coverage_profile, profile_model, routing_weights
 from sw.smollm import FloatLinear, Layer, QLinear, SmolLM, SmolLMShape, forward, sequence_nll
@@ -269,3 +272,43 @@ def test_e2e_lowers_kl_resumes_and_is_deterministic(e2e_case, tmp_path):
     assert perplexity > 1
     with pytest.raises(CMoEError, match="steps=7: needs as many training windows, got 6"):
         e2e_distill(model, distilled, train, E2ESettings(steps=7))
+
+
+def test_fake_quant_is_llama_cpp_q4_1_and_straight_through(e2e_case):
+    weight = torch.randn(8, 96, generator=torch.Generator().manual_seed(5)) * 0.03
+    weight[0, :32] = 0.5                          # a constant block: d = 0
+    weight[1, :32] *= 1e-6                        # d an FP16 subnormal
+    assert torch.equal(fake_quant_q4_1(weight), requantize_q4_1(weight, "w").dense)
+    with pytest.raises(CMoEError, match="last dimension 40 is not a multiple of the Q4_1 block 32"):
+        fake_quant_q4_1(torch.zeros(2, 40))
+    # The quantization-aware FFN is the re-quantized MoEFFN the array runs, with identity gradients.
+    model, distilled = e2e_case
+    carved, (gate, up, down) = distilled.layers[0], distilled.weights[0]
+    params = [w.clone().requires_grad_(True) for w in (gate, up, down)]
+    quantized = quantize_aware_ffn(*params, expert_order(carved))
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(6))
+    deployed = distilled.ffns(model, "requantized")[0](model, 0, x, FloatLinear())
+    _, mask = _selection_weights(router_logits(x, carved.router_weight), distilled.active[0])
+    owner = neuron_owner(carved, 128)
+    assert torch.allclose(masked_moe(x, *quantized, owner, mask), deployed, atol=1e-5)
+    sum(((w - 1) * w.detach()).sum() for w in quantized).backward()
+    assert all(torch.equal(p.grad, q.detach()) for p, q in zip(params, quantized))
+
+
+def test_e2e_quantize_aware_bf16_stages(e2e_case, tmp_path):
+    model, distilled = e2e_case
+    text = {"training": windows(6, 11), "held_out": windows(1, 12)}
+    stages = [parse_stage("2:1e-4"), parse_stage("3:3e-4:qat:bf16")]
+    assert stages[1] == (3, 3e-4, True, "bfloat16")
+    trained, records = e2e_stages(model, distilled, text, stages, eval_every=1, log=None, cache=tmp_path)
+    assert [r["first_window"] for r in records] == [0, 2] and trained.train_tokens == distilled.train_tokens + 5 * 64
+    assert len(records[1]["curve"]) == len(records[1]["curve_windows"]) == 4
+    first_stage = e2e_stages(model, distilled, text, stages[:1], eval_every=1, log=None, cache=tmp_path)[0]
+    # A QAT stage's curve measures the re-quantized model; its first point is the previous stage's.
+    for model_at, point in ((first_stage, records[1]["curve"][0]), (trained, records[1]["curve"][-1])):
+        assert point[2] == pytest.approx(held_out_perplexity(model, model_at.ffns(model, "requantized"),
+                                                             text["held_out"]), rel=1e-5)
+    with pytest.raises(argparse.ArgumentTypeError, match="stage='8:x': expected STEPS:LR"):
+        parse_stage("8:x")
+    with pytest.raises(CMoEError, match="precision='fp8': allowed values are"):
+        E2ESettings(precision="fp8")
