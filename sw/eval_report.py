@@ -13,7 +13,7 @@ from sw.formatting import format_number
 from sw.settings import CMOE_ROUTERS, SMOLLM_METHODS
 from sw.smollm_gguf import gguf_summary_lines
 
-__all__ = ["write_reports"]
+__all__ = ["write_reports", "summary_lines"]
 
 
 def _cell(value, digits: int = 0, thousands: bool = False) -> str:
@@ -104,6 +104,57 @@ def _spread_cell(record: dict) -> str:
             f"{_cell(record['perplexity_max'], 3)})")
 
 
+def _perplexity_short(value: float) -> str:
+    """About four significant digits: 8.032, 21.16, 96.38, 115.2, 1,408."""
+    digits = 3 if value < 10 else 2 if value < 100 else 1 if value < 1000 else 0
+    return _cell(float(value), digits, thousands=True)
+
+
+def _windows_cell(record: dict | None) -> str:
+    """A row's perplexity on each spread window (``w1 / w2 / w3``; the first is its ``perplexity``) and,
+    for float rows, ``(long ...)``; an em dash for a missing row."""
+    if record is None or record.get("perplexity") is None:
+        return "—"
+    values = record.get("spread_perplexities") or [record["perplexity"]]
+    long = f" (long {_perplexity_short(record['perplexity_long'])})" if record.get("perplexity_long") else ""
+    return " / ".join(_perplexity_short(value) for value in values) + long
+
+
+def summary_lines(records: list[dict], meta: dict) -> list[str]:
+    """One line per model and router: its float (exact and re-quantized down), INT8 and FP16 rows
+    side by side, each on every spread window, with the prefill and decode cycles (the table of
+    docs/smollm2.md and the README)."""
+    groups: dict[tuple, dict[tuple, dict]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["router"]), {})[(r["activation"], r["down_mode"])] = r
+    windows = meta.get("spread_windows") or 1
+    row_groups = [str(g) for g in (1, meta["array"]["rows"])]
+    numbers = " / ".join(str(window + 1) for window in range(windows))
+    lines = [f"Perplexity on held-out windows {numbers} of {meta['evaluation']['tokens']} tokens "
+             f"(the first is the `perplexity` column; long: {meta['evaluation']['long_tokens']} tokens); cycles "
+             f"per token of the first window's prefill (utilization) and of decode at `row_groups` "
+             f"{' / '.join(row_groups)} (utilization at {row_groups[-1]}).", "",
+             "| model | router | active | float (exact down) | float (re-quantized down) | INT8 on the array | "
+             "FP16 on the array | prefill cycles/token (util.) | decode cycles/token |", "|---|---|---:|" + "---:|" * 6]
+    for (model, router), rows in groups.items():
+        cycles = next((rows[key] for key in (("float", "requantized"), ("float", None), ("float", "exact"))
+                       if key in rows), next(iter(rows.values())))
+        dense = any(down_mode is None for _, down_mode in rows)         # dense rows (and --gguf ones): no down mode
+        decode = cycles.get("decode_by_row_groups") or {}
+        decode_cell = ("—" if not all(g in decode for g in row_groups) else
+                       " / ".join(f"{decode[g]['cycles']:,}" for g in row_groups)
+                       + f" ({decode[row_groups[-1]]['utilization']:.2f})")
+        prefill_cell = ("—" if cycles.get("cycles_per_token") is None else
+                        f"{cycles['cycles_per_token']:,.0f} ({cycles['prefill_utilization']:.3f})")
+        lines.append(f"| {model} | {router or '—'} | {rows[next(iter(rows))]['active_ratio']:.0%} | "
+                     f"{_windows_cell(rows.get(('float', None if dense else 'exact')))} | "
+                     f"{_windows_cell(rows.get(('float', 'requantized')))} | "
+                     f"{_windows_cell(rows.get(('int8', None if dense else 'requantized')))} | "
+                     f"{_windows_cell(rows.get(('fp16', None if dense else 'requantized')))} | "
+                     f"{prefill_cell} | {decode_cell} |")
+    return lines
+
+
 def _reproducibility_lines(meta: dict) -> list[str]:
     """Host precision, CPU kernels, seeds and library versions of the run ([] for an older report)."""
     if "host_dtype" not in meta:
@@ -139,6 +190,7 @@ def write_reports(out_dir: Path, records: list[dict], meta: dict) -> None:
                      f"{_cell(r.get('decode_cycles_per_token'), thousands=True)} | "
                      f"{_cell(r.get('decode_utilization'), 3)} | "
                      f"{_cell(r['carving_seconds'])} / {_cell(r['carving_cpu_seconds'])} | {note} |")
+    lines += ["", "## Summary", ""] + summary_lines(records, meta)
     lines += _trained_lines(records, meta) + gguf_summary_lines(records) + _spread_lines(records)
     lines += _reproducibility_lines(meta)
     lines += ["", "## RTL equals the golden model on tiles of the real weights", ""] + _rtl_lines(meta["rtl_checks"])

@@ -21,7 +21,8 @@ row sees the same tokens). Every row also reports its spread over the first ``sp
 (:data:`SPREAD_WINDOWS`, at least 3) held-out windows of ``eval_tokens`` (the first is that window):
 ``spread_perplexities`` and their ``perplexity_mean``, ``perplexity_std``, ``perplexity_min`` and
 ``perplexity_max``. Float rows also report ``perplexity_long`` over ``float_windows`` windows of
-``eval_tokens`` (and each window's own perplexity, ``perplexity_windows``). ``cycles_per_token`` is the prefill of that window: every GEMM the
+``eval_tokens`` (and each window's own perplexity, ``perplexity_windows``). ``eval_seconds`` and
+``eval_cpu_seconds`` are a row's wall and CPU time (its task's thread). ``cycles_per_token`` is the prefill of that window: every GEMM the
 forward pass ran, grouped in stages of GEMMs that share an input (q/k/v; o; gate/up of all experts;
 down of all experts), each stage tiled by :func:`sw.moe_mapper.map_stage` (R x C tiles, tokens on
 rows, ``row_groups`` bands) and timed by :func:`golden.cycles.predict_cycles`, summed over stages
@@ -155,7 +156,7 @@ def evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dict
 
 
 def _evaluate(spec: RowSpec, carving, windows: list[torch.Tensor], settings: EvalSettings) -> dict:
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.thread_time()      # one torch thread: the row's CPU is this thread's
     model = _host_model(settings.gguf if is_gguf_row(spec.model) else None)
     selection = spec.router if spec.router in SELECTIONS else None
     merged_model = getattr(carving, "merged_model", None)        # LoRA: attention adapters merged
@@ -182,6 +183,7 @@ def _evaluate(spec: RowSpec, carving, windows: list[torch.Tensor], settings: Eva
         record["long_tokens"] = tokens
         record["perplexity_windows"] = [math.exp(a / b) for a, b in nlls[:long_count]]
     record["eval_seconds"] = time.perf_counter() - start
+    record["eval_cpu_seconds"] = time.thread_time() - cpu_start
     decode_linear = FloatLinear()
     forward(model, windows[0][:1], decode_linear, ffns)
     decode = gemm_cycles(decode_linear.calls, settings.rows, settings.cols, settings.row_groups)
@@ -243,13 +245,21 @@ def _row_key(spec: RowSpec) -> str:
     return f"{spec.label} [{spec.model}|{spec.activation}|{spec.down_mode}|{spec.router}]"
 
 
+#: Settings that choose which rows run (or how the run is checked), not what a row computes:
+#: a run with other values reuses the rows it shares with the interrupted one.
+_ROW_SELECTION_FIELDS = ("workers", "configs", "array_activations", "routers", "methods", "rtl_tiles", "rtl_seed",
+                         "rtl_tokens")
+
+
 class _PartialRows:
-    """``rows.jsonl``: finished rows of a run with these settings, appended as they finish."""
+    """``rows.jsonl``: finished rows of a run whose rows compute with these settings (all but
+    :data:`_ROW_SELECTION_FIELDS`), appended as they finish."""
 
     def __init__(self, path: Path, settings: EvalSettings, texts: list[str]):
-        identity = {"settings": dataclasses.asdict(settings), "texts": texts, "spread_windows": SPREAD_WINDOWS,
+        row_settings = {name: value for name, value in dataclasses.asdict(settings).items()
+                        if name not in _ROW_SELECTION_FIELDS}
+        identity = {"settings": row_settings, "texts": texts, "spread_windows": SPREAD_WINDOWS,
                     "host_dtype": str(HOST_DTYPE), "random_seed": RANDOM_SELECTION_SEED}
-        identity["settings"].pop("workers")
         self.path = path
         self.digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         self.done: dict[str, dict] = {}
@@ -334,7 +344,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
                 bar.step(f"{spec.label}: " + (
                     f"perplexity {record['perplexity']:.3f} (mean {record['perplexity_mean']:.3f} over "
                     f"{record['spread_windows']} windows), {record['cycles_per_token']:.0f} cycles/token "
-                    f"({record['eval_seconds']:.0f} s)" if "error" not in record else f"FAILED {record['error']}"))
+                    f"({record['eval_seconds']:.0f} s, {record.get('eval_cpu_seconds', 0):.0f} CPU s)" if "error" not in record else f"FAILED {record['error']}"))
             finished_rows.release()
 
         def start(spec: RowSpec) -> None:

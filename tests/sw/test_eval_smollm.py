@@ -62,6 +62,26 @@ def test_report_spread_and_reproducibility(tmp_path):
     assert "| perplexity | mean (min – max) over 3 windows |" in text
     assert "| 8.000 | 9.000 (8.000 – 10.000) |" in text
     assert "Host operations in float64 (torch CPU capability `AVX2`" in text and "random_router 0" in text
+    summary = text.split("## Summary")[1].split("##")[0]
+    assert "| dense | — | 100% | — | — | 8.000 / 9.000 / 10.00 | — | 1,000 (1.000) | — |" in summary
+
+
+def test_summary_pivots_rows_with_their_windows():
+    """The docs' table: one line per model and router, float exact / re-quantized, INT8 and FP16 side by side."""
+    from sw.eval_report import summary_lines
+    def row(activation, down_mode, perplexity, long=None):
+        return {"model": "S2A10E16", "router": "fitted", "activation": activation, "down_mode": down_mode,
+                "active_ratio": 0.75, "perplexity": perplexity, "spread_perplexities": [perplexity, 20.5, 1234.0],
+                "perplexity_long": long, "cycles_per_token": 345159.3, "prefill_utilization": 0.976,
+                "decode_by_row_groups": {"1": {"cycles": 5395920, "utilization": 0.06},
+                                         "16": {"cycles": 364560, "utilization": 0.92}}}
+    records = [row("float", "exact", 14.28, 16.93), row("float", "requantized", 16.62, 18.38),
+               row("int8", "requantized", 18.11), row("fp16", "requantized", 116.87)]
+    meta = {"spread_windows": 3, "array": {"rows": 16}, "evaluation": {"tokens": 256, "long_tokens": 2048}}
+    lines = summary_lines(records, meta)
+    assert lines[-1] == ("| S2A10E16 | fitted | 75% | 14.28 / 20.50 / 1,234 (long 16.93) | 16.62 / 20.50 / 1,234 "
+                         "(long 18.38) | 18.11 / 20.50 / 1,234 | 116.9 / 20.50 / 1,234 | 345,159 (0.976) | "
+                         "5,395,920 / 364,560 (0.92) |")
 
 
 def test_inline_submit_carries_errors():
@@ -72,7 +92,8 @@ def test_inline_submit_carries_errors():
 
 
 def test_partial_rows_resume(tmp_path):
-    """Rows recorded under the same settings are reused; other settings and failed rows are not."""
+    """Rows recorded under settings that compute rows the same way are reused (whichever rows are
+    chosen); other settings and failed rows are not."""
     from sw.eval_smollm import EvalSettings, RowSpec, _PartialRows
     settings = EvalSettings(configs=(), rtl_tiles=0)
     path = tmp_path / "rows.jsonl"
@@ -81,6 +102,8 @@ def test_partial_rows_resume(tmp_path):
     first.add(RowSpec("dense", "int8", None), {"error": "killed"})
     again = _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, workers=1), ["a"])
     assert list(again.done.values()) == [{"perplexity": 8.0}]
+    other_rows = EvalSettings(configs=("S2A10E16",), routers=("fitted",), array_activations=("fp16",), rtl_tiles=32)
+    assert _PartialRows(path, other_rows, ["a"]).done == again.done           # the rows they share are reused
     assert not _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, eval_tokens=64), ["a"]).done
     again.finish()
     assert not path.exists()
