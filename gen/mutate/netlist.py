@@ -143,15 +143,18 @@ CUT_POINTS = "registers as cut points + sat"
 MITER, EQUIV = "miter + sat -tempinduct", "equiv_struct + equiv_simple + equiv_induct"
 
 
-def _gold_and_gate(design: str, toplevel: str, mutation: Mutation, submodule: bool, drop_init: bool = False) -> str:
+def _gold_and_gate(design: str, toplevel: str, mutation: Mutation, submodule: bool, zero_init: bool = False) -> str:
     """Script that leaves modules ``gold`` (original) and ``gate`` (mutant), flat, memories as registers;
-    ``submodule``: ``toplevel`` is a module below the design's top, taken alone; ``drop_init``: without
-    the registers' ``init`` attributes (Yosys' ``opt_clean`` rejects the mix of an ``init`` and a
-    constant that a mutated register output leaves)."""
+    ``submodule``: ``toplevel`` is a module below the design's top, taken alone; ``zero_init``: every
+    ``init`` attribute removed, then every register given the initial value 0 (only for a design
+    whose initial values are all 0: Yosys' ``opt_clean`` rejects the ``init`` that a mutated register
+    output leaves on a wire now driven by a constant; the registers still need an initial value for
+    ``opt_dff -sat``)."""
     top = toplevel if submodule else None
     return (_prepare(design, top) + f"{mutation.spec}\nrename {toplevel} gate\ndesign -stash gate\n"
             + _prepare(design, top) + f"rename {toplevel} gold\ndesign -copy-from gate -as gate gate\n"
-            + ("attrmap -remove init\n" if drop_init else "") + "memory_map\nopt -fast\nopt_clean\n")
+            + ("attrmap -remove init\nmemory_map\nsetundef -zero -init\n" if zero_init else "memory_map\n")
+            + "opt -fast\nopt_clean\n")
 
 
 #: Time steps of ``equiv_simple``/``equiv_induct``.
@@ -170,10 +173,15 @@ def _all_init_zero(work: Path, design: str) -> bool:
 #: Port-level miter (:func:`_prove_at_ports`) proven by temporal induction.
 _MITER_SCRIPT = ("miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\nopt -fast -full\nopt_clean\n"
                  f"sat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps {MITER_STEPS} miter\n")
-#: Every register a cut point (its output an input, its next value an output), bits nobody reads
-#: removed first (``simplemap; dffunmap; opt_clean``: enables and resets become logic): one combinational SAT
-#: problem.
-_CUT_POINTS_SCRIPT = ("simplemap\ndffunmap\nopt_clean\nexpose -evert-dff\nmiter -equiv -flatten -make_assert gold gate miter\n"
+#: Every register bit a cut point (its output an input, its next value an output) in one combinational
+#: SAT problem. First, per design, the bits that never leave their initial value become constants
+#: (``opt_dff -sat``: a bit whose next value equals its initial value whenever it holds it, e.g. one
+#: whose input is a constant that only SAT sees; the same pass merges bits proven equal by induction),
+#: enables and resets become logic (``dffunmap``) and bits nobody reads go (``opt_clean``);
+#: ``splitnets`` gives each remaining bit a wire of its own, as ``expose -evert-dff`` wants, and only
+#: the registers are exposed, so internal wires need not agree.
+_CUT_POINTS_SCRIPT = ("simplemap\nopt_dff -nodffe -nosdff -sat\ndffunmap\nopt_clean\nsplitnets\nexpose -evert-dff t:$_DFF_*\n"
+                      "miter -equiv -flatten -make_assert gold gate miter\n"
                       "hierarchy -top miter\nopt -fast -full\nopt_clean\nsat -verify -prove-asserts miter\n")
 
 
@@ -199,7 +207,7 @@ def _prove_at_ports(work: Path, design: str, toplevel: str, mutation: Mutation, 
         except MutateError as error:
             if "Conflicting init values" not in str(error) or not _all_init_zero(work, design):
                 raise
-            _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule, drop_init=True) + script, log,
+            _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule, zero_init=True) + script, log,
                    timeout=timeout - (time.monotonic() - start))
     except MutateError as error:
         text = (work / f"{log}.log").read_text(errors="replace") if (work / f"{log}.log").exists() else ""

@@ -4,7 +4,7 @@ the report, and (slow) a campaign of a few PE mutants end to end."""
 import json
 
 import pytest
-from amaranth import Module, Mux
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -63,6 +63,35 @@ def test_equivalent_and_observable_mutations(gated):
     assert proof.equivalent and proof.method == CUT_POINTS
     observable = prove_equivalent(gated, "design.il", "gated", output_bit)
     assert not observable.equivalent and observable.detail.startswith("not equivalent: counterexample")
+
+
+class Staged(wiring.Component):
+    """A register ``stage`` of ``a``, a term that is always 0 without being a constant ((a ^ b) & (a ^ ~b):
+    only SAT sees it), and ``b``, which only an unread register takes; ``o`` <= the first two added."""
+    a: In(4)
+    b: In(4)
+    o: Out(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        stage, unread = Signal(12), Signal(4)
+        m.d.sync += [stage.eq(Cat(self.a, (self.a ^ self.b) & (self.a ^ ~self.b), self.b)), unread.eq(stage[8:]),
+                     self.o.eq(stage[:4] + stage[4:8])]
+        return m
+
+
+@pytest.mark.synth
+def test_cut_points_see_constant_and_unread_register_bits(tmp_path):
+    """The cut-point proof (the cheap one, no induction in time) folds a register bit that never
+    leaves its initial value and ignores internal wires: a pipeline bit tied to its constant value
+    (#33 of the default preset's fp32 campaign) and an unread bit changed (#102) close there."""
+    (tmp_path / "design.il").write_text(rtlil_with_src(Staged(), "staged"))
+    stage_q = "mutate -module staged -cell $15 -port Q -wire stage"
+    for mutation in (f"{stage_q} -mode const0 -portbit 4 -wirebit 4", f"{stage_q} -mode cnot1 -portbit 8 -ctrlbit 0 -wirebit 8"):
+        proof = prove_equivalent(tmp_path, "design.il", "staged", Mutation(1, mutation), timeout=30)
+        assert proof.equivalent and proof.method == CUT_POINTS, proof
+    observable = prove_equivalent(tmp_path, "design.il", "staged", Mutation(2, f"{stage_q} -mode inv -portbit 0 -wirebit 0"))
+    assert not observable.equivalent
 
 
 def test_mutation_of_a_flattened_sub_block_cell_for_its_module_alone():
