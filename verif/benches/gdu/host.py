@@ -17,7 +17,7 @@ from golden.numerics import FP16_MAX_BITS as FP16_MAX
 from hw.config import MixPEConfig
 from hw.emit import build_block
 
-__all__ = ["component", "job", "make_cases", "make_offset_cases", "golden_tile"]
+__all__ = ["component", "job", "make_cases", "make_offset_cases", "golden_tile", "lane_schedule", "lane_tile"]
 
 FP16_ONE = 0x3C00
 
@@ -146,22 +146,69 @@ def _wide_range(config: MixPEConfig, rng: random.Random, index: int) -> dict:
     return case
 
 
+def lane_schedule(config: MixPEConfig, groups: int) -> list[tuple[int, int, int] | None]:
+    """The cycles of a tile of ``groups`` groups on every column of a lane, as the core feeds a GDU
+    lane: per group, column after column one lane period apart, R consecutive rows each, the
+    group's first rows ``group_interval`` cycles apart; (group, column, row) per cycle, None idle."""
+    rows, interval, period = config.rows, config.group_interval, config.lane_period(config.lanes)
+    cycles: list[tuple[int, int, int] | None] = [None] * (groups * interval)
+    for j in range(groups):
+        for column in range(config.columns_per_lane):
+            for r in range(rows):
+                cycles[j * interval + column * period + r] = (j, column, r)
+    return cycles
+
+
+def lane_tile(config: MixPEConfig, rng: random.Random, name: str, bank: int, groups: int = 3) -> dict:
+    """A tile of random groups on every column of a lane (``columns``: one case per column, sharing
+    the rows' token scales), to run in ``bank`` cycle by cycle as ``beats`` (:func:`lane_schedule`)
+    orders it. A group's P and A are those of activations whose first half has one code and second
+    half another: cheap to draw, and always sums that a real group gives."""
+    rows, g, top = config.rows, config.group_size, config.code_max
+    halves = (g // 2, g - g // 2)
+
+    def group_sums():
+        parts = [rng.randrange(-128 * n, 127 * n + 1) for n in halves]
+        return sum(rng.randrange(top + 1) * part for part in parts), sum(parts)
+
+    def parameters():
+        scale = rng.randrange(0x0400, 0x7C00) | rng.choice([0, 0x8000])
+        zero = rng.randrange(0x0400, 0x7C00) | rng.choice([0, 0x8000]) if config.float_offset else rng.randrange(top + 1)
+        return scale, zero
+
+    act_scales = [0x3C000000 + rng.randrange(1 << 23) for _ in range(rows)]
+    columns = []
+    for column in range(config.columns_per_lane):
+        sums = [[group_sums() for _ in range(rows)] for _ in range(groups)]
+        scales, zeros = zip(*(parameters() for _ in range(groups)))
+        columns.append({"name": f"{name}_column{column}", "psums": [[p for p, _ in row] for row in sums],
+                        "asums": [[a for _, a in row] for row in sums], "scales": list(scales),
+                        "zeros": list(zeros), "act_scales": act_scales})
+    return {"name": name, "bank": bank, "columns": columns, "beats": lane_schedule(config, groups)}
+
+
 def job(config: MixPEConfig, seed: int) -> dict:
     """Cases with their expected raw FP32 results per row, as a JSON-able dict. The bench puts case
     i in column i mod ``columns_per_lane``; one more random case per column makes every column's
-    word of the accumulator memory see random data (the edge cases leave most of its bits 0)."""
+    word of the accumulator memory see random data (the edge cases leave most of its bits 0). With
+    several columns a lane, ``lane_tiles`` (:func:`lane_tile`, one per bank, back to back) then
+    accumulate every column in the same tile, as the core does: a write into another column's
+    word shows there."""
     rng = random.Random(seed)
     cases = make_cases(config, rng)
     cases += [dict(make_cases(config, rng)[-1], name=f"random_{index}") for index in range(config.columns_per_lane)]
     cases += [_wide_range(config, rng, index) for index in range(config.columns_per_lane)]
+    lane_tiles = [lane_tile(config, rng, f"lane_tile_{bank}", bank) for bank in range(2)] \
+        if config.columns_per_lane > 1 else []
+    every_case = cases + [case for tile in lane_tiles for case in tile["columns"]]
     widen_scale = fp16_to_fp32
     if config.scale_format != "fp16" or config.scale_exponent_offset:   # the cases' FP16 scales in the core's format
         widen_scale = functools.partial(decode_scale_codes, config)
-        for case in cases:
+        for case in every_case:
             case["scales"] = scale_codes_from_fp16(config, case["scales"])
-    for case in cases:
+    for case in every_case:
         if config.signed_codes:          # FP4 / power-of-two codes: no zero point (the GDU ignores it)
             case["zeros"] = [0] * len(case["zeros"])
         case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
                                        case["act_scales"], config.float_offset, widen_scale)
-    return {"cases": cases}
+    return {"cases": cases, "lane_tiles": lane_tiles}

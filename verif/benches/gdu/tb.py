@@ -13,9 +13,11 @@ reads random rows (the result port is independent of the accumulation). Every cy
 row (between groups, one bubble inside each group at a position drawn per case, while the last
 rows drain) drives random values on every input but ``valid``: nothing but a valid row may change
 the accumulators or the latched scale and zero point. A case's bank is drawn apart from its
-column, so each column's words are accumulated in both banks (a write into another column's or
-bank's word shows). Cases: zeros, the largest |D| the widths allow (both signs),
-sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
+column, so each column's words are accumulated in both banks. A case's first group reads no
+word, so a write into another column's word is overwritten before anyone reads it; with several
+columns a lane, two tiles therefore run last, back to back (banks 0 and 1), on every column at
+once as the core feeds a lane (per group, column after column), and both banks are read back.
+Cases: zeros, the largest |D| the widths allow (both signs), sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
 in ``zero_mode="float_offset"`` the port ``zero`` carries a raw FP16 offset, with the largest
 terms of both signs and an offset product that cancels the scaled one exactly.
 """
@@ -64,7 +66,37 @@ async def edge_cases(dut):
             if dut.result_written.value == 1:
                 written.append((int(dut.result_bank.value), int(dut.result_column.value) if columns > 1 else 0))
 
+    async def row(case: dict, bank: int, column: int, j: int, r: int):
+        """Row r of group j of ``case`` in ``column`` of ``bank``, for one cycle; the group's scale and
+        zero point only on a band's first row (garbage on the others)."""
+        groups = len(case["psums"])
+        if columns > 1:
+            dut.column.value = column
+        dut.psum.value = case["psums"][j][r] & ((1 << config.psum_bits) - 1)
+        dut.read_addr.value = rng.randrange(2 * rows)  # the result port reads any row meanwhile
+        dut.info.value = pack(layout, {
+            "valid": 1, "row": r, "asum": case["asums"][j][r], "row_param": case["act_scales"][r],
+            "first": int(j == 0), "last": int(j == groups - 1), "bank": bank, "parity": j % 2})
+        if r % config.band_rows == 0:
+            dut.scale.value, dut.zero.value = case["scales"][j], case["zeros"][j]
+        else:
+            dut.scale.value, dut.zero.value = rng.randrange(1 << 16), rng.randrange(garbage)
+        await FallingEdge(dut.clk)
+
+    async def check(bank: int, cases: dict):
+        """Read bank ``bank`` back row by row: column c's words must hold ``cases[c]``'s results."""
+        for r in range(rows):
+            dut.read_addr.value = bank * rows + r
+            await FallingEdge(dut.clk)
+            for column, case in cases.items():
+                got = dut.read_data.value.to_unsigned() >> (32 * column) & 0xFFFFFFFF
+                if got != case["expected"][r]:
+                    failures.append(f"{case['name']} row {r}: got {got:#010x} expected {case['expected'][r]:#010x}")
+        for case in cases.values():
+            dut._log.info("case %s: %d groups x %d rows checked", case["name"], len(case["psums"]), rows)
+
     cocotb.start_soon(watch_writes())
+    expected_writes = []
     for index, case in enumerate(job["cases"]):
         bank, column = index // columns % 2, index % columns
         groups = len(case["psums"])
@@ -75,28 +107,23 @@ async def edge_cases(dut):
             for r in range(rows):
                 if r == bubble_before:
                     await idle(1)
-                if columns > 1:
-                    dut.column.value = column
-                dut.psum.value = case["psums"][j][r] & ((1 << config.psum_bits) - 1)
-                dut.read_addr.value = rng.randrange(2 * rows)  # the result port reads any row meanwhile
-                dut.info.value = pack(layout, {
-                    "valid": 1, "row": r, "asum": case["asums"][j][r], "row_param": case["act_scales"][r],
-                    "first": int(j == 0), "last": int(j == groups - 1), "bank": bank, "parity": j % 2})
-                if r == 0:
-                    dut.scale.value, dut.zero.value = case["scales"][j], case["zeros"][j]
-                else:
-                    dut.scale.value, dut.zero.value = rng.randrange(1 << 16), rng.randrange(garbage)
-                await FallingEdge(dut.clk)
+                await row(case, bank, column, j, r)
             await idle(gap - (bubble_before is not None))
         await idle(config.gdu_latency)
-        expected = case["expected"]
-        for r in range(rows):
-            dut.read_addr.value = bank * rows + r
-            await FallingEdge(dut.clk)
-            got = dut.read_data.value.to_unsigned() >> (32 * column) & 0xFFFFFFFF
-            if got != expected[r]:
-                failures.append(f"{case['name']} row {r}: got {got:#010x} expected {expected[r]:#010x}")
-        dut._log.info("case %s: %d groups x %d rows checked", case["name"], groups, rows)
+        await check(bank, {column: case})
+        expected_writes += [(bank, column)] * rows
+    # Every column of the lane in the same tile, the tiles back to back in both banks, then read back.
+    for tile in job["lane_tiles"]:
+        groups, bank = len(tile["columns"][0]["psums"]), tile["bank"]
+        for beat in tile["beats"]:
+            if beat is None:
+                await idle(1)
+                continue
+            j, column, r = beat
+            await row(tile["columns"][column], bank, column, j, r)
+            expected_writes += [(bank, column)] * (j == groups - 1)
+    await idle(config.gdu_latency)
+    for tile in job["lane_tiles"]:
+        await check(tile["bank"], dict(enumerate(tile["columns"])))
     assert not failures, f"{len(failures)} mismatches (seed {cocotb.RANDOM_SEED}): {failures[:6]}"
-    expected_writes = [(index // columns % 2, index % columns) for index in range(len(job["cases"])) for _ in range(rows)]
     assert written == expected_writes, f"result_written pulses (bank, column) {written[:8]}... != {expected_writes[:8]}..."
