@@ -173,16 +173,19 @@ def _all_init_zero(work: Path, design: str) -> bool:
 #: Port-level miter (:func:`_prove_at_ports`) proven by temporal induction.
 _MITER_SCRIPT = ("miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\nopt -fast -full\nopt_clean\n"
                  f"sat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps {MITER_STEPS} miter\n")
-#: Every register bit a cut point (its output an input, its next value an output) in one combinational
-#: SAT problem. First, per design, the bits that never leave their initial value become constants
-#: (``opt_dff -sat``: a bit whose next value equals its initial value whenever it holds it, e.g. one
-#: whose input is a constant that only SAT sees; the same pass merges bits proven equal by induction),
-#: enables and resets become logic (``dffunmap``) and bits nobody reads go (``opt_clean``);
-#: ``splitnets`` gives each remaining bit a wire of its own, as ``expose -evert-dff`` wants, and only
-#: the registers are exposed, so internal wires need not agree.
-_CUT_POINTS_SCRIPT = ("simplemap\nopt_dff -nodffe -nosdff -sat\ndffunmap\nopt_clean\nsplitnets\nexpose -evert-dff t:$_DFF_*\n"
-                      "miter -equiv -flatten -make_assert gold gate miter\n"
-                      "hierarchy -top miter\nopt -fast -full\nopt_clean\nsat -verify -prove-asserts miter\n")
+def _cut_points_script(constant_registers: bool) -> str:
+    """Every register bit a cut point (its output an input, its next value an output) in one
+    combinational SAT problem. Per design, enables and resets become logic (``dffunmap``) and bits
+    nobody reads go (``opt_clean``); ``splitnets`` gives each remaining bit a wire of its own, as
+    ``expose -evert-dff`` wants, and only the registers are exposed, so internal wires need not
+    agree. ``constant_registers``: first, the bits that never leave their initial value become
+    constants (``opt_dff -sat``: a bit whose next value equals its initial value whenever it holds
+    it, e.g. one whose input is a constant that only SAT sees; the pass also merges bits proven
+    equal by induction). That costs a SAT call per register bit (minutes on a whole GDU), hence the
+    second attempt only."""
+    return ("simplemap\n" + ("opt_dff -nodffe -nosdff -sat\n" if constant_registers else "")
+            + "dffunmap\nopt_clean\nsplitnets\nexpose -evert-dff t:$_DFF_*\nmiter -equiv -flatten -make_assert gold gate miter\n"
+            "hierarchy -top miter\nopt -fast -full\nopt_clean\nsat -verify -prove-asserts miter\n")
 
 
 def _prove_at_ports(work: Path, design: str, toplevel: str, mutation: Mutation, timeout: float, submodule: bool,
@@ -194,28 +197,42 @@ def _prove_at_ports(work: Path, design: str, toplevel: str, mutation: Mutation, 
     :data:`CUT_POINTS`: the registers of both become ports of the same names, so the miter says
     "from any equal state and inputs, equal outputs and equal next state"; with equal initial
     values that holds forever (induction with "every register equal" as the invariant). Closes
-    feedback loops (an accumulator memory), which the merging cannot, but not a mutation that
-    changes a register's value that nothing later shows. :data:`MITER`: ``sat -tempinduct``,
+    feedback loops (an accumulator memory), which the merging cannot, and a mutation of a register
+    bit nobody reads; when that fails, a second attempt first turns the register bits that never
+    leave their initial value into constants (:func:`_cut_points_script`), so a bit held at its
+    value only by the logic before it closes too. :data:`MITER`: ``sat -tempinduct``,
     base case from equal initial states (``init`` values, else zero, as the simulator starts),
     induction step from any pair of states, up to :data:`MITER_STEPS` cycles (a pipeline of n
     stages after the mutated cell closes at n + 1); a base-case counterexample is final."""
-    script = _CUT_POINTS_SCRIPT if method == CUT_POINTS else _MITER_SCRIPT
     start = time.monotonic()
-    try:
+
+    def run(script: str) -> None:
         try:
-            _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule) + script, log, timeout=timeout)
+            _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule) + script, log,
+                   timeout=timeout - (time.monotonic() - start))
         except MutateError as error:
             if "Conflicting init values" not in str(error) or not _all_init_zero(work, design):
                 raise
             _yosys(work, _gold_and_gate(design, toplevel, mutation, submodule, zero_init=True) + script, log,
                    timeout=timeout - (time.monotonic() - start))
-    except MutateError as error:
-        text = (work / f"{log}.log").read_text(errors="replace") if (work / f"{log}.log").exists() else ""
-        if method == MITER and "model found for base case: FAIL" in text:
-            return EquivalenceResult(False, f"not equivalent: counterexample from equal initial states ({log}.log)")
-        reason = "timed out" if "timed out" in str(error) else "not proven"
-        return EquivalenceResult(False, f"{method}: {reason}")
-    return EquivalenceResult(True, f"proven equivalent ({method})", method)
+
+    verdict = EquivalenceResult(False, f"{method}: timed out")
+    for script in [_MITER_SCRIPT] if method == MITER else [_cut_points_script(False), _cut_points_script(True)]:
+        if time.monotonic() - start > timeout - 1:
+            break
+        try:
+            run(script)
+        except MutateError as error:
+            text = (work / f"{log}.log").read_text(errors="replace") if (work / f"{log}.log").exists() else ""
+            if method == MITER and "model found for base case: FAIL" in text:
+                return EquivalenceResult(False, f"not equivalent: counterexample from equal initial states ({log}.log)")
+            timed_out = "timed out" in str(error)
+            verdict = EquivalenceResult(False, f"{method}: {'timed out' if timed_out else 'not proven'}")
+            if timed_out:
+                break
+            continue
+        return EquivalenceResult(True, f"proven equivalent ({method})", method)
+    return verdict
 
 
 def prove_equivalent(work: Path, design: str, toplevel: str, mutation: Mutation,
