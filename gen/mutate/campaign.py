@@ -165,8 +165,9 @@ def _prove(task: tuple) -> tuple[int, object]:
         if verdict.equivalent:
             return index, dataclasses.replace(verdict, detail=f"{verdict.detail} at the ports of {module}",
                                               method=f"{verdict.method} at {module}")
-        for proof in invariants.get(module, ()):  # the block's plan names invariants for this sub-block
-            proven, detail = prove_relational(Path(work), "design.il", module, local_mutation, proof, timeout=timeout)
+        if module in invariants:  # the block's plan names invariants for this sub-block
+            proven, detail = prove_relational(Path(work), "design.il", module, local_mutation, invariants[module],
+                                              timeout=timeout)
             if proven:
                 return index, EquivalenceResult(True, f"{detail} at the ports of {module}",
                                                 f"invariants + sat -tempinduct at {module}")
@@ -331,9 +332,7 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     survivors = sorted(set(by_index) - set(killed))
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
-    invariants = {}
-    for path, make in plan.invariants:
-        invariants.setdefault(f"{toplevel}.{path}", []).append(make(config))
+    invariants = {f"{toplevel}.{path}": make(config) for path, make in plan.invariants}
     verdicts = dict(map_tasks(_prove, [(str(work), toplevel, i, by_index[i].spec, equiv_timeout, invariants)
                                        for i in survivors]))
     records = []

@@ -49,7 +49,7 @@ def test_a_read_counter_bit_is_not(act_sum):
 
 
 def test_plans_name_invariants_of_act_sum():
-    assert ("act_sum", act_sum_invariants) in PLANS["act_sum"].invariants
+    assert dict(PLANS["act_sum"].invariants)["act_sum"] is act_sum_invariants
     proof = act_sum_invariants(MixPEConfig(rows=4, cols=4, group_size=8, weight_bits=2))
     assert isinstance(proof, RelationalProof) and "running_3" in proof.signals
     assert "!gold_emitting || (gold_next_row < 4 && gold_next_row == gate_next_row)" in proof.invariants
