@@ -6,7 +6,8 @@ Verilator and checked bit- and cycle-exactly (:func:`verif.smollm_tiles.check_sa
 
 The trained model is the one ``python -m sw.recovery`` trains with the same options (read from
 its cache, ``build/recovery/``; trained there first if missing): the LaDiMo layer-wise stage on the
-first ``--train-windows`` training windows, then ``--e2e-steps`` end-to-end steps. The host runs in
+first ``--train-windows`` training windows, then ``--e2e-steps`` end-to-end steps and any further
+``--stage STEPS:LR[:qat][:bf16]`` (:func:`sw.recovery.e2e_stages`). The host runs in
 float64 as in ``make eval-smollm``. Prints one JSON line per activation format (without the tiles'
 origins) and appends the full records to ``build/recovery/rtl_checks.jsonl``; exits 1 if a tile
 mismatched or a build failed, 2 for a bad option.
@@ -25,9 +26,9 @@ import torch
 from hw.errors import MixPEError
 from sw.cmoe import CMoEConfig
 from sw.e2e import E2ESettings
-from sw.eval_methods import distilled_model, e2e_model
+from sw.eval_methods import distilled_model
 from sw.ladimo import DistillSettings
-from sw.recovery import CACHE, recovery_text
+from sw.recovery import CACHE, e2e_stages, parse_stage, recovery_text
 from sw.settings import SMOLLM_ARRAY_ACTIVATIONS, EvalSettings
 from sw.smollm import SmolLM, array_config, load_smollm, with_host_dtype
 from verif.smollm_tiles import check_sampled_tiles
@@ -72,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--distill-steps", type=int, default=DistillSettings.steps)
     parser.add_argument("--e2e-steps", type=int, default=0, help="end-to-end steps (0: layer-wise only)")
     parser.add_argument("--e2e-lr", type=float, default=E2ESettings.lr)
+    parser.add_argument("--stage", type=parse_stage, action="append", default=[],
+                        help="a further end-to-end stage STEPS:LR[:qat][:bf16] (repeatable, as python -m sw.recovery)")
     parser.add_argument("--activations", nargs="+", choices=SMOLLM_ARRAY_ACTIVATIONS,
                         default=list(SMOLLM_ARRAY_ACTIVATIONS))
     parser.add_argument("--tiles", type=int, default=EvalSettings.rtl_tiles, help="tiles per activation format")
@@ -89,7 +92,8 @@ def main(argv=None) -> int:
                 raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)}: must be a positive integer")
         config = CMoEConfig.parse(args.config)
         distill = DistillSettings(steps=args.distill_steps)
-        e2e = E2ESettings(steps=args.e2e_steps, lr=args.e2e_lr) if args.e2e_steps else None
+        if args.e2e_steps < 0:
+            raise ValueError(f"--e2e-steps={args.e2e_steps}: must be >= 0 (0: layer-wise only)")
     except (MixPEError, ValueError) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
@@ -102,8 +106,9 @@ def main(argv=None) -> int:
         return 2
     trained = distilled_model(model, config, text["calibration"], text["training"][:args.train_windows], distill,
                               EvalSettings.k_act)
-    if e2e is not None:
-        trained = e2e_model(model, trained, text["training"], e2e)[0]
+    stages = ([(args.e2e_steps, args.e2e_lr, False, "float32")] if args.e2e_steps else []) + args.stage
+    if stages:
+        trained = e2e_stages(model, trained, text, stages, eval_every=0)[0]
     try:
         checks = trained_tile_checks(model, trained, text["held_out"][0][:args.tokens],
                                      activations=tuple(args.activations), count=args.tiles, seed=args.seed)
@@ -114,7 +119,7 @@ def main(argv=None) -> int:
     with RESULTS.open("a") as results:
         for record in checks:
             record.update(train_windows=args.train_windows, distill_steps=args.distill_steps,
-                          e2e_steps=args.e2e_steps, e2e_lr=args.e2e_lr, tokens=args.tokens)
+                          e2e_stages=stages, tokens=args.tokens)
             results.write(json.dumps(record) + "\n")
             print(json.dumps({key: value for key, value in record.items() if key != "origins"}), flush=True)
     return 0 if all(record["passed"] for record in checks) else 1
