@@ -151,6 +151,8 @@ def main(argv=None) -> int:
                         help="a further end-to-end stage STEPS:LR[:qat][:bf16] (repeatable)")
     parser.add_argument("--eval-every", type=int, default=E2ESettings.eval_every)
     parser.add_argument("--array", action="store_true", help="also the INT8 and FP16 array rows (first window)")
+    parser.add_argument("--array-activations", nargs="+", choices=("int8", "fp16"), default=("int8", "fp16"),
+                        help="with --array: which activations (FP16 takes 5x the CPU of INT8)")
     args = parser.parse_args(argv)
     from sw.eval_methods import distilled_model      # it imports this module
     torch.set_num_threads(1)
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
                   layer_error_after=[s.error_after for s in distilled.stats],
                   sha256=text["sha256"], **float_perplexities(model, trained, text["held_out"]))
     if args.array:
-        record["array_rows"] = array_rows(model, trained, text["held_out"][0])
+        record["array_rows"] = array_rows(model, trained, text["held_out"][0], tuple(args.array_activations))
     record["eval_cpu_seconds"] = time.process_time() - start
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / "results.jsonl", "a") as results:
