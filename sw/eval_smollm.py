@@ -22,7 +22,8 @@ row sees the same tokens). Every row also reports its spread over the first ``sp
 ``spread_perplexities`` and their ``perplexity_mean``, ``perplexity_std``, ``perplexity_min`` and
 ``perplexity_max``. Float rows also report ``perplexity_long`` over ``float_windows`` windows of
 ``eval_tokens`` (and each window's own perplexity, ``perplexity_windows``). ``eval_seconds`` and
-``eval_cpu_seconds`` are a row's wall and CPU time (its task's thread). ``cycles_per_token`` is the prefill of that window: every GEMM the
+``eval_cpu_seconds`` are a row's wall and CPU time (its task's thread; loading the model, once per
+worker, is not counted). ``cycles_per_token`` is the prefill of that window: every GEMM the
 forward pass ran, grouped in stages of GEMMs that share an input (q/k/v; o; gate/up of all experts;
 down of all experts), each stage tiled by :func:`sw.moe_mapper.map_stage` (R x C tiles, tokens on
 rows, ``row_groups`` bands) and timed by :func:`golden.cycles.predict_cycles`, summed over stages
@@ -156,8 +157,8 @@ def evaluate_row(spec: RowSpec, operands: bytes, settings: EvalSettings) -> dict
 
 
 def _evaluate(spec: RowSpec, carving, windows: list[torch.Tensor], settings: EvalSettings) -> dict:
-    start, cpu_start = time.perf_counter(), time.thread_time()      # one torch thread: the row's CPU is this thread's
     model = _host_model(settings.gguf if is_gguf_row(spec.model) else None)
+    start, cpu_start = time.perf_counter(), time.thread_time()      # one torch thread: the row's CPU is this thread's
     selection = spec.router if spec.router in SELECTIONS else None
     merged_model = getattr(carving, "merged_model", None)        # LoRA: attention adapters merged
     model = merged_model(model, spec.down_mode) if merged_model is not None else model
