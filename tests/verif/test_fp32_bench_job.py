@@ -8,7 +8,8 @@ import pytest
 from hw.config import from_preset
 from hw.fp_stages import ADDER_CUTS
 from verif.benches.fp32.harness import harness_latency, unit_specs
-from verif.benches.fp32.host import adder_operands, fp16_codes, int_operands, job, multiplier_operands
+from verif.benches.fp32.host import (ONE, SINGLE_BIT_NANS, adder_operands, fp16_codes, int_operands, job,
+                                     multiplier_operands)
 
 
 def test_units_follow_the_gdu_parameters():
@@ -60,3 +61,12 @@ def test_job_expectations_are_raw_fp32():
     for unit in units.values():
         assert len(unit["vectors"]) == len(unit["expected"]) and all(0 <= e < 2 ** 32 for e in unit["expected"])
     assert units["scale_mul"]["ports"] == ["a", "b", "exp_offset"]
+
+
+@pytest.mark.parametrize("operands", [adder_operands, multiplier_operands])
+def test_binary_units_get_a_nan_with_each_single_mantissa_bit(operands):
+    pairs = set(operands(random.Random(1)))
+    for bit in range(23):
+        for sign in (0, 1 << 31):
+            nan = sign | 0x7F800000 | 1 << bit
+            assert nan in SINGLE_BIT_NANS and {(nan, ONE), (ONE, nan)} <= pairs, hex(nan)

@@ -10,13 +10,13 @@ Directed cases per unit (the paths a GDU's few hundred operands reach rarely or 
 * FP16 widening: every subnormal code of both signs (the leading-zero count at every position),
   zeros, infinities, NaNs with each single mantissa bit, every exponent with edge mantissas;
 * multiplier: every pair of 38 special patterns (zeros, subnormals, the normal and finite limits,
-  infinities, NaNs, values around 1), ties, a sticky bit at every product position (``(1 + 2^-i)
-  * (1 + 2^-j)``), products whose bits below the guard region are ``2^22 - 2^j`` or ``2^j`` for
-  every j (a carry into, or a borrow from, the rounding position), products around 2^-126 and
-  2^128, and a random ``exp_offset`` when it has one;
-* adder: every pair of the special patterns, every exponent difference 0..40, and cancellations
-  whose difference has its leading one at every position (the normalisation's leading-zero count),
-  near the flush threshold too;
+  infinities, NaNs, values around 1), NaNs with each single mantissa bit against 1.0, ties, a
+  sticky bit at every product position (``(1 + 2^-i) * (1 + 2^-j)``), products whose bits below
+  the guard region are ``2^22 - 2^j`` or ``2^j`` for every j (a carry into, or a borrow from, the
+  rounding position), products around 2^-126 and 2^128, and a random ``exp_offset`` when it has one;
+* adder: every pair of the special patterns, the single-bit NaNs, every exponent difference
+  0..40, and cancellations whose difference has its leading one at every position (the
+  normalisation's leading-zero count), near the flush threshold too;
 
 then seeded random operands (raw bit patterns and random normals) for each.
 """
@@ -56,6 +56,10 @@ BOUNDARY_PAIRS = (
     (0x3F000000, 0x80800001), (0x5F800000, 0x60000000), (0x5F7FFFFF, 0x60000000),
     (0x3F800800, 0x3F800800), (0x3F801000, 0x3F801000), (0x4B800000, 0xCB7FFFFF),
 )
+#: NaNs with a single mantissa bit, each bit and both signs (the NaN test's ``mantissa != 0`` at every
+#: bit), paired with 1.0 either way in both binary units.
+SINGLE_BIT_NANS = tuple(sign | 0x7F800000 | 1 << bit for sign in (0, 0x80000000) for bit in range(23))
+ONE = 0x3F800000
 #: Seeded random operands per unit, beside the directed ones.
 RANDOM_COUNT = 1500
 #: Product bits below the multiplier's guard region (they only feed its sticky bit; :mod:`hw.fp_mul`).
@@ -101,9 +105,11 @@ def fp16_codes(rng: random.Random) -> list[int]:
 
 
 def _binary_operands(rng: random.Random) -> list[tuple[int, int]]:
-    """Pairs both binary units get: every pair of special patterns, the boundary pairs, random raw
-    bit patterns and random normals with exponent differences up to 40 and trailing zeros (ties)."""
+    """Pairs both binary units get: every pair of special patterns, the boundary pairs, the
+    single-bit NaNs against 1.0, random raw bit patterns and random normals with exponent
+    differences up to 40 and trailing zeros (ties)."""
     pairs = [(a, b) for a in SPECIAL_PATTERNS for b in SPECIAL_PATTERNS] + list(BOUNDARY_PAIRS)
+    pairs += [pair for nan in SINGLE_BIT_NANS for pair in ((nan, ONE), (ONE, nan))]
     pairs += [(rng.getrandbits(32), rng.getrandbits(32)) for _ in range(RANDOM_COUNT // 2)]
     for _ in range(RANDOM_COUNT // 2):
         exponent = rng.randint(1, 254)
