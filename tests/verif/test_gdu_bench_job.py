@@ -2,11 +2,12 @@
 the order the core feeds a lane, checked on the host side without a simulator."""
 
 import random
+import struct
 
 import pytest
 
 from hw.config import MixPEConfig, from_preset
-from verif.benches.gdu.host import golden_tile, job, lane_schedule, lane_tile
+from verif.benches.gdu.host import activation_range, golden_tile, job, lane_schedule, lane_tile
 
 #: One lane for 4 columns of 4 rows (lane period R), and one whose lane period is the lane count.
 ONE_LANE = MixPEConfig(rows=4, cols=4, group_size=8, gdu_lanes=1, name="w4a8-g8-4x4-L1")
@@ -50,3 +51,48 @@ def test_lane_tiles_tell_every_column_apart():
         assert case["expected"] == golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
                                                case["act_scales"])
     assert job(ONE_LANE.replace(gdu_lanes=4, name="w4a8-g8-4x4-L4"), 3)["lane_tiles"] == []
+
+
+FP16_ACTIVATIONS = from_preset("w4a16-g128-16x16")
+
+
+def test_fp_activation_cases_fit_the_row_sideband_and_the_sum_widths():
+    """FP16 activations: every row carries a shared exponent field and an invalid flag per group
+    (no token scale), and the sums are those of aligned significands, reaching the widths' ends."""
+    from hw.layouts import pack, row_info_layout
+
+    config = FP16_ACTIVATIONS
+    low, high = activation_range(config)
+    assert (low, high) == (-(2047 << config.guard), 2047 << config.guard)
+    result = job(config, 1)
+    cases = result["cases"] + [case for tile in result["lane_tiles"] for case in tile["columns"]]
+    top = (1 << config.act_exp_bits) - 1
+    for case in cases:
+        assert "act_scales" not in case
+        for j, (exponents, invalid) in enumerate(zip(case["exponents"], case["invalid"])):
+            for r, (e, bad) in enumerate(zip(exponents, invalid)):
+                assert 1 <= e <= top and (e < top or bad)            # field 2**E - 1 only on invalid rows
+                pack(row_info_layout(config), {"valid": 1, "row": r, "asum": case["asums"][j][r], "row_param": e,
+                                               "invalid": bad, "first": 1, "last": 1, "bank": 0, "parity": 0})
+                assert abs(case["psums"][j][r]) < 1 << (config.psum_bits - 1)
+    by_name = {case["name"]: case for case in result["cases"]}
+    assert abs(by_name["largest_negative_D"]["psums"][0][0]) == -low * config.code_max * config.group_size
+    assert by_name["sign_changes_cancel"]["expected"] == [0] * config.rows
+    for tile in result["lane_tiles"]:                       # a lane's columns share their rows' groups
+        assert all(case["exponents"] == tile["columns"][0]["exponents"] for case in tile["columns"])
+    flags = [bad for case in cases for row in case["invalid"] for bad in row]
+    assert 0 < sum(flags) < len(flags) // 4
+
+
+def test_fp_activation_golden_scales_by_the_lsb_exponent_and_nans_invalid_rows():
+    """Term = fp32(D) * fp32(s) * 2**(e + lsb_exponent_offset); an invalid row's result is the
+    canonical NaN; no token scale."""
+    offset = FP16_ACTIVATIONS.lsb_exponent_offset          # -31 for FP16 with 6 guard bits
+    one, two = 0x3C00, 0x4000
+    expected = golden_tile([[3, 5]], [[0, 0]], [one], [0], None, exponents=[[31, 30]], invalid=[[0, 1]],
+                           lsb_exponent_offset=offset)
+    assert expected == [struct.unpack("<I", struct.pack("<f", 3.0 * 2.0 ** (31 + offset)))[0], 0x7FC00000]
+    two_groups = golden_tile([[1, 1], [1, 1]], [[0, 0], [0, 0]], [one, two], [0, 0], None,
+                             exponents=[[offset * -1, 1], [offset * -1, 1]], invalid=[[0, 0], [0, 0]],
+                             lsb_exponent_offset=offset)
+    assert two_groups == [struct.unpack("<I", struct.pack("<f", value))[0] for value in (3.0, 3.0 * 2.0 ** (1 + offset))]

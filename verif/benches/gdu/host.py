@@ -16,8 +16,10 @@ from golden.fp32 import bits, fadd32, fmul32, fp16_to_fp32, from_bits, int_to_fp
 from golden.numerics import FP16_MAX_BITS as FP16_MAX
 from hw.config import MixPEConfig
 from hw.emit import build_block
+from hw.fp_common import CANONICAL_NAN
 
-__all__ = ["component", "job", "make_cases", "make_offset_cases", "golden_tile", "lane_schedule", "lane_tile"]
+__all__ = ["component", "job", "make_cases", "make_offset_cases", "golden_tile", "lane_schedule", "lane_tile",
+           "activation_range", "add_fp_rows"]
 
 FP16_ONE = 0x3C00
 
@@ -26,41 +28,83 @@ def component(config: MixPEConfig):
     return build_block("gdu", config)
 
 
-def golden_tile(psums, asums, scales, zeros, act_scales, float_offset=False, widen_scale=fp16_to_fp32):
+def golden_tile(psums, asums, scales, zeros, act_scales, float_offset=False, widen_scale=fp16_to_fp32,
+                exponents=None, invalid=None, lsb_exponent_offset=0):
     """Expected raw FP32 per row: psums/asums [G][R] ints, scales/zeros [G] ints, act_scales [R] raw.
 
     With ``float_offset`` ``zeros`` holds raw FP16 offsets m and the group term is
     ``fp32(P) * d + fp32(A) * m``. ``widen_scale`` turns raw scale codes into FP32 (the FP16
-    widening, or :func:`golden.codes.decode_scale_codes` for E8M0 / E4M3 scales)."""
+    widening, or :func:`golden.codes.decode_scale_codes` for E8M0 / E4M3 scales).
+
+    Floating-point activations give ``exponents`` and ``invalid`` [G][R] (the rows' shared
+    exponent fields and invalid flags) instead of ``act_scales``: each product is scaled by
+    ``2**(exponent + lsb_exponent_offset)`` in its one rounding, an invalid row's term is the
+    canonical NaN, and there is no token scale."""
     groups = len(psums)
     acc = None
     for j in range(groups):
         rows = len(psums[j])
+        k = None if exponents is None else torch.tensor(exponents[j], dtype=torch.int64) + lsb_exponent_offset
         if not float_offset:
             d = torch.tensor([p - zeros[j] * a for p, a in zip(psums[j], asums[j])], dtype=torch.int64)
-            term = fmul32(int_to_fp32(d), widen_scale(torch.tensor([scales[j]] * rows)))
+            term = fmul32(int_to_fp32(d), widen_scale(torch.tensor([scales[j]] * rows)), k)
         else:
             scaled = fmul32(int_to_fp32(torch.tensor(psums[j], dtype=torch.int64)),
-                            fp16_to_fp32(torch.tensor([scales[j]] * rows)))
+                            fp16_to_fp32(torch.tensor([scales[j]] * rows)), k)
             offset = fmul32(int_to_fp32(torch.tensor(asums[j], dtype=torch.int64)),
-                            fp16_to_fp32(torch.tensor([zeros[j]] * rows)))
+                            fp16_to_fp32(torch.tensor([zeros[j]] * rows)), k)
             term = fadd32(scaled, offset)
+        if invalid is not None:
+            term = torch.where(torch.tensor(invalid[j], dtype=torch.bool), from_bits([CANONICAL_NAN] * rows), term)
         acc = term if j == 0 else fadd32(acc, term)
-    final = fmul32(acc, from_bits(torch.tensor(act_scales, dtype=torch.int64)))
+    final = acc if exponents is not None else fmul32(acc, from_bits(torch.tensor(act_scales, dtype=torch.int64)))
     return [int(v) & 0xFFFFFFFF for v in bits(final)]
+
+
+def activation_range(config: MixPEConfig) -> tuple[int, int]:
+    """Smallest and largest PE activation operand: INT8, or an aligned significand of
+    floating-point activations (at most ``(2**(M+1) - 1) * 2**guard`` in magnitude)."""
+    if not config.fp_activation:
+        return -128, 127
+    largest = ((1 << (config.act_format.man_bits + 1)) - 1) << config.guard
+    return -largest, largest
+
+
+def add_fp_rows(config: MixPEConfig, rng: random.Random, cases: list[dict], mode: str) -> None:
+    """Floating-point activations: give ``cases`` (sharing their rows' groups, as a lane's columns
+    do) the rows' shared exponent fields and invalid flags per group, in place of token scales.
+    ``mode``: "largest" (every row at the largest valid exponent, so the largest terms, and the
+    same in every group so cancelling terms stay exact), "random" (any valid exponent, a few
+    invalid rows) or "wide" (the extremes 1 and 2**E - 1 often, more invalid rows)."""
+    rows, groups, top = config.rows, len(cases[0]["psums"]), (1 << config.act_exp_bits) - 1
+    if mode == "largest":
+        exponents, invalid = [[top - 1] * rows] * groups, [[0] * rows] * groups
+    else:
+        odds = 8 if mode == "random" else 6
+        invalid = [[int(rng.randrange(odds * groups) == 0) for _ in range(rows)] for _ in range(groups)]
+        exponents = [[rng.choice([1, top - 1, rng.randrange(1, top)]) if mode == "wide" else rng.randrange(1, top)
+                      for _ in range(rows)] for _ in range(groups)]
+        exponents = [[top if bad and mode == "wide" else e for e, bad in zip(row_e, row_bad)]
+                     for row_e, row_bad in zip(exponents, invalid)]
+    for case in cases:
+        case.pop("act_scales")
+        case.update(exponents=exponents, invalid=invalid)
 
 
 def make_offset_cases(config: MixPEConfig, rng: random.Random):
     """Cases of the float-offset mode: ``zeros`` holds the raw FP16 offset m of each group."""
     rows, g, top = config.rows, config.group_size, config.code_max
+    low, high = activation_range(config)
+    near = -low * 28 // 128                # INT8: activations within -128 .. -101 or 100 .. 127
     one = 0x3F800000
 
     def group_sums(x_low, x_high):
         xs = [rng.randrange(x_low, x_high) for _ in range(g)]
         return sum(x * rng.randrange(top + 1) for x in xs), sum(xs)
 
-    sums = [[group_sums(*rng.choice([(-128, 128), (-128, -100), (100, 128)])) for _ in range(rows)] for _ in range(6)]
-    a_const = [[rng.randrange(-128 * g, 127 * g + 1) for _ in range(rows)] for _ in range(3)]
+    sums = [[group_sums(*rng.choice([(low, high + 1), (low, low + near), (high + 1 - near, high + 1)]))
+             for _ in range(rows)] for _ in range(6)]
+    a_const = [[rng.randrange(low * g, high * g + 1) for _ in range(rows)] for _ in range(3)]
 
     def random_fp16():
         return rng.choice([0, rng.randrange(0x0400, 0x7C00)]) | rng.choice([0, 0x8000])
@@ -76,16 +120,16 @@ def make_offset_cases(config: MixPEConfig, rng: random.Random):
     return [
         case("zeros", 2, lambda j, r: 0, lambda j, r: 0, lambda j: FP16_ONE, lambda j: FP16_MAX),
         # x = -128 and codes 2**b - 1 everywhere: largest |P| and |A|, both products negative.
-        case("largest_negative_term", 3, lambda j, r: -128 * top * g, lambda j, r: -128 * g,
+        case("largest_negative_term", 3, lambda j, r: low * top * g, lambda j, r: low * g,
              lambda j: FP16_MAX, lambda j: FP16_MAX),
-        case("largest_positive_term", 3, lambda j, r: 127 * top * g, lambda j, r: 127 * g,
+        case("largest_positive_term", 3, lambda j, r: high * top * g, lambda j, r: high * g,
              lambda j: FP16_MAX, lambda j: FP16_MAX),
         # codes all 5 (P = 5A), d = 1, m = -5: t + o cancels to exactly zero in every group.
         case("offset_cancels_scale", 3, lambda j, r: 5 * a_const[j][r], lambda j, r: a_const[j][r],
              lambda j: FP16_ONE, lambda j: 0xC500),
         case("sign_changes_cancel", 4, lambda j, r: (1 if j % 2 else -1) * 1000 * (r + 1), lambda j, r: 0,
              lambda j: 0x2E66, lambda j: 0x5BFF),
-        case("overflow_to_inf", 2, lambda j, r: 128 * top * g, lambda j, r: 0, lambda j: FP16_MAX, lambda j: 0,
+        case("overflow_to_inf", 2, lambda j, r: -low * top * g, lambda j, r: 0, lambda j: FP16_MAX, lambda j: 0,
              act_scale=0x7E967699),  # 1e38
         case("single_group", 1, lambda j, r: sums[j][r][0], lambda j, r: sums[j][r][1],
              lambda j: rng.randrange(0x0400, 0x7C00), lambda j: random_fp16()),
@@ -99,8 +143,10 @@ def make_cases(config: MixPEConfig, rng: random.Random):
     if config.float_offset:
         return make_offset_cases(config, rng)
     rows, g, top = config.rows, config.group_size, config.code_max
-    p_max = 128 * top * g            # |P| bound; |D| reaches it
-    a_min, a_max = -128 * g, 127 * g
+    low, high = activation_range(config)
+    near = -low * 28 // 128                # INT8: activations within -128 .. -101 or 100 .. 127
+    p_max = -low * top * g           # |P| bound; |D| reaches it
+    a_min, a_max = low * g, high * g
     one = 0x3F800000
 
     def group_sums(x_low, x_high):
@@ -110,7 +156,8 @@ def make_cases(config: MixPEConfig, rng: random.Random):
         return sum(x * rng.randrange(top + 1) for x in xs), sum(xs)
 
     # Per group and row; groups with large activations of one sign push |D| to the extremes.
-    sums = [[group_sums(*rng.choice([(-128, 128), (-128, -100), (100, 128)])) for _ in range(rows)] for _ in range(6)]
+    sums = [[group_sums(*rng.choice([(low, high + 1), (low, low + near), (high + 1 - near, high + 1)]))
+             for _ in range(rows)] for _ in range(6)]
 
     def case(name, groups, psum, asum, scale, zero, act_scale=one):
         return {"name": name,
@@ -165,10 +212,11 @@ def lane_tile(config: MixPEConfig, rng: random.Random, name: str, bank: int, gro
     orders it. A group's P and A are those of activations whose first half has one code and second
     half another: cheap to draw, and always sums that a real group gives."""
     rows, g, top = config.rows, config.group_size, config.code_max
+    low, high = activation_range(config)
     halves = (g // 2, g - g // 2)
 
     def group_sums():
-        parts = [rng.randrange(-128 * n, 127 * n + 1) for n in halves]
+        parts = [rng.randrange(low * n, high * n + 1) for n in halves]
         return sum(rng.randrange(top + 1) * part for part in parts), sum(parts)
 
     def parameters():
@@ -201,6 +249,13 @@ def job(config: MixPEConfig, seed: int) -> dict:
     lane_tiles = [lane_tile(config, rng, f"lane_tile_{bank}", bank) for bank in range(2)] \
         if config.columns_per_lane > 1 else []
     every_case = cases + [case for tile in lane_tiles for case in tile["columns"]]
+    if config.fp_activation:
+        for case in cases:
+            mode = "wide" if case["name"].startswith("wide_range") else \
+                "random" if case["name"].startswith(("random", "single_group")) else "largest"
+            add_fp_rows(config, rng, [case], mode)
+        for tile in lane_tiles:
+            add_fp_rows(config, rng, tile["columns"], "random")
     widen_scale = fp16_to_fp32
     if config.scale_format != "fp16" or config.scale_exponent_offset:   # the cases' FP16 scales in the core's format
         widen_scale = functools.partial(decode_scale_codes, config)
@@ -210,5 +265,6 @@ def job(config: MixPEConfig, seed: int) -> dict:
         if config.signed_codes:          # FP4 / power-of-two codes: no zero point (the GDU ignores it)
             case["zeros"] = [0] * len(case["zeros"])
         case["expected"] = golden_tile(case["psums"], case["asums"], case["scales"], case["zeros"],
-                                       case["act_scales"], config.float_offset, widen_scale)
+                                       case.get("act_scales"), config.float_offset, widen_scale,
+                                       case.get("exponents"), case.get("invalid"), config.lsb_exponent_offset)
     return {"cases": cases, "lane_tiles": lane_tiles}

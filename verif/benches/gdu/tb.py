@@ -19,7 +19,9 @@ columns a lane, two tiles therefore run last, back to back (banks 0 and 1), on e
 once as the core feeds a lane (per group, column after column), and both banks are read back.
 Cases: zeros, the largest |D| the widths allow (both signs), sign changes that cancel to exactly zero, overflow to infinity by the token scale, and random;
 in ``zero_mode="float_offset"`` the port ``zero`` carries a raw FP16 offset, with the largest
-terms of both signs and an offset product that cancels the scaled one exactly.
+terms of both signs and an offset product that cancels the scaled one exactly. With floating-point
+activations the sums are those of aligned significands, and each row carries its group's shared
+exponent and invalid flag (:func:`.host.add_fp_rows`) instead of a token scale.
 """
 
 from __future__ import annotations
@@ -74,9 +76,13 @@ async def edge_cases(dut):
             dut.column.value = column
         dut.psum.value = case["psums"][j][r] & ((1 << config.psum_bits) - 1)
         dut.read_addr.value = rng.randrange(2 * rows)  # the result port reads any row meanwhile
-        dut.info.value = pack(layout, {
-            "valid": 1, "row": r, "asum": case["asums"][j][r], "row_param": case["act_scales"][r],
-            "first": int(j == 0), "last": int(j == groups - 1), "bank": bank, "parity": j % 2})
+        fields = {"valid": 1, "row": r, "asum": case["asums"][j][r], "first": int(j == 0),
+                  "last": int(j == groups - 1), "bank": bank, "parity": j % 2}
+        if config.fp_activation:     # the row's shared exponent of group j instead of its token scale
+            fields.update(row_param=case["exponents"][j][r], invalid=case["invalid"][j][r])
+        else:
+            fields["row_param"] = case["act_scales"][r]
+        dut.info.value = pack(layout, fields)
         if r % config.band_rows == 0:
             dut.scale.value, dut.zero.value = case["scales"][j], case["zeros"][j]
         else:
