@@ -80,6 +80,10 @@ def test_fp_activation_cases_fit_the_row_sideband_and_the_sum_widths():
     assert by_name["sign_changes_cancel"]["expected"] == [0] * config.rows
     for tile in result["lane_tiles"]:                       # a lane's columns share their rows' groups
         assert all(case["exponents"] == tile["columns"][0]["exponents"] for case in tile["columns"])
+    for case in by_name["random"], *(tile["columns"][0] for tile in result["lane_tiles"]):
+        for r in range(config.rows):     # a row's groups close in exponent: no group's term vanishes
+            row = [exponents[r] for exponents in case["exponents"]]
+            assert max(row) - min(row) <= 4
     flags = [bad for case in cases for row in case["invalid"] for bad in row]
     assert 0 < sum(flags) < len(flags) // 4
 

@@ -74,16 +74,18 @@ def add_fp_rows(config: MixPEConfig, rng: random.Random, cases: list[dict], mode
     """Floating-point activations: give ``cases`` (sharing their rows' groups, as a lane's columns
     do) the rows' shared exponent fields and invalid flags per group, in place of token scales.
     ``mode``: "largest" (every row at the largest valid exponent, so the largest terms, and the
-    same in every group so cancelling terms stay exact), "random" (any valid exponent, a few
-    invalid rows) or "wide" (the extremes 1 and 2**E - 1 often, more invalid rows)."""
+    same in every group so cancelling terms stay exact), "random" (a row's groups within 2 of a
+    random exponent, so that every group's term shows in the row's sum; a few invalid rows) or
+    "wide" (any exponent, the extremes 1 and 2**E - 1 often, more invalid rows)."""
     rows, groups, top = config.rows, len(cases[0]["psums"]), (1 << config.act_exp_bits) - 1
     if mode == "largest":
         exponents, invalid = [[top - 1] * rows] * groups, [[0] * rows] * groups
     else:
         odds = 8 if mode == "random" else 6
         invalid = [[int(rng.randrange(odds * groups) == 0) for _ in range(rows)] for _ in range(groups)]
-        exponents = [[rng.choice([1, top - 1, rng.randrange(1, top)]) if mode == "wide" else rng.randrange(1, top)
-                      for _ in range(rows)] for _ in range(groups)]
+        bases = [rng.randrange(1, top) for _ in range(rows)]
+        exponents = [[rng.choice([1, top - 1, rng.randrange(1, top)]) if mode == "wide"
+                      else min(max(base + rng.randrange(-2, 3), 1), top - 1) for base in bases] for _ in range(groups)]
         exponents = [[top if bad and mode == "wide" else e for e, bad in zip(row_e, row_bad)]
                      for row_e, row_bad in zip(exponents, invalid)]
     for case in cases:
