@@ -140,15 +140,21 @@ def e2e_stages(model, distilled, text: dict, stages: list[tuple[int, float, bool
     return trained, records
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sw.recovery", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="S2A10E16")
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name a trained conversion (its carving and training), shared by every
+    command that trains or reads one from the cache."""
+    parser.add_argument("--config", default="S2A10E16", help="CMoE carving of the conversion (default S2A10E16)")
     parser.add_argument("--train-windows", type=int, default=32, help="layer-wise stage: first N training windows")
     parser.add_argument("--distill-steps", type=int, default=DistillSettings.steps)
     parser.add_argument("--e2e-steps", type=int, default=0, help="end-to-end steps (0: layer-wise only)")
     parser.add_argument("--e2e-lr", type=float, default=E2ESettings.lr)
     parser.add_argument("--stage", type=parse_stage, action="append", default=[],
                         help="a further end-to-end stage STEPS:LR[:qat][:bf16] (repeatable)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sw.recovery", description=__doc__.split("\n\n")[0])
+    add_model_arguments(parser)
     parser.add_argument("--eval-every", type=int, default=E2ESettings.eval_every)
     parser.add_argument("--array", action="store_true", help="also the INT8 and FP16 array rows (first window)")
     parser.add_argument("--array-activations", nargs="+", choices=("int8", "fp16"), default=("int8", "fp16"),

@@ -25,10 +25,9 @@ import torch
 
 from hw.errors import MixPEError
 from sw.cmoe import CMoEConfig
-from sw.e2e import E2ESettings
 from sw.eval_methods import distilled_model
 from sw.ladimo import DistillSettings
-from sw.recovery import CACHE, e2e_stages, parse_stage, recovery_text
+from sw.recovery import CACHE, add_model_arguments, e2e_stages, recovery_text
 from sw.settings import SMOLLM_ARRAY_ACTIVATIONS, EvalSettings
 from sw.smollm import SmolLM, array_config, load_smollm, with_host_dtype
 from verif.smollm_tiles import check_sampled_tiles
@@ -68,13 +67,7 @@ def trained_tile_checks(model: SmolLM, trained, tokens: torch.Tensor, *,
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="S2A10E16", help="CMoE carving of the conversion (default S2A10E16)")
-    parser.add_argument("--train-windows", type=int, default=32, help="layer-wise stage: first N training windows")
-    parser.add_argument("--distill-steps", type=int, default=DistillSettings.steps)
-    parser.add_argument("--e2e-steps", type=int, default=0, help="end-to-end steps (0: layer-wise only)")
-    parser.add_argument("--e2e-lr", type=float, default=E2ESettings.lr)
-    parser.add_argument("--stage", type=parse_stage, action="append", default=[],
-                        help="a further end-to-end stage STEPS:LR[:qat][:bf16] (repeatable, as python -m sw.recovery)")
+    add_model_arguments(parser)
     parser.add_argument("--activations", nargs="+", choices=SMOLLM_ARRAY_ACTIVATIONS,
                         default=list(SMOLLM_ARRAY_ACTIVATIONS))
     parser.add_argument("--tiles", type=int, default=EvalSettings.rtl_tiles, help="tiles per activation format")
