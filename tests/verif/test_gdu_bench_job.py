@@ -71,7 +71,8 @@ def test_fp_activation_cases_fit_the_row_sideband_and_the_sum_widths():
         assert "act_scales" not in case
         for j, (exponents, invalid) in enumerate(zip(case["exponents"], case["invalid"])):
             for r, (e, bad) in enumerate(zip(exponents, invalid)):
-                assert 1 <= e <= top and (e < top or bad)            # field 2**E - 1 only on invalid rows
+                if case["name"] != "extreme_exponents":          # as the FP16 core: 2**E - 1 only on invalid rows
+                    assert 1 <= e <= top and (e < top or bad)
                 pack(row_info_layout(config), {"valid": 1, "row": r, "asum": case["asums"][j][r], "row_param": e,
                                                "invalid": bad, "first": 1, "last": 1, "bank": 0, "parity": 0})
                 assert abs(case["psums"][j][r]) < 1 << (config.psum_bits - 1)
@@ -100,3 +101,15 @@ def test_fp_activation_golden_scales_by_the_lsb_exponent_and_nans_invalid_rows()
                              exponents=[[offset * -1, 1], [offset * -1, 1]], invalid=[[0, 0], [0, 0]],
                              lsb_exponent_offset=offset)
     assert two_groups == [struct.unpack("<I", struct.pack("<f", value))[0] for value in (3.0, 3.0 * 2.0 ** (1 + offset))]
+
+
+def test_fp_activation_extreme_exponents_vary_every_exponent_bit_on_valid_rows():
+    """The last case puts valid rows at the shared exponent fields 0 and 2**E - 1 (every bit of
+    ``row_param`` both ways, k at both ends), alone and alternating in a row, with finite results."""
+    config = FP16_ACTIVATIONS
+    case = job(config, 1)["cases"][-1]
+    top = (1 << config.act_exp_bits) - 1
+    assert case["name"] == "extreme_exponents" and not any(map(any, case["invalid"]))
+    rows = [[exponents[r] for exponents in case["exponents"]] for r in range(config.rows)]
+    assert {frozenset(row) for row in rows} == {frozenset({top}), frozenset({0}), frozenset({0, top})}
+    assert all(value & 0x7F800000 != 0x7F800000 for value in case["expected"])    # no Inf or NaN

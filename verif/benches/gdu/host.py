@@ -185,6 +185,23 @@ def make_cases(config: MixPEConfig, rng: random.Random):
     ]
 
 
+def _extreme_exponents(config: MixPEConfig, seed: int) -> dict:
+    """Floating-point activations: a random case whose valid rows sit at the ends of the shared
+    exponent field, 0 and 2**E - 1 (row r: every group at 2**E - 1, every group at 0, or the two
+    alternating, by r mod 3), so the LSB exponent ``k = e + lsb_exponent_offset`` takes its extremes
+    and every bit of ``e`` varies. FP16 and BF16 cores give 2**E - 1 only to invalid rows, E4M3
+    holds finite values there; the GDU's contract scales any valid row by 2**k. Own generator
+    (``seed``), so the other cases' draws stay as they were."""
+    rng = random.Random(f"extreme_exponents-{seed}")
+    case = dict(make_cases(config, rng)[-1], name="extreme_exponents")
+    top = (1 << config.act_exp_bits) - 1
+    groups, rows = len(case["psums"]), config.rows
+    case.pop("act_scales")
+    case.update(exponents=[[(top, 0, top if j % 2 == 0 else 0)[r % 3] for r in range(rows)] for j in range(groups)],
+                invalid=[[0] * rows for _ in range(groups)])
+    return case
+
+
 def _wide_range(config: MixPEConfig, rng: random.Random, index: int) -> dict:
     """A random case whose FP16 scales include subnormals and whose FP32 token scales take any bit
     pattern (subnormals, huge values that overflow, Inf and NaN): the FP32 units' special paths."""
@@ -250,7 +267,6 @@ def job(config: MixPEConfig, seed: int) -> dict:
     cases += [_wide_range(config, rng, index) for index in range(config.columns_per_lane)]
     lane_tiles = [lane_tile(config, rng, f"lane_tile_{bank}", bank) for bank in range(2)] \
         if config.columns_per_lane > 1 else []
-    every_case = cases + [case for tile in lane_tiles for case in tile["columns"]]
     if config.fp_activation:
         for case in cases:
             mode = "wide" if case["name"].startswith("wide_range") else \
@@ -258,6 +274,8 @@ def job(config: MixPEConfig, seed: int) -> dict:
             add_fp_rows(config, rng, [case], mode)
         for tile in lane_tiles:
             add_fp_rows(config, rng, tile["columns"], "random")
+        cases.append(_extreme_exponents(config, seed))
+    every_case = cases + [case for tile in lane_tiles for case in tile["columns"]]
     widen_scale = fp16_to_fp32
     if config.scale_format != "fp16" or config.scale_exponent_offset:   # the cases' FP16 scales in the core's format
         widen_scale = functools.partial(decode_scale_codes, config)
