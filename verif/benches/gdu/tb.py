@@ -21,7 +21,8 @@ Cases: zeros, the largest |D| the widths allow (both signs), sign changes that c
 in ``zero_mode="float_offset"`` the port ``zero`` carries a raw FP16 offset, with the largest
 terms of both signs and an offset product that cancels the scaled one exactly. With floating-point
 activations the sums are those of aligned significands, and each row carries its group's shared
-exponent and invalid flag (:func:`.host.add_fp_rows`) instead of a token scale.
+exponent and invalid flag (:func:`.host.add_fp_rows`) instead of a token scale, and a last case
+puts valid rows at the exponent field's ends, 0 and 2**E - 1.
 """
 
 from __future__ import annotations
