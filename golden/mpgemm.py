@@ -87,6 +87,7 @@ or NaN although the exact result is small.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -212,11 +213,14 @@ def group_partials(config: MixPEConfig, x: torch.Tensor, weights: QuantizedWeigh
 
 
 def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tensor | None,
-                    weights: QuantizedWeights) -> torch.Tensor:
+                    weights: QuantizedWeights, *, native_fp: bool = True) -> torch.Tensor:
     """The hardware's result, float32 (M, N), bit for bit (see the module docstring).
 
     Floating-point activations: ``x`` as raw codes, the format's torch dtype or float values
-    (:func:`golden.fp_activations.activation_codes`), and ``act_scale=None``."""
+    (:func:`golden.fp_activations.activation_codes`), and ``act_scale=None``. Their FP32 chain
+    runs in native float32 where that is checked to be bit-identical (:func:`_native_fp_chain`),
+    else with the contract's functions; ``native_fp=False`` always uses those (the fast path's
+    reference in the tests)."""
     if config.kquant:
         return kquant_bitexact(config, x, act_scale, weights)
     _require_token_scales(config, act_scale)
@@ -233,21 +237,92 @@ def bitexact_mpgemm(config: MixPEConfig, x: torch.Tensor, act_scale: torch.Tenso
     nan_rows = None if invalid is None else invalid.t()[:, :, None]
     nan = torch.tensor(float("nan"), dtype=torch.float32)
     multiply, add = _group_chain_ops(config)
+    # Floating-point activations: native float32 where it is checked to give the contract's bits.
+    lsb_scale = _native_lsb_scale(config, lsb_exponent) if native_fp else None
     acc = torch.empty(m, n, dtype=torch.float32)
     width = max(1, min(BLOCK_CODES // k, BLOCK_TERMS // (groups * m)))
     for channels, d_fp32, a_fp32 in _iter_block_sums_fp32(config, pe_x, weights, width):
-        terms = multiply(d_fp32, scales[:, :, channels], offset)                          # (G, M, nb)
-        if config.float_offset:
-            offsets_block = offsets[:, :, channels]
-            terms = add(terms, multiply(a_fp32[:, :, None].expand(-1, -1, offsets_block.shape[2]),
-                                        offsets_block.expand(-1, m, -1), offset))
-        if nan_rows is not None:
-            terms = torch.where(nan_rows, nan, terms)
-        block = terms[0]
-        for j in range(1, groups):                          # groups in order, one rounding per addition
-            block = add(block, terms[j])
+        offsets_block = offsets[:, :, channels] if config.float_offset else None
+        block = None if lsb_scale is None else \
+            _native_fp_chain(d_fp32, a_fp32, scales[:, :, channels], offsets_block, lsb_scale)
+        if block is None:
+            terms = multiply(d_fp32, scales[:, :, channels], offset)                      # (G, M, nb)
+            if config.float_offset:
+                terms = add(terms, multiply(a_fp32[:, :, None].expand(-1, -1, offsets_block.shape[2]),
+                                            offsets_block.expand(-1, m, -1), offset))
+            if nan_rows is not None:
+                terms = torch.where(nan_rows, nan, terms)
+            block = terms[0]
+            for j in range(1, groups):                      # groups in order, one rounding per addition
+                block = add(block, terms[j])
+        elif nan_rows is not None:
+            block = torch.where(nan_rows.any(dim=0), nan, block)   # a NaN term makes the chain NaN
         acc[:, channels] = block
     return acc if config.fp_activation else fmul32(acc, act_scale[:, None])
+
+
+def _native_lsb_scale(config: MixPEConfig, lsb_exponent: torch.Tensor | None) -> torch.Tensor | None:
+    """float32 2**k (G, M, 1) of the aligned activations' LSB exponents k (M, G), for
+    :func:`_native_fp_chain`; None (use the contract's functions) for INT8 activations, scales
+    that are not FP16, or a k whose 2**k is not a normal float32."""
+    if lsb_exponent is None or config.scale_format != "fp16":
+        return None
+    if lsb_exponent.numel() and not (-126 <= int(lsb_exponent.min()) and int(lsb_exponent.max()) <= 127):
+        return None
+    return ((lsb_exponent.t()[:, :, None].to(torch.int32) + 127) << 23).view(torch.float32)
+
+
+def _normal_or_zero(values: torch.Tensor) -> bool:
+    """Every value is +-0 or finite with magnitude above the smallest normal (2**-126)."""
+    magnitude = values.abs()
+    smallest, largest = torch.aminmax(magnitude)
+    if not float(largest) < math.inf:                       # Inf, or NaN (aminmax propagates it)
+        return False
+    if float(smallest) > FP32_MIN_NORMAL:
+        return True
+    return bool((magnitude.masked_select(magnitude <= FP32_MIN_NORMAL) == 0).all())
+
+
+def _native_fp_chain(d_fp32: torch.Tensor, a_fp32: torch.Tensor, scales: torch.Tensor,
+                     offsets: torch.Tensor | None, lsb_scale: torch.Tensor) -> torch.Tensor | None:
+    """The group chain of floating-point activations in native float32 (M, nb), or None when a
+    value is not provably the contract's (then the caller runs :func:`golden.fp32.fmul32` /
+    :func:`golden.fp32.fadd32`).
+
+    ``d_fp32`` (G, M, nb) and ``a_fp32`` (G, M) are the converted group sums, ``scales`` and
+    ``offsets`` (G, 1, nb) validated FP16 values (0 or normal), ``lsb_scale`` (G, M, 1) the normal
+    float32 2**k of :func:`_native_lsb_scale`. Why the bits agree when every product, term and
+    partial sum is 0 or finite above 2**-126 (checked here):
+
+    * Operands are 0 or normal (integers, normal FP16 values, checked results), so the
+      contract's DAZ changes nothing.
+    * t = (D * s) * 2**k: D * s is 0 or in [2**-14, 2**41] (|D| >= 1, |s| >= 2**-14), rounded
+      once in the normal range. IEEE rounding with gradual underflow equals rounding to 24 bits
+      with an unbounded exponent when the exact value is at least 2**-126, and gives at most
+      2**-126 when it is below (rounding is monotonic, 2**-126 representable); so a result above
+      2**-126 was rounded as the contract rounds it and is not flushed, and the multiplication by
+      2**k of a value that stays normal is exact: (D * s) * 2**k = the contract's D * s * 2**k
+      rounded once. Overflow gives inf, which the check refuses. The same for o = A * m * 2**k.
+    * Sums: a nonzero exact sum below 2**-126 of two floats is representable, so native gives it
+      (refused) where the contract flushes; at or above it both round alike. Exact zeros are +0 in
+      both (round to nearest), (-0) + (-0) = -0 in both; a product underflowing to zero keeps
+      its sign in both.
+    * NaN rows (invalid groups) are set by the caller, as the contract's NaN propagation does.
+    """
+    terms = d_fp32 * scales * lsb_scale                                          # (G, M, nb)
+    if not _normal_or_zero(terms):
+        return None
+    if offsets is not None:
+        offset_terms = a_fp32[:, :, None] * offsets * lsb_scale
+        if not _normal_or_zero(offset_terms):
+            return None
+        terms = terms + offset_terms
+    partials = torch.empty_like(terms)
+    partials[0] = terms[0]
+    for j in range(1, terms.shape[0]):                     # groups in order, one rounding per addition
+        torch.add(partials[j - 1], terms[j], out=partials[j])
+    fits = _normal_or_zero(partials) and (offsets is None or _normal_or_zero(terms))
+    return partials[-1] if fits else None
 
 
 def _group_chain_ops(config: MixPEConfig):

@@ -396,3 +396,83 @@ def test_fp16_default_guard_bits_beat_fp16_gemm(seed, outlier_scale):
     gpu = decode_activations(config, codes).half().float() @ dequantize_weights(weights, 128).half().float().T
     relative = lambda y: float((y.double() - reference).norm() / reference.norm())   # noqa: E731
     assert relative(mixpe) <= relative(gpu), (relative(mixpe), relative(gpu))
+
+
+# -- native float32 fast path of the FP32 chain ----------------------------------------------------
+
+def _random_raw_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int):
+    """Activations as uniformly random raw codes (subnormals, extremes and specials included);
+    weights with random codes and random raw FP16 scales and offsets that are 0 or normal of
+    either sign (the smallest 2**-14 to the largest 65504)."""
+    gen = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 2 ** config.act_format.bits, (m, k), generator=gen)
+
+    def fp16_values(shape):
+        exponent = torch.randint(0, 31, shape, generator=gen)
+        mantissa = torch.where(exponent == 0, 0, torch.randint(0, 1024, shape, generator=gen))
+        sign = torch.randint(0, 2, shape, generator=gen) << 15
+        return (sign | exponent << 10 | mantissa).to(torch.int16).view(torch.float16)
+
+    groups = k // config.group_size
+    weight_codes = torch.randint(0, config.code_max + 1, (n, k), generator=gen)
+    if config.float_offset:
+        return codes, QuantizedWeights(codes=weight_codes, scales=fp16_values((n, groups)),
+                                       offsets=fp16_values((n, groups)))
+    zeros = torch.randint(0, config.code_max + 1, (n, groups), generator=gen)
+    return codes, QuantizedWeights(codes=weight_codes, scales=fp16_values((n, groups)), zeros=zeros)
+
+
+@pytest.fixture
+def native_chain_calls(monkeypatch):
+    """Counts of the native chain's outcomes: ``native`` (used) and ``fallback`` (refused)."""
+    import golden.mpgemm as mpgemm
+    calls = {"native": 0, "fallback": 0}
+    native = mpgemm._native_fp_chain
+
+    def counted(*args):
+        block = native(*args)
+        calls["fallback" if block is None else "native"] += 1
+        return block
+
+    monkeypatch.setattr(mpgemm, "_native_fp_chain", counted)
+    return calls
+
+
+@pytest.mark.parametrize("activation", FORMATS)
+@pytest.mark.parametrize("zero_mode", ("integer", "float_offset"))
+def test_native_chain_equals_contract_functions(activation, zero_mode, native_chain_calls):
+    """The native float32 chain gives the contract's bits (fmul32 / fadd32, ``native_fp=False``)
+    on every operand kind and on random raw codes over the whole range (subnormals, the largest
+    values, Inf and NaN, extreme and zero scales of both signs), falling back where it must."""
+    config = config_for(activation, zero_mode=zero_mode)
+    cases = [random_operands(config, 6, 5, 64, seed=seed_for("native", activation, zero_mode, kind), kind=kind)[::2]
+             for kind in FP_OPERAND_KINDS]
+    cases += [_random_raw_operands(config, 6, 5, 64, seed_for("raw", activation, zero_mode, seed)) for seed in range(6)]
+    for x, weights in cases:
+        fast = bits(bitexact_mpgemm(config, x, None, weights))
+        assert bool((fast == bits(bitexact_mpgemm(config, x, None, weights, native_fp=False))).all())
+    assert native_chain_calls["native"] > 0
+
+
+def test_native_chain_falls_back_below_the_normal_range_and_on_overflow(monkeypatch, native_chain_calls):
+    """BF16 activations whose term lands below 2**-126 (the contract flushes, native float32 keeps
+    subnormals), whose chain overflows, or whose 2**k is itself subnormal, in blocks of one output
+    channel: refused blocks take the contract's functions, the others stay native, and the bits are
+    the contract's everywhere."""
+    import golden.mpgemm as mpgemm
+    monkeypatch.setattr(mpgemm, "BLOCK_CODES", 16)            # K = 16: one output channel per block
+    config = config_for("bf16", group_size=8, zero_mode="float_offset")
+    weights = QuantizedWeights(codes=torch.ones(2, 16, dtype=torch.int64),
+                               scales=torch.tensor([[2.0 ** -14, 1.0], [1.0, 1.0]]).half(),
+                               offsets=torch.tensor([[0.0, 0.5], [0.5, -0.25]]).half())
+    rows_and_calls = [
+        ([[2.0 ** -113] + [0.0] * 7 + [1.0] * 8], {"native": 1, "fallback": 1}),  # channel 0: a 2**-127 term
+        ([[1.5 * 2.0 ** 127] * 8 + [-1.5 * 2.0 ** 127] * 8], {"native": 0, "fallback": 2}),  # Inf - Inf
+        ([[2.0 ** -120] * 16], {"native": 0, "fallback": 0}),                    # 2**k = 2**-127: not tried
+    ]
+    for rows, calls in rows_and_calls:
+        x = encode_activations(config, torch.tensor(rows, dtype=torch.float64))
+        native_chain_calls.update(native=0, fallback=0)
+        fast = bits(bitexact_mpgemm(config, x, None, weights))
+        assert bool((fast == bits(bitexact_mpgemm(config, x, None, weights, native_fp=False))).all()), rows
+        assert native_chain_calls == calls, rows
