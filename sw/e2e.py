@@ -16,7 +16,12 @@ Seeded and deterministic on one thread (window order is the given order).
 
 ``quantize_aware``: the forward sees the experts' weights re-quantized to Q4_1 as the array runs
 them (:func:`sw.qat.quantize_aware_ffn`, straight-through gradients to the float weights), so the
-trained model is the re-quantized one. ``precision="bfloat16"``: the teacher's and the student's
+trained model is the re-quantized one. ``int8_activations``: the training forward also rounds every
+GEMM's input per token as the array's INT8 core does (the attention projections'
+through :class:`sw.qat.Int8AwareLinear`, the FFN's gate/up input and down's per-expert input through
+:func:`sw.qat.int8_aware_tokens` / :func:`sw.qat.int8_aware_hidden`; straight-through gradients; the
+router sees the unrounded input, as on the array; the teacher and the curve stay float).
+``precision="bfloat16"``: the teacher's and the student's
 forward and backward run under CPU autocast to bfloat16 (GEMMs in bfloat16; the router, the
 residual stream, the weights and Adam in float32; half the CPU seconds of a float32 step on a CPU
 with AMX); the loss and every evaluation stay float32.
@@ -41,7 +46,7 @@ import torch.nn.functional as F
 
 from sw.cmoe import CMoEError
 from sw.ladimo import DistilledModel, _selection_weights, masked_moe, neuron_owner, router_logits
-from sw.qat import expert_order, quantize_aware_ffn
+from sw.qat import Int8AwareLinear, expert_order, int8_aware_hidden, int8_aware_tokens, quantize_aware_ffn
 from sw.smollm import FloatLinear, SmolLM, forward, sequence_nll
 
 __all__ = ["E2ESettings", "E2EState", "e2e_distill", "held_out_perplexity"]
@@ -57,9 +62,10 @@ class E2ESettings:
     eval_every: int = 16              # learning-curve points (0: none)
     quantize_aware: bool = False      # train the re-quantized Q4_1 weights (straight-through)
     precision: str = "float32"        # or "bfloat16": GEMMs of the training forward/backward under autocast
+    int8_activations: bool = False    # the training forward rounds GEMM inputs as the INT8 core (straight-through)
 
     #: The fields added after the first cached runs; left out of a cache key at their defaults.
-    LATER_FIELDS = ("quantize_aware", "precision")
+    LATER_FIELDS = ("quantize_aware", "precision", "int8_activations")
 
     def __post_init__(self):
         for field in ("steps", "eval_every"):
@@ -96,9 +102,10 @@ class E2EState:
     curve_windows: list[list[float]] = dataclasses.field(default_factory=list)
 
 
-def _moe_ffns(distilled: DistilledModel, weights, routers, owners, balance: list) -> list:
+def _moe_ffns(distilled: DistilledModel, weights, routers, owners, balance: list, int8: bool = False) -> list:
     """FFN callables for :func:`sw.smollm.forward` on the tensors ``weights`` holds at call time (a
-    list of (gate, up, down) per layer); each appends its load-balancing term to ``balance``."""
+    list of (gate, up, down) per layer); each appends its load-balancing term to ``balance``. ``int8``:
+    the GEMM inputs rounded as the INT8 core receives them (module docstring)."""
     experts = distilled.config.routed
 
     def make(index: int):
@@ -108,7 +115,11 @@ def _moe_ffns(distilled: DistilledModel, weights, routers, owners, balance: list
             expert_weight, mask = _selection_weights(logits, distilled.active[index])
             balance.append(experts * (mask.mean(dim=0) / distilled.active[index]
                                       * logits.softmax(dim=-1).mean(dim=0)).sum())
-            return masked_moe(x, *weights[index], owners[index], expert_weight)
+            if not int8:
+                return masked_moe(x, *weights[index], owners[index], expert_weight)
+            carved = distilled.layers[index]
+            return masked_moe(int8_aware_tokens(x), *weights[index], owners[index], expert_weight,
+                              round_hidden=lambda hidden: int8_aware_hidden(hidden, carved))
         return ffn
 
     return [make(i) for i in range(len(weights))]
@@ -173,6 +184,8 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
                       if settings.quantize_aware else weights)
 
     ffns = _moe_ffns(distilled, current, routers, owners, balance)
+    train_ffns = _moe_ffns(distilled, current, routers, owners, balance, int8=True) if settings.int8_activations else ffns
+    student_linear = Int8AwareLinear if settings.int8_activations else FloatLinear
     layers = len(weights)
 
     def autocast():
@@ -215,7 +228,7 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
         balance.clear()
         forward_weights()
         with autocast():
-            student = forward(model, window, FloatLinear(), ffns).float().log_softmax(dim=-1)
+            student = forward(model, window, student_linear(), train_ffns).float().log_softmax(dim=-1)
         kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
         targets = window[1:, None]
         state.train_nll.append((float(-teacher[:-1].gather(1, targets).mean()),

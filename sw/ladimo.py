@@ -98,11 +98,13 @@ def router_logits(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def masked_moe(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor, owner: torch.Tensor,
-               expert_weight: torch.Tensor) -> torch.Tensor:
+               expert_weight: torch.Tensor, round_hidden=None) -> torch.Tensor:
     """``sum_e w_e expert_e(x) + shared(x)`` for x (T, H) as one masked SwiGLU: gate/up (D, H), down
-    (H, D), owner (D,) from :func:`neuron_owner`, expert_weight (T, N - S) (0 for unselected)."""
+    (H, D), owner (D,) from :func:`neuron_owner`, expert_weight (T, N - S) (0 for unselected);
+    ``round_hidden``: applied to down's input (T, D), e.g. :func:`sw.qat.int8_aware_hidden`."""
     per_neuron = F.pad(expert_weight, (0, 1), value=1.0)[:, owner]            # shared column: weight 1
-    return (F.silu(x @ gate.T) * (x @ up.T) * per_neuron) @ down.T
+    hidden = F.silu(x @ gate.T) * (x @ up.T) * per_neuron
+    return (round_hidden(hidden) if round_hidden is not None else hidden) @ down.T
 
 
 def _selection_weights(logits: torch.Tensor, active: int) -> tuple[torch.Tensor, torch.Tensor]:

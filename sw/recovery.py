@@ -8,11 +8,12 @@ Text: :func:`recovery_text` (the evaluation's calibration and held-out windows, 
 window of the training text, :data:`sw.ladimo.TRAINING_MODULES`): the layer-wise stage on the first
 ``--train-windows``, the end-to-end stage one window per step from the first (the eval's
 ``ladimo+e2e`` with ``--train-windows N`` is this with ``--train-windows N --e2e-steps N`` and
-reads its cached models). Further end-to-end stages (``--stage STEPS:LR[:qat][:bf16]``, repeatable)
-each start from the previous stage's model with a fresh optimizer, on the training windows after
-those the earlier stages used: ``qat`` trains the re-quantized weights
-(``E2ESettings.quantize_aware``), ``bf16`` runs the training GEMMs in bfloat16
-(``E2ESettings.precision``).
+reads its cached models). Further end-to-end stages (``--stage STEPS:LR[:qat][:int8][:bf16]``,
+repeatable) each start from the previous stage's model with a fresh optimizer, on the training windows
+after those the earlier stages used (past the last window: again from the first, epoch after epoch):
+``qat`` trains the re-quantized weights (``E2ESettings.quantize_aware``), ``int8`` rounds the training
+forward's GEMM inputs as the INT8 core does (``E2ESettings.int8_activations``), ``bf16`` runs the
+training GEMMs in bfloat16 (``E2ESettings.precision``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -34,7 +36,8 @@ from sw.settings import EvalSettings
 from sw.smollm import (ArrayLinear, FloatLinear, array_config, forward, gemm_cycles, load_smollm, load_tokenizer,
                        sequence_nll, with_host_dtype)
 
-__all__ = ["CACHE", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "parse_stage", "e2e_stages", "main"]
+__all__ = ["CACHE", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "Stage", "parse_stage",
+           "e2e_stages", "main"]
 
 #: Where trained conversions are kept (``mixpe eval-smollm --methods`` reads the same files).
 CACHE = Path("build/recovery")
@@ -92,51 +95,78 @@ def float_perplexities(model, trained, held_out: list[torch.Tensor]) -> dict:
     return record
 
 
-def array_rows(model, trained, window: torch.Tensor, activations=("int8", "fp16")) -> list[dict]:
-    """The evaluation's rows of a trained model on one window with re-quantized Q4_1 weights: float
-    and each array activation (:class:`sw.smollm.ArrayLinear`), with a float64 host as ``make
-    eval-smollm`` runs it; perplexity, prefill cycles per token and CPU seconds per row."""
+def array_rows(model, trained, windows: list[torch.Tensor], activations=("int8", "fp16")) -> list[dict]:
+    """The evaluation's rows of a trained model with re-quantized Q4_1 weights: float and each array
+    activation (:class:`sw.smollm.ArrayLinear`), with a float64 host as ``make eval-smollm`` runs
+    it; perplexity on the first window, over all windows (``perplexity_long``) and per window,
+    prefill cycles per token (first window) and CPU seconds per row."""
     host = with_host_dtype(model, torch.float64)
     ffns = trained.ffns(host, "requantized")
     rows = []
     for activation in ("float", *activations):
         start = time.process_time()
-        linear = FloatLinear() if activation == "float" else ArrayLinear(array_config(activation))
-        with torch.no_grad():
-            nll, count = sequence_nll(forward(host, window, linear, ffns), window)
-        rows.append({"activation": activation, "down_mode": "requantized", "perplexity": math.exp(nll / count),
-                     "cycles_per_token": gemm_cycles(linear.calls, 16, 16, 1)["cycles"] / len(window),
-                     "cpu_seconds": time.process_time() - start})
+        nlls, cycles = [], None
+        for window in windows:
+            linear = FloatLinear() if activation == "float" else ArrayLinear(array_config(activation))
+            with torch.no_grad():
+                nlls.append(sequence_nll(forward(host, window, linear, ffns), window))
+            cycles = cycles if cycles is not None else gemm_cycles(linear.calls, 16, 16, 1)["cycles"] / len(window)
+        rows.append({"activation": activation, "down_mode": "requantized", "perplexity": math.exp(nlls[0][0] / nlls[0][1]),
+                     "perplexity_long": math.exp(sum(nll for nll, _ in nlls) / sum(count for _, count in nlls)),
+                     "perplexity_windows": [math.exp(nll / count) for nll, count in nlls],
+                     "cycles_per_token": cycles, "cpu_seconds": time.process_time() - start})
     return rows
 
 
-def parse_stage(text: str) -> tuple[int, float, bool, str]:
-    """``STEPS:LR[:qat][:bf16]`` -> (steps, lr, quantize_aware, precision)."""
+class Stage(NamedTuple):
+    """One end-to-end stage (``--stage``): Adam steps (one training window each), learning rate and
+    the :class:`sw.e2e.E2ESettings` options."""
+    steps: int
+    lr: float
+    quantize_aware: bool = False
+    precision: str = "float32"
+    int8_activations: bool = False
+
+
+STAGE_FLAGS = ("qat", "int8", "bf16")
+
+
+def parse_stage(text: str) -> Stage:
+    """``STEPS:LR[:qat][:int8][:bf16]`` (flags in any order) -> :class:`Stage`."""
     fields = text.split(":")
     flags = fields[2:]
     try:
         steps, lr = int(fields[0]), float(fields[1])
     except (IndexError, ValueError):
         steps = lr = None
-    if steps is None or steps < 1 or not lr > 0 or any(flag not in ("qat", "bf16") for flag in flags):
-        raise argparse.ArgumentTypeError(f"stage={text!r}: expected STEPS:LR[:qat][:bf16], e.g. 64:2e-4:qat")
-    return steps, lr, "qat" in flags, "bfloat16" if "bf16" in flags else "float32"
+    if steps is None or steps < 1 or not lr > 0 or any(flag not in STAGE_FLAGS for flag in flags):
+        raise argparse.ArgumentTypeError(f"stage={text!r}: expected STEPS:LR[:qat][:int8][:bf16], e.g. 64:2e-4:qat")
+    return Stage(steps, lr, "qat" in flags, "bfloat16" if "bf16" in flags else "float32", "int8" in flags)
 
 
-def e2e_stages(model, distilled, text: dict, stages: list[tuple[int, float, bool, str]], eval_every: int, log=print,
+def repeated_windows(training: list[torch.Tensor], count: int) -> list[torch.Tensor]:
+    """The first ``count`` windows of the training text read again and again (epochs)."""
+    return [training[index % len(training)] for index in range(count)]
+
+
+def e2e_stages(model, distilled, text: dict, stages: list[tuple], eval_every: int, log=print,
                cache: Path | None = CACHE):
-    """Run the end-to-end stages in turn (module docstring); returns the last model and one record
-    per stage (settings, first window, curve with per-window perplexities, train NLL, time)."""
+    """Run the end-to-end stages (:class:`Stage` or a tuple of its fields) in turn (module
+    docstring); returns the last model and one record per stage (settings, first window, curve
+    with per-window perplexities, train NLL, time)."""
     from sw.eval_methods import e2e_model
     trained, records, first = distilled, [], 0
-    for steps, lr, quantize_aware, precision in stages:
-        e2e = E2ESettings(steps=steps, lr=lr, eval_every=eval_every, quantize_aware=quantize_aware, precision=precision)
-        trained, state = e2e_model(model, trained, text["training"], e2e, cache, held_out=text["held_out"], log=log,
+    training = text["training"]
+    for stage in (Stage(*fields) for fields in stages):
+        e2e = E2ESettings(steps=stage.steps, lr=stage.lr, eval_every=eval_every, quantize_aware=stage.quantize_aware,
+                          precision=stage.precision, int8_activations=stage.int8_activations)
+        windows = repeated_windows(training, first + stage.steps)
+        trained, state = e2e_model(model, trained, windows, e2e, cache, held_out=text["held_out"], log=log,
                                    first_window=first)
-        records.append({"steps": state.step, "lr": lr, "quantize_aware": quantize_aware, "precision": precision,
-                        "first_window": first, "curve": state.curve, "curve_windows": state.curve_windows,
-                        "train_nll": state.train_nll, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds})
-        first += steps
+        records.append({**stage._asdict(), "steps": state.step, "first_window": first, "curve": state.curve,
+                        "curve_windows": state.curve_windows, "train_nll": state.train_nll,
+                        "seconds": state.seconds, "cpu_seconds": state.cpu_seconds})
+        first += stage.steps
     return trained, records
 
 
@@ -157,9 +187,13 @@ def main(argv=None) -> int:
     add_model_arguments(parser)
     parser.add_argument("--eval-every", type=int, default=E2ESettings.eval_every)
     parser.add_argument("--array", action="store_true", help="also the INT8 and FP16 array rows (first window)")
+    parser.add_argument("--array-windows", type=int, default=1,
+                        help="with --array: the first N held-out windows (perplexity_long over them)")
     parser.add_argument("--array-activations", nargs="+", choices=("int8", "fp16"), default=("int8", "fp16"),
                         help="with --array: which activations (FP16 takes 5x the CPU of INT8)")
     args = parser.parse_args(argv)
+    if args.array_windows < 1:
+        parser.error(f"--array-windows={args.array_windows}: must be at least 1")
     from sw.eval_methods import distilled_model      # it imports this module
     torch.set_num_threads(1)
     model = load_smollm()
@@ -168,7 +202,7 @@ def main(argv=None) -> int:
     distilled = distilled_model(model, config, text["calibration"], text["training"][:args.train_windows],
                                 DistillSettings(steps=args.distill_steps), EvalSettings.k_act)
     trained, record = distilled, {"method": "ladimo"}
-    stages = ([(args.e2e_steps, args.e2e_lr, False, "float32")] if args.e2e_steps else []) + args.stage
+    stages = ([Stage(args.e2e_steps, args.e2e_lr)] if args.e2e_steps else []) + args.stage
     if stages:
         trained, stage_records = e2e_stages(model, distilled, text, stages, args.eval_every)
         last = stage_records[-1]
@@ -184,7 +218,8 @@ def main(argv=None) -> int:
                   layer_error_after=[s.error_after for s in distilled.stats],
                   sha256=text["sha256"], **float_perplexities(model, trained, text["held_out"]))
     if args.array:
-        record["array_rows"] = array_rows(model, trained, text["held_out"][0], tuple(args.array_activations))
+        record["array_rows"] = array_rows(model, trained, text["held_out"][:args.array_windows],
+                                         tuple(args.array_activations))
     record["eval_cpu_seconds"] = time.process_time() - start
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / "results.jsonl", "a") as results:

@@ -16,11 +16,14 @@ from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES
 from sw.e2e import E2ESettings, e2e_distill, held_out_perplexity
 from sw.ladimo import (TRAINING_MODULES, DistillSettings, _selection_weights, distill_layer, distill_model, masked_moe,
                        neuron_owner, router_logits)
-from sw.qat import expert_order, fake_quant_q4_1, quantize_aware_ffn
-from sw.recovery import e2e_stages, parse_stage
+from golden.operands import quantize_activations_int8
+from sw.qat import (Int8AwareLinear, expert_order, fake_quant_q4_1, int8_aware_hidden, int8_aware_tokens,
+                    quantize_aware_ffn)
+from sw.recovery import Stage, e2e_stages, parse_stage, repeated_windows
 from sw.lora import LoRALinear, LoRASettings, lora_recover
 from sw.routing_policy import choose_topk, coverage_profile, profile_model, routing_weights
-from sw.smollm import FloatLinear, Layer, QLinear, SmolLM, SmolLMShape, forward, sequence_nll
+from sw.smollm import (ArrayLinear, FloatLinear, Layer, QLinear, SmolLM, SmolLMShape, array_config, forward,
+                       sequence_nll)
 
 CONFIG = CMoEConfig.parse("S1A2E4")           # experts of 32 neurons: whole Q4_1 blocks
 
@@ -299,7 +302,7 @@ def test_e2e_quantize_aware_bf16_stages(e2e_case, tmp_path):
     model, distilled = e2e_case
     text = {"training": windows(6, 11), "held_out": windows(1, 12)}
     stages = [parse_stage("2:1e-4"), parse_stage("3:3e-4:qat:bf16")]
-    assert stages[1] == (3, 3e-4, True, "bfloat16")
+    assert stages[1] == Stage(3, 3e-4, True, "bfloat16", False)
     trained, records = e2e_stages(model, distilled, text, stages, eval_every=1, log=None, cache=tmp_path)
     assert [r["first_window"] for r in records] == [0, 2] and trained.train_tokens == distilled.train_tokens + 5 * 64
     assert len(records[1]["curve"]) == len(records[1]["curve_windows"]) == 4
@@ -312,3 +315,41 @@ def test_e2e_quantize_aware_bf16_stages(e2e_case, tmp_path):
         parse_stage("8:x")
     with pytest.raises(CMoEError, match="precision='fp8': allowed values are"):
         E2ESettings(precision="fp8")
+
+
+def test_int8_aware_forward_is_the_int8_array(e2e_case):
+    """Quantization-aware weights plus INT8-aware activations give the array's INT8 row of the
+    deployed MoEFFN (up to its float32 accumulation); without the activation rounding they do not."""
+    model, distilled = e2e_case
+    carved, weights = distilled.layers[0], distilled.weights[0]
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    deployed = distilled.ffns(model, "requantized")[0](model, 0, x, ArrayLinear(array_config("int8")))
+    _, mask = _selection_weights(router_logits(x.float(), carved.router_weight), distilled.active[0])
+    gate, up, down = (w.double() for w in quantize_aware_ffn(*weights, expert_order(carved)))
+    owner = neuron_owner(carved, 128)
+    aware = masked_moe(int8_aware_tokens(x), gate, up, down, owner, mask.double(),
+                       round_hidden=lambda hidden: int8_aware_hidden(hidden, carved))
+    plain = masked_moe(x, gate, up, down, owner, mask.double())
+    scale = deployed.abs().max()
+    assert (aware - deployed).abs().max() < 1e-5 * scale < (plain - deployed).abs().max()
+    # The frozen projections: the golden quantizer's codes and scales, identity gradient.
+    x = x.float().requires_grad_(True)
+    weight = model.layers[0].q
+    codes, scales = quantize_activations_int8(x.detach())
+    assert torch.equal(Int8AwareLinear()(x, weight, "0"), FloatLinear()((codes * scales[:, None].double()).float(), weight, "0"))
+    int8_aware_tokens(x).sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def test_e2e_int8_stage_repeats_the_text(e2e_case, tmp_path):
+    model, distilled = e2e_case
+    training = windows(3, 11)
+    assert [id(w) for w in repeated_windows(training, 5)] == [id(w) for w in training + training[:2]]
+    text = {"training": training, "held_out": windows(1, 12)}
+    stages = [parse_stage("2:1e-4:qat"), parse_stage("2:1e-4:int8:qat")]    # the second reads windows 2, 0
+    assert stages[1] == Stage(2, 1e-4, True, "float32", True)
+    trained, records = e2e_stages(model, distilled, text, stages, eval_every=1, log=None, cache=tmp_path)
+    assert records[1]["int8_activations"] and records[1]["first_window"] == 2 and len(records[1]["train_nll"]) == 2
+    plain = e2e_stages(model, distilled, text, [stages[0], stages[0]._replace(int8_activations=False)], eval_every=1,
+                       log=None, cache=tmp_path)[0]
+    assert not torch.equal(trained.weights[0][2], plain.weights[0][2])
