@@ -6,7 +6,9 @@ how each is trained from the evaluation's carvings and which fields its report r
   configuration's activation ratio, profiled on the fitted training-free carving's router over the
   calibration windows, then distilled with those k;
 * ``ladimo+e2e``: the ``ladimo`` model, then :func:`sw.e2e.e2e_distill` (all layers jointly,
-  KL to the dense model's logits), one Adam step per training window;
+  KL to the dense model's logits), one Adam step per training window; with ``e2e_stages``
+  (``--e2e-stage``) the stages of :func:`sw.recovery.e2e_stages` on all the training windows, as
+  ``python -m sw.recovery --stage`` trains them (same cache keys: its snapshots are reused);
 * ``cmoe-lora``: :func:`sw.lora.lora_recover` on the fitted carving (CMoE's recipe).
 
 Training text: :data:`sw.ladimo.TRAINING_MODULES`, disjoint from calibration and held-out text.
@@ -26,7 +28,7 @@ from sw.cmoe import CMoEConfig, carve_model
 from sw.e2e import E2ESettings, e2e_distill
 from sw.ladimo import TRAINING_MODULES, DistillSettings, distill_model
 from sw.lora import LoRASettings, lora_recover
-from sw.recovery import CACHE, cache_path, checkpointed
+from sw.recovery import CACHE, cache_path, checkpointed, e2e_stages, parse_stage, recovery_text
 from sw.routing_policy import choose_topk, profile_model
 from sw.smollm import with_host_dtype
 
@@ -83,7 +85,11 @@ def train_method(model, method: str, config: CMoEConfig, calibration, training, 
     distill = DistillSettings(steps=settings.distill_steps)
     if method in ("ladimo", "ladimo+e2e"):
         trained = distilled_model(model, config, calibration, training, distill, settings.k_act, cache=cache)
-        if method == "ladimo+e2e":
+        if method == "ladimo+e2e" and settings.e2e_stages:
+            text = {**recovery_text(settings), "held_out": []}     # no learning curve: the rows evaluate it
+            stages = [parse_stage(stage) for stage in settings.e2e_stages]
+            trained = e2e_stages(model, trained, text, stages, eval_every=0, log=log, cache=cache)[0]
+        elif method == "ladimo+e2e":
             trained = e2e_model(model, trained, training, E2ESettings(steps=len(training)), cache)[0]
         return trained
     if method == "ladimo+policy":

@@ -250,6 +250,8 @@ def _row_key(spec: RowSpec) -> str:
 #: a run with other values reuses the rows it shares with the interrupted one.
 _ROW_SELECTION_FIELDS = ("workers", "configs", "array_activations", "routers", "methods", "rtl_tiles", "rtl_seed",
                          "rtl_tokens")
+#: Settings added after rows were first recorded: part of a row's identity only when not at their default.
+_LATER_FIELDS = ("e2e_stages",)
 
 
 class _PartialRows:
@@ -257,8 +259,10 @@ class _PartialRows:
     :data:`_ROW_SELECTION_FIELDS`), appended as they finish."""
 
     def __init__(self, path: Path, settings: EvalSettings, texts: list[str]):
+        defaults = EvalSettings()
         row_settings = {name: value for name, value in dataclasses.asdict(settings).items()
-                        if name not in _ROW_SELECTION_FIELDS}
+                        if name not in _ROW_SELECTION_FIELDS
+                        and not (name in _LATER_FIELDS and value == getattr(defaults, name))}
         identity = {"settings": row_settings, "texts": texts, "spread_windows": SPREAD_WINDOWS,
                     "host_dtype": str(HOST_DTYPE), "random_seed": RANDOM_SELECTION_SEED}
         self.path = path

@@ -97,6 +97,8 @@ class EvalSettings:
     distill_steps: int = 60           # LaDiMo Adam steps per layer
     lora_windows: int = 16            # CMoE LoRA: training windows (one Adam step each)
     gguf: str | None = None           # a GGUF of the same model (e.g. Q4_K_M): its dense rows too (sw/smollm_gguf.py)
+    e2e_stages: tuple[str, ...] = ()  # ladimo+e2e: end-to-end stages "STEPS:LR[:qat][:int8][:bf16]" on all the
+    #                                   training windows (sw.recovery.e2e_stages); none: one float32 stage
 
     def __post_init__(self):
         if not isinstance(self.rtl_tiles, int) or self.rtl_tiles < 0:
@@ -109,6 +111,17 @@ class EvalSettings:
                                     f"{' >= 2' if field in ('eval_tokens', 'calibration_length') else ''}")
         if any(method not in SMOLLM_METHODS for method in self.methods):
             raise SettingsError(f"methods={self.methods!r}: choose from {SMOLLM_METHODS}")
+        if self.e2e_stages:
+            if "ladimo+e2e" not in self.methods:
+                raise SettingsError(f"e2e_stages={self.e2e_stages!r}: train the method ladimo+e2e, which is not in "
+                                    f"methods={self.methods!r}")
+            import argparse
+            from sw.recovery import parse_stage      # torch: only when settings are made
+            for stage in self.e2e_stages:
+                try:
+                    parse_stage(stage)
+                except argparse.ArgumentTypeError as error:
+                    raise SettingsError(f"e2e_stages: {error}") from None
         if not self.routers or any(router not in CMOE_ROUTERS for router in self.routers):
             raise SettingsError(f"routers={self.routers!r}: choose one or more of {CMOE_ROUTERS}")
         for activation in self.array_activations:

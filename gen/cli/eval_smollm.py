@@ -40,6 +40,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lora-windows", type=int, default=defaults["lora_windows"],
                         help=f"--methods cmoe-lora: training windows, one step each "
                              f"(default {defaults['lora_windows']})")
+    parser.add_argument("--e2e-stage", action="append", default=[], metavar="STEPS:LR[:qat][:int8][:bf16]",
+                        help="--methods ladimo+e2e: an end-to-end stage on all the training windows, from the "
+                             "previous stage's model (repeatable, e.g. 16:2e-4:bf16 80:2e-4:qat:bf16; default one "
+                             "float32 stage of --train-windows steps at 5e-5)")
     parser.add_argument("--eval-tokens", type=int, default=defaults["eval_tokens"],
                         help=f"held-out window every row is evaluated on (default {defaults['eval_tokens']})")
     parser.add_argument("--float-windows", type=int, default=defaults["float_windows"],
@@ -77,7 +81,7 @@ def run(args) -> int:
                             row_groups=args.row_groups, balance_steps=args.balance_steps, bias_speed=args.bias_speed,
                             rtl_tiles=args.rtl_tiles, rtl_seed=args.rtl_seed, methods=tuple(args.methods),
                             train_windows=args.train_windows, distill_steps=args.distill_steps,
-                            lora_windows=args.lora_windows, gguf=args.gguf)
+                            lora_windows=args.lora_windows, gguf=args.gguf, e2e_stages=tuple(args.e2e_stage))
     with connect(args.scheduler, args.workers) as client:
         settings = dataclasses.replace(settings, workers=max(1, len(client.scheduler_info()["workers"])))
         return main_report(Path(args.out or BUILD_ROOT / "eval" / "smollm2"), settings, check_sampled_tiles,

@@ -109,6 +109,42 @@ def test_partial_rows_resume(tmp_path):
     assert not path.exists()
 
 
+def test_e2e_stages_setting(tmp_path, monkeypatch):
+    """``e2e_stages`` (``--e2e-stage``): checked, part of a row's identity only when set (rows recorded
+    before the field existed are reused), and ``ladimo+e2e`` then trains the stages of
+    :func:`sw.recovery.e2e_stages` on all the training windows without a learning curve."""
+    import sw.eval_methods as eval_methods
+    from sw.eval_smollm import EvalSettings, _PartialRows
+    from sw.recovery import Stage
+    from sw.settings import SettingsError
+    with pytest.raises(SettingsError, match="e2e_stages=.*ladimo\\+e2e"):
+        EvalSettings(e2e_stages=("16:2e-4",))
+    with pytest.raises(SettingsError, match="e2e_stages: stage='16:fast'"):
+        EvalSettings(methods=("ladimo+e2e",), e2e_stages=("16:fast",))
+    path = tmp_path / "rows.jsonl"
+    staged = EvalSettings(configs=(), methods=("ladimo+e2e",), e2e_stages=("16:2e-4:bf16", "80:2e-4:qat:bf16"))
+    assert _PartialRows(path, EvalSettings(configs=()), ["a"]).digest == \
+        _PartialRows(path, EvalSettings(configs=(), methods=("ladimo+e2e",)), ["a"]).digest != \
+        _PartialRows(path, staged, ["a"]).digest
+    calls = {}
+    monkeypatch.setattr(eval_methods, "distilled_model", lambda *args, **kwargs: "ladimo model")
+    monkeypatch.setattr(eval_methods, "recovery_text", lambda settings: {"training": ["w0", "w1", "w2"],
+                                                                        "held_out": ["h0"]})
+
+    def stages(model, distilled, text, stages, eval_every, log, cache):
+        calls.update(distilled=distilled, text=text, stages=stages, eval_every=eval_every)
+        return "staged model", []
+
+    monkeypatch.setattr(eval_methods, "e2e_stages", stages)
+    model = type("Model", (), {"dtype": torch.float32})()
+    monkeypatch.setattr(eval_methods, "with_host_dtype", lambda model, dtype: model)
+    trained = eval_methods.train_method(model, "ladimo+e2e", None, [], ["w0"], staged, {}, print, cache=tmp_path)
+    assert trained == "staged model"
+    assert calls == {"distilled": "ladimo model", "text": {"training": ["w0", "w1", "w2"], "held_out": []},
+                     "stages": [Stage(16, 2e-4, False, "bfloat16"), Stage(80, 2e-4, True, "bfloat16")],
+                     "eval_every": 0}
+
+
 def test_run_eval_rows_on_a_submit_callable(tmp_path, monkeypatch, smollm_layer0):
     """run_eval gives every row to ``submit`` and reports each with its spread; a second run after an
     interruption takes the recorded rows."""
