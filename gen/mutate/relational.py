@@ -25,9 +25,12 @@ _WIRE = re.compile(r"^\s*wire (?:width (\d+) )?(?:(input|output) \d+ +)?(?:signe
 
 @dataclasses.dataclass(frozen=True)
 class RelationalProof:
-    """``signals``: internal wires of the module exposed in both designs (``gold_<s>``, ``gate_<s>``);
-    ``invariants``: Verilog expressions over them (and the ports, ``gold_<p>``/``gate_<p>`` for outputs,
-    plain names for inputs) that must hold every cycle; ``depth``: the induction's maximal length."""
+    """``signals``: internal wires of the module exposed in both designs (``gold_<s>``, ``gate_<s>``), a
+    wire of a sub-block by its flattened name (``pe_7_1.psum``: wire ``psum`` of the module's
+    ``pe_7_1``); ``invariants``: Verilog expressions over them (and the ports, ``gold_<p>``/``gate_<p>``
+    for outputs, plain names for inputs) that must hold every cycle, every character of a name that
+    is not a letter, digit or ``_`` written as ``_`` (:func:`harness_name`); ``depth``: the
+    induction's maximal length."""
     signals: tuple[str, ...]
     invariants: tuple[str, ...]
     depth: int = 4
@@ -46,24 +49,39 @@ def module_wires(rtlil: str, module: str) -> list[tuple[str, int, str]]:
     return wires
 
 
-def _harness(wires: list[tuple[str, int, str]], proof: RelationalProof) -> str:
+def harness_name(name: str) -> str:
+    """``name`` (a port or a flattened wire such as ``pe_7_1.psum``) as a Verilog identifier."""
+    return re.sub(r"\W", "_", name)
+
+
+def _signal_widths(rtlil: str, module: str, signals: tuple[str, ...]) -> dict[str, int]:
+    """Width of each of ``signals``: a wire of ``module``, or ``<path>.<wire>``, a wire of its sub-block
+    ``<path>`` (Amaranth names that block's module ``<module>.<path>``); absent names are left out."""
+    owners = {}
+    for signal in signals:
+        path, _, wire = signal.rpartition(".")
+        owners.setdefault(f"{module}.{path}" if path else module, {})[wire] = signal
+    return {wires[name]: width for owner, wires in owners.items()
+            for name, width, _ in module_wires(rtlil, owner) if name in wires}
+
+
+def _harness(wires: list[tuple[str, int, str]], proof: RelationalProof, signal_widths: dict[str, int]) -> str:
     """Verilog of module ``proof``: ``gold`` and ``gate`` on the same inputs, one assert per output and
     per invariant."""
     inputs = [(name, width) for name, width, direction in wires if direction == "input"]
     outputs = [(name, width) for name, width, direction in wires if direction == "output"]
-    widths = {name: width for name, width, _ in wires}
-    missing = [name for name in proof.signals if name not in widths]
+    missing = [name for name in proof.signals if name not in signal_widths]
     if missing:
         raise MutateError(f"signals={missing}: no such wire in the module")
-    declared = outputs + [(name, widths[name]) for name in proof.signals]
-    wires = [f"  wire [{width - 1}:0] {side}_{name};" for name, width in declared for side in ("gold", "gate")]
+    declared = outputs + [(name, signal_widths[name]) for name in proof.signals]
+    wires = [f"  wire [{width - 1}:0] {side}_{harness_name(name)};" for name, width in declared for side in ("gold", "gate")]
     lines = ["module proof(" + ", ".join(f"input [{width - 1}:0] {name}" for name, width in inputs) + ");", *wires]
     for side in ("gold", "gate"):
         connections = [f".\\{name} ({name})" for name, _ in inputs]
-        connections += [f".\\{name} ({side}_{name})" for name, _ in outputs]
-        connections += [f".\\{name} ({side}_{name})" for name in proof.signals]
+        connections += [f".\\{name} ({side}_{harness_name(name)})" for name, _ in outputs]
+        connections += [f".\\{name} ({side}_{harness_name(name)})" for name in proof.signals]
         lines.append(f"  {side} {side}_design(" + ", ".join(connections) + ");")
-    checks = [f"gold_{name} == gate_{name}" for name, _ in outputs] + list(proof.invariants)
+    checks = [f"gold_{harness_name(name)} == gate_{harness_name(name)}" for name, _ in outputs] + list(proof.invariants)
     lines += ["  always @* begin"] + [f"    assert ({check});" for check in checks] + ["  end", "endmodule", ""]
     return "\n".join(lines)
 
@@ -72,13 +90,16 @@ def prove_relational(work: Path, design: str, module: str, mutation: Mutation, p
                      timeout: float = 600.0) -> tuple[bool, str]:
     """Prove that ``mutation`` (of ``module``, a module of the RTLIL file ``work/design`` taken alone)
     keeps ``module``'s port behaviour, with the invariants of ``proof``; returns (proven, Yosys' verdict)."""
-    wires = module_wires((work / design).read_text(), module)
+    rtlil = (work / design).read_text()
+    wires = module_wires(rtlil, module)
     if not wires:
         raise MutateError(f"module={module!r}: not in {work / design}")
     tag = f"relational_{mutation.index}"
-    (work / f"{tag}.v").write_text(_harness(wires, proof))
+    (work / f"{tag}.v").write_text(_harness(wires, proof, _signal_widths(rtlil, module, proof.signals)))
     expose = " ".join(f"{module}/{signal}" for signal in proof.signals)
-    script = (f"read_rtlil {design}\nhierarchy -top {module}\n" + "\n".join(PREPARE) + f"\nexpose {expose}\n"
+    # Exposed before PREPARE's opt_clean, which drops a sub-block's port wire that merely aliases another.
+    assert PREPARE[-1] == "opt_clean"
+    script = (f"read_rtlil {design}\nhierarchy -top {module}\n" + "\n".join(PREPARE[:-1]) + f"\nexpose {expose}\nopt_clean\n"
               f"design -save base\n{mutation.spec}\nrename {module} gate\ndesign -stash gate\n"
               f"design -load base\nrename {module} gold\ndesign -copy-from gate -as gate gate\n"
               f"read_verilog -formal {tag}.v\nhierarchy -top proof\nproc\nchformal -lower\nflatten\nmemory_map\nopt -fast\n"
@@ -87,6 +108,8 @@ def prove_relational(work: Path, design: str, module: str, mutation: Mutation, p
         log = _yosys(work, script, tag, timeout=timeout)
     except MutateError as error:
         return False, str(error).splitlines()[0]
+    if "did not match any object" in log:
+        raise MutateError(f"signals={list(proof.signals)}: not all are wires of {module} once flattened ({work / tag}.log)")
     if "SUCCESS!" in log:
         return True, f"proven by induction with {len(proof.invariants)} invariants ({tag}.log)"
     return False, ("counterexample or no induction within "
