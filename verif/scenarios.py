@@ -15,7 +15,7 @@ from verif.benches import STANDALONE_BENCHES
 from verif.names import SCENARIO_HELP
 from verif.sims import run_block, run_mpgemm, run_tiles
 
-__all__ = ["SCENARIOS", "run_scenario", "gemm_case", "banded_case"]
+__all__ = ["SCENARIOS", "run_scenario", "gemm_case", "banded_case", "spread_token_scales"]
 
 
 def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: str = "uniform",
@@ -28,9 +28,7 @@ def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: s
     so the GDU's token multiplier sees scales far from the operands' usual 0.001 to 0.05."""
     x, act_scale, weights = random_operands(config, m, n, k, seed=seed, kind=kind)
     if token_scale_span and act_scale is not None:
-        exponents = torch.randint(-token_scale_span, token_scale_span + 1, act_scale.shape,
-                                  generator=torch.Generator().manual_seed(seed))
-        act_scale = act_scale * torch.pow(2.0, exponents.float())   # exact: a power of two, no FP32 overflow
+        act_scale = spread_token_scales(act_scale, token_scale_span, seed)
     summary = run_mpgemm(config, x, act_scale, weights, seed=seed, stall_in=stall, stall_out=stall, waves=waves)
     exact = bitexact_mpgemm(config, x, act_scale, weights).double()
     bound_holds = bool(within_bound(config, x, act_scale, weights, exact).all())
@@ -40,6 +38,13 @@ def gemm_case(config: MixPEConfig, m: int, n: int, k: int, seed: int, *, kind: s
     return _report(config, summary, f"{label} {config.name} M={m} N={n} K={k} {kind}", stall, bound_holds, seed,
                    replay, extra=f"MACs/cycle={macs_per_cycle:.1f} of {config.rows * config.cols} ",
                    error=f"max-rel-err-vs-float64={rel:.2e} ")
+
+
+def spread_token_scales(act_scale: torch.Tensor, span: int, seed: int) -> torch.Tensor:
+    """``act_scale`` (float32 (M,)) with row m times ``2**e_m``, e_m uniform in [-span, span] (seeded):
+    exact while the products stay normal FP32 numbers (span <= 64 for the operands' 0.001 to 0.05)."""
+    exponents = torch.randint(-span, span + 1, act_scale.shape, generator=torch.Generator().manual_seed(seed))
+    return act_scale * torch.pow(2.0, exponents.float())
 
 
 def _report(config: MixPEConfig, summary, what: str, stall: float, bound_holds: bool, seed: int,
