@@ -18,7 +18,7 @@ from collections.abc import Callable
 from gen.mutate.relational import RelationalProof
 from hw.config import ConfigError, MixPEConfig
 
-__all__ = ["BlockPlan", "PLANS", "TESTS", "MUTATION_BLOCKS", "plan_for", "act_sum_invariants"]
+__all__ = ["BlockPlan", "PLANS", "TESTS", "MUTATION_BLOCKS", "plan_for", "act_sum_invariants", "group_last_chain_invariants"]
 
 
 def _bench(name: str):
@@ -94,6 +94,26 @@ def act_sum_invariants(config: MixPEConfig) -> RelationalProof:
         signals=("emitting", "next_row", *kept),
         invariants=("gold_emitting == gate_emitting", *(f"gold_{name} == gate_{name}" for name in kept),
                     f"!gold_emitting || (gold_next_row < {rows} && gold_next_row == gate_next_row)"))
+
+
+def group_last_chain_invariants(config: MixPEConfig, row: int, column: int) -> RelationalProof:
+    """Invariants (at the ports of the PE array) that prove a mutant whose only change is the
+    ``group_last_out`` flag of PE(row, column) where its ``valid_out`` is 0 (mpgemm #85 of the
+    default preset: the flag's reset ignored): the flag and its copies to the right agree wherever
+    ``valid_out`` is 1, the only case a PE reads it, so the sums to the right agree too. Every PE's
+    ``psum`` and ``accumulator`` are named because the miter cannot merge a register that feeds
+    itself: unnamed, the induction would start from two different sums."""
+    signals, invariants = [], []
+    for r in range(config.rows):
+        for c in range(config.cols):
+            pe = f"pe_{r}_{c}"
+            names = ["psum", "accumulator"]
+            if r == row and c >= column:
+                names += ["psum_valid", "valid_out", "group_last_out"]
+                invariants.append(f"!gold_{pe}_valid_out || gold_{pe}_group_last_out == gate_{pe}_group_last_out")
+            signals += [f"{pe}.{name}" for name in names]
+            invariants += [f"gold_{pe}_{name} == gate_{pe}_{name}" for name in names if name != "group_last_out"]
+    return RelationalProof(signals=tuple(signals), invariants=tuple(invariants), depth=2)
 
 
 @dataclasses.dataclass(frozen=True)
