@@ -70,3 +70,25 @@ def test_binary_units_get_a_nan_with_each_single_mantissa_bit(operands):
         for sign in (0, 1 << 31):
             nan = sign | 0x7F800000 | 1 << bit
             assert nan in SINGLE_BIT_NANS and {(nan, ONE), (ONE, nan)} <= pairs, hex(nan)
+
+
+def test_adder_operands_hold_ties_a_sticky_bit_breaks_at_every_alignment_shift():
+    """For every exponent difference 3..25 and both effective operations (but addition at 25, where
+    none exists): pairs whose smaller operand's shifted-out bits are 0 and whose sum changes when its
+    last mantissa bit is set (a sticky bit of 1, as a wrong shifted-out mask would give)."""
+    import torch
+
+    from golden.fp32 import bits, fadd32, from_bits
+
+    pairs = [(a, b) if a & 0x7FFFFFFF >= b & 0x7FFFFFFF else (b, a) for a, b in adder_operands(random.Random(1))]
+    pairs = [(a, b) for a, b in pairs if 0 < b >> 23 & 0xFF and a >> 23 & 0xFF < 255]
+
+    def added(pairs_):
+        return bits(fadd32(*(from_bits(torch.tensor([p[i] for p in pairs_], dtype=torch.int64)) for i in (0, 1)))).tolist()
+
+    shift = [(a >> 23 & 0xFF) - (b >> 23 & 0xFF) for a, b in pairs]
+    kept = [s >= 3 and (b & ((1 << min(s - 1, 23)) - 1)) == 0 for (a, b), s in zip(pairs, shift)]    # below the guard: 0
+    ties = [(pair, s) for pair, s, keep, tie, broken in zip(pairs, shift, kept, added(pairs),
+                                                            added([(a, b | 1) for a, b in pairs])) if keep and tie != broken]
+    reached = {(s, (a ^ b) >> 31) for (a, b), s in ties}
+    assert reached >= {(s, subtract) for s in range(3, 26) for subtract in (0, 1)} - {(25, 0)}

@@ -15,14 +15,16 @@ Directed cases per unit (the paths a GDU's few hundred operands reach rarely or 
   the guard region are ``2^22 - 2^j`` or ``2^j`` for every j (a carry into, or a borrow from, the
   rounding position), products around 2^-126 and 2^128, and a random ``exp_offset`` when it has one;
 * adder: every pair of the special patterns, the single-bit NaNs, every exponent difference
-  0..40, and cancellations whose difference has its leading one at every position (the
-  normalisation's leading-zero count), near the flush threshold too;
+  0..40, cancellations whose difference has its leading one at every position (the
+  normalisation's leading-zero count), near the flush threshold too, and ties that a sticky bit
+  would break at every alignment shift from 3 up (the shifted-out mask at every shift);
 
 then seeded random operands (raw bit patterns and random normals) for each.
 """
 
 from __future__ import annotations
 
+import collections
 import random
 import struct
 
@@ -170,6 +172,39 @@ def adder_operands(rng: random.Random) -> list[tuple[int, int]]:
             b = max(0, a - delta)
             negative = rng.getrandbits(1)
             pairs.append((a | negative << 31, b | (1 - negative) << 31))
+    return pairs + _sticky_ties()
+
+
+#: Exponent differences of :func:`_sticky_ties`: from 3 (the smaller operand's last bit lands on the
+#: sticky position) to 25, the last where a sticky bit can break a tie (the hidden bit one below the
+#: guard, subtracted from a power of two); the adder's alignment saturates at 27 (``hw.fp_add``).
+_TIE_SHIFTS = range(3, 26)
+
+
+def _sticky_ties(per_case: int = 4, tries: int = 400) -> list[tuple[int, int]]:
+    """Adder pairs at every exponent difference d in :data:`_TIE_SHIFTS`, effective addition and
+    subtraction, whose exact sum is a tie that the smaller operand's last mantissa bit would break:
+    its bits shifted out by the alignment are 0, so the sticky bit is 0, and a sticky bit of 1 (a
+    wrong shifted-out mask at shift d) changes the rounding. The first ``per_case`` of ``tries``
+    draws (a larger operand with a random or zero mantissa). Own generator: the other operands stay."""
+    rng, candidates = random.Random("sticky_ties"), []
+    for shift in _TIE_SHIFTS:
+        for subtract in (0, 1):
+            for _ in range(tries):
+                exponent, negative = rng.randint(64, 190), rng.getrandbits(1)
+                larger = _pack(negative, exponent, rng.choice([0, rng.getrandbits(23)]))
+                # Bit d - 1 of the smaller significand (the hidden bit 23 at d = 24) lands on the
+                # guard position and the bits below it are 0, bit 0 among them ("| 1": a sticky bit).
+                low = min(max(shift - 1, 1), 23)
+                mantissa = (rng.getrandbits(23) >> low << low | 1 << (shift - 1)) & 0x7FFFFF
+                candidates.append((shift, subtract, larger, _pack(negative ^ subtract, exponent - shift, mantissa)))
+    ties = _expected_binary(fadd32, [(larger, smaller) for _, _, larger, smaller in candidates])
+    broken = _expected_binary(fadd32, [(larger, smaller | 1) for _, _, larger, smaller in candidates])
+    found, pairs = collections.Counter(), []
+    for (shift, subtract, larger, smaller), tie, sticky in zip(candidates, ties, broken):
+        if tie != sticky and found[shift, subtract] < per_case:
+            found[shift, subtract] += 1
+            pairs.append((larger, smaller) if rng.getrandbits(1) else (smaller, larger))
     return pairs
 
 
