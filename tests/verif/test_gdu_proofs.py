@@ -7,8 +7,11 @@ from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from gen.mutate.blocks import plan_for
+from gen.mutate.netlist import list_mutations, rtlil_with_src
 from gen.yosys_run import run_yosys
 from hw.config import from_preset
+from hw.emit import build_block
 from hw.fp_add import Float32Adder
 from hw.gdu import NEGATIVE_ZERO
 
@@ -50,3 +53,40 @@ def test_first_group_operand_is_any_negative_zero_under_daz(tmp_path):
         "sat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps 12 miter\n")
     run = run_yosys(tmp_path, "daz.ys", "daz.log", None, RuntimeError)
     assert run.returncode == 0 and "Induction step proven: SUCCESS!" in run.log, run.output[-2000:]
+
+
+#: w4a16-g128-16x16's gdu survivors at 200 mutants, seed 1, that fold away: (index, cell and port bit).
+FOLDING_MUTANTS = (
+    (18, "$108 -port B -portbit 6"), (24, "$115 -port B -portbit 3"), (29, "$115 -port A -portbit 0"),
+    (50, "$120 -port A -portbit 3"), (51, "$179 -port Y -portbit 5"), (108, "$180 -port A -portbit 0"),
+    (115, "$139 -port A -portbit 0"), (127, "$130 -port A -portbit 2"), (136, "$106 -port B -portbit 21"),
+    (160, "$110 -port B -portbit 3"), (175, "$136 -port A -portbit 1"), (180, "$106 -port B -portbit 1"),
+    (185, "$178 -port A -portbit 0"), (188, "$129 -port A -portbit 3"), (199, "$107 -port B -portbit 15"),
+)
+#: Gold or mutant (``{mutation}``) as module ``{name}``: the GDU's own logic, its FP32 units black boxes.
+_UNITS_AS_BLACK_BOXES = ("read_rtlil design.il\nhierarchy -top gdu\nproc\nmemory_collect\nopt_clean\n"
+                         "blackbox gdu.to_float gdu.widen gdu.scale_mul gdu.accumulate\n{mutation}rename gdu {name}\n")
+
+
+def test_gdu_mutants_that_fold_away_are_equivalent(tmp_path):
+    """The 15 mutants of a constant bit that already has the forced value, a bit that nothing reads,
+    or (#18, #188) a change the next cell's width or test removes: with the FP32 units as black boxes
+    (unmutated in both, so equal inputs give equal outputs) and the memory one cell, gold and mutant
+    are optimised, matched by name and merged (``equiv_struct``); ``equiv_simple`` and
+    ``equiv_induct`` (the held scale and zero point; the units and the memory left out, their outputs
+    free) prove every matched signal, the ports among them. 6 to 20 s of Yosys CPU each."""
+    config = from_preset("w4a16-g128-16x16")
+    (tmp_path / "design.il").write_text(rtlil_with_src(build_block("gdu", config), "gdu"))
+    mutations = {m.index: m for m in list_mutations(tmp_path, "design.il", 200, 1, plan_for("gdu", config).sources)}
+    for index, cell in FOLDING_MUTANTS:
+        spec = mutations[index].spec
+        assert f"-cell {cell}" in spec, f"#{index} is now {spec}: the design's listing changed"
+        mutation = spec + "\n"
+        (tmp_path / f"fold_{index}.ys").write_text(
+            _UNITS_AS_BLACK_BOXES.format(mutation=mutation, name="gate") + "design -stash gate\n"
+            + _UNITS_AS_BLACK_BOXES.format(mutation="", name="gold")
+            + "design -copy-from gate -as gate gate\nopt -full\nopt_clean\nequiv_make gold gate equiv\n"
+            "hierarchy -top equiv\nequiv_struct\nequiv_simple -seq 4\nequiv_induct -seq 4 * t:gdu.* %d t:$mem_v2 %d\n"
+            "equiv_status -assert\n")
+        run = run_yosys(tmp_path, f"fold_{index}.ys", f"fold_{index}.log", None, RuntimeError)
+        assert run.returncode == 0 and "Equivalence successfully proven!" in run.log, f"#{index}: {run.output[-500:]}"
