@@ -90,3 +90,21 @@ def test_gdu_mutants_that_fold_away_are_equivalent(tmp_path):
             "equiv_status -assert\n")
         run = run_yosys(tmp_path, f"fold_{index}.ys", f"fold_{index}.log", None, RuntimeError)
         assert run.returncode == 0 and "Equivalence successfully proven!" in run.log, f"#{index}: {run.output[-500:]}"
+
+
+def test_scale_multiplier_carry_save_bits_the_fp32_survivors_touch_are_zero(tmp_path):
+    """w4a16-g128-16x16 fp32 #74, #155, #182 (mutants of the GDU's scale multiplier, ``hw/fp_mul.py``):
+    the bits they change or read are 0 for every input, from the carry-save tree's shape (partial
+    product k spans bits k..k+23). #74 XORs bit 19 of ``partial_rows_8`` (the register of
+    ``layer3_c3``) with its bit 12; #155 ties bit 39 of the majority of ``partial_rows_5..7``
+    (``layer3_s0``, ``layer3_c0``, ``layer3_s3``) to 0, and two of the three never have it; #182 ties
+    bit 47 of the copy of row 22's ``Mux`` read only by ``row21 & row22`` (``$206`` is row 21's copy
+    there). Combinational at the register inputs (``sat -seq 1``: register outputs free); the
+    registers start at 0, so their copies keep the bits 0."""
+    (tmp_path / "design.il").write_text(rtlil_with_src(build_block("gdu", from_preset("w4a16-g128-16x16")), "gdu"))
+    (tmp_path / "bits.ys").write_text(
+        "read_rtlil design.il\nhierarchy -top gdu.scale_mul\nproc\nopt_clean\nselect -assert-any w:$206\n"
+        "sat -seq 1 -verify -prove layer3_c3[12] 1'0 -prove layer3_s0[39] 1'0 -prove layer3_c0[39] 1'0 "
+        "-prove $206[47] 1'0 gdu.scale_mul\n")
+    run = run_yosys(tmp_path, "bits.ys", "bits.log", None, RuntimeError)
+    assert run.returncode == 0 and "SAT proof finished - no model found: SUCCESS!" in run.log, run.output[-500:]
