@@ -18,6 +18,13 @@ from hw.gdu import NEGATIVE_ZERO
 pytestmark = [pytest.mark.slow, pytest.mark.synth]
 
 
+def _yosys_proves(work, name: str, script: str, success: str) -> None:
+    """Run ``script`` as ``work/<name>.ys``; it must end normally and log ``success``."""
+    (work / f"{name}.ys").write_text(script)
+    run = run_yosys(work, f"{name}.ys", f"{name}.log", None, RuntimeError)
+    assert run.returncode == 0 and success in run.log, f"{name}: {run.output[-1000:]}"
+
+
 class _FirstGroupOperand(wiring.Component):
     """The accumulate stage's adder fed as in the GDU: ``Mux(first, first_operand, accumulator) + b``;
     ``first_operand`` is -0, or (``subnormal``) -0 with the mantissa bits on ``mantissa``."""
@@ -47,12 +54,10 @@ def test_first_group_operand_is_any_negative_zero_under_daz(tmp_path):
     stages = from_preset("w4a16-g128-16x16").gdu_unit_stages
     for name, subnormal in (("gold", False), ("gate", True)):
         (tmp_path / f"{name}.il").write_text(rtlil.convert(_FirstGroupOperand(stages, subnormal), name=name))
-    (tmp_path / "daz.ys").write_text(
-        "read_rtlil gold.il\nread_rtlil gate.il\nproc\nopt_clean\n"
-        "miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\nopt -fast -full\nopt_clean\n"
-        "sat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps 12 miter\n")
-    run = run_yosys(tmp_path, "daz.ys", "daz.log", None, RuntimeError)
-    assert run.returncode == 0 and "Induction step proven: SUCCESS!" in run.log, run.output[-2000:]
+    _yosys_proves(tmp_path, "daz", "read_rtlil gold.il\nread_rtlil gate.il\nproc\nopt_clean\n"
+                  "miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\nopt -fast -full\nopt_clean\n"
+                  "sat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps 12 miter\n",
+                  "Induction step proven: SUCCESS!")
 
 
 #: w4a16-g128-16x16's survivors at 200 mutants, seed 1, that fold away, per block (the campaign lists
@@ -89,14 +94,12 @@ def test_gdu_mutants_that_fold_away_are_equivalent(tmp_path, block):
     for index, cell in FOLDING_MUTANTS[block]:
         spec = mutations[index].spec
         assert f"-cell {cell}" in spec, f"#{index} is now {spec}: the design's listing changed"
-        (tmp_path / f"fold_{index}.ys").write_text(
-            _UNITS_AS_BLACK_BOXES.format(mutation=spec + "\n", name="gate") + "design -stash gate\n"
-            + _UNITS_AS_BLACK_BOXES.format(mutation="", name="gold")
-            + "design -copy-from gate -as gate gate\nsetundef -zero -init\nsimplemap t:$dff t:$dffe\nopt -full\n"
-            "opt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\nequiv_simple -seq 4\n"
-            "equiv_induct -seq 4 * t:gdu.* %d t:$mem_v2 %d\nequiv_status -assert\n")
-        run = run_yosys(tmp_path, f"fold_{index}.ys", f"fold_{index}.log", None, RuntimeError)
-        assert run.returncode == 0 and "Equivalence successfully proven!" in run.log, f"#{index}: {run.output[-500:]}"
+        _yosys_proves(tmp_path, f"fold_{index}", _UNITS_AS_BLACK_BOXES.format(mutation=spec + "\n", name="gate")
+                      + "design -stash gate\n" + _UNITS_AS_BLACK_BOXES.format(mutation="", name="gold")
+                      + "design -copy-from gate -as gate gate\nsetundef -zero -init\nsimplemap t:$dff t:$dffe\n"
+                      "opt -full\nopt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\n"
+                      "equiv_simple -seq 4\nequiv_induct -seq 4 * t:gdu.* %d t:$mem_v2 %d\nequiv_status -assert\n",
+                      "Equivalence successfully proven!")
 
 
 def test_scale_multiplier_carry_save_bits_the_fp32_survivors_touch_are_zero(tmp_path):
@@ -109,9 +112,6 @@ def test_scale_multiplier_carry_save_bits_the_fp32_survivors_touch_are_zero(tmp_
     there). Combinational at the register inputs (``sat -seq 1``: register outputs free); the
     registers start at 0, so their copies keep the bits 0."""
     (tmp_path / "design.il").write_text(rtlil_with_src(build_block("gdu", from_preset("w4a16-g128-16x16")), "gdu"))
-    (tmp_path / "bits.ys").write_text(
-        "read_rtlil design.il\nhierarchy -top gdu.scale_mul\nproc\nopt_clean\nselect -assert-any w:$206\n"
-        "sat -seq 1 -verify -prove layer3_c3[12] 1'0 -prove layer3_s0[39] 1'0 -prove layer3_c0[39] 1'0 "
-        "-prove $206[47] 1'0 gdu.scale_mul\n")
-    run = run_yosys(tmp_path, "bits.ys", "bits.log", None, RuntimeError)
-    assert run.returncode == 0 and "SAT proof finished - no model found: SUCCESS!" in run.log, run.output[-500:]
+    _yosys_proves(tmp_path, "bits", "read_rtlil design.il\nhierarchy -top gdu.scale_mul\nproc\nopt_clean\n"
+                  "select -assert-any w:$206\nsat -seq 1 -verify -prove layer3_c3[12] 1'0 -prove layer3_s0[39] 1'0 "
+                  "-prove layer3_c0[39] 1'0 -prove $206[47] 1'0 gdu.scale_mul\n", "SAT proof finished - no model found: SUCCESS!")
