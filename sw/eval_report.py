@@ -222,7 +222,7 @@ def _plot(path: Path, records: list[dict]) -> None:
     import matplotlib.pyplot as plt
     figure, axis = plt.subplots(figsize=(7, 4.5))
     markers = {"float": "o", "int8": "s", "fp16": "^"}
-    method_markers = dict(zip(SMOLLM_METHODS, ("D", "P", "*")))
+    method_markers = dict(zip(SMOLLM_METHODS, ("D", "P", "*", "X"), strict=True))
     for router in (None, *CMOE_ROUTERS, *SMOLLM_METHODS):
         for activation, marker in markers.items():
             points = [r for r in records if r["activation"] == activation and r["perplexity"] is not None

@@ -41,7 +41,11 @@ Rows are tasks (:func:`evaluate_row`, one thread each) given to ``submit`` (``ge
 client's, :mod:`gen.scale.cluster`; the default runs them here, one after the other). Each finished
 row is appended to ``rows.jsonl`` in the output directory; a rerun after an interruption reuses the
 rows recorded under the same settings and carves only what the missing rows need; a finished run
-removes the file. The RTL check of sampled tiles is a callable the caller passes in
+removes the file. A run also takes the rows of the last ``report.json`` there that compute as its own
+would (:func:`_row_digests`: same settings but those choosing rows; the trained methods' rows also
+the same training text and settings) and writes one report with both: the default run, then
+``--methods ...`` on one carving, give one report with every row; so do its passing RTL checks
+(:mod:`sw.eval_rtl`). The RTL check of sampled tiles is a callable the caller passes in
 (``rtl_check``; ``gen`` wires :func:`verif.smollm_tiles.check_sampled_tiles`); the reports are
 written by :mod:`sw.eval_report`.
 """
@@ -70,6 +74,7 @@ from sw.cmoe import SELECTIONS, CarvedModel, CMoEConfig, CMoEError, carve_model
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
 from sw.eval_report import write_reports
 from sw.eval_methods import TRAINING_MODULES, method_fields, train_method
+from sw.eval_rtl import RtlTileCheck, reusable_checks, rtl_checks, rtl_sources
 from sw.progress import progress
 from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, SMOLLM_METHODS, EvalSettings
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, Linear, SmolLM, array_config, forward, gemm_cycles,
@@ -221,11 +226,6 @@ def _rows(settings: EvalSettings) -> list[RowSpec]:
     return rows
 
 
-#: ``check(config, model, tokens, *, count, seed, ffns, source) -> dict`` streams ``count`` sampled
-#: tiles of ``model``'s forward pass on ``tokens`` through the RTL and returns a record with
-#: ``tiles``, ``mismatches``, ``cycles``, ``predicted_cycles`` and ``passed``
-#: (:func:`verif.smollm_tiles.check_sampled_tiles`; the simulator lives above ``sw``).
-RtlTileCheck = Callable[..., dict]
 #: ``submit(function, *args) -> future``: runs ``function(*args)`` (a module-level function) somewhere
 #: and returns a future with ``result()`` and ``add_done_callback(fn)`` (a Dask client's ``submit``, an
 #: executor's, :func:`inline_submit`).
@@ -247,40 +247,101 @@ def _row_key(spec: RowSpec) -> str:
 
 
 #: Settings that choose which rows run (or how the run is checked), not what a row computes:
-#: a run with other values reuses the rows it shares with the interrupted one.
+#: a run with other values reuses the rows it shares with the interrupted one (or the last report).
 _ROW_SELECTION_FIELDS = ("workers", "configs", "array_activations", "routers", "methods", "rtl_tiles", "rtl_seed",
                          "rtl_tokens")
 #: Settings added after rows were first recorded: part of a row's identity only when not at their default.
 _LATER_FIELDS = ("e2e_stages",)
+#: Settings only the trained methods' rows depend on: the other rows' identity takes their defaults.
+_METHOD_FIELDS = ("train_windows", "distill_steps", "lora_windows", "e2e_stages")
+
+
+def _row_digests(settings: dict, texts: dict[str, str | None]) -> dict[bool, str]:
+    """Identity of the rows ``settings`` (:class:`EvalSettings` fields as a dict, e.g. a report's
+    ``meta.settings``) computes on ``texts`` (SHA-256 of the ``calibration``, ``evaluation`` and
+    ``training`` text): {False: rows without training, True: the trained methods' rows}. Rows
+    without training ignore :data:`_METHOD_FIELDS` and the training text, so a ``--methods`` run
+    reuses a default run's rows; :data:`_ROW_SELECTION_FIELDS` never count."""
+    defaults = json.loads(json.dumps(dataclasses.asdict(EvalSettings())))
+    settings = json.loads(json.dumps(settings))                 # tuples as lists, as in report.json
+    digests = {}
+    for trained in (False, True):
+        fields = {name: value if trained or name not in _METHOD_FIELDS else defaults[name]
+                  for name, value in settings.items() if name not in _ROW_SELECTION_FIELDS}
+        fields = {name: value for name, value in fields.items()
+                  if not (name in _LATER_FIELDS and value == defaults[name])}
+        identity = {"settings": fields, "spread_windows": SPREAD_WINDOWS, "host_dtype": str(HOST_DTYPE),
+                    "texts": [texts["calibration"], texts["evaluation"],
+                              texts["training"] if trained else text_digest("")],
+                    "random_seed": RANDOM_SELECTION_SEED}
+        digests[trained] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return digests
+
+
+def _trained(record: dict) -> bool:
+    return record.get("router") in SMOLLM_METHODS
 
 
 class _PartialRows:
-    """``rows.jsonl``: finished rows of a run whose rows compute with these settings (all but
-    :data:`_ROW_SELECTION_FIELDS`), appended as they finish."""
+    """``rows.jsonl``: finished rows of a run whose rows compute with these settings
+    (:func:`_row_digests`), appended as they finish."""
 
-    def __init__(self, path: Path, settings: EvalSettings, texts: list[str]):
-        defaults = EvalSettings()
-        row_settings = {name: value for name, value in dataclasses.asdict(settings).items()
-                        if name not in _ROW_SELECTION_FIELDS
-                        and not (name in _LATER_FIELDS and value == getattr(defaults, name))}
-        identity = {"settings": row_settings, "texts": texts, "spread_windows": SPREAD_WINDOWS,
-                    "host_dtype": str(HOST_DTYPE), "random_seed": RANDOM_SELECTION_SEED}
+    def __init__(self, path: Path, settings: EvalSettings, texts: dict[str, str]):
         self.path = path
-        self.digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        self.digests = _row_digests(dataclasses.asdict(settings), texts)
         self.done: dict[str, dict] = {}
         if path.is_file():
             for line in path.read_text().splitlines():
                 entry = json.loads(line) if line.strip() else {}
-                if entry.get("digest") == self.digest and "error" not in entry["record"]:
+                if (entry.get("digest") == self.digests[_trained(entry["record"])]
+                        and "error" not in entry["record"]):
                     self.done[entry["key"]] = entry["record"]
         self._lock = threading.Lock()
 
     def add(self, spec: RowSpec, record: dict) -> None:
         with self._lock, self.path.open("a") as out:
-            out.write(json.dumps({"key": _row_key(spec), "digest": self.digest, "record": record}) + "\n")
+            out.write(json.dumps({"key": _row_key(spec), "digest": self.digests[_trained(record)],
+                                  "record": record}) + "\n")
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _spec(record: dict) -> RowSpec:
+    return RowSpec(record["model"], record["activation"], record["down_mode"], record["router"])
+
+
+def _previous_report(path: Path, digests: dict[bool, str], training_digest: str) -> tuple[dict[str, dict], dict]:
+    """The rows of the last report in ``path`` computed as this run's would be (same
+    :func:`_row_digests`; trained rows also on the same training text), by row key, and its
+    ``meta``; ({}, {}) without a report whose untrained rows compute as this run's."""
+    try:
+        previous = json.loads(path.read_text())
+        meta = previous["meta"]
+        texts = {"calibration": meta["calibration"]["sha256"], "evaluation": meta["evaluation"]["sha256"],
+                 "training": meta.get("training", {}).get("sha256")}
+        same_run = (meta.get("spread_windows") == SPREAD_WINDOWS
+                    and meta.get("host_dtype") == str(HOST_DTYPE).removeprefix("torch.")
+                    and meta.get("seeds", {}).get("random_router") == RANDOM_SELECTION_SEED)
+        previous_digests = _row_digests(meta["settings"], texts)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}, {}
+    if not same_run or previous_digests[False] != digests[False]:
+        return {}, {}
+    rows = {_row_key(_spec(record)): record for record in previous["records"]
+            if "error" not in record and record.get("perplexity") is not None
+            and previous_digests[_trained(record)] == digests[_trained(record)]
+            and (not _trained(record) or texts["training"] == training_digest)}
+    return rows, meta
+
+
+def _merged(settings: EvalSettings, meta: dict) -> EvalSettings:
+    """``settings`` whose row choices (configurations, activations, routers, methods) also hold the
+    previous report's (``meta``): the rows of the merged report, in :func:`_rows`' order."""
+    previous = meta.get("settings", {})
+    return dataclasses.replace(settings, **{
+        name: tuple(dict.fromkeys([*previous.get(name, ()), *getattr(settings, name)]))
+        for name in ("configs", "array_activations", "routers", "methods")})
 
 
 def _static_fields(spec: RowSpec, carving) -> dict:
@@ -318,17 +379,19 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
                                 settings.calibration_windows, "calibration text")
     held_out = token_windows(tokenizer.encode(eval_text).ids, settings.eval_tokens,
                              max(settings.float_windows, SPREAD_WINDOWS), "held-out text")
-    training_text = corpus_text(TRAINING_MODULES) if settings.methods else ""
+    training_text = corpus_text(TRAINING_MODULES)
     training = (token_windows(tokenizer.encode(training_text).ids, settings.calibration_length,
                               settings.train_windows, "training text") if settings.methods else [])
 
     specs = _rows(settings)
-    partial = _PartialRows(out_dir / PARTIAL_ROWS, settings,
-                           [text_digest(calibration_text), text_digest(eval_text), text_digest(training_text)])
-    results: dict[RowSpec, dict] = {spec: partial.done[_row_key(spec)] for spec in specs
-                                    if _row_key(spec) in partial.done}
+    texts = {"calibration": text_digest(calibration_text), "evaluation": text_digest(eval_text),
+             "training": text_digest(training_text)}
+    partial = _PartialRows(out_dir / PARTIAL_ROWS, settings, texts)
+    reported, previous_meta = _previous_report(out_dir / "report.json", partial.digests, texts["training"])
+    results: dict[RowSpec, dict] = {spec: partial.done.get(_row_key(spec), reported.get(_row_key(spec)))
+                                    for spec in specs if _row_key(spec) in {**reported, **partial.done}}
     if results:
-        log(f"{len(results)} of {len(specs)} rows from the interrupted run in {partial.path}")
+        log(f"{len(results)} of {len(specs)} rows from the interrupted run ({partial.path}) or the last report")
     carvings: dict[tuple[str, str], CarvedModel] = {}
     lock, finished_rows = threading.Lock(), threading.Semaphore(0)
     submitted = 0
@@ -366,19 +429,20 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
             if spec.carving_key is None:
                 start(spec)
         keys = list(dict.fromkeys(spec.carving_key for spec in missing if spec.carving_key))
-        rtl_key = _rtl_carving(settings)
-        if rtl_key is not None and rtl_key not in keys:
-            keys.append(rtl_key)
+        rtl_done = reusable_checks(previous_meta, settings)
+        done_pairs = {(check["source"], check["config"]) for check in rtl_done}
+        sources = rtl_sources(settings, done_pairs)
+        keys += [key for _, key in sources if key is not None and key not in keys]
         keys.sort(key=lambda key: key[1] in SMOLLM_METHODS)       # trained ones last: they start from the carvings
         for key in keys:
             name, router = key
-            if router in SMOLLM_METHODS:
-                carving = train_method(model32, router, CMoEConfig.parse(name), calibration, training, settings,
-                                       carvings, log)
-            else:
-                # One torch thread: the row workers hold the cores; two threads waiting for each other
-                # there cost 7x the CPU (measured: 50 against 6.8 CPU s for 2 layers under load).
-                with _one_thread():
+            # One torch thread: the row workers hold the cores; two threads waiting for each other
+            # there cost 7x the CPU (measured: 50 against 6.8 CPU s for 2 layers of carving under load).
+            with _one_thread():
+                if router in SMOLLM_METHODS:
+                    carving = train_method(model32, router, CMoEConfig.parse(name), calibration, training, settings,
+                                           carvings, log)
+                else:
                     carving = carve_model(model, calibration, CMoEConfig.parse(name), k_act=settings.k_act,
                                           balance_steps=settings.balance_steps, bias_speed=settings.bias_speed,
                                           router=router)
@@ -388,16 +452,20 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
             for spec in missing:
                 if spec.carving_key == key:
                     start(spec)
-        rtl_checks = _rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, rtl_key, settings, log,
-                                 rtl_check)
+        checks = rtl_done + rtl_checks(model, held_out[0][:settings.rtl_tokens], carvings, sources, settings,
+                                       log, rtl_check, done_pairs)
         if settings.gguf and settings.rtl_tiles:
-            rtl_checks += gguf_tile_checks(settings.gguf, held_out[0][:settings.rtl_tokens], settings.array_activations,
-                                           settings.rows, settings.cols, count=settings.rtl_tiles,
-                                           seed=settings.rtl_seed, check_sampled_tiles=rtl_check, log=log)
+            checks += gguf_tile_checks(settings.gguf, held_out[0][:settings.rtl_tokens], settings.array_activations,
+                                       settings.rows, settings.cols, count=settings.rtl_tiles,
+                                       seed=settings.rtl_seed, check_sampled_tiles=rtl_check, log=log)
         for _ in range(submitted):
             finished_rows.acquire()
+    checks = list({(check["source"], check["config"]): check for check in checks}.values())   # reruns replace
 
-    records = [{**results[spec], "eval_tokens": settings.eval_tokens} for spec in specs]
+    merged = _merged(settings, previous_meta)                 # this run's rows and the last report's others
+    by_key = {**reported, **{_row_key(spec): record for spec, record in results.items()}}
+    records = [{**by_key[_row_key(spec)], "eval_tokens": settings.eval_tokens} for spec in _rows(merged)
+               if _row_key(spec) in by_key]
     meta = {
         "model_file": SMOLLM_FILE, "python": platform.python_version(), "torch": torch.__version__,
         "libraries": _library_versions(), "machine": platform.machine(),
@@ -407,17 +475,18 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
         "spread_windows": SPREAD_WINDOWS,
         "array": {"rows": settings.rows, "cols": settings.cols, "row_groups": settings.row_groups,
                   "weight_bits": 4, "group_size": 32, "zero_mode": "float_offset"},
-        "settings": dataclasses.asdict(settings),
+        "settings": dataclasses.asdict(merged),
         "calibration": {"modules": list(CALIBRATION_MODULES), "sha256": text_digest(calibration_text),
                         "tokens": settings.calibration_windows * settings.calibration_length},
         "evaluation": {"modules": list(EVALUATION_MODULES), "sha256": text_digest(eval_text),
                        "tokens": settings.eval_tokens, "long_tokens": settings.eval_tokens * settings.float_windows},
         **({"training": {"modules": list(TRAINING_MODULES), "sha256": text_digest(training_text),
-                         "tokens": settings.train_windows * settings.calibration_length}} if settings.methods else {}),
-        "rtl_checks": rtl_checks, "total_seconds": time.perf_counter() - begin,
+                         "tokens": settings.train_windows * settings.calibration_length}}
+           if any(_trained(record) for record in records) else {}),
+        "rtl_checks": checks, "total_seconds": time.perf_counter() - begin,
     }
     write_reports(out_dir, records, meta)
-    ok = all("error" not in record for record in records) and all(check["passed"] for check in rtl_checks)
+    ok = all("error" not in record for record in records) and all(check["passed"] for check in checks)
     if all("error" not in record for record in records):
         partial.finish()
     return records, ok
@@ -433,45 +502,6 @@ def _library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             versions[package] = "not installed"
     return versions
-
-
-def _rtl_carving(settings: EvalSettings) -> tuple[str, str] | None:
-    """The carving whose tiles the RTL check samples: the sparsest one (fitted router if run); None
-    without a sparse carving or with ``rtl_tiles`` 0."""
-    sparse = [name for name in settings.configs if CMoEConfig.parse(name).active < CMoEConfig.parse(name).routed]
-    if not settings.rtl_tiles or not sparse:
-        return None
-    return (min(sparse, key=lambda n: CMoEConfig.parse(n).activation_ratio),
-            "fitted" if "fitted" in settings.routers else "analytic")
-
-
-def _rtl_checks(model: SmolLM, tokens: torch.Tensor, carvings: dict[tuple[str, str], CarvedModel],
-                rtl_key: tuple[str, str] | None, settings: EvalSettings, log,
-                check_sampled_tiles: RtlTileCheck) -> list[dict]:
-    """``check_sampled_tiles`` for every array activation, on the dense model and on the sparsest
-    carving (``rtl_key``: its experts, re-quantized down included); [] if ``rtl_tiles`` is 0."""
-    if not settings.rtl_tiles:
-        return []
-    sources: list[tuple[str, list | None]] = [("dense", None)]
-    if rtl_key is not None:
-        name, router = rtl_key
-        sources.append((f"{name} ({router} router)", carvings[rtl_key].ffns(model, "requantized")))
-    checks = []
-    for activation in settings.array_activations:
-        for source, ffns in sources:
-            config = array_config(activation, settings.rows, settings.cols)
-            try:
-                check = check_sampled_tiles(config, model, tokens, count=settings.rtl_tiles, seed=settings.rtl_seed,
-                                            ffns=ffns, source=source)
-            except Exception as error:              # noqa: BLE001 - a build failure is reported, and fails the run
-                check = {"source": source, "config": config.name, "seed": settings.rtl_seed, "passed": False,
-                         "error": f"{type(error).__name__}: {error}"}
-            checks.append(check)
-            log(f"RTL {config.name} on {source}: " + (
-                f"{check['tiles']} sampled tiles, {check['mismatches']} mismatches, {check['cycles']} cycles "
-                f"(model {check['predicted_cycles']}) -> {'PASS' if check['passed'] else 'FAIL'}"
-                if "error" not in check else f"FAILED {check['error']}"))
-    return checks
 
 
 def main_report(out_dir: Path, settings: EvalSettings, rtl_check: RtlTileCheck | None = None,

@@ -16,6 +16,8 @@ from sw.cmoe import representatives, top_indices
 from sw.smollm import ArrayLinear, FloatLinear, array_config, forward, with_host_dtype
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Text digests of a run (any strings will do).
+TEXTS = {"calibration": "c", "evaluation": "e", "training": "t"}
 
 
 def test_top_indices_break_ties_by_index():
@@ -97,16 +99,85 @@ def test_partial_rows_resume(tmp_path):
     from sw.eval_smollm import EvalSettings, RowSpec, _PartialRows
     settings = EvalSettings(configs=(), rtl_tiles=0)
     path = tmp_path / "rows.jsonl"
-    first = _PartialRows(path, settings, ["a"])
+    first = _PartialRows(path, settings, TEXTS)
     first.add(RowSpec("dense", "float", None), {"perplexity": 8.0})
     first.add(RowSpec("dense", "int8", None), {"error": "killed"})
-    again = _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, workers=1), ["a"])
+    again = _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, workers=1), TEXTS)
     assert list(again.done.values()) == [{"perplexity": 8.0}]
     other_rows = EvalSettings(configs=("S2A10E16",), routers=("fitted",), array_activations=("fp16",), rtl_tiles=32)
-    assert _PartialRows(path, other_rows, ["a"]).done == again.done           # the rows they share are reused
-    assert not _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, eval_tokens=64), ["a"]).done
+    assert _PartialRows(path, other_rows, TEXTS).done == again.done           # the rows they share are reused
+    methods = EvalSettings(methods=("ladimo",), distill_steps=30, rtl_tiles=0)
+    assert _PartialRows(path, methods, {**TEXTS, "training": "other"}).done == again.done
+    assert not _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, eval_tokens=64), TEXTS).done
     again.finish()
     assert not path.exists()
+
+
+def test_default_rows_keep_their_digest():
+    """Rows without training keep the digest they had before the trained methods' rows got their
+    own (so an interrupted default run's ``rows.jsonl`` still resumes)."""
+    import dataclasses
+    import hashlib
+    from sw.corpus import text_digest
+    from sw.eval_smollm import _ROW_SELECTION_FIELDS, HOST_DTYPE, RANDOM_SELECTION_SEED, SPREAD_WINDOWS, \
+        EvalSettings, _row_digests
+    settings = dataclasses.asdict(EvalSettings())
+    identity = {"settings": {name: value for name, value in settings.items()
+                             if name not in (*_ROW_SELECTION_FIELDS, "e2e_stages")},
+                "texts": ["c", "e", text_digest("")], "spread_windows": SPREAD_WINDOWS,
+                "host_dtype": str(HOST_DTYPE), "random_seed": RANDOM_SELECTION_SEED}
+    before = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    assert _row_digests(settings, TEXTS)[False] == before
+
+
+def _report(path: Path, settings, records: list[dict], training: str | None = "t", checks=()) -> None:
+    import dataclasses
+    meta = {"settings": dataclasses.asdict(settings), "calibration": {"sha256": "c"}, "evaluation": {"sha256": "e"},
+            "spread_windows": 3, "host_dtype": "float64", "seeds": {"random_router": 0}, "rtl_checks": list(checks),
+            **({"training": {"sha256": training}} if training else {})}
+    path.write_text(json.dumps({"meta": meta, "records": records}))
+
+
+def _record(model, activation, down_mode=None, router=None, perplexity=8.0) -> dict:
+    return {"model": model, "activation": activation, "down_mode": down_mode, "router": router,
+            "perplexity": perplexity}
+
+
+def test_last_report_rows_are_reused(tmp_path):
+    """A run takes the rows of the last report that compute as its own would: a ``--methods`` run
+    the default run's rows, a default run the trained rows if trained on the same text and settings."""
+    from sw.eval_smollm import EvalSettings, _previous_report, _PartialRows
+    path = tmp_path / "report.json"
+    dense, ladimo = _record("dense", "float"), _record("S2A10E16", "float", "exact", "ladimo")
+    _report(path, EvalSettings(configs=("S2A10E16",), methods=("ladimo",)), [dense, ladimo])
+
+    def reused(settings, texts=TEXTS):
+        digests = _PartialRows(tmp_path / "rows.jsonl", settings, texts).digests
+        return list(_previous_report(path, digests, texts["training"])[0].values())
+
+    assert reused(EvalSettings()) == [dense, ladimo]
+    assert reused(EvalSettings(), {**TEXTS, "training": "new"}) == [dense]
+    assert reused(EvalSettings(methods=("ladimo",), distill_steps=30)) == [dense]
+    assert reused(EvalSettings(eval_tokens=64)) == []
+    _report(path, EvalSettings(), [dense, {**_record("dense", "int8"), "error": "killed"}], training=None)
+    assert reused(EvalSettings(methods=("cmoe-lora",))) == [dense]
+
+
+def test_rtl_sources_and_reused_checks():
+    """The RTL check samples the dense model, the sparsest carving and its conversion by the first
+    method; checks of the last report with the same tiles, seed and tokens are kept, not rerun."""
+    from sw.eval_rtl import reusable_checks, rtl_sources
+    from sw.eval_smollm import EvalSettings
+    settings = EvalSettings(configs=("S2A10E16", "S2A6E16"), methods=("ladimo+e2e", "ladimo"))
+    assert rtl_sources(settings) == [("dense", None), ("S2A6E16 (fitted router)", ("S2A6E16", "fitted")),
+                                     ("S2A6E16 (ladimo+e2e)", ("S2A6E16", "ladimo+e2e"))]
+    done = {("dense", "smollm-w4int8-g32-16x16"), ("dense", "smollm-w4fp16-g32-16x16"),
+            ("S2A6E16 (fitted router)", "smollm-w4int8-g32-16x16")}
+    assert [source for source, _ in rtl_sources(settings, done)] == ["S2A6E16 (fitted router)", "S2A6E16 (ladimo+e2e)"]
+    checks = [{"source": "dense", "config": "c", "passed": True}, {"source": "x", "config": "c", "passed": False}]
+    meta = {"settings": {"rtl_tiles": 32, "rtl_seed": 2026, "rtl_tokens": 64}, "rtl_checks": checks}
+    assert reusable_checks(meta, EvalSettings()) == checks[:1]
+    assert reusable_checks(meta, EvalSettings(rtl_seed=1)) == reusable_checks({}, EvalSettings()) == []
 
 
 def test_e2e_stages_setting(tmp_path, monkeypatch):
@@ -123,9 +194,10 @@ def test_e2e_stages_setting(tmp_path, monkeypatch):
         EvalSettings(methods=("ladimo+e2e",), e2e_stages=("16:fast",))
     path = tmp_path / "rows.jsonl"
     staged = EvalSettings(configs=(), methods=("ladimo+e2e",), e2e_stages=("16:2e-4:bf16", "80:2e-4:qat:bf16"))
-    assert _PartialRows(path, EvalSettings(configs=()), ["a"]).digest == \
-        _PartialRows(path, EvalSettings(configs=(), methods=("ladimo+e2e",)), ["a"]).digest != \
-        _PartialRows(path, staged, ["a"]).digest
+    plain = _PartialRows(path, EvalSettings(configs=()), TEXTS).digests
+    assert plain == _PartialRows(path, EvalSettings(configs=(), methods=("ladimo+e2e",)), TEXTS).digests
+    staged_digests = _PartialRows(path, staged, TEXTS).digests
+    assert staged_digests[False] == plain[False] and staged_digests[True] != plain[True]
     calls = {}
     monkeypatch.setattr(eval_methods, "distilled_model", lambda *args, **kwargs: "ladimo model")
     monkeypatch.setattr(eval_methods, "recovery_text", lambda settings: {"training": ["w0", "w1", "w2"],
@@ -169,6 +241,13 @@ def test_run_eval_rows_on_a_submit_callable(tmp_path, monkeypatch, smollm_layer0
     meta = json.loads((tmp_path / "report.json").read_text())["meta"]
     assert meta["host_dtype"] == "float64" and meta["seeds"]["rtl"] == settings.rtl_seed
     assert not (tmp_path / eval_smollm.PARTIAL_ROWS).exists()
+    calls.clear()                                   # then other rows: one report with both runs' rows
+    more = eval_smollm.dataclasses.replace(settings, array_activations=("fp16",))
+    merged, ok = eval_smollm.run_eval(tmp_path, more, log=lambda message: None, submit=submit)
+    assert ok and [spec.label for spec in calls] == ["dense fp16"]
+    assert [record["activation"] for record in merged] == ["float", "int8", "fp16"] and merged[:2] == records
+    meta = json.loads((tmp_path / "report.json").read_text())["meta"]
+    assert meta["settings"]["array_activations"] == ["int8", "fp16"]
 
 
 _PROBE = """
