@@ -26,6 +26,11 @@ forward and backward run under CPU autocast to bfloat16 (GEMMs in bfloat16; the 
 residual stream, the weights and Adam in float32; half the CPU seconds of a float32 step on a CPU
 with AMX); the loss and every evaluation stay float32.
 
+``schedule``: the learning rates (experts' and router's) fall from ``lr`` to ``lr_floor`` x ``lr`` over
+``decay_steps`` steps, by a cosine or linearly (:func:`lr_factor`), and stay there after.
+``windows_per_step``: each Adam step sums the gradients of that many consecutive windows (each
+window's loss divided by their number: the mean).
+
 A learning curve is recorded: every ``eval_every`` steps the held-out perplexity of the current
 weights (float32, deployed selection, re-quantized if ``quantize_aware``) on the evaluation windows
 given, over all of them and per window. At every curve point and at
@@ -49,7 +54,7 @@ from sw.ladimo import DistilledModel, _selection_weights, masked_moe, neuron_own
 from sw.qat import Int8AwareLinear, expert_order, int8_aware_hidden, int8_aware_tokens, quantize_aware_ffn
 from sw.smollm import FloatLinear, SmolLM, forward, sequence_nll
 
-__all__ = ["E2ESettings", "E2EState", "e2e_distill", "held_out_perplexity"]
+__all__ = ["E2ESettings", "E2EState", "lr_factor", "e2e_distill", "held_out_perplexity"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,33 +68,55 @@ class E2ESettings:
     quantize_aware: bool = False      # train the re-quantized Q4_1 weights (straight-through)
     precision: str = "float32"        # or "bfloat16": GEMMs of the training forward/backward under autocast
     int8_activations: bool = False    # the training forward rounds GEMM inputs as the INT8 core (straight-through)
+    schedule: str = "constant"        # or "cosine", "linear": lr decay over decay_steps (lr_factor)
+    decay_steps: int = 0              # the decay's length in steps (with a schedule other than constant)
+    lr_floor: float = 0.1             # the decay's end, a fraction of lr
+    windows_per_step: int = 1         # windows whose gradients one Adam step sums (gradient accumulation)
+    text_key: str = ""                # which training text the windows come from (cache key only; sw.recovery)
 
     #: The fields added after the first cached runs; left out of a cache key at their defaults.
-    LATER_FIELDS = ("quantize_aware", "precision", "int8_activations")
+    LATER_FIELDS = ("quantize_aware", "precision", "int8_activations", "schedule", "decay_steps", "lr_floor",
+                    "windows_per_step", "text_key")
 
     def __post_init__(self):
-        for field in ("steps", "eval_every"):
+        for field, least in (("steps", 1), ("eval_every", 0), ("windows_per_step", 1), ("decay_steps", 0)):
             value = getattr(self, field)
-            if not isinstance(value, int) or value < (1 if field == "steps" else 0):
-                raise CMoEError(f"{field}={value!r}: must be a {'positive' if field == 'steps' else 'non-negative'} "
-                                f"integer")
+            if not isinstance(value, int) or value < least:
+                raise CMoEError(f"{field}={value!r}: must be a {'positive' if least else 'non-negative'} integer")
         for field in ("lr", "router_lr", "balance_weight"):
             if not getattr(self, field) >= 0:
                 raise CMoEError(f"{field}={getattr(self, field)!r}: must be >= 0")
         if self.precision not in PRECISIONS:
             raise CMoEError(f"precision={self.precision!r}: allowed values are {PRECISIONS}")
+        if self.schedule not in SCHEDULES:
+            raise CMoEError(f"schedule={self.schedule!r}: allowed values are {SCHEDULES}")
+        if self.schedule != "constant" and self.decay_steps < 1:
+            raise CMoEError(f"decay_steps={self.decay_steps!r}: schedule {self.schedule!r} needs at least 1")
+        if not 0 <= self.lr_floor <= 1:
+            raise CMoEError(f"lr_floor={self.lr_floor!r}: must be in [0, 1]")
 
 
 PRECISIONS = ("float32", "bfloat16")
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def lr_factor(settings: E2ESettings, step: int) -> float:
+    """The learning rates' multiplier for the Adam step after ``step`` steps: 1 at step 0, falling
+    to ``lr_floor`` at ``decay_steps`` (cosine or linear), ``lr_floor`` after; 1 if constant."""
+    if settings.schedule == "constant":
+        return 1.0
+    done = min(step / settings.decay_steps, 1.0)
+    fall = (1 + math.cos(math.pi * done)) / 2 if settings.schedule == "cosine" else 1 - done
+    return settings.lr_floor + (1 - settings.lr_floor) * fall
 
 
 @dataclasses.dataclass(eq=False)
 class E2EState:
     """Resumable training state: steps done, trained weights and routers, Adam state, the curve
     (``(steps, tokens, held-out perplexity, mean train KL since the last point)``) and the held-out
-    perplexity of each window at each point, the KL of each step, the dense and the MoE model's
-    next-token NLL per token on each step's window (nats, before the step: the training text's own
-    perplexity), time."""
+    perplexity of each window at each point, the KL of each step (mean over its windows), the dense
+    and the MoE model's next-token NLL per token on each training window (nats, before its step: the
+    training text's own perplexity), time."""
     step: int
     weights: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     routers: list[torch.Tensor]
@@ -156,11 +183,13 @@ def held_out_perplexity(model: SmolLM, ffns, windows: list[torch.Tensor]) -> flo
 def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Tensor],
                 settings: E2ESettings = E2ESettings(), *, held_out: list[torch.Tensor] = (),
                 checkpoint: Path | None = None, log=None) -> tuple[DistilledModel, E2EState]:
-    """Train ``distilled`` end to end on ``windows[:settings.steps]`` (module docstring), with
+    """Train ``distilled`` end to end on ``windows[:settings.steps * settings.windows_per_step]`` (module docstring), with
     snapshots ``<checkpoint>-step<N>.pt``. Returns the trained model (``router="ladimo+e2e"``;
     tokens and seconds of both stages) and the state."""
-    if len(windows) < settings.steps:
-        raise CMoEError(f"steps={settings.steps}: needs as many training windows, got {len(windows)}")
+    per_step = settings.windows_per_step
+    if len(windows) < settings.steps * per_step:
+        raise CMoEError(f"steps={settings.steps}: needs {'as many' if per_step == 1 else settings.steps * per_step} "
+                        f"training windows, got {len(windows)}")
     owners = [neuron_owner(carved, model.shape.ffn) for carved in distilled.layers]
     state = _latest_snapshot(checkpoint, settings.steps)
     source_weights = state.weights if state else distilled.weights
@@ -208,7 +237,7 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
         with torch.no_grad():
             forward_weights()
             nlls = _window_nlls(model, ffns, held_out)
-        point = (state.step, state.step * len(windows[0]),
+        point = (state.step, state.step * per_step * len(windows[0]),
                  math.exp(sum(nll for nll, _ in nlls) / sum(count for _, count in nlls)),
                  sum(recent) / len(recent) if recent else float("nan"))
         state.curve.append(point)
@@ -222,27 +251,32 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
     start, cpu_start = time.perf_counter(), time.process_time()
     seconds0, cpu0 = state.seconds, state.cpu_seconds
     while state.step < settings.steps:
-        window = windows[state.step]
-        with torch.no_grad(), autocast():
-            teacher = forward(model, window, FloatLinear()).float().log_softmax(dim=-1)
-        balance.clear()
-        forward_weights()
-        with autocast():
-            student = forward(model, window, student_linear(), train_ffns).float().log_softmax(dim=-1)
-        kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
-        targets = window[1:, None]
-        state.train_nll.append((float(-teacher[:-1].gather(1, targets).mean()),
-                                float(-student[:-1].detach().gather(1, targets).mean())))
-        loss = kl + settings.balance_weight * torch.stack(balance).sum() / layers
+        factor = lr_factor(settings, state.step)
+        for group, lr in zip(optimizer.param_groups, (settings.lr, settings.router_lr)):
+            group["lr"] = lr * factor
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        kls = []
+        for window in windows[state.step * per_step:(state.step + 1) * per_step]:
+            with torch.no_grad(), autocast():
+                teacher = forward(model, window, FloatLinear()).float().log_softmax(dim=-1)
+            balance.clear()
+            forward_weights()
+            with autocast():
+                student = forward(model, window, student_linear(), train_ffns).float().log_softmax(dim=-1)
+            kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+            targets = window[1:, None]
+            state.train_nll.append((float(-teacher[:-1].gather(1, targets).mean()),
+                                    float(-student[:-1].detach().gather(1, targets).mean())))
+            loss = kl + settings.balance_weight * torch.stack(balance).sum() / layers
+            (loss / per_step).backward()
+            kls.append(float(kl.detach()))
         optimizer.step()
         state.step += 1
-        state.losses.append(float(kl.detach()))
+        state.losses.append(sum(kls) / len(kls))
         state.seconds = seconds0 + time.perf_counter() - start
         state.cpu_seconds = cpu0 + time.process_time() - cpu_start
         if log is not None:
-            log(f"e2e step {state.step}/{settings.steps}: KL {state.losses[-1]:.4f} "
+            log(f"e2e step {state.step}/{settings.steps}: KL {state.losses[-1]:.4f}, lr x {factor:.3f} "
                 f"({state.cpu_seconds:.0f} CPU s)")
         at_point = bool(settings.eval_every) and state.step % settings.eval_every == 0
         if at_point:
@@ -253,6 +287,6 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
                   for carved, router in zip(distilled.layers, state.routers)]
     trained = dataclasses.replace(
         distilled, layers=layers_out, weights=state.weights, router="ladimo+e2e",
-        train_tokens=distilled.train_tokens + state.step * len(windows[0]),
+        train_tokens=distilled.train_tokens + state.step * per_step * len(windows[0]),
         seconds=distilled.seconds + state.seconds, cpu_seconds=distilled.cpu_seconds + state.cpu_seconds)
     return trained, state

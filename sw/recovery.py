@@ -8,12 +8,20 @@ Text: :func:`recovery_text` (the evaluation's calibration and held-out windows, 
 window of the training text, :data:`sw.ladimo.TRAINING_MODULES`): the layer-wise stage on the first
 ``--train-windows``, the end-to-end stage one window per step from the first (the eval's
 ``ladimo+e2e`` with ``--train-windows N`` is this with ``--train-windows N --e2e-steps N`` and
-reads its cached models). Further end-to-end stages (``--stage STEPS:LR[:qat][:int8][:bf16]``,
-repeatable) each start from the previous stage's model with a fresh optimizer, on the training windows
-after those the earlier stages used (past the last window: again from the first, epoch after epoch):
+reads its cached models). Further end-to-end stages (``--stage STEPS:LR[:FLAG]...``, repeatable)
+each start from the previous stage's model with a fresh optimizer, on the training windows after
+those the earlier stages used (past the last window: again from the first, epoch after epoch):
 ``qat`` trains the re-quantized weights (``E2ESettings.quantize_aware``), ``int8`` rounds the training
 forward's GEMM inputs as the INT8 core does (``E2ESettings.int8_activations``), ``bf16`` runs the
-training GEMMs in bfloat16 (``E2ESettings.precision``).
+training GEMMs in bfloat16 (``E2ESettings.precision``), ``cos`` / ``lin`` let the learning rate fall
+over the stage's steps to a tenth (``E2ESettings.schedule``), ``wN`` sums N windows' gradients per
+step (``E2ESettings.windows_per_step``), ``eN`` reads only the first N training windows (epochs of
+N windows: ``e188``, the training text before it grew, repeats a stage trained then).
+
+The training text grew (``TRAINING_MODULES`` appended); its first :data:`FIRST_TEXT_WINDOWS`
+windows are the earlier text's. A stage that reads only windows the earlier text had at the same
+positions keeps its cache key; one that reads others is keyed also by the text
+(``E2ESettings.text_key``), so a snapshot trained on other windows is never reused.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from typing import NamedTuple
 
 import torch
 
-from sw.cmoe import CMoEConfig
+from sw.cmoe import CMoEConfig, CMoEError
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
 from sw.e2e import E2ESettings
 from sw.ladimo import TRAINING_MODULES, DistillSettings
@@ -36,11 +44,13 @@ from sw.settings import EvalSettings
 from sw.smollm import (ArrayLinear, FloatLinear, array_config, forward, gemm_cycles, load_smollm, load_tokenizer,
                        sequence_nll, with_host_dtype)
 
-__all__ = ["CACHE", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "Stage", "parse_stage",
-           "e2e_stages", "main"]
+__all__ = ["CACHE", "FIRST_TEXT_WINDOWS", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "Stage",
+           "parse_stage", "text_key", "e2e_stages", "main"]
 
 #: Where trained conversions are kept (``mixpe eval-smollm --methods`` reads the same files).
 CACHE = Path("build/recovery")
+#: Whole 512-token windows of the training text before ``TRAINING_MODULES`` grew (SHA-256 3baaa8ae…).
+FIRST_TEXT_WINDOWS = 188
 
 
 def cache_path(directory: Path, kind: str, config: CMoEConfig, tensors: list[torch.Tensor], **settings) -> Path:
@@ -119,34 +129,61 @@ def array_rows(model, trained, windows: list[torch.Tensor], activations=("int8",
 
 
 class Stage(NamedTuple):
-    """One end-to-end stage (``--stage``): Adam steps (one training window each), learning rate and
-    the :class:`sw.e2e.E2ESettings` options."""
+    """One end-to-end stage (``--stage``): Adam steps, learning rate and the
+    :class:`sw.e2e.E2ESettings` options; ``epoch_windows``: read only the first N training windows
+    (0: all)."""
     steps: int
     lr: float
     quantize_aware: bool = False
     precision: str = "float32"
     int8_activations: bool = False
+    schedule: str = "constant"
+    windows_per_step: int = 1
+    epoch_windows: int = 0
 
 
-STAGE_FLAGS = ("qat", "int8", "bf16")
+STAGE_FLAGS = ("qat", "int8", "bf16", "cos", "lin")
+STAGE_SYNTAX = "STEPS:LR[:qat][:int8][:bf16][:cos|:lin][:wN][:eN]"
 
 
 def parse_stage(text: str) -> Stage:
-    """``STEPS:LR[:qat][:int8][:bf16]`` (flags in any order) -> :class:`Stage`."""
+    """``STEPS:LR[:FLAG]...`` (flags in any order, :data:`STAGE_SYNTAX`) -> :class:`Stage`."""
     fields = text.split(":")
     flags = fields[2:]
+    counts = {}                                      # "w" / "e": N
     try:
         steps, lr = int(fields[0]), float(fields[1])
+        for flag in flags:
+            if flag[:1] in ("w", "e") and flag[1:].isdigit() and int(flag[1:]) >= 1 and flag[0] not in counts:
+                counts[flag[0]] = int(flag[1:])
+            elif flag not in STAGE_FLAGS or flags.count(flag) > 1:
+                raise ValueError(flag)
+        if steps < 1 or not lr > 0 or {"cos", "lin"} <= set(flags):
+            raise ValueError(text)
     except (IndexError, ValueError):
-        steps = lr = None
-    if steps is None or steps < 1 or not lr > 0 or any(flag not in STAGE_FLAGS for flag in flags):
-        raise argparse.ArgumentTypeError(f"stage={text!r}: expected STEPS:LR[:qat][:int8][:bf16], e.g. 64:2e-4:qat")
-    return Stage(steps, lr, "qat" in flags, "bfloat16" if "bf16" in flags else "float32", "int8" in flags)
+        raise argparse.ArgumentTypeError(f"stage={text!r}: expected {STAGE_SYNTAX} (each flag at most once, N >= 1), "
+                                         f"e.g. 64:2e-4:qat:cos:w2") from None
+    schedule = "cosine" if "cos" in flags else "linear" if "lin" in flags else "constant"
+    return Stage(steps, lr, "qat" in flags, "bfloat16" if "bf16" in flags else "float32", "int8" in flags,
+                 schedule, counts.get("w", 1), counts.get("e", 0))
 
 
 def repeated_windows(training: list[torch.Tensor], count: int) -> list[torch.Tensor]:
     """The first ``count`` windows of the training text read again and again (epochs)."""
     return [training[index % len(training)] for index in range(count)]
+
+
+def text_key(training: list[torch.Tensor], epoch: int, first: int, count: int) -> str:
+    """``E2ESettings.text_key`` of a stage reading positions ``first`` .. ``first + count - 1`` of the
+    first ``epoch`` training windows read again and again: empty if those are the windows the text of
+    :data:`FIRST_TEXT_WINDOWS` windows gave at these positions (the cache keys of the runs before the
+    text grew), else a digest of the ``epoch`` windows."""
+    if epoch == FIRST_TEXT_WINDOWS or first + count <= min(epoch, FIRST_TEXT_WINDOWS):
+        return ""
+    digest = hashlib.sha256()
+    for window in training[:epoch]:
+        digest.update(window.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def e2e_stages(model, distilled, text: dict, stages: list[tuple], eval_every: int, log=print,
@@ -158,15 +195,21 @@ def e2e_stages(model, distilled, text: dict, stages: list[tuple], eval_every: in
     trained, records, first = distilled, [], 0
     training = text["training"]
     for stage in (Stage(*fields) for fields in stages):
+        epoch = stage.epoch_windows or len(training)
+        if epoch > len(training):
+            raise CMoEError(f"epoch_windows={epoch}: the training text has {len(training)} windows")
+        count = stage.steps * stage.windows_per_step
         e2e = E2ESettings(steps=stage.steps, lr=stage.lr, eval_every=eval_every, quantize_aware=stage.quantize_aware,
-                          precision=stage.precision, int8_activations=stage.int8_activations)
-        windows = repeated_windows(training, first + stage.steps)
+                          precision=stage.precision, int8_activations=stage.int8_activations, schedule=stage.schedule,
+                          decay_steps=0 if stage.schedule == "constant" else stage.steps,
+                          windows_per_step=stage.windows_per_step, text_key=text_key(training, epoch, first, count))
+        windows = repeated_windows(training[:epoch], first + count)
         trained, state = e2e_model(model, trained, windows, e2e, cache, held_out=text["held_out"], log=log,
                                    first_window=first)
-        records.append({**stage._asdict(), "steps": state.step, "first_window": first, "curve": state.curve,
-                        "curve_windows": state.curve_windows, "train_nll": state.train_nll,
+        records.append({**stage._asdict(), "steps": state.step, "first_window": first, "text_key": e2e.text_key,
+                        "curve": state.curve, "curve_windows": state.curve_windows, "train_nll": state.train_nll,
                         "seconds": state.seconds, "cpu_seconds": state.cpu_seconds})
-        first += stage.steps
+        first += count
     return trained, records
 
 
@@ -179,7 +222,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--e2e-steps", type=int, default=0, help="end-to-end steps (0: layer-wise only)")
     parser.add_argument("--e2e-lr", type=float, default=E2ESettings.lr)
     parser.add_argument("--stage", type=parse_stage, action="append", default=[],
-                        help="a further end-to-end stage STEPS:LR[:qat][:bf16] (repeatable)")
+                        help=f"a further end-to-end stage {STAGE_SYNTAX} (repeatable)")
 
 
 def main(argv=None) -> int:

@@ -13,13 +13,13 @@ import torch
 
 from sw.cmoe import CMoEConfig, CMoEError, MoEFFN, carve_layer, expert_output_norms, fit_router, requantize_q4_1
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES
-from sw.e2e import E2ESettings, e2e_distill, held_out_perplexity
+from sw.e2e import E2ESettings, e2e_distill, held_out_perplexity, lr_factor
 from sw.ladimo import (TRAINING_MODULES, DistillSettings, _selection_weights, distill_layer, distill_model, masked_moe,
                        neuron_owner, router_logits)
 from golden.operands import quantize_activations_int8
 from sw.qat import (Int8AwareLinear, expert_order, fake_quant_q4_1, int8_aware_hidden, int8_aware_tokens,
                     quantize_aware_ffn)
-from sw.recovery import Stage, e2e_stages, parse_stage, repeated_windows
+from sw.recovery import FIRST_TEXT_WINDOWS, Stage, e2e_stages, parse_stage, repeated_windows, text_key
 from sw.lora import LoRALinear, LoRASettings, lora_recover
 from sw.routing_policy import choose_topk, coverage_profile, profile_model, routing_weights
 from sw.smollm import (ArrayLinear, FloatLinear, Layer, QLinear, SmolLM, SmolLMShape, array_config, forward,
@@ -353,3 +353,54 @@ def test_e2e_int8_stage_repeats_the_text(e2e_case, tmp_path):
     plain = e2e_stages(model, distilled, text, [stages[0], stages[0]._replace(int8_activations=False)], eval_every=1,
                        log=None, cache=tmp_path)[0]
     assert not torch.equal(trained.weights[0][2], plain.weights[0][2])
+
+
+def test_stage_flags_schedule_and_text_key():
+    assert parse_stage("240:2e-4:qat:int8:bf16:cos:w2") == Stage(240, 2e-4, True, "bfloat16", True, "cosine", 2, 0)
+    assert parse_stage("112:2e-4:e188:qat:lin") == Stage(112, 2e-4, True, "float32", False, "linear", 1, 188)
+    assert parse_stage("16:2e-4:bf16") == Stage(16, 2e-4, False, "bfloat16")        # the older stages: unchanged
+    for bad in ("8:1e-4:cos:lin", "8:1e-4:w0", "8:1e-4:w2:w3", "8:1e-4:qat:qat", "8:1e-4:wx", "8:1e-4:e", "0:1e-4"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected STEPS:LR.*:wN"):
+            parse_stage(bad)
+    cosine = E2ESettings(lr=2e-4, schedule="cosine", decay_steps=100, lr_floor=0.1)
+    assert [lr_factor(cosine, step) for step in (0, 50, 100, 150)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+    linear = dataclasses.replace(cosine, schedule="linear")
+    assert lr_factor(linear, 25) == pytest.approx(0.775) and lr_factor(E2ESettings(), 10**6) == 1.0
+    with pytest.raises(CMoEError, match="decay_steps=0: schedule 'cosine' needs at least 1"):
+        E2ESettings(schedule="cosine")
+    with pytest.raises(CMoEError, match="schedule='cos': allowed values are"):
+        E2ESettings(schedule="cos")
+    with pytest.raises(CMoEError, match="windows_per_step=0: must be a positive integer"):
+        E2ESettings(windows_per_step=0)
+    # Stages that read only the windows the first text had at their positions keep their keys.
+    grown = [torch.full((4,), index) for index in range(FIRST_TEXT_WINDOWS + 12)]
+    assert text_key(grown, len(grown), 96, 92) == text_key(grown, FIRST_TEXT_WINDOWS, 96, 112) == ""
+    assert text_key(grown, 20, 0, 20) == ""
+    assert text_key(grown, len(grown), 96, 93) == text_key(grown, len(grown), 208, 1) != ""
+    assert text_key(grown, 20, 0, 21) not in ("", text_key(grown, len(grown), 208, 1))
+
+
+def test_e2e_windows_per_step_and_decay(e2e_case, tmp_path):
+    model, distilled = e2e_case
+    a, b = windows(2, 11)
+    settings = E2ESettings(steps=2, lr=1e-4, router_lr=1e-4, eval_every=0)
+    single = e2e_distill(model, distilled, [a, b], settings)[0]
+    # Two windows a step: the mean of their gradients; a window twice is the window once.
+    double, state = e2e_distill(model, distilled, [a, a, b, b], dataclasses.replace(settings, windows_per_step=2))
+    assert double.train_tokens == single.train_tokens + 2 * 64 and len(state.train_nll) == 4 and len(state.losses) == 2
+    assert all(torch.allclose(u, v, rtol=0, atol=1e-7) for us, vs in zip(single.weights, double.weights)
+               for u, v in zip(us, vs))
+    with pytest.raises(CMoEError, match="steps=2: needs 4 training windows, got 3"):
+        e2e_distill(model, distilled, [a, a, b], dataclasses.replace(settings, windows_per_step=2))
+    decay = dataclasses.replace(settings, steps=3, schedule="cosine", decay_steps=3)
+    state = e2e_distill(model, distilled, [a, b, a], decay)[1]
+    assert [group["lr"] for group in state.optimizer["param_groups"]] == pytest.approx(
+        [1e-4 * lr_factor(decay, 2)] * 2)
+    # Stage accounting: w2 takes 2 windows a step, e3 reads windows modulo 3 (positions 4, 5: windows 1, 2).
+    text = {"training": windows(6, 11), "held_out": []}
+    records = e2e_stages(model, distilled, text, [parse_stage("2:1e-4:w2"), parse_stage("2:1e-4:e3:cos")],
+                         eval_every=0, log=None, cache=tmp_path)[1]
+    assert [r["first_window"] for r in records] == [0, 4] and [len(r["train_nll"]) for r in records] == [4, 2]
+    assert records[0]["text_key"] != records[1]["text_key"]
+    with pytest.raises(CMoEError, match="epoch_windows=7: the training text has 6 windows"):
+        e2e_stages(model, distilled, text, [parse_stage("2:1e-4:e7")], eval_every=0, log=None, cache=tmp_path)
