@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -35,6 +36,7 @@ from gen.mutate.errors import MutateError
 from gen.mutate.netlist import (EquivalenceResult, Mutation, list_mutations, mutants_verilog, prove_equivalent,
                                 rtlil_with_src)
 from gen.mutate.relational import prove_relational
+from gen.mutate.subblocks import prove_folding, prove_operand
 from gen.mutate.units import unit_mutations
 from hw.config import MixPEConfig
 
@@ -153,26 +155,72 @@ def run_tests(task: tuple) -> tuple[int, str | None, float]:
 
 
 def _prove(task: tuple) -> tuple[int, object]:
-    """Worker: prove mutant ``index`` equivalent, first at the ports of the sub-block holding its cell
-    (:meth:`gen.mutate.netlist.Mutation.submodule`; equivalent there means equivalent anywhere, and
-    the problem is far smaller), then at the ports of the whole design in ``work``."""
+    """Worker: prove mutant ``index`` equivalent. A mutant of a sub-block's cell: first at the ports of
+    that sub-block (:meth:`gen.mutate.netlist.Mutation.submodule`; equivalent there means equivalent
+    anywhere, and the problem is far smaller), then with the plan's invariants for it. A mutant of
+    the top module's own cell: first with the sub-blocks kept apart (:mod:`gen.mutate.subblocks`:
+    as black boxes, a third of ``timeout``; then the cell's fan-out into one sub-block). Last, at
+    the ports of the whole design in ``work``. Each attempt has its own time limit."""
     work, toplevel, index, spec, timeout, invariants = task
     mutation = Mutation(index, spec)
     local = mutation.submodule(toplevel)
+    tried = []  # the details of the attempts that failed, for a hole's record
     if local is not None:
         module, local_mutation = local
         verdict = prove_equivalent(Path(work), "design.il", module, local_mutation, timeout=timeout, submodule=True)
         if verdict.equivalent:
             return index, dataclasses.replace(verdict, detail=f"{verdict.detail} at the ports of {module}",
                                               method=f"{verdict.method} at {module}")
+        tried.append(f"{verdict.detail} at the ports of {module}")
         if module in invariants:  # the block's plan names invariants for this sub-block
             proven, detail = prove_relational(Path(work), "design.il", module, local_mutation, invariants[module],
                                               timeout=timeout)
             if proven:
                 return index, EquivalenceResult(True, f"{detail} at the ports of {module}",
                                                 f"invariants + sat -tempinduct at {module}")
+            tried.append(f"invariants: {detail}")
+    else:
+        for prove, limit in ((prove_folding, timeout / 3), (prove_operand, timeout)):
+            verdict = prove(Path(work), "design.il", toplevel, mutation, limit)
+            if verdict.equivalent:
+                method = verdict.method if " at " in verdict.method else f"{verdict.method} at {toplevel}"
+                return index, dataclasses.replace(verdict, method=method)
+            tried.append(verdict.detail)
     verdict = prove_equivalent(Path(work), "design.il", toplevel, mutation, timeout=timeout)
-    return index, dataclasses.replace(verdict, method=f"{verdict.method} at {toplevel}" if verdict.equivalent else "")
+    if verdict.equivalent:
+        return index, dataclasses.replace(verdict, method=f"{verdict.method} at {toplevel}")
+    return index, dataclasses.replace(verdict, detail="; ".join([*tried, verdict.detail]))
+
+
+#: The prover's sources: a change to any of them proves the survivors again (:func:`_proof_key`).
+_PROVER_SOURCES = ("netlist.py", "relational.py", "subblocks.py")
+#: An ``src`` attribute line of the RTLIL: a line moved in ``hw/`` changes no proof.
+_SRC_LINE = re.compile(rb"^\s*attribute \\src .*\n", re.MULTILINE)
+
+
+def _proof_key(netlist_key: str, design: Path, invariants: dict, spec: str) -> str:
+    """What a proof of mutation ``spec`` depends on: the mutants (:func:`_netlist_key`), the design the
+    proofs read (without source locations), the plan's invariants, the prover's own source
+    (:data:`_PROVER_SOURCES` and :func:`_prove`) and the mutation."""
+    digest = hashlib.sha256(f"{netlist_key}\n{spec}\n{sorted(invariants.items())!r}\n".encode())
+    digest.update(_SRC_LINE.sub(b"", design.read_bytes()))
+    for name in _PROVER_SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    digest.update(inspect.getsource(_prove).encode())
+    return digest.hexdigest()[:16]
+
+
+def _cached_proofs(path: Path, keys: dict[int, str]) -> dict[int, EquivalenceResult]:
+    """The proven verdicts in ``path`` (``proofs.jsonl``) whose key is the mutant's in ``keys``."""
+    cached = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError, KeyError):
+                record = json.loads(line)
+                if keys.get(record["index"]) == record["key"]:
+                    cached[record["index"]] = EquivalenceResult(True, f"{record['detail']} (cached proof)",
+                                                                record["method"])
+    return cached
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,6 +347,30 @@ def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[
     return killed
 
 
+def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invariants: dict, timeout: float,
+                     netlist_key: str, use_cache: bool, map_tasks: MapTasks,
+                     log: Callable[[str], None]) -> dict[int, EquivalenceResult]:
+    """Each survivor's verdict (:func:`_prove` on ``map_tasks``). A proven verdict is appended to
+    ``work/proofs.jsonl`` under :func:`_proof_key` as it arrives and taken from there next time
+    (unless not ``use_cache``); a verdict that is not a proof (a time limit) is tried again."""
+    proofs_path = work / "proofs.jsonl"
+    keys = {m.index: _proof_key(netlist_key, work / "design.il", invariants, m.spec) for m in survivors}
+    if not use_cache:
+        proofs_path.unlink(missing_ok=True)
+    verdicts = _cached_proofs(proofs_path, keys)
+    if verdicts:
+        log(f"{len(verdicts)} of {len(survivors)} survivors proven equivalent by an earlier run ({proofs_path})")
+    with proofs_path.open("a") as out:
+        for index, verdict in map_tasks(_prove, [(str(work), toplevel, m.index, m.spec, timeout, invariants)
+                                                 for m in survivors if m.index not in verdicts]):
+            verdicts[index] = verdict
+            if verdict.equivalent:
+                out.write(json.dumps({"key": keys[index], "index": index, "detail": verdict.detail,
+                                      "method": verdict.method}) + "\n")
+                out.flush()
+    return verdicts
+
+
 def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, out_root: Path, jobs: int = 2,
               map_tasks: MapTasks | None = None, log: Callable[[str], None] | None = None,
               use_cache: bool = True, equiv_timeout: float = EQUIV_TIMEOUT) -> BlockResult:
@@ -306,8 +378,9 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     files under ``out_root/<block>-<config hash>/`` (the Verilator builds in its ``sim*/``), the
     tasks on ``map_tasks`` (default: :func:`dask_map` on a local cluster of ``jobs`` workers). The
     test outcome is cached in ``tests.json`` there, keyed by :func:`_cache_key`; the equivalence
-    proofs of the survivors always run, ``equiv_timeout`` seconds each at most (``seconds`` counts
-    the cached simulation time too)."""
+    proofs of the survivors run with ``equiv_timeout`` seconds per attempt (:func:`_prove`), and a
+    proven verdict is kept in ``proofs.jsonl`` there, keyed by :func:`_proof_key`, so a resumed
+    campaign does not prove it again (``seconds`` counts the cached simulation time too)."""
     if map_tasks is None:
         from gen.scale.cluster import connect
         with connect(workers=jobs) as client:
@@ -337,8 +410,9 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
     invariants = {f"{toplevel}.{path}": make(config) for path, make in plan.invariants}
-    verdicts = dict(map_tasks(_prove, [(str(work), toplevel, i, by_index[i].spec, equiv_timeout, invariants)
-                                       for i in survivors]))
+    verdicts = _prove_survivors(work, toplevel, [by_index[i] for i in survivors], invariants, equiv_timeout,
+                                _netlist_key(plan, netlists, seed), use_cache, map_tasks,
+                                lambda line: log(f"{plan.block}: {line}"))
     records = []
     for mutation in mutations:
         verdict = verdicts.get(mutation.index)

@@ -2,6 +2,7 @@
 the report, and (slow) a campaign of a few PE mutants end to end."""
 
 import json
+import re
 
 import pytest
 from amaranth import Cat, Module, Mux, Signal
@@ -10,9 +11,11 @@ from amaranth.lib.wiring import In, Out
 
 from gen.cli import mutate as cli_mutate
 from gen.mutate.blocks import MUTATION_BLOCKS, PLANS, TESTS, plan_for
-from gen.mutate.campaign import BlockResult, MutantRecord, Netlist, _netlist_key, _simulate, run_block
-from gen.mutate.netlist import (CONTROL, CUT_POINTS, MITER, Mutation, list_mutations, mutants_verilog, prove_equivalent,
-                                rtlil_with_src)
+from gen.mutate.campaign import (BlockResult, MutantRecord, Netlist, _netlist_key, _prove_survivors, _simulate,
+                                 run_block)
+from gen.mutate.netlist import (CONTROL, CUT_POINTS, MITER, EquivalenceResult, Mutation, list_mutations,
+                                mutants_verilog, prove_equivalent, rtlil_with_src)
+from gen.mutate.subblocks import FOLDING, OPERAND, prove_folding, prove_operand, sub_blocks
 from gen.mutate.report import write_reports
 from hw.config import ConfigError, from_preset
 
@@ -92,6 +95,91 @@ def test_cut_points_see_constant_and_unread_register_bits(tmp_path):
         assert proof.equivalent and proof.method == CUT_POINTS, proof
     observable = prove_equivalent(tmp_path, "design.il", "staged", Mutation(2, f"{stage_q} -mode inv -portbit 0 -wirebit 0"))
     assert not observable.equivalent
+
+
+class HighNibbleAdder(wiring.Component):
+    """``o`` <= ``a[4:] + b``: the sub-block that never reads its operand's low 4 bits."""
+    a: In(8)
+    b: In(4)
+    o: Out(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.o.eq(self.a[4:] + self.b)
+        return m
+
+
+class FirstOperand(wiring.Component):
+    """A register of ``Mux(first, 0x80, x)`` (cell ``$3``) feeds only the sub-block; ``p`` = ``x ^ 0x0F``
+    (cell ``$6``) is a port."""
+    first: In(1)
+    x: In(8)
+    b: In(4)
+    o: Out(4)
+    p: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.adder = adder = HighNibbleAdder()
+        operand = Signal(8)
+        m.d.sync += operand.eq(Mux(self.first, 0x80, self.x))
+        m.d.comb += [adder.a.eq(operand), adder.b.eq(self.b), self.o.eq(adder.o), self.p.eq(self.x ^ 0x0F)]
+        return m
+
+
+@pytest.mark.synth
+def test_proofs_that_keep_the_sub_blocks_apart(tmp_path):
+    """A bit of the constant 0x80 tied to the value it has folds away with the sub-block a black box;
+    one the sub-block never reads is equivalent only through the sub-block (its fan-out ends there);
+    a bit it reads is neither, and a cell whose fan-out reaches a port is not for the second."""
+    text = rtlil_with_src(FirstOperand(), "top")
+    (tmp_path / "design.il").write_text(text)
+    assert sub_blocks(text, "top") == {"adder": "top.adder"}
+    [mux] = re.findall(r"cell \$mux (\$\d+)\n(?:    .*\n)*?    connect \\B 8'10000000", text)
+
+    def bit(mode: str, portbit: int, cell: str = mux) -> Mutation:
+        return Mutation(1, f"mutate -mode {mode} -module top -cell {cell} -port B -portbit {portbit}")
+
+    folded = prove_folding(tmp_path, "design.il", "top", bit("const0", 2), timeout=60)
+    assert folded.equivalent and folded.method == FOLDING, folded
+    unread = bit("const1", 1)
+    assert not prove_folding(tmp_path, "design.il", "top", unread, timeout=60).equivalent
+    operand = prove_operand(tmp_path, "design.il", "top", unread, timeout=60)
+    assert operand.equivalent and operand.method == f"{OPERAND} at top.adder", operand
+    assert not prove_operand(tmp_path, "design.il", "top", bit("const1", 5), timeout=60).equivalent
+    [xor] = re.findall(r"cell \$xor (\$\d+)\n", text)
+    to_port = prove_operand(tmp_path, "design.il", "top", bit("const1", 7, xor), timeout=60)
+    assert not to_port.equivalent and "reaches a port" in to_port.detail
+    inside = Mutation(2, r"mutate -mode inv -module top -cell $flatten\adder.$3 -port Y -portbit 0")
+    assert "not applicable" in prove_operand(tmp_path, "design.il", "top", inside, timeout=60).detail
+
+
+def test_proven_verdicts_are_kept_for_the_next_run(tmp_path):
+    """A proven verdict is stored under its key and not proven again; a time limit is tried again, and so
+    is every mutant when the invariants (part of the key) change or the cache is off."""
+    (tmp_path / "design.il").write_text("module \\top\nend\n")
+    survivors = [Mutation(i, f"mutate -mode inv -module top -cell ${i} -port Y -portbit 0") for i in (1, 2)]
+    asked = []
+
+    def map_tasks(function, tasks):
+        for task in tasks:
+            asked.append(task[2])
+            yield task[2], (EquivalenceResult(True, "proven", f"{MITER} at top") if task[2] == 1
+                            else EquivalenceResult(False, "timed out"))
+
+    def prove(invariants=None, use_cache=True):
+        asked.clear()
+        return _prove_survivors(tmp_path, "top", survivors, invariants or {}, 60.0, "netlist", use_cache, map_tasks,
+                                lambda line: None)
+
+    assert not prove()[2].equivalent and asked == [1, 2]
+    again = prove()
+    assert asked == [2] and again[1].equivalent and again[1].method == f"{MITER} at top"
+    assert again[1].detail == "proven (cached proof)"
+    prove({"top.x": "other invariants"})
+    assert asked == [1, 2]
+    prove(use_cache=False)
+    assert asked == [1, 2]
 
 
 def test_mutation_of_a_flattened_sub_block_cell_for_its_module_alone():
