@@ -42,10 +42,11 @@ client's, :mod:`gen.scale.cluster`; the default runs them here, one after the ot
 row is appended to ``rows.jsonl`` in the output directory; a rerun after an interruption reuses the
 rows recorded under the same settings and carves only what the missing rows need; a finished run
 removes the file. A run also takes the rows of the last ``report.json`` there that compute as its own
-would (:func:`_row_digests`: same settings but those choosing rows; the trained methods' rows also
-the same training text and settings) and writes one report with both: the default run, then
-``--methods ...`` on one carving, give one report with every row; so do its passing RTL checks
-(:mod:`sw.eval_rtl`). The RTL check of sampled tiles is a callable the caller passes in
+would (:func:`_row_digest`: same settings but those choosing rows; a trained method's rows, whose
+records carry their ``train_settings``, also that method's settings and training text), and writes
+one report with this run's rows and the last report's others (with its passing RTL checks,
+:mod:`sw.eval_rtl`): the default run, then ``--methods ...`` on one carving, give one report with
+every row. The RTL check of sampled tiles is a callable the caller passes in
 (``rtl_check``; ``gen`` wires :func:`verif.smollm_tiles.check_sampled_tiles`); the reports are
 written by :mod:`sw.eval_report`.
 """
@@ -252,56 +253,58 @@ _ROW_SELECTION_FIELDS = ("workers", "configs", "array_activations", "routers", "
                          "rtl_tokens")
 #: Settings added after rows were first recorded: part of a row's identity only when not at their default.
 _LATER_FIELDS = ("e2e_stages",)
-#: Settings only the trained methods' rows depend on: the other rows' identity takes their defaults.
-_METHOD_FIELDS = ("train_windows", "distill_steps", "lora_windows", "e2e_stages")
+#: Settings each trained method's rows depend on besides the others' (in their ``train_settings``).
+_METHOD_FIELDS = {"ladimo": ("train_windows", "distill_steps"), "ladimo+policy": ("train_windows", "distill_steps"),
+                  "ladimo+e2e": ("train_windows", "distill_steps", "e2e_stages"),
+                  "cmoe-lora": ("train_windows", "lora_windows")}
 
 
-def _row_digests(settings: dict, texts: dict[str, str | None]) -> dict[bool, str]:
+def _row_digest(settings: dict, texts: dict[str, str]) -> str:
     """Identity of the rows ``settings`` (:class:`EvalSettings` fields as a dict, e.g. a report's
-    ``meta.settings``) computes on ``texts`` (SHA-256 of the ``calibration``, ``evaluation`` and
-    ``training`` text): {False: rows without training, True: the trained methods' rows}. Rows
-    without training ignore :data:`_METHOD_FIELDS` and the training text, so a ``--methods`` run
-    reuses a default run's rows; :data:`_ROW_SELECTION_FIELDS` never count."""
+    ``meta.settings``) computes on ``texts`` (SHA-256 of the ``calibration`` and ``evaluation``
+    text): every field but :data:`_ROW_SELECTION_FIELDS` and the trained methods' own
+    (:data:`_METHOD_FIELDS`, taken at their defaults: a trained row also has :func:`_train_settings`)."""
     defaults = json.loads(json.dumps(dataclasses.asdict(EvalSettings())))
     settings = json.loads(json.dumps(settings))                 # tuples as lists, as in report.json
-    digests = {}
-    for trained in (False, True):
-        fields = {name: value if trained or name not in _METHOD_FIELDS else defaults[name]
-                  for name, value in settings.items() if name not in _ROW_SELECTION_FIELDS}
-        fields = {name: value for name, value in fields.items()
-                  if not (name in _LATER_FIELDS and value == defaults[name])}
-        identity = {"settings": fields, "spread_windows": SPREAD_WINDOWS, "host_dtype": str(HOST_DTYPE),
-                    "texts": [texts["calibration"], texts["evaluation"],
-                              texts["training"] if trained else text_digest("")],
-                    "random_seed": RANDOM_SELECTION_SEED}
-        digests[trained] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    return digests
+    method_fields = {name for names in _METHOD_FIELDS.values() for name in names}
+    fields = {name: defaults[name] if name in method_fields else value
+              for name, value in settings.items() if name not in _ROW_SELECTION_FIELDS}
+    fields = {name: value for name, value in fields.items() if not (name in _LATER_FIELDS and value == defaults[name])}
+    identity = {"settings": fields, "spread_windows": SPREAD_WINDOWS, "host_dtype": str(HOST_DTYPE),
+                "texts": [texts["calibration"], texts["evaluation"], text_digest("")],
+                "random_seed": RANDOM_SELECTION_SEED}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _trained(record: dict) -> bool:
-    return record.get("router") in SMOLLM_METHODS
+def _train_settings(settings: EvalSettings, router: str | None, training_digest: str) -> dict | None:
+    """What a trained method's rows depend on besides :func:`_row_digest` (their record's
+    ``train_settings``): its :data:`_METHOD_FIELDS` and the training text's SHA-256; None for others."""
+    if router not in _METHOD_FIELDS:
+        return None
+    return json.loads(json.dumps({**{name: getattr(settings, name) for name in _METHOD_FIELDS[router]},
+                                  "training_sha256": training_digest}))
 
 
 class _PartialRows:
     """``rows.jsonl``: finished rows of a run whose rows compute with these settings
-    (:func:`_row_digests`), appended as they finish."""
+    (:func:`_row_digest`, and :func:`_train_settings` for trained rows), appended as they finish."""
 
     def __init__(self, path: Path, settings: EvalSettings, texts: dict[str, str]):
         self.path = path
-        self.digests = _row_digests(dataclasses.asdict(settings), texts)
+        self.digest = _row_digest(dataclasses.asdict(settings), texts)
         self.done: dict[str, dict] = {}
         if path.is_file():
             for line in path.read_text().splitlines():
                 entry = json.loads(line) if line.strip() else {}
-                if (entry.get("digest") == self.digests[_trained(entry["record"])]
-                        and "error" not in entry["record"]):
-                    self.done[entry["key"]] = entry["record"]
+                record = entry.get("record", {})
+                if (entry.get("digest") == self.digest and "error" not in record and record.get("train_settings")
+                        == _train_settings(settings, record.get("router"), texts["training"])):
+                    self.done[entry["key"]] = record
         self._lock = threading.Lock()
 
     def add(self, spec: RowSpec, record: dict) -> None:
         with self._lock, self.path.open("a") as out:
-            out.write(json.dumps({"key": _row_key(spec), "digest": self.digests[_trained(record)],
-                                  "record": record}) + "\n")
+            out.write(json.dumps({"key": _row_key(spec), "digest": self.digest, "record": record}) + "\n")
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -311,28 +314,24 @@ def _spec(record: dict) -> RowSpec:
     return RowSpec(record["model"], record["activation"], record["down_mode"], record["router"])
 
 
-def _previous_report(path: Path, digests: dict[bool, str], training_digest: str) -> tuple[dict[str, dict], dict]:
-    """The rows of the last report in ``path`` computed as this run's would be (same
-    :func:`_row_digests`; trained rows also on the same training text), by row key, and its
-    ``meta``; ({}, {}) without a report whose untrained rows compute as this run's."""
+def _previous_report(path: Path, digest: str) -> tuple[dict[str, dict], dict]:
+    """The finished rows of the last report in ``path`` by row key, and its ``meta``, if its rows
+    compute as this run's would (same :func:`_row_digest`; trained rows may differ in
+    ``train_settings``); ({}, {}) otherwise."""
     try:
         previous = json.loads(path.read_text())
         meta = previous["meta"]
-        texts = {"calibration": meta["calibration"]["sha256"], "evaluation": meta["evaluation"]["sha256"],
-                 "training": meta.get("training", {}).get("sha256")}
-        same_run = (meta.get("spread_windows") == SPREAD_WINDOWS
-                    and meta.get("host_dtype") == str(HOST_DTYPE).removeprefix("torch.")
-                    and meta.get("seeds", {}).get("random_router") == RANDOM_SELECTION_SEED)
-        previous_digests = _row_digests(meta["settings"], texts)
+        same = (meta.get("spread_windows") == SPREAD_WINDOWS
+                and meta.get("host_dtype") == str(HOST_DTYPE).removeprefix("torch.")
+                and meta.get("seeds", {}).get("random_router") == RANDOM_SELECTION_SEED
+                and _row_digest(meta["settings"], {"calibration": meta["calibration"]["sha256"],
+                                                   "evaluation": meta["evaluation"]["sha256"]}) == digest)
     except (OSError, ValueError, KeyError, TypeError):
         return {}, {}
-    if not same_run or previous_digests[False] != digests[False]:
+    if not same:
         return {}, {}
-    rows = {_row_key(_spec(record)): record for record in previous["records"]
-            if "error" not in record and record.get("perplexity") is not None
-            and previous_digests[_trained(record)] == digests[_trained(record)]
-            and (not _trained(record) or texts["training"] == training_digest)}
-    return rows, meta
+    return {_row_key(_spec(record)): record for record in previous["records"]
+            if "error" not in record and record.get("perplexity") is not None}, meta
 
 
 def _merged(settings: EvalSettings, meta: dict) -> EvalSettings:
@@ -344,12 +343,12 @@ def _merged(settings: EvalSettings, meta: dict) -> EvalSettings:
         for name in ("configs", "array_activations", "routers", "methods")})
 
 
-def _static_fields(spec: RowSpec, carving) -> dict:
+def _static_fields(spec: RowSpec, carving, train_settings: dict | None) -> dict:
     """The fields of a row's record known before it runs."""
     config = CMoEConfig.parse(spec.model) if spec.carving_key else None
     return {"model": spec.model, "activation": spec.activation,
             "active_ratio": config.activation_ratio if config else 1.0,
-            **(method_fields(carving) if spec.router in SMOLLM_METHODS else {}),
+            **({**method_fields(carving), "train_settings": train_settings} if train_settings else {}),
             "router": spec.router, "down_mode": spec.down_mode,
             "carving_seconds": carving.seconds if carving else None,
             "carving_cpu_seconds": carving.cpu_seconds if carving else None,
@@ -387,9 +386,10 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
     texts = {"calibration": text_digest(calibration_text), "evaluation": text_digest(eval_text),
              "training": text_digest(training_text)}
     partial = _PartialRows(out_dir / PARTIAL_ROWS, settings, texts)
-    reported, previous_meta = _previous_report(out_dir / "report.json", partial.digests, texts["training"])
-    results: dict[RowSpec, dict] = {spec: partial.done.get(_row_key(spec), reported.get(_row_key(spec)))
-                                    for spec in specs if _row_key(spec) in {**reported, **partial.done}}
+    reported, previous_meta = _previous_report(out_dir / "report.json", partial.digest)
+    reusable = {**{key: record for key, record in reported.items() if record.get("train_settings")
+                   == _train_settings(settings, record["router"], texts["training"])}, **partial.done}
+    results: dict[RowSpec, dict] = {spec: reusable[_row_key(spec)] for spec in specs if _row_key(spec) in reusable}
     if results:
         log(f"{len(results)} of {len(specs)} rows from the interrupted run ({partial.path}) or the last report")
     carvings: dict[tuple[str, str], CarvedModel] = {}
@@ -422,7 +422,8 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
             operands = pickle.dumps((carving, held_out[:max(settings.float_windows, SPREAD_WINDOWS)]))
             submitted += 1
             future = submit(evaluate_row, spec, operands, settings)
-            future.add_done_callback(functools.partial(finished, spec, _static_fields(spec, carving)))
+            train = _train_settings(settings, spec.router, texts["training"])
+            future.add_done_callback(functools.partial(finished, spec, _static_fields(spec, carving, train)))
 
         missing = [spec for spec in specs if spec not in results]
         for spec in missing:                        # dense rows start while the carvings run
@@ -480,9 +481,9 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
                         "tokens": settings.calibration_windows * settings.calibration_length},
         "evaluation": {"modules": list(EVALUATION_MODULES), "sha256": text_digest(eval_text),
                        "tokens": settings.eval_tokens, "long_tokens": settings.eval_tokens * settings.float_windows},
-        **({"training": {"modules": list(TRAINING_MODULES), "sha256": text_digest(training_text),
+        **({"training": {"modules": list(TRAINING_MODULES), "sha256": texts["training"],
                          "tokens": settings.train_windows * settings.calibration_length}}
-           if any(_trained(record) for record in records) else {}),
+           if any(record["router"] in SMOLLM_METHODS for record in records) else {}),
         "rtl_checks": checks, "total_seconds": time.perf_counter() - begin,
     }
     write_reports(out_dir, records, meta)

@@ -96,7 +96,7 @@ def test_inline_submit_carries_errors():
 def test_partial_rows_resume(tmp_path):
     """Rows recorded under settings that compute rows the same way are reused (whichever rows are
     chosen); other settings and failed rows are not."""
-    from sw.eval_smollm import EvalSettings, RowSpec, _PartialRows
+    from sw.eval_smollm import EvalSettings, RowSpec, _PartialRows, _train_settings
     settings = EvalSettings(configs=(), rtl_tiles=0)
     path = tmp_path / "rows.jsonl"
     first = _PartialRows(path, settings, TEXTS)
@@ -108,6 +108,11 @@ def test_partial_rows_resume(tmp_path):
     assert _PartialRows(path, other_rows, TEXTS).done == again.done           # the rows they share are reused
     methods = EvalSettings(methods=("ladimo",), distill_steps=30, rtl_tiles=0)
     assert _PartialRows(path, methods, {**TEXTS, "training": "other"}).done == again.done
+    trained = {"router": "ladimo", "perplexity": 9.0, "train_settings": _train_settings(methods, "ladimo", "t")}
+    _PartialRows(path, methods, TEXTS).add(RowSpec("S2A10E16", "float", "exact", "ladimo"), trained)
+    assert len(_PartialRows(path, methods, TEXTS).done) == 2                # its own settings and text
+    assert len(_PartialRows(path, EvalSettings(methods=("ladimo",)), TEXTS).done) == 1
+    assert len(_PartialRows(path, methods, {**TEXTS, "training": "other"}).done) == 1
     assert not _PartialRows(path, EvalSettings(configs=(), rtl_tiles=0, eval_tokens=64), TEXTS).done
     again.finish()
     assert not path.exists()
@@ -120,47 +125,39 @@ def test_default_rows_keep_their_digest():
     import hashlib
     from sw.corpus import text_digest
     from sw.eval_smollm import _ROW_SELECTION_FIELDS, HOST_DTYPE, RANDOM_SELECTION_SEED, SPREAD_WINDOWS, \
-        EvalSettings, _row_digests
+        EvalSettings, _row_digest
     settings = dataclasses.asdict(EvalSettings())
     identity = {"settings": {name: value for name, value in settings.items()
                              if name not in (*_ROW_SELECTION_FIELDS, "e2e_stages")},
                 "texts": ["c", "e", text_digest("")], "spread_windows": SPREAD_WINDOWS,
                 "host_dtype": str(HOST_DTYPE), "random_seed": RANDOM_SELECTION_SEED}
     before = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    assert _row_digests(settings, TEXTS)[False] == before
+    assert _row_digest(settings, TEXTS) == before
 
 
-def _report(path: Path, settings, records: list[dict], training: str | None = "t", checks=()) -> None:
+def _report(path: Path, settings, records: list[dict]) -> None:
     import dataclasses
     meta = {"settings": dataclasses.asdict(settings), "calibration": {"sha256": "c"}, "evaluation": {"sha256": "e"},
-            "spread_windows": 3, "host_dtype": "float64", "seeds": {"random_router": 0}, "rtl_checks": list(checks),
-            **({"training": {"sha256": training}} if training else {})}
+            "spread_windows": 3, "host_dtype": "float64", "seeds": {"random_router": 0}, "rtl_checks": []}
     path.write_text(json.dumps({"meta": meta, "records": records}))
 
 
-def _record(model, activation, down_mode=None, router=None, perplexity=8.0) -> dict:
-    return {"model": model, "activation": activation, "down_mode": down_mode, "router": router,
-            "perplexity": perplexity}
-
-
-def test_last_report_rows_are_reused(tmp_path):
-    """A run takes the rows of the last report that compute as its own would: a ``--methods`` run
-    the default run's rows, a default run the trained rows if trained on the same text and settings."""
-    from sw.eval_smollm import EvalSettings, _previous_report, _PartialRows
+def test_last_report_rows_are_kept(tmp_path):
+    """A run keeps the last report's finished rows if its untrained rows compute as this run's
+    (whatever rows either chose, and whatever the methods' own settings: trained rows carry theirs)."""
+    from sw.eval_smollm import EvalSettings, _previous_report, _row_digest
+    import dataclasses
     path = tmp_path / "report.json"
-    dense, ladimo = _record("dense", "float"), _record("S2A10E16", "float", "exact", "ladimo")
-    _report(path, EvalSettings(configs=("S2A10E16",), methods=("ladimo",)), [dense, ladimo])
+    dense = {"model": "dense", "activation": "float", "down_mode": None, "router": None, "perplexity": 8.0}
+    ladimo = {**dense, "model": "S2A10E16", "down_mode": "exact", "router": "ladimo", "train_settings": {}}
+    failed = {**dense, "activation": "int8", "error": "killed"}
+    _report(path, EvalSettings(configs=("S2A10E16",), methods=("ladimo",), distill_steps=30), [dense, ladimo, failed])
 
-    def reused(settings, texts=TEXTS):
-        digests = _PartialRows(tmp_path / "rows.jsonl", settings, texts).digests
-        return list(_previous_report(path, digests, texts["training"])[0].values())
+    def kept(settings, texts=TEXTS):
+        return list(_previous_report(path, _row_digest(dataclasses.asdict(settings), texts))[0].values())
 
-    assert reused(EvalSettings()) == [dense, ladimo]
-    assert reused(EvalSettings(), {**TEXTS, "training": "new"}) == [dense]
-    assert reused(EvalSettings(methods=("ladimo",), distill_steps=30)) == [dense]
-    assert reused(EvalSettings(eval_tokens=64)) == []
-    _report(path, EvalSettings(), [dense, {**_record("dense", "int8"), "error": "killed"}], training=None)
-    assert reused(EvalSettings(methods=("cmoe-lora",))) == [dense]
+    assert kept(EvalSettings()) == kept(EvalSettings(methods=("cmoe-lora",), lora_windows=4)) == [dense, ladimo]
+    assert kept(EvalSettings(eval_tokens=64)) == kept(EvalSettings(), {**TEXTS, "evaluation": "x"}) == []
 
 
 def test_rtl_sources_and_reused_checks():
@@ -185,7 +182,7 @@ def test_e2e_stages_setting(tmp_path, monkeypatch):
     before the field existed are reused), and ``ladimo+e2e`` then trains the stages of
     :func:`sw.recovery.e2e_stages` on all the training windows without a learning curve."""
     import sw.eval_methods as eval_methods
-    from sw.eval_smollm import EvalSettings, _PartialRows
+    from sw.eval_smollm import EvalSettings, _PartialRows, _train_settings
     from sw.recovery import Stage
     from sw.settings import SettingsError
     with pytest.raises(SettingsError, match="e2e_stages=.*ladimo\\+e2e"):
@@ -194,10 +191,12 @@ def test_e2e_stages_setting(tmp_path, monkeypatch):
         EvalSettings(methods=("ladimo+e2e",), e2e_stages=("16:fast",))
     path = tmp_path / "rows.jsonl"
     staged = EvalSettings(configs=(), methods=("ladimo+e2e",), e2e_stages=("16:2e-4:bf16", "80:2e-4:qat:bf16"))
-    plain = _PartialRows(path, EvalSettings(configs=()), TEXTS).digests
-    assert plain == _PartialRows(path, EvalSettings(configs=(), methods=("ladimo+e2e",)), TEXTS).digests
-    staged_digests = _PartialRows(path, staged, TEXTS).digests
-    assert staged_digests[False] == plain[False] and staged_digests[True] != plain[True]
+    plain = EvalSettings(configs=(), methods=("ladimo+e2e",))
+    assert _PartialRows(path, EvalSettings(configs=()), TEXTS).digest == _PartialRows(path, staged, TEXTS).digest
+    assert _train_settings(plain, "ladimo+e2e", "t") == {"train_windows": 32, "distill_steps": 60,
+                                                         "e2e_stages": [], "training_sha256": "t"}
+    assert _train_settings(staged, "ladimo+e2e", "t")["e2e_stages"] == ["16:2e-4:bf16", "80:2e-4:qat:bf16"]
+    assert _train_settings(staged, "ladimo", "t") == _train_settings(plain, "ladimo", "t")
     calls = {}
     monkeypatch.setattr(eval_methods, "distilled_model", lambda *args, **kwargs: "ladimo model")
     monkeypatch.setattr(eval_methods, "recovery_text", lambda settings: {"training": ["w0", "w1", "w2"],
