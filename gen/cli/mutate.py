@@ -41,8 +41,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--equiv-timeout", type=float, default=60.0, metavar="S",
                         help="time limit of one equivalence proof in seconds (default 60)")
     parser.add_argument("--out", help="output directory (default build/mutate/)")
-    parser.add_argument("--no-cache", action="store_true", help="simulate every mutant again (the test outcome is "
-                        "cached per block, keyed by the mutated netlist, the bench and the seed)")
+    parser.add_argument("--no-cache", action="store_true", help="simulate and prove every mutant again (the test "
+                        "outcome is cached per block, keyed by the mutated netlist, the bench and the seed; the proven "
+                        "verdicts keyed by the mutant, the design and the prover)")
 
 
 def run(args) -> int:
