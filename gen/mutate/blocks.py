@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from gen.mutate.fp_invariants import multiplier_zero_operand_invariants
 from gen.mutate.relational import RelationalProof
 from hw.config import ConfigError, MixPEConfig
 
@@ -133,7 +134,7 @@ class BlockPlan:
     fp_only: bool = False
     unit_bench: str | None = None
     invariants: tuple[tuple[str, Callable[[MixPEConfig], RelationalProof]], ...] = dataclasses.field(
-        default=(), repr=False)  # not in the test cache's key (gen.mutate.campaign._cache_key): proofs always rerun
+        default=(), repr=False)  # not in the test cache's key (gen.mutate.campaign._cache_key), in the proofs' key
 
 
 #: Block name -> plan, in the order of the report.
@@ -142,7 +143,8 @@ PLANS = {plan.block: plan for plan in (
     BlockPlan("act_sum", "mpgemm", ("hw/act_sum.py",), ("core_stall_free",), _CORE_FULL,
               invariants=(("act_sum", act_sum_invariants),)),
     BlockPlan("gdu", "gdu", ("hw/gdu.py",), ("gdu_bench",), ("gdu_bench",)),
-    BlockPlan("fp32", "gdu", _FP32_UNITS, ("gdu_bench",), ("gdu_bench",), unit_bench="fp32"),
+    BlockPlan("fp32", "gdu", _FP32_UNITS, ("gdu_bench",), ("gdu_bench",), unit_bench="fp32",
+              invariants=(("scale_mul", multiplier_zero_operand_invariants),)),
     BlockPlan("fp_align", "fp_product", ("hw/fp_align.py",), ("fp_product_bench",), ("fp_product_bench",),
               fp_only=True),
     BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL),

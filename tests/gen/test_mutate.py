@@ -16,8 +16,10 @@ from gen.mutate.campaign import (BlockResult, MutantRecord, Netlist, _netlist_ke
 from gen.mutate.netlist import (CONTROL, CUT_POINTS, MITER, EquivalenceResult, Mutation, list_mutations,
                                 mutants_verilog, prove_equivalent, rtlil_with_src)
 from gen.mutate.subblocks import FOLDING, OPERAND, prove_folding, prove_operand, sub_blocks
+from gen.mutate.relational import module_wires
 from gen.mutate.report import write_reports
 from hw.config import ConfigError, from_preset
+from hw.fp_mul import Float32Multiplier
 
 
 class Gated(wiring.Component):
@@ -180,6 +182,18 @@ def test_proven_verdicts_are_kept_for_the_next_run(tmp_path):
     assert asked == [1, 2]
     prove(use_cache=False)
     assert asked == [1, 2]
+
+
+def test_multiplier_invariants_name_its_pipeline_registers():
+    """fp32's plan proves a survivor of the scale multiplier with invariants over every register of its
+    pipeline (the product's data guarded by the stage's ``is_zero``), as the multiplier names them."""
+    config = from_preset("w4a16-g128-16x16")
+    proof = dict(PLANS["fp32"].invariants)["scale_mul"](config)
+    multiplier = rtlil_with_src(Float32Multiplier(6, stages=config.gdu_unit_stages), "scale_mul")
+    registers = {name for name, _, _ in module_wires(multiplier, "scale_mul") if re.fullmatch(r"[a-z_]+_\d+", name)}
+    assert set(proof.signals) == registers and len(registers) == 38
+    assert "gold_partial_rows_4 || gold_partial_rows_5 == gate_partial_rows_5" in proof.invariants
+    assert "gold_rounded_5 == gate_rounded_5" in proof.invariants  # the sign
 
 
 def test_mutation_of_a_flattened_sub_block_cell_for_its_module_alone():

@@ -2,20 +2,19 @@
 an FP preset"): properties of the GDU's parts that make the mutation unobservable at its ports."""
 
 import pytest
-from amaranth import Module, Mux
-from amaranth.back import rtlil
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from gen.mutate.blocks import plan_for
-from gen.mutate.netlist import list_mutations, rtlil_with_src
+from gen.mutate.fp_invariants import multiplier_zero_operand_invariants
+from gen.mutate.netlist import Mutation, list_mutations, rtlil_with_src
+from gen.mutate.relational import prove_relational
+from gen.mutate.subblocks import FOLDING, OPERAND, prove_folding, prove_operand
 from gen.yosys_run import run_yosys
 from hw.config import from_preset
 from hw.emit import build_block
-from hw.fp_add import Float32Adder
-from hw.gdu import NEGATIVE_ZERO
 
 pytestmark = [pytest.mark.slow, pytest.mark.synth]
+
+PRESET = "w4a16-g128-16x16"
 
 
 def _yosys_proves(work, name: str, script: str, success: str) -> None:
@@ -25,39 +24,36 @@ def _yosys_proves(work, name: str, script: str, success: str) -> None:
     assert run.returncode == 0 and success in run.log, f"{name}: {run.output[-1000:]}"
 
 
-class _FirstGroupOperand(wiring.Component):
-    """The accumulate stage's adder fed as in the GDU: ``Mux(first, first_operand, accumulator) + b``;
-    ``first_operand`` is -0, or (``subnormal``) -0 with the mantissa bits on ``mantissa``."""
-    first: In(1)
-    accumulator: In(32)
-    b: In(32)
-    mantissa: In(23)
-    o: Out(32)
-
-    def __init__(self, stages: int, subnormal: bool):
-        self._stages, self._subnormal = stages, subnormal
-        super().__init__()
-
-    def elaborate(self, platform):
-        m = Module()
-        add = m.submodules.add = Float32Adder(stages=self._stages)
-        first_operand = NEGATIVE_ZERO | self.mantissa if self._subnormal else NEGATIVE_ZERO
-        m.d.comb += [add.a.eq(Mux(self.first, first_operand, self.accumulator)), add.b.eq(self.b), self.o.eq(add.o)]
-        return m
+@pytest.fixture(scope="module")
+def gdu_design(tmp_path_factory):
+    """The GDU of the preset as the campaign proves it (``design.il``), and the 200 mutations of each
+    block's listing (seed 1)."""
+    work = tmp_path_factory.mktemp("gdu")
+    config = from_preset(PRESET)
+    (work / "design.il").write_text(rtlil_with_src(build_block("gdu", config), "gdu"))
+    listings = {block: {m.index: m for m in list_mutations(work, "design.il", 200, 1, plan_for(block, config).sources)}
+                for block in ("gdu", "fp32")}
+    return work, listings
 
 
-def test_first_group_operand_is_any_negative_zero_under_daz(tmp_path):
-    """w4a16-g128-16x16 gdu #89 (``hw/gdu.py:272``, bit 9 of the constant -0 tied to 1) and every
-    mutant that sets bits of its mantissa: a negative subnormal first operand is a zero of its sign
-    to the adder (DAZ), so every output of the pipelined adder is the same for every input stream
-    (``sat -tempinduct``: from equal initial states, and by induction past the pipeline's depth)."""
-    stages = from_preset("w4a16-g128-16x16").gdu_unit_stages
-    for name, subnormal in (("gold", False), ("gate", True)):
-        (tmp_path / f"{name}.il").write_text(rtlil.convert(_FirstGroupOperand(stages, subnormal), name=name))
-    _yosys_proves(tmp_path, "daz", "read_rtlil gold.il\nread_rtlil gate.il\nproc\nopt_clean\n"
-                  "miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\nopt -fast -full\nopt_clean\n"
-                  "sat -verify -prove-asserts -set-init-zero -tempinduct -maxsteps 12 miter\n",
-                  "Induction step proven: SUCCESS!")
+def _listed(listings, block: str, index: int, cell: str) -> Mutation:
+    mutation = listings[block][index]
+    assert f"-cell {cell}" in mutation.spec, f"#{index} is now {mutation.spec}: the design's listing changed"
+    return mutation
+
+
+def test_first_group_operand_is_any_negative_zero_under_daz(gdu_design):
+    """gdu #89 (``hw/gdu.py:272``, bit 9 of the constant -0 of ``Mux(first, -0, accumulator)`` tied to 1):
+    the operand's fan-out ends in the accumulate stage's adder, which reads the negative subnormal
+    0x80000200 as -0 (DAZ), so its outputs agree for every input stream (the campaign's
+    :data:`~gen.mutate.subblocks.OPERAND` proof). The same bit of the exponent field (bit 23: a normal
+    -2^-126) is not proven."""
+    work, listings = gdu_design
+    daz = _listed(listings, "gdu", 89, "$106 -port B -portbit 9")
+    verdict = prove_operand(work, "design.il", "gdu", daz, timeout=1800)
+    assert verdict.equivalent and verdict.method == f"{OPERAND} at gdu.accumulate", verdict
+    normal = daz.with_options(portbit="23")
+    assert not prove_operand(work, "design.il", "gdu", Mutation(1089, normal.spec), timeout=1800).equivalent
 
 
 #: w4a16-g128-16x16's survivors at 200 mutants, seed 1, that fold away, per block (the campaign lists
@@ -70,39 +66,38 @@ FOLDING_MUTANTS = {
             (185, "$178 -port A -portbit 0"), (188, "$129 -port A -portbit 3"), (199, "$107 -port B -portbit 15")),
     "fp32": ((57, "$259 -port D -portbit 13"), (95, "$257 -port Q -portbit 15")),
 }
-#: Gold or mutant (``{mutation}``) as module ``{name}``: the GDU's own logic, its FP32 units black boxes.
-#: Every ``init`` is 0 (Amaranth's), so it is dropped here and set to 0 for all below (a mutated
-#: register output would leave a conflicting one).
-_UNITS_AS_BLACK_BOXES = ("read_rtlil design.il\nhierarchy -top gdu\nproc\nmemory_collect\nopt_clean\n"
-                         "blackbox gdu.to_float gdu.widen gdu.scale_mul gdu.accumulate\n{mutation}"
-                         "attrmap -remove init\nrename gdu {name}\n")
 
 
 @pytest.mark.parametrize("block", sorted(FOLDING_MUTANTS))
-def test_gdu_mutants_that_fold_away_are_equivalent(tmp_path, block):
+def test_gdu_mutants_that_fold_away_are_equivalent(gdu_design, block):
     """gdu: the 15 mutants of a constant bit that already has the forced value, a bit that nothing
     reads, or (#18, #188) a change the next cell's width or test removes; fp32: #57 and #95, bits of
-    the accumulate stage's row copies that only the scale stage reads (``lsb_exponent``). With the
-    FP32 units as black boxes (unmutated in both, so equal inputs give equal outputs) and the memory
-    one cell, gold and mutant are optimised (register bits apart, unread ones and unread wires gone),
-    matched by name and merged (``equiv_struct``); ``equiv_simple`` and ``equiv_induct`` (the held
-    scale and zero point; the units and the memory left out, their outputs free) prove every matched
-    signal, the ports among them. 6 to 20 s of Yosys CPU each."""
-    config = from_preset("w4a16-g128-16x16")
-    (tmp_path / "design.il").write_text(rtlil_with_src(build_block("gdu", config), "gdu"))
-    mutations = {m.index: m for m in list_mutations(tmp_path, "design.il", 200, 1, plan_for(block, config).sources)}
+    the accumulate stage's row copies that only the scale stage reads (``lsb_exponent``). The
+    campaign's :data:`~gen.mutate.subblocks.FOLDING` proof (the FP32 units black boxes, the memory
+    one cell) proves each: 6 to 20 s of Yosys CPU."""
+    work, listings = gdu_design
     for index, cell in FOLDING_MUTANTS[block]:
-        spec = mutations[index].spec
-        assert f"-cell {cell}" in spec, f"#{index} is now {spec}: the design's listing changed"
-        _yosys_proves(tmp_path, f"fold_{index}", _UNITS_AS_BLACK_BOXES.format(mutation=spec + "\n", name="gate")
-                      + "design -stash gate\n" + _UNITS_AS_BLACK_BOXES.format(mutation="", name="gold")
-                      + "design -copy-from gate -as gate gate\nsetundef -zero -init\nsimplemap t:$dff t:$dffe\n"
-                      "opt -full\nopt_clean -purge\nequiv_make gold gate equiv\nhierarchy -top equiv\nequiv_struct\n"
-                      "equiv_simple -seq 4\nequiv_induct -seq 4 * t:gdu.* %d t:$mem_v2 %d\nequiv_status -assert\n",
-                      "Equivalence successfully proven!")
+        verdict = prove_folding(work, "design.il", "gdu", _listed(listings, block, index, cell), timeout=600)
+        assert verdict.equivalent and verdict.method == FOLDING, (index, verdict)
 
 
-def test_scale_multiplier_carry_save_bits_the_fp32_survivors_touch_are_zero(tmp_path):
+def test_zero_multiplier_operand_gives_a_signed_zero_whatever_its_significand(gdu_design):
+    """fp32 #33 (``hw/fp_common.py:154``, bit 2 of the scale multiplier's ``a`` significand inverted
+    when its bit 23 is 0, i.e. exactly when ``a``'s exponent field is 0): proven at the ports of
+    ``gdu.scale_mul`` with :func:`~gen.mutate.fp_invariants.multiplier_zero_operand_invariants` (the
+    product's registers agree unless the stage's ``is_zero`` is set), as the campaign does. A bit
+    flipped whatever the exponent (bit 2 inverted) is not proven."""
+    work, listings = gdu_design
+    mutation = _listed(listings, "fp32", 33, r"$flatten\scale_mul.$351 -port Y -portbit 2")
+    module, local = mutation.submodule("gdu")
+    invariants = multiplier_zero_operand_invariants(from_preset(PRESET))
+    proven, detail = prove_relational(work, "design.il", module, local, invariants, timeout=1800)
+    assert proven, detail
+    always = Mutation(1033, f"mutate -mode inv -module {module} -cell {local.option('cell')} -port Y -portbit 2")
+    assert not prove_relational(work, "design.il", module, always, invariants, timeout=1800)[0]
+
+
+def test_scale_multiplier_carry_save_bits_the_fp32_survivors_touch_are_zero(gdu_design):
     """w4a16-g128-16x16 fp32 #74, #155, #182 (mutants of the GDU's scale multiplier, ``hw/fp_mul.py``):
     the bits they change or read are 0 for every input, from the carry-save tree's shape (partial
     product k spans bits k..k+23). #74 XORs bit 19 of ``partial_rows_8`` (the register of
@@ -111,7 +106,6 @@ def test_scale_multiplier_carry_save_bits_the_fp32_survivors_touch_are_zero(tmp_
     bit 47 of the copy of row 22's ``Mux`` read only by ``row21 & row22`` (``$206`` is row 21's copy
     there). Combinational at the register inputs (``sat -seq 1``: register outputs free); the
     registers start at 0, so their copies keep the bits 0."""
-    (tmp_path / "design.il").write_text(rtlil_with_src(build_block("gdu", from_preset("w4a16-g128-16x16")), "gdu"))
-    _yosys_proves(tmp_path, "bits", "read_rtlil design.il\nhierarchy -top gdu.scale_mul\nproc\nopt_clean\n"
+    _yosys_proves(gdu_design[0], "bits", "read_rtlil design.il\nhierarchy -top gdu.scale_mul\nproc\nopt_clean\n"
                   "select -assert-any w:$206\nsat -seq 1 -verify -prove layer3_c3[12] 1'0 -prove layer3_s0[39] 1'0 "
                   "-prove layer3_c0[39] 1'0 -prove $206[47] 1'0 gdu.scale_mul\n", "SAT proof finished - no model found: SUCCESS!")
