@@ -76,6 +76,7 @@ from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text
 from sw.eval_report import write_reports
 from sw.eval_methods import TRAINING_MODULES, method_fields, train_method
 from sw.eval_rtl import RtlTileCheck, reusable_checks, rtl_checks, rtl_sources
+from sw.host_memory import keep_freed_memory
 from sw.progress import progress
 from sw.settings import SMOLLM_CONFIGS as DEFAULT_CONFIGS, SMOLLM_METHODS, EvalSettings
 from sw.smollm import (SMOLLM_FILE, ArrayLinear, FloatLinear, Linear, SmolLM, array_config, forward, gemm_cycles,
@@ -125,6 +126,7 @@ def _host_model(gguf: str | None) -> SmolLM:
     """The model a row runs on (``gguf``: that file's, else the Q4_1 one), host in float64; loaded
     once per process."""
     if gguf not in _MODELS:
+        keep_freed_memory()
         _MODELS[gguf] = with_host_dtype(load_smollm_gguf(gguf) if gguf else load_smollm(), HOST_DTYPE)
     return _MODELS[gguf]
 
@@ -366,6 +368,7 @@ def run_eval(out_dir: Path, settings: EvalSettings = EvalSettings(), log=print,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     begin = time.perf_counter()
+    keep_freed_memory()
     model32 = load_smollm()                         # the trained methods' own (float32) host
     model = with_host_dtype(model32, HOST_DTYPE)
     tokenizer = load_tokenizer()

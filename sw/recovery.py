@@ -39,6 +39,7 @@ import torch
 from sw.cmoe import CMoEConfig, CMoEError
 from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text_digest, token_windows
 from sw.e2e import E2ESettings
+from sw.host_memory import keep_freed_memory
 from sw.ladimo import TRAINING_MODULES, DistillSettings
 from sw.settings import EvalSettings
 from sw.smollm import (ArrayLinear, FloatLinear, array_config, forward, gemm_cycles, load_smollm, load_tokenizer,
@@ -239,6 +240,7 @@ def main(argv=None) -> int:
         parser.error(f"--array-windows={args.array_windows}: must be at least 1")
     from sw.eval_methods import distilled_model      # it imports this module
     torch.set_num_threads(1)
+    keep_freed_memory()
     model = load_smollm()
     text = recovery_text()
     config = CMoEConfig.parse(args.config)
