@@ -200,6 +200,7 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
                                   {"params": routers, "lr": settings.router_lr}])
     if state:
         optimizer.load_state_dict(state.optimizer)
+        state.optimizer = {}                                 # not twice in memory (save() stores it again)
     else:
         state = E2EState(step=0, weights=[], routers=[], optimizer={}, curve=[], losses=[], train_nll=[], seconds=0.0,
                          cpu_seconds=0.0)

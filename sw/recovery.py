@@ -210,6 +210,7 @@ def e2e_stages(model, distilled, text: dict, stages: list[tuple], eval_every: in
         records.append({**stage._asdict(), "steps": state.step, "first_window": first, "text_key": e2e.text_key,
                         "curve": state.curve, "curve_windows": state.curve_windows, "train_nll": state.train_nll,
                         "seconds": state.seconds, "cpu_seconds": state.cpu_seconds})
+        del state                                            # its Adam state: not kept through the next stage
         first += count
     return trained, records
 
