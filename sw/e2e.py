@@ -164,7 +164,8 @@ def _latest_snapshot(checkpoint: Path | None, steps: int) -> E2EState | None:
     done = [step for step in done if step <= steps]
     if not done:
         return None
-    state = torch.load(_snapshot(checkpoint, max(done)), weights_only=False)
+    # mmap: a finished stage's Adam state is never read into memory.
+    state = torch.load(_snapshot(checkpoint, max(done)), weights_only=False, mmap=True)
     state.__dict__.setdefault("curve_windows", [])           # snapshots saved before the field existed
     return state
 
@@ -192,6 +193,8 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
                         f"training windows, got {len(windows)}")
     owners = [neuron_owner(carved, model.shape.ffn) for carved in distilled.layers]
     state = _latest_snapshot(checkpoint, settings.steps)
+    if state and state.step == settings.steps:
+        return _trained(distilled, state, per_step * len(windows[0])), state
     source_weights = state.weights if state else distilled.weights
     source_routers = state.routers if state else [carved.router_weight for carved in distilled.layers]
     weights = [tuple(w.detach().clone().requires_grad_(True) for w in ws) for ws in source_weights]
@@ -284,10 +287,13 @@ def e2e_distill(model: SmolLM, distilled: DistilledModel, windows: list[torch.Te
             curve_point()
         if at_point or state.step == settings.steps:
             save()
-    layers_out = [dataclasses.replace(carved, router_weight=router)
-                  for carved, router in zip(distilled.layers, state.routers)]
-    trained = dataclasses.replace(
-        distilled, layers=layers_out, weights=state.weights, router="ladimo+e2e",
-        train_tokens=distilled.train_tokens + state.step * per_step * len(windows[0]),
-        seconds=distilled.seconds + state.seconds, cpu_seconds=distilled.cpu_seconds + state.cpu_seconds)
-    return trained, state
+    return _trained(distilled, state, per_step * len(windows[0])), state
+
+
+def _trained(distilled: DistilledModel, state: E2EState, step_tokens: int) -> DistilledModel:
+    """The model of ``state`` (``router="ladimo+e2e"``; tokens and seconds of both stages)."""
+    layers = [dataclasses.replace(carved, router_weight=router) for carved, router in zip(distilled.layers, state.routers)]
+    return dataclasses.replace(distilled, layers=layers, weights=state.weights, router="ladimo+e2e",
+                               train_tokens=distilled.train_tokens + state.step * step_tokens,
+                               seconds=distilled.seconds + state.seconds,
+                               cpu_seconds=distilled.cpu_seconds + state.cpu_seconds)

@@ -81,7 +81,7 @@ def checkpointed(path: Path, train):
     if path is None:
         return train()
     if path.exists():
-        return torch.load(path, weights_only=False)
+        return torch.load(path, weights_only=False, mmap=True)
     result = train()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(result, path.with_suffix(".tmp"))
