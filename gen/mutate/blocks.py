@@ -125,7 +125,9 @@ class BlockPlan:
     sub-blocks take the mutants of the same sub-blocks of ``bench``, run (``<unit_bench>_bench``,
     the campaign's seed) before the fast stage; ``invariants``: per sub-block (its path below the
     bench's top, ``act_sum``) the invariants with which a survivor of that sub-block that the
-    equivalence checks could not prove gets one more try (:func:`gen.mutate.relational.prove_relational`)."""
+    equivalence checks could not prove gets one more try (:func:`gen.mutate.relational.prove_relational`);
+    ``small_core``: a survivor whose cell role has a twin on the small core of the same structure
+    (:func:`gen.mutate.core_proofs.small_core_proof`) is proven there first."""
     block: str
     bench: str
     sources: tuple[str, ...]
@@ -135,6 +137,7 @@ class BlockPlan:
     unit_bench: str | None = None
     invariants: tuple[tuple[str, Callable[[MixPEConfig], RelationalProof]], ...] = dataclasses.field(
         default=(), repr=False)  # not in the test cache's key (gen.mutate.campaign._cache_key), in the proofs' key
+    small_core: bool = dataclasses.field(default=False, repr=False)  # likewise
 
 
 #: Block name -> plan, in the order of the report.
@@ -149,7 +152,7 @@ PLANS = {plan.block: plan for plan in (
               fp_only=True),
     BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL),
     BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL, unit_bench="fp32",
-              invariants=(("act_sum", act_sum_invariants),)),
+              invariants=(("act_sum", act_sum_invariants),), small_core=True),
 )}
 
 MUTATION_BLOCKS = tuple(PLANS)
