@@ -27,6 +27,7 @@ positions keeps its cache key; one that reads others is keyed also by the text
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -42,8 +43,8 @@ from sw.e2e import E2ESettings
 from sw.host_memory import keep_freed_memory
 from sw.ladimo import TRAINING_MODULES, DistillSettings
 from sw.settings import EvalSettings
-from sw.smollm import (ArrayLinear, FloatLinear, array_config, forward, gemm_cycles, load_smollm, load_tokenizer,
-                       sequence_nll, with_host_dtype)
+from sw.smollm import (ArrayLinear, FloatLinear, QLinear, SmolLM, array_config, forward, gemm_cycles, load_smollm,
+                       load_tokenizer, sequence_nll, with_host_dtype)
 
 __all__ = ["CACHE", "FIRST_TEXT_WINDOWS", "cache_path", "recovery_text", "checkpointed", "float_perplexities", "Stage",
            "parse_stage", "text_key", "e2e_stages", "main"]
@@ -104,6 +105,15 @@ def float_perplexities(model, trained, held_out: list[torch.Tensor]) -> dict:
         record[mode] = {"perplexity": per_window[0], "perplexity_long": math.exp(total / count),
                         "perplexity_windows": per_window}
     return record
+
+
+def float_only(model: SmolLM) -> SmolLM:
+    """``model`` with float-only projections (the dequantized weights without their int64 Q4_1
+    codes, a third of the memory): all that training and the float rows use; not the array rows."""
+    names = ("q", "k", "v", "o", "gate", "up", "down")
+    layers = [dataclasses.replace(layer, **{name: QLinear(getattr(layer, name).name, dense=getattr(layer, name).dense)
+                                            for name in names}) for layer in model.layers]
+    return dataclasses.replace(model, layers=layers)
 
 
 def array_rows(model, trained, windows: list[torch.Tensor], activations=("int8", "fp16")) -> list[dict]:
@@ -242,7 +252,7 @@ def main(argv=None) -> int:
     from sw.eval_methods import distilled_model      # it imports this module
     torch.set_num_threads(1)
     keep_freed_memory()
-    model = load_smollm()
+    model = load_smollm() if args.array else float_only(load_smollm())
     text = recovery_text()
     config = CMoEConfig.parse(args.config)
     distilled = distilled_model(model, config, text["calibration"], text["training"][:args.train_windows],

@@ -19,7 +19,8 @@ from sw.ladimo import (TRAINING_MODULES, DistillSettings, _selection_weights, di
 from golden.operands import quantize_activations_int8
 from sw.qat import (Int8AwareLinear, expert_order, fake_quant_q4_1, int8_aware_hidden, int8_aware_tokens,
                     quantize_aware_ffn)
-from sw.recovery import FIRST_TEXT_WINDOWS, Stage, e2e_stages, parse_stage, repeated_windows, text_key
+from sw.recovery import (FIRST_TEXT_WINDOWS, Stage, e2e_stages, float_only, parse_stage, repeated_windows,
+                         text_key)
 from sw.lora import LoRALinear, LoRASettings, lora_recover
 from sw.routing_policy import choose_topk, coverage_profile, profile_model, routing_weights
 from sw.smollm import (ArrayLinear, FloatLinear, Layer, QLinear, SmolLM, SmolLMShape, array_config, forward,
@@ -404,3 +405,10 @@ def test_e2e_windows_per_step_and_decay(e2e_case, tmp_path):
     assert records[0]["text_key"] != records[1]["text_key"]
     with pytest.raises(CMoEError, match="epoch_windows=7: the training text has 6 windows"):
         e2e_stages(model, distilled, text, [parse_stage("2:1e-4:e7")], eval_every=0, log=None, cache=tmp_path)
+
+
+def test_float_only_model_is_the_float_forward(model):
+    tokens = windows(1, 13)[0]
+    light = float_only(model)
+    assert all(getattr(layer, name).quantized is None for layer in light.layers for name in ("q", "gate", "down"))
+    assert torch.equal(forward(light, tokens, FloatLinear()), forward(model, tokens, FloatLinear()))
