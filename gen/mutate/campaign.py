@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from gen.mutate.blocks import TESTS, BlockPlan
+from gen.mutate.core_proofs import SMALL_CORE_KEY, prove_on_small_core, small_core_proof
 from gen.mutate.errors import MutateError
 from gen.mutate.netlist import (EquivalenceResult, Mutation, list_mutations, mutants_verilog, prove_equivalent,
                                 rtlil_with_src)
@@ -163,6 +164,11 @@ def _prove(task: tuple) -> tuple[int, object]:
     the ports of the whole design in ``work``. Each attempt has its own time limit."""
     work, toplevel, index, spec, timeout, invariants = task
     mutation = Mutation(index, spec)
+    small_core = invariants.get(SMALL_CORE_KEY)  # the plan's small core: a twin of this cell's role is proven there
+    if small_core is not None and (twin := small_core_proof(mutation, small_core, Path(work))) is not None:
+        verdict = prove_on_small_core(Path(work) / f"small_core_{index}", twin, timeout=timeout)
+        if verdict.equivalent:
+            return index, dataclasses.replace(verdict, method=f"{verdict.method} at {toplevel}")
     local = mutation.submodule(toplevel)
     tried = []  # the details of the attempts that failed, for a hole's record
     if local is not None:
@@ -412,6 +418,8 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
     invariants = {f"{toplevel}.{path}": make(config) for path, make in plan.invariants}
+    if plan.small_core:
+        invariants[SMALL_CORE_KEY] = config
     verdicts = _prove_survivors(work, toplevel, [by_index[i] for i in survivors], invariants, equiv_timeout,
                                 _netlist_key(plan, netlists, seed), use_cache, map_tasks,
                                 lambda line: log(f"{plan.block}: {line}"))
