@@ -378,7 +378,7 @@ def _lane_parameter_invariants(small: MixPEConfig, lane: int, registers: list[st
     return invariants
 
 
-def relational_proof(proof: SmallCoreProof, registers: list[str], mutation: Mutation) -> RelationalProof:
+def relational_proof(proof: SmallCoreProof, registers: list[str]) -> RelationalProof:
     """Every register equal in both cores but the mutated bit (of a mutated register output; for a
     PE's ``group_last_out`` whose reset is ignored: equal wherever the PE's ``valid_out`` is 1, the only
     case a PE reads it, for it and its copies to the right), the schedule's invariants
@@ -387,10 +387,11 @@ def relational_proof(proof: SmallCoreProof, registers: list[str], mutation: Muta
     (:func:`_lane_parameter_invariants`)."""
     changed, flags = {}, {}
     extra = _schedule_invariants(proof.small)
+    own = Mutation(0, f"mutate {proof.options}")  # the role's mutation: the property is the same for any run
     if proof.role == "pe_psum":
         row, column = proof.place
-        changed[flat_name(f"array.pe_{row}_{column}.psum")] = int(mutation.option("portbit"))
-        extra += _walk_invariants(proof.small, row, column, mutation)
+        changed[flat_name(f"array.pe_{row}_{column}.psum")] = int(own.option("portbit"))
+        extra += _walk_invariants(proof.small, row, column, own)
     elif proof.role == "band_first":
         extra += _lane_parameter_invariants(proof.small, proof.place[0], registers)
     elif proof.role == "flag_reset":  # the flag and its copies to the right, read only with valid_out
@@ -420,7 +421,7 @@ def prove_on_small_core(work: Path, proof: SmallCoreProof, timeout: float = 900.
     start = time.monotonic()
     design, registers = prepare_core(work, proof.small, proof.cut)
     mutation = mutation or _small_mutation(proof, (work / design).read_text())
-    proven, detail = prove_relational(work, design, "mpgemm", mutation, relational_proof(proof, registers, mutation),
+    proven, detail = prove_relational(work, design, "mpgemm", mutation, relational_proof(proof, registers),
                                       timeout=timeout - (time.monotonic() - start))
     where = f"{proof.small.rows} x {proof.small.cols} core, {proof.note}"
     if proven:
