@@ -198,22 +198,22 @@ def _prove(task: tuple) -> tuple[int, object]:
     return index, dataclasses.replace(verdict, detail="; ".join([*tried, verdict.detail]))
 
 
-#: The modules of :mod:`gen.mutate` that take no part in a proof; a change to any other proves the
-#: survivors again (:func:`_proof_key`).
-_NOT_PROVER = ("campaign.py", "report.py")
+#: The modules of :mod:`gen.mutate` whose functions :func:`_prove` calls: a change to one of them (or to
+#: :func:`_prove`) proves the survivors again (:func:`_proof_key`). The plans' invariants count by
+#: their value, so an edit elsewhere in ``blocks.py`` keeps the proofs.
+_PROVER_SOURCES = ("netlist.py", "relational.py", "subblocks.py")
 #: An ``src`` attribute line of the RTLIL: a line moved in ``hw/`` changes no proof.
 _SRC_LINE = re.compile(rb"^\s*attribute \\src .*\n", re.MULTILINE)
 
 
 def _proof_key(netlist_key: str, design: Path, invariants: dict, spec: str) -> str:
     """What a proof of mutation ``spec`` depends on: the mutants (:func:`_netlist_key`), the design the
-    proofs read (without source locations), the plan's invariants, the prover's own source (the
-    package's modules but :data:`_NOT_PROVER`, and :func:`_prove`) and the mutation."""
+    proofs read (without source locations), the plan's invariants, the prover's own source
+    (:data:`_PROVER_SOURCES` and :func:`_prove`) and the mutation."""
     digest = hashlib.sha256(f"{netlist_key}\n{spec}\n{sorted(invariants.items())!r}\n".encode())
     digest.update(_SRC_LINE.sub(b"", design.read_bytes()))
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        if path.name not in _NOT_PROVER:
-            digest.update(path.read_bytes())
+    for name in _PROVER_SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
     digest.update(inspect.getsource(_prove).encode())
     return digest.hexdigest()[:16]
 
