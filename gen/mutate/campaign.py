@@ -158,7 +158,8 @@ def run_tests(task: tuple) -> tuple[int, str | None, float]:
 def _prove(task: tuple) -> tuple[int, object]:
     """Worker: prove mutant ``index`` equivalent. A mutant of a sub-block's cell: first at the ports of
     that sub-block (:meth:`gen.mutate.netlist.Mutation.submodule`; equivalent there means equivalent
-    anywhere, and the problem is far smaller), then with the plan's invariants for it. A mutant of
+    anywhere, and the problem is far smaller; a third of ``timeout`` when the plan names invariants
+    for the sub-block), then with those invariants. A mutant of
     the top module's own cell: first with the sub-blocks kept apart (:mod:`gen.mutate.subblocks`:
     as black boxes, a third of ``timeout``; then the cell's fan-out into one sub-block). Last, at
     the ports of the whole design in ``work``. Each attempt has its own time limit."""
@@ -173,7 +174,9 @@ def _prove(task: tuple) -> tuple[int, object]:
     tried = []  # the details of the attempts that failed, for a hole's record
     if local is not None:
         module, local_mutation = local
-        verdict = prove_equivalent(Path(work), "design.il", module, local_mutation, timeout=timeout, submodule=True)
+        # With the plan's invariants for the sub-block to come, its generic proofs get a third.
+        verdict = prove_equivalent(Path(work), "design.il", module, local_mutation,
+                                   timeout=timeout / 3 if module in invariants else timeout, submodule=True)
         if verdict.equivalent:
             return index, dataclasses.replace(verdict, detail=f"{verdict.detail} at the ports of {module}",
                                               method=f"{verdict.method} at {module}")
