@@ -212,10 +212,11 @@ _SRC_LINE = re.compile(rb"^\s*attribute \\src .*\n", re.MULTILINE)
 def _proof_key(netlist_key: str, design: Path, invariants: dict, spec: str) -> str:
     """What a proof of mutation ``spec`` depends on: the mutants (:func:`_netlist_key`), the design the
     proofs read (without source locations), the plan's invariants, the prover's own source
-    (:data:`_PROVER_SOURCES` and :func:`_prove`) and the mutation."""
+    (:data:`_PROVER_SOURCES`, ``core_proofs.py`` for a plan with a small core, and :func:`_prove`)
+    and the mutation."""
     digest = hashlib.sha256(f"{netlist_key}\n{spec}\n{sorted(invariants.items())!r}\n".encode())
     digest.update(_SRC_LINE.sub(b"", design.read_bytes()))
-    for name in _PROVER_SOURCES:
+    for name in _PROVER_SOURCES + (("core_proofs.py",) if SMALL_CORE_KEY in invariants else ()):
         digest.update((Path(__file__).parent / name).read_bytes())
     digest.update(inspect.getsource(_prove).encode())
     return digest.hexdigest()[:16]
