@@ -42,7 +42,7 @@ from sw.corpus import CALIBRATION_MODULES, EVALUATION_MODULES, corpus_text, text
 from sw.e2e import E2ESettings
 from sw.host_memory import keep_freed_memory
 from sw.ladimo import TRAINING_MODULES, DistillSettings
-from sw.settings import EvalSettings
+from sw.settings import STAGE_FLAGS, STAGE_SYNTAX, EvalSettings
 from sw.smollm import (ArrayLinear, FloatLinear, QLinear, SmolLM, array_config, forward, gemm_cycles, load_smollm,
                        load_tokenizer, sequence_nll, with_host_dtype)
 
@@ -153,12 +153,8 @@ class Stage(NamedTuple):
     epoch_windows: int = 0
 
 
-STAGE_FLAGS = ("qat", "int8", "bf16", "cos", "lin")
-STAGE_SYNTAX = "STEPS:LR[:qat][:int8][:bf16][:cos|:lin][:wN][:eN]"
-
-
 def parse_stage(text: str) -> Stage:
-    """``STEPS:LR[:FLAG]...`` (flags in any order, :data:`STAGE_SYNTAX`) -> :class:`Stage`."""
+    """``STEPS:LR[:FLAG]...`` (flags in any order, :data:`sw.settings.STAGE_SYNTAX`) -> :class:`Stage`."""
     fields = text.split(":")
     flags = fields[2:]
     counts = {}                                      # "w" / "e": N

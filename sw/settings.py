@@ -70,6 +70,11 @@ SMOLLM_ARRAY_ACTIVATIONS = ("int8", "fp16")
 #: policy (:mod:`sw.routing_policy`), CMoE's LoRA recovery of the fitted carving (:mod:`sw.lora`) and LaDiMo
 #: followed by end-to-end distillation to the dense logits (:mod:`sw.e2e`).
 SMOLLM_METHODS = ("ladimo", "ladimo+policy", "cmoe-lora", "ladimo+e2e")
+#: End-to-end stage flags (``python -m sw.recovery --stage``, ``--e2e-stage``; parsed by
+#: :func:`sw.recovery.parse_stage`): quantization-aware, INT8-aware, bfloat16 GEMMs, cosine or
+#: linear decay to LR/10, N windows a step, the first N training windows only.
+STAGE_FLAGS = ("qat", "int8", "bf16", "cos", "lin")
+STAGE_SYNTAX = "STEPS:LR[:qat][:int8][:bf16][:cos|:lin][:wN][:eN]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +102,7 @@ class EvalSettings:
     distill_steps: int = 60           # LaDiMo Adam steps per layer
     lora_windows: int = 16            # CMoE LoRA: training windows (one Adam step each)
     gguf: str | None = None           # a GGUF of the same model (e.g. Q4_K_M): its dense rows too (sw/smollm_gguf.py)
-    e2e_stages: tuple[str, ...] = ()  # ladimo+e2e: end-to-end stages "STEPS:LR[:qat][:int8][:bf16]" on all the
+    e2e_stages: tuple[str, ...] = ()  # ladimo+e2e: end-to-end stages (STAGE_SYNTAX) on all the
     #                                   training windows (sw.recovery.e2e_stages); none: one float32 stage
 
     def __post_init__(self):

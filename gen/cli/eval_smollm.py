@@ -11,7 +11,8 @@ from pathlib import Path
 
 from gen.cli.options import BUILD_ROOT, add_quiet_option
 from gen.scale.cluster import add_cluster_options
-from sw.settings import CMOE_ROUTERS, SMOLLM_ARRAY_ACTIVATIONS, SMOLLM_CONFIGS, SMOLLM_METHODS, EvalSettings
+from sw.settings import (CMOE_ROUTERS, SMOLLM_ARRAY_ACTIVATIONS, SMOLLM_CONFIGS, SMOLLM_METHODS, STAGE_SYNTAX,
+                         EvalSettings)
 
 NAME = "eval-smollm"
 HELP = ("SmolLM2-135M Q4_1, dense and CMoE-carved, on the array's numerics: perplexity and cycles/token; "
@@ -40,7 +41,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lora-windows", type=int, default=defaults["lora_windows"],
                         help=f"--methods cmoe-lora: training windows, one step each "
                              f"(default {defaults['lora_windows']})")
-    parser.add_argument("--e2e-stage", action="append", default=[], metavar="STEPS:LR[:qat][:int8][:bf16]",
+    parser.add_argument("--e2e-stage", action="append", default=[], metavar=STAGE_SYNTAX,
                         help="--methods ladimo+e2e: an end-to-end stage on all the training windows, from the "
                              "previous stage's model (repeatable, e.g. 16:2e-4:bf16 80:2e-4:qat:bf16; default one "
                              "float32 stage of --train-windows steps at 5e-5)")
