@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from gen.mutate.blocks import TESTS, BlockPlan
-from gen.mutate.core_proofs import SMALL_CORE_KEY, prove_on_small_core, small_core_proof
+from gen.mutate.core_proofs import prove_on_small_core, small_core_proof
 from gen.mutate.errors import MutateError
 from gen.mutate.netlist import (EquivalenceResult, Mutation, list_mutations, mutants_verilog, prove_equivalent,
                                 rtlil_with_src)
@@ -162,10 +162,11 @@ def _prove(task: tuple) -> tuple[int, object]:
     for the sub-block), then with those invariants. A mutant of
     the top module's own cell: first with the sub-blocks kept apart (:mod:`gen.mutate.subblocks`:
     as black boxes, a third of ``timeout``; then the cell's fan-out into one sub-block). Last, at
-    the ports of the whole design in ``work``. Each attempt has its own time limit."""
-    work, toplevel, index, spec, timeout, invariants = task
+    the ports of the whole design in ``work``. Each attempt has its own time limit. With a
+    ``small_core`` configuration (the plan's :attr:`~gen.mutate.blocks.BlockPlan.small_core`), a
+    twin of the cell's role on that core is tried before all of these."""
+    work, toplevel, index, spec, timeout, invariants, small_core = task
     mutation = Mutation(index, spec)
-    small_core = invariants.get(SMALL_CORE_KEY)  # the plan's small core: a twin of this cell's role is proven there
     if small_core is not None and (twin := small_core_proof(mutation, small_core, Path(work))) is not None:
         verdict = prove_on_small_core(Path(work) / f"small_core_{index}", twin, timeout=timeout)
         if verdict.equivalent:
@@ -209,14 +210,15 @@ _PROVER_SOURCES = ("netlist.py", "relational.py", "subblocks.py")
 _SRC_LINE = re.compile(rb"^\s*attribute \\src .*\n", re.MULTILINE)
 
 
-def _proof_key(netlist_key: str, design: Path, invariants: dict, spec: str) -> str:
+def _proof_key(netlist_key: str, design: Path, invariants: dict, small_core: MixPEConfig | None, spec: str) -> str:
     """What a proof of mutation ``spec`` depends on: the mutants (:func:`_netlist_key`), the design the
-    proofs read (without source locations), the plan's invariants, the prover's own source
-    (:data:`_PROVER_SOURCES`, ``core_proofs.py`` for a plan with a small core, and :func:`_prove`)
-    and the mutation."""
-    digest = hashlib.sha256(f"{netlist_key}\n{spec}\n{sorted(invariants.items())!r}\n".encode())
+    proofs read (without source locations), the plan's invariants and small core, the prover's own
+    source (:data:`_PROVER_SOURCES`, ``core_proofs.py`` for a plan with a small core, and
+    :func:`_prove`) and the mutation."""
+    core = small_core.to_dict() if small_core is not None else None
+    digest = hashlib.sha256(f"{netlist_key}\n{spec}\n{sorted(invariants.items())!r}\n{core!r}\n".encode())
     digest.update(_SRC_LINE.sub(b"", design.read_bytes()))
-    for name in _PROVER_SOURCES + (("core_proofs.py",) if SMALL_CORE_KEY in invariants else ()):
+    for name in _PROVER_SOURCES + (("core_proofs.py",) if small_core is not None else ()):
         digest.update((Path(__file__).parent / name).read_bytes())
     digest.update(inspect.getsource(_prove).encode())
     return digest.hexdigest()[:16]
@@ -359,21 +361,21 @@ def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[
     return killed
 
 
-def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invariants: dict, timeout: float,
-                     netlist_key: str, use_cache: bool, map_tasks: MapTasks,
+def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invariants: dict,
+                     small_core: MixPEConfig | None, timeout: float, netlist_key: str, use_cache: bool, map_tasks: MapTasks,
                      log: Callable[[str], None]) -> dict[int, EquivalenceResult]:
     """Each survivor's verdict (:func:`_prove` on ``map_tasks``). A proven verdict is appended to
     ``work/proofs.jsonl`` under :func:`_proof_key` as it arrives and taken from there next time
     (unless not ``use_cache``); a verdict that is not a proof (a time limit) is tried again."""
     proofs_path = work / "proofs.jsonl"
-    keys = {m.index: _proof_key(netlist_key, work / "design.il", invariants, m.spec) for m in survivors}
+    keys = {m.index: _proof_key(netlist_key, work / "design.il", invariants, small_core, m.spec) for m in survivors}
     if not use_cache:
         proofs_path.unlink(missing_ok=True)
     verdicts = _cached_proofs(proofs_path, keys)
     if verdicts:
         log(f"{len(verdicts)} of {len(survivors)} survivors proven equivalent by an earlier run ({proofs_path})")
     with proofs_path.open("a") as out:
-        for index, verdict in map_tasks(_prove, [(str(work), toplevel, m.index, m.spec, timeout, invariants)
+        for index, verdict in map_tasks(_prove, [(str(work), toplevel, m.index, m.spec, timeout, invariants, small_core)
                                                  for m in survivors if m.index not in verdicts]):
             verdicts[index] = verdict
             if verdict.equivalent:
@@ -422,9 +424,8 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
     invariants = {f"{toplevel}.{path}": make(config) for path, make in plan.invariants}
-    if plan.small_core:
-        invariants[SMALL_CORE_KEY] = config
-    verdicts = _prove_survivors(work, toplevel, [by_index[i] for i in survivors], invariants, equiv_timeout,
+    verdicts = _prove_survivors(work, toplevel, [by_index[i] for i in survivors], invariants,
+                                config if plan.small_core else None, equiv_timeout,
                                 _netlist_key(plan, netlists, seed), use_cache, map_tasks,
                                 lambda line: log(f"{plan.block}: {line}"))
     records = []

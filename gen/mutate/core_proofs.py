@@ -40,12 +40,9 @@ from gen.mutate.relational import RelationalProof, harness_name, prove_relationa
 from hw.config import MixPEConfig
 from hw.layouts import row_info_layout, scale_shape, zero_shape
 
-__all__ = ["SMALL_CORE_KEY", "SMALL_ROWS", "SMALL_COLUMNS", "SmallCoreProof", "small_configuration", "small_core_proof",
+__all__ = ["SMALL_ROWS", "SMALL_COLUMNS", "SmallCoreProof", "small_configuration", "small_core_proof",
            "flag_reset_proof", "flat_name", "prepare_core", "relational_proof", "prove_on_small_core"]
 
-#: The key under which a campaign passes the configuration to its prover when the block's plan
-#: asks for small-core proofs (:attr:`gen.mutate.blocks.BlockPlan.small_core`).
-SMALL_CORE_KEY = "small core"
 #: The small core: 4 rows (row bit 1 and a middle row exist), 6 columns in 2 lanes (3 column
 #: indices per lane: first, middle, last), lane period max(4, 2) = 4.
 SMALL_ROWS, SMALL_COLUMNS = 4, 6

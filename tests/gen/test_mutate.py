@@ -158,7 +158,7 @@ def test_proofs_that_keep_the_sub_blocks_apart(tmp_path):
 
 def test_proven_verdicts_are_kept_for_the_next_run(tmp_path):
     """A proven verdict is stored under its key and not proven again; a time limit is tried again, and so
-    is every mutant when the invariants (part of the key) change or the cache is off."""
+    is every mutant when the invariants or the small core (parts of the key) change or the cache is off."""
     (tmp_path / "design.il").write_text("module \\top\nend\n")
     survivors = [Mutation(i, f"mutate -mode inv -module top -cell ${i} -port Y -portbit 0") for i in (1, 2)]
     asked = []
@@ -169,16 +169,18 @@ def test_proven_verdicts_are_kept_for_the_next_run(tmp_path):
             yield task[2], (EquivalenceResult(True, "proven", f"{MITER} at top") if task[2] == 1
                             else EquivalenceResult(False, "timed out"))
 
-    def prove(invariants=None, use_cache=True):
+    def prove(invariants=None, use_cache=True, small_core=None):
         asked.clear()
-        return _prove_survivors(tmp_path, "top", survivors, invariants or {}, 60.0, "netlist", use_cache, map_tasks,
-                                lambda line: None)
+        return _prove_survivors(tmp_path, "top", survivors, invariants or {}, small_core, 60.0, "netlist", use_cache,
+                                map_tasks, lambda line: None)
 
     assert not prove()[2].equivalent and asked == [1, 2]
     again = prove()
     assert asked == [2] and again[1].equivalent and again[1].method == f"{MITER} at top"
     assert again[1].detail == "proven (cached proof)"
     prove({"top.x": "other invariants"})
+    assert asked == [1, 2]
+    prove(small_core=from_preset("w4a8-g128-16x16"))
     assert asked == [1, 2]
     prove(use_cache=False)
     assert asked == [1, 2]
