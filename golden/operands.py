@@ -199,7 +199,9 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
         alignment LSB: the alignment error is as large as it gets.
     specials
         Rows cycle through: all subnormals (shift 0, exact); one +-Inf in a group; one NaN in a
-        group (the "fn" formats have no Inf, so NaN there too); plain values.
+        group (the "fn" formats have no Inf, so NaN there too); plain values. Each block of
+        ``config.rows`` rows starts the cycle two kinds further on, so with M >= 2 R every array
+        row holds an Inf or a NaN in one of its tiles (its invalid flag is exercised).
 
     Other weight or scale formats: :func:`golden.codes.random_format_operands`.
 
@@ -293,7 +295,8 @@ def _random_fp_activations(config: MixPEConfig, m: int, k: int, gen: torch.Gener
         sign = torch.where(torch.rand((m, k // group), generator=gen) < 0.5, -1.0, 1.0).double()
         values = values.scatter(1, position, sign * fmt.max_finite / 4)
     elif kind == "specials":
-        kind_of_row = torch.arange(m)[:, None] % 4
+        token = torch.arange(m)[:, None]
+        kind_of_row = (token + 2 * (token // config.rows)) % 4
         subnormals = torch.randint(-(2 ** fmt.man_bits - 1), 2 ** fmt.man_bits, (m, k), generator=gen).double() \
             * fmt.min_subnormal
         values = torch.where(kind_of_row == 0, subnormals, values)
