@@ -287,14 +287,18 @@ def _netlist_key(plan: BlockPlan, netlists: list[Netlist], seed: int) -> str:
 
 
 def _cache_key(plan: BlockPlan, netlists: list[Netlist], seed: int) -> str:
-    """What a block's result depends on: the mutants (:func:`_netlist_key`), the benches' sources and,
-    for the core's blocks, the scenarios their tests run (:mod:`verif.scenarios`)."""
+    """What a block's result depends on: the mutants (:func:`_netlist_key`), the benches' sources, the
+    golden models that make their operands and expected results (``golden/``) and, for the core's
+    blocks, the scenarios their tests run (:mod:`verif.scenarios`)."""
+    import golden
     from verif import scenarios
     from verif.benches import BENCHES
     digest = hashlib.sha256(_netlist_key(plan, netlists, seed).encode())
     for netlist in netlists:
         for path in sorted(Path(BENCHES[netlist.bench].host().__file__).parent.glob("*.py")):
             digest.update(path.read_bytes())
+    for path in sorted(Path(golden.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
     if plan.bench == "mpgemm":
         digest.update(Path(scenarios.__file__).read_bytes())
     return digest.hexdigest()[:16]
