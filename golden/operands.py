@@ -198,8 +198,9 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
         Per group one value of a quarter of the largest finite magnitude among tiny ones near the
         alignment LSB: the alignment error is as large as it gets.
     specials
-        Rows cycle through: all subnormals (shift 0, exact); one +-Inf in a group; one NaN in a
-        group (the "fn" formats have no Inf, so NaN there too); plain values. Each block of
+        Rows cycle through: all subnormals (shift 0, exact); +-Inf at a random step and at the
+        last step of the next group; NaN likewise (the "fn" formats have no Inf, so NaN there
+        too); plain values. Each block of
         ``config.rows`` rows starts the cycle two kinds further on, so with M >= 2 R every array
         row holds an Inf or a NaN in one of its tiles (its invalid flag is exercised).
 
@@ -301,9 +302,13 @@ def _random_fp_activations(config: MixPEConfig, m: int, k: int, gen: torch.Gener
             * fmt.min_subnormal
         values = torch.where(kind_of_row == 0, subnormals, values)
         position = torch.randint(0, k, (m, 1), generator=gen)
+        groups = k // group    # and the last step of the next group (the same one when there is one)
+        last_of_next = (position // group + 1) % groups * group + group - 1
+        step = torch.arange(k)[None, :]
+        at = (step == position) | (step == last_of_next)
         special = float("nan") if fmt.specials == "fn" else float("inf")
-        values = torch.where((kind_of_row == 1) & (torch.arange(k)[None, :] == position), -special, values)
-        values = torch.where((kind_of_row == 2) & (torch.arange(k)[None, :] == position), float("nan"), values)
+        values = torch.where((kind_of_row == 1) & at, -special, values)
+        values = torch.where((kind_of_row == 2) & at, float("nan"), values)
     return encode_activations(config, values)
 
 

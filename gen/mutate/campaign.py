@@ -173,10 +173,6 @@ def _prove(task: tuple) -> tuple[int, object]:
     twin of the cell's role on that core is tried before all of these."""
     work, toplevel, index, spec, timeout, invariants, small_core = task
     mutation = Mutation(index, spec)
-    if mutation.option("port") in CLOCK_PORTS:
-        return index, EquivalenceResult(False, f"a clock input ({mutation.option('port')}): Yosys' sat and equiv "
-                                               f"passes step every flip-flop once a cycle whatever its clock "
-                                               f"edge, so no method here can prove it")
     if small_core is not None and (twin := small_core_proof(mutation, small_core, Path(work))) is not None:
         verdict = prove_on_small_core(Path(work) / f"small_core_{index}", twin, timeout=timeout)
         if verdict.equivalent:
@@ -380,12 +376,18 @@ def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invar
                      log: Callable[[str], None]) -> dict[int, EquivalenceResult]:
     """Each survivor's verdict (:func:`_prove` on ``map_tasks``). A proven verdict is appended to
     ``work/proofs.jsonl`` under :func:`_proof_key` as it arrives and taken from there next time
-    (unless not ``use_cache``); a verdict that is not a proof (a time limit) is tried again."""
+    (unless not ``use_cache``); a verdict that is not a proof (a time limit) is tried again. A
+    mutation of a clock input (:data:`CLOCK_PORTS`) is not tried."""
     proofs_path = work / "proofs.jsonl"
     keys = {m.index: _proof_key(netlist_key, work / "design.il", invariants, small_core, m.spec) for m in survivors}
     if not use_cache:
         proofs_path.unlink(missing_ok=True)
     verdicts = _cached_proofs(proofs_path, keys)
+    for m in survivors:
+        if m.option("port") in CLOCK_PORTS:
+            verdicts[m.index] = EquivalenceResult(False, f"a clock input ({m.option('port')}): Yosys' sat and equiv "
+                                                         f"passes step every flip-flop once a cycle whatever its "
+                                                         f"clock edge, so no method here can prove it")
     if verdicts:
         log(f"{len(verdicts)} of {len(survivors)} survivors proven equivalent by an earlier run ({proofs_path})")
     with proofs_path.open("a") as out:
