@@ -372,8 +372,8 @@ def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[
 
 
 def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invariants: dict,
-                     small_core: MixPEConfig | None, timeout: float, netlist_key: str, use_cache: bool, map_tasks: MapTasks,
-                     log: Callable[[str], None]) -> dict[int, EquivalenceResult]:
+                     small_core: MixPEConfig | None, timeout: float, netlist_key: str, use_cache: bool,
+                     map_tasks: MapTasks, log: Callable[[str], None]) -> dict[int, EquivalenceResult]:
     """Each survivor's verdict (:func:`_prove` on ``map_tasks``). A proven verdict is appended to
     ``work/proofs.jsonl`` under :func:`_proof_key` as it arrives and taken from there next time
     (unless not ``use_cache``); a verdict that is not a proof (a time limit) is tried again. A
@@ -383,16 +383,17 @@ def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invar
     if not use_cache:
         proofs_path.unlink(missing_ok=True)
     verdicts = _cached_proofs(proofs_path, keys)
+    if verdicts:
+        log(f"{len(verdicts)} of {len(survivors)} survivors proven equivalent by an earlier run ({proofs_path})")
     for m in survivors:
         if m.option("port") in CLOCK_PORTS:
             verdicts[m.index] = EquivalenceResult(False, f"a clock input ({m.option('port')}): Yosys' sat and equiv "
                                                          f"passes step every flip-flop once a cycle whatever its "
                                                          f"clock edge, so no method here can prove it")
-    if verdicts:
-        log(f"{len(verdicts)} of {len(survivors)} survivors proven equivalent by an earlier run ({proofs_path})")
     with proofs_path.open("a") as out:
-        for index, verdict in map_tasks(_prove, [(str(work), toplevel, m.index, m.spec, timeout, invariants, small_core)
-                                                 for m in survivors if m.index not in verdicts]):
+        tasks = [(str(work), toplevel, m.index, m.spec, timeout, invariants, small_core)
+                 for m in survivors if m.index not in verdicts]
+        for index, verdict in map_tasks(_prove, tasks):
             verdicts[index] = verdict
             if verdict.equivalent:
                 out.write(json.dumps({"key": keys[index], "index": index, "detail": verdict.detail,
