@@ -18,7 +18,7 @@ from pathlib import Path
 from gen.mutate.errors import MutateError
 from gen.mutate.netlist import PREPARE, Mutation, _yosys
 
-__all__ = ["RelationalProof", "module_wires", "prove_relational"]
+__all__ = ["RelationalProof", "module_wires", "harness", "prove_relational"]
 
 _WIRE = re.compile(r"^\s*wire (?:width (\d+) )?(?:(input|output) \d+ +)?(?:signed )?\\(\S+)$")
 
@@ -30,10 +30,13 @@ class RelationalProof:
     ``pe_7_1``); ``invariants``: Verilog expressions over them (and the ports, ``gold_<p>``/``gate_<p>``
     for outputs, plain names for inputs) that must hold every cycle, every character of a name that
     is not a letter, digit or ``_`` written as ``_`` (:func:`harness_name`); ``depth``: the
-    induction's maximal length."""
+    induction's maximal length; ``streams``: (payload, valid) output pairs whose payload is compared
+    only on the cycles the original's valid is set (the stream protocol: a payload without valid
+    means nothing; the valids are compared every cycle as the other outputs)."""
     signals: tuple[str, ...]
     invariants: tuple[str, ...]
     depth: int = 4
+    streams: tuple[tuple[str, str], ...] = ()
 
 
 def module_wires(rtlil: str, module: str) -> list[tuple[str, int, str]]:
@@ -65,9 +68,9 @@ def _signal_widths(rtlil: str, module: str, signals: tuple[str, ...]) -> dict[st
             for name, width, _ in module_wires(rtlil, owner) if name in wires}
 
 
-def _harness(wires: list[tuple[str, int, str]], proof: RelationalProof, signal_widths: dict[str, int]) -> str:
-    """Verilog of module ``proof``: ``gold`` and ``gate`` on the same inputs, one assert per output and
-    per invariant."""
+def harness(wires: list[tuple[str, int, str]], proof: RelationalProof, signal_widths: dict[str, int]) -> str:
+    """Verilog of module ``proof``: ``gold`` and ``gate`` on the same inputs, one assert per output (a
+    stream's payload only under its valid) and per invariant."""
     inputs = [(name, width) for name, width, direction in wires if direction == "input"]
     outputs = [(name, width) for name, width, direction in wires if direction == "output"]
     missing = [name for name in proof.signals if name not in signal_widths]
@@ -81,7 +84,11 @@ def _harness(wires: list[tuple[str, int, str]], proof: RelationalProof, signal_w
         connections += [f".\\{name} ({side}_{harness_name(name)})" for name, _ in outputs]
         connections += [f".\\{name} ({side}_{harness_name(name)})" for name in proof.signals]
         lines.append(f"  {side} {side}_design(" + ", ".join(connections) + ");")
-    checks = [f"gold_{harness_name(name)} == gate_{harness_name(name)}" for name, _ in outputs] + list(proof.invariants)
+    valid_of = dict(proof.streams)
+    if absent := [name for pair in proof.streams for name in pair if name not in dict(outputs)]:
+        raise MutateError(f"streams={list(proof.streams)}: {absent} are not outputs of the module")
+    checks = [(f"!gold_{harness_name(valid_of[name])} || " if name in valid_of else "")
+              + f"gold_{harness_name(name)} == gate_{harness_name(name)}" for name, _ in outputs] + list(proof.invariants)
     lines += ["  always @* begin"] + [f"    assert ({check});" for check in checks] + ["  end", "endmodule", ""]
     return "\n".join(lines)
 
@@ -95,7 +102,7 @@ def prove_relational(work: Path, design: str, module: str, mutation: Mutation, p
     if not wires:
         raise MutateError(f"module={module!r}: not in {work / design}")
     tag = f"relational_{mutation.index}"
-    (work / f"{tag}.v").write_text(_harness(wires, proof, _signal_widths(rtlil, module, proof.signals)))
+    (work / f"{tag}.v").write_text(harness(wires, proof, _signal_widths(rtlil, module, proof.signals)))
     expose = " ".join(f"{module}/{signal}" for signal in proof.signals)
     # Exposed before PREPARE's opt_clean, which drops a sub-block's port wire that merely aliases another.
     assert PREPARE[-1] == "opt_clean"
