@@ -88,7 +88,8 @@ def harness(wires: list[tuple[str, int, str]], proof: RelationalProof, signal_wi
     if absent := [name for pair in proof.streams for name in pair if name not in dict(outputs)]:
         raise MutateError(f"streams={list(proof.streams)}: {absent} are not outputs of the module")
     checks = [(f"!gold_{harness_name(valid_of[name])} || " if name in valid_of else "")
-              + f"gold_{harness_name(name)} == gate_{harness_name(name)}" for name, _ in outputs] + list(proof.invariants)
+              + f"gold_{harness_name(name)} == gate_{harness_name(name)}" for name, _ in outputs]
+    checks += proof.invariants
     lines += ["  always @* begin"] + [f"    assert ({check});" for check in checks] + ["  end", "endmodule", ""]
     return "\n".join(lines)
 
