@@ -13,11 +13,16 @@ the units on their own. A test is a function ``(config, seed) -> passed`` named 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 
+from amaranth import Shape
+
 from gen.mutate.fp_invariants import multiplier_zero_operand_invariants
+from gen.mutate.netlist import Mutation
 from gen.mutate.relational import RelationalProof
 from hw.config import ConfigError, MixPEConfig
+from hw.layouts import row_index_shape
 
 __all__ = ["BlockPlan", "PLANS", "TESTS", "MUTATION_BLOCKS", "plan_for", "act_sum_invariants", "group_last_chain_invariants"]
 
@@ -97,6 +102,52 @@ def act_sum_invariants(config: MixPEConfig) -> RelationalProof:
                     f"!gold_emitting || (gold_next_row < {rows} && gold_next_row == gate_next_row)"))
 
 
+def _mutated_bit(mutation: Mutation, value: int) -> int:
+    """``value`` (a port's bits) with ``mutation``'s bit changed by its mode (Yosys ``mutate``: ``cnot0``
+    inverts the bit where the control bit is 0, ``cnot1`` where it is 1)."""
+    bit, control = int(mutation.option("portbit")), mutation.option("ctrlbit")
+    ctrl = (value >> int(control)) & 1 if control is not None else 0
+    flip = {"inv": 1, "cnot0": 1 - ctrl, "cnot1": ctrl}.get(mutation.mode)
+    if flip is not None:
+        return value ^ (flip << bit)
+    return value & ~(1 << bit) | ({"const0": 0, "const1": 1}[mutation.mode] << bit)
+
+
+def row_counter_invariants(config: MixPEConfig, mutation: Mutation, rtlil: str) -> RelationalProof | None:
+    """The invariants of :func:`act_sum_invariants` with ``next_row`` replaced by the mutant's own count:
+    for a mutation (of ``act_sum`` alone, ``rtlil`` its flattened cells as Yosys dumps them) of a bit of
+    the row counter's register, on its output (``Q``: every reader sees the mutated value) or its input
+    (``D``: the register holds it), the count the mutant makes from a capture on (table[k] while the
+    original emits row k) is worked out here. When it gives every row's number on ``row`` (the counter
+    truncated to the row width) and stops at R - 1 where the original does, the invariant "while
+    emitting, the mutant's ``next_row`` is table[the original's]" holds one step at a time; else None
+    (the mutant is not equivalent this way). This proves the default preset's act_sum #6 and #152 and
+    the FP preset's #89 and #121, which the generic invariants prove only by an induction over R + 2
+    cycles."""
+    port = mutation.option("port")
+    cell = mutation.option("cell")
+    if port not in ("Q", "D") or mutation.mode not in ("inv", "cnot0", "cnot1", "const0", "const1") or not cell:
+        return None
+    counter = re.search(rf"  cell \$dff {re.escape(cell)}\n(?:(?!  end\n).*\n)*?    connect \\Q \\next_row\n", rtlil)
+    if counter is None:
+        return None
+    rows = config.rows
+    width, row_mask = rows.bit_length(), (1 << Shape.cast(row_index_shape(config)).width) - 1   # range(R + 1), range(R)
+    table, stored = [], _mutated_bit(mutation, 0) if port == "D" else 0
+    for k in range(rows):
+        seen = _mutated_bit(mutation, stored) % (1 << width) if port == "Q" else stored
+        if seen & row_mask != k or (seen == rows - 1) != (k == rows - 1):
+            return None
+        table.append(seen)
+        following = (seen + 1) % (1 << width)
+        stored = _mutated_bit(mutation, following) % (1 << width) if port == "D" else following
+    generic = act_sum_invariants(config)
+    count = " : ".join(f"gold_next_row == {k} ? {width}'d{value}" for k, value in enumerate(table[:-1]))
+    return dataclasses.replace(generic, invariants=(
+        *generic.invariants[:-1],
+        f"!gold_emitting || (gold_next_row < {rows} && gate_next_row == ({count} : {width}'d{table[-1]}))"))
+
+
 def group_last_chain_invariants(config: MixPEConfig, row: int, column: int) -> RelationalProof:
     """Invariants (at the ports of the PE array) that prove a mutant whose only change is the
     ``group_last_out`` flag of PE(row, column) where its ``valid_out`` is 0 (mpgemm #85 of the
@@ -126,7 +177,9 @@ class BlockPlan:
     the campaign's seed) before the fast stage; ``invariants``: per sub-block (its path below the
     bench's top, ``act_sum``) the invariants with which a survivor of that sub-block that the
     equivalence checks could not prove gets one more try (:func:`gen.mutate.relational.prove_relational`);
-    ``small_core``: a survivor whose cell role has a twin on the small core of the same structure
+    ``mutant_invariants``: per sub-block, a function of (configuration, the mutation of the sub-block
+    alone, its flattened cells as Yosys dumps them) that gives a mutant its own invariants in place
+    of those, or None; ``small_core``: a survivor whose cell role has a twin on the small core of the same structure
     (:func:`gen.mutate.core_proofs.small_core_proof`) is proven there first."""
     block: str
     bench: str
@@ -137,6 +190,8 @@ class BlockPlan:
     unit_bench: str | None = None
     invariants: tuple[tuple[str, Callable[[MixPEConfig], RelationalProof]], ...] = dataclasses.field(
         default=(), repr=False)  # not in the test cache's key (gen.mutate.campaign._cache_key), in the proofs' key
+    mutant_invariants: tuple[tuple[str, Callable[[MixPEConfig, Mutation, str], RelationalProof | None]], ...] = (
+        dataclasses.field(default=(), repr=False))  # likewise
     small_core: bool = dataclasses.field(default=False, repr=False)  # likewise
 
 
@@ -144,7 +199,7 @@ class BlockPlan:
 PLANS = {plan.block: plan for plan in (
     BlockPlan("pe", "pe", ("hw/pe.py",), ("pe_bench",), ("pe_bench",)),
     BlockPlan("act_sum", "mpgemm", ("hw/act_sum.py",), ("core_stall_free",), _CORE_FULL,
-              invariants=(("act_sum", act_sum_invariants),)),
+              invariants=(("act_sum", act_sum_invariants),), mutant_invariants=(("act_sum", row_counter_invariants),)),
     BlockPlan("gdu", "gdu", ("hw/gdu.py",), ("gdu_bench",), ("gdu_bench",)),
     BlockPlan("fp32", "gdu", _FP32_UNITS, ("gdu_bench",), ("gdu_bench",), unit_bench="fp32",
               invariants=(("scale_mul", multiplier_zero_operand_invariants),)),
@@ -152,7 +207,8 @@ PLANS = {plan.block: plan for plan in (
               fp_only=True),
     BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL),
     BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL, unit_bench="fp32",
-              invariants=(("act_sum", act_sum_invariants),), small_core=True),
+              invariants=(("act_sum", act_sum_invariants),), mutant_invariants=(("act_sum", row_counter_invariants),),
+              small_core=True),
 )}
 
 MUTATION_BLOCKS = tuple(PLANS)

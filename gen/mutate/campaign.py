@@ -34,8 +34,8 @@ from pathlib import Path
 from gen.mutate.blocks import TESTS, BlockPlan
 from gen.mutate.core_proofs import prove_on_small_core, small_core_proof
 from gen.mutate.errors import MutateError
-from gen.mutate.netlist import (EquivalenceResult, Mutation, list_mutations, mutants_verilog, prove_equivalent,
-                                rtlil_with_src)
+from gen.mutate.netlist import (PREPARE, EquivalenceResult, Mutation, _yosys, list_mutations, mutants_verilog,
+                                prove_equivalent, rtlil_with_src)
 from gen.mutate.relational import prove_relational
 from gen.mutate.subblocks import prove_folding, prove_operand
 from gen.mutate.units import unit_mutations
@@ -371,15 +371,34 @@ def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[
     return killed
 
 
-def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invariants: dict,
+def _mutant_invariants(plan: BlockPlan, config: MixPEConfig, work: Path, toplevel: str, invariants: dict,
+                       mutation: Mutation) -> dict:
+    """``invariants`` (per sub-block module), with the sub-block of ``mutation`` given the mutant's own
+    when the plan's :attr:`~gen.mutate.blocks.BlockPlan.mutant_invariants` make some."""
+    local = mutation.submodule(toplevel)
+    for path, make in plan.mutant_invariants:
+        module = f"{toplevel}.{path}"
+        if local is not None and local[0] == module:
+            cells = work / f"{module}.cells"
+            if not cells.exists():
+                _yosys(work, f"read_rtlil design.il\nhierarchy -top {module}\n" + "\n".join(PREPARE)
+                       + f"\ntee -q -o {cells.name} dump {module}\n", f"{module}.cells")
+            if (proof := make(config, local[1], cells.read_text())) is not None:
+                return {**invariants, module: proof}
+    return invariants
+
+
+def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invariants: Callable[[Mutation], dict],
                      small_core: MixPEConfig | None, timeout: float, netlist_key: str, use_cache: bool,
                      map_tasks: MapTasks, log: Callable[[str], None]) -> dict[int, EquivalenceResult]:
-    """Each survivor's verdict (:func:`_prove` on ``map_tasks``). A proven verdict is appended to
+    """Each survivor's verdict (:func:`_prove` on ``map_tasks``, with ``invariants(survivor)``: per
+    sub-block module, its invariants). A proven verdict is appended to
     ``work/proofs.jsonl`` under :func:`_proof_key` as it arrives and taken from there next time
     (unless not ``use_cache``); a verdict that is not a proof (a time limit) is tried again. A
     mutation of a clock input (:data:`CLOCK_PORTS`) is not tried."""
     proofs_path = work / "proofs.jsonl"
-    keys = {m.index: _proof_key(netlist_key, work / "design.il", invariants, small_core, m.spec) for m in survivors}
+    own = {m.index: invariants(m) for m in survivors}
+    keys = {m.index: _proof_key(netlist_key, work / "design.il", own[m.index], small_core, m.spec) for m in survivors}
     if not use_cache:
         proofs_path.unlink(missing_ok=True)
     verdicts = _cached_proofs(proofs_path, keys)
@@ -391,7 +410,7 @@ def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invar
                                                          f"passes step every flip-flop once a cycle whatever its "
                                                          f"clock edge, so no method here can prove it")
     with proofs_path.open("a") as out:
-        tasks = [(str(work), toplevel, m.index, m.spec, timeout, invariants, small_core)
+        tasks = [(str(work), toplevel, m.index, m.spec, timeout, own[m.index], small_core)
                  for m in survivors if m.index not in verdicts]
         for index, verdict in map_tasks(_prove, tasks):
             verdicts[index] = verdict
@@ -441,7 +460,8 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
     invariants = {f"{toplevel}.{path}": make(config) for path, make in plan.invariants}
-    verdicts = _prove_survivors(work, toplevel, [by_index[i] for i in survivors], invariants,
+    verdicts = _prove_survivors(work, toplevel, [by_index[i] for i in survivors],
+                                functools.partial(_mutant_invariants, plan, config, work, toplevel, invariants),
                                 config if plan.small_core else None, equiv_timeout,
                                 _netlist_key(plan, netlists, seed), use_cache, map_tasks,
                                 lambda line: log(f"{plan.block}: {line}"))

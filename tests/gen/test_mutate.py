@@ -171,8 +171,8 @@ def test_proven_verdicts_are_kept_for_the_next_run(tmp_path):
 
     def prove(invariants=None, use_cache=True, small_core=None):
         asked.clear()
-        return _prove_survivors(tmp_path, "top", survivors, invariants or {}, small_core, 60.0, "netlist", use_cache,
-                                map_tasks, lambda line: None)
+        return _prove_survivors(tmp_path, "top", survivors, lambda _: invariants or {}, small_core, 60.0, "netlist",
+                                use_cache, map_tasks, lambda line: None)
 
     assert not prove()[2].equivalent and asked == [1, 2]
     again = prove()
@@ -302,6 +302,6 @@ def test_a_clock_input_mutation_is_never_proven(tmp_path):
         for task in tasks:
             yield task[2], EquivalenceResult(True, "proven", MITER)
 
-    verdicts = _prove_survivors(tmp_path, "top", survivors, {}, None, 60.0, "netlist", True, map_tasks,
+    verdicts = _prove_survivors(tmp_path, "top", survivors, lambda _: {}, None, 60.0, "netlist", True, map_tasks,
                                 lambda line: None)
     assert not verdicts[13].equivalent and "clock input (CLK)" in verdicts[13].detail
