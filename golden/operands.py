@@ -181,7 +181,8 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
     worst
         Largest |D| per group: x = -128 everywhere; even channels have codes 2**b - 1 with zero
         point 0, odd channels codes 0 with zero point 2**b - 1 (the signed encoding keeps its
-        fixed zero point); every third channel has the largest finite FP16 scale 65504.
+        fixed zero point); every third channel has the largest finite FP16 scale 65504; channels 2 and 3
+        (mod 4) have negative scales (both GDU lanes see a scale's sign bit on every row).
     signs
         Cancellation: activations alternate in sign (x[2i+1] = -x[2i], so every A = 0), each odd
         group repeats the previous group's codes with neighbours swapped (D_j = -D_{j-1}) and a
@@ -195,8 +196,8 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
     pairs each value with its negation; ``zeros`` rows hold +0 and -0. Two more kinds:
 
     outlier
-        Per group one value of a quarter of the largest finite magnitude among tiny ones near the
-        alignment LSB: the alignment error is as large as it gets.
+        Per group one value of a quarter (odd groups: a half) of the largest finite magnitude among
+        tiny ones near the alignment LSB: the alignment error is as large as it gets.
     specials
         Rows cycle through: all subnormals (shift 0, exact); +-Inf at a random step and at the
         last step of the next group; NaN likewise (the "fn" formats have no Inf, so NaN there
@@ -241,6 +242,7 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
         codes = torch.where(even, code_max, 0).expand(n, k).clone()
         zeros = torch.where(even, 0, code_max).expand(n, groups).clone()
         scales = torch.where(channel % 3 == 0, torch.tensor(FP16_MAX, dtype=torch.float16), scales)
+        scales = torch.where(channel % 4 >= 2, -scales, scales)
     elif kind == "signs":
         magnitude = torch.randint(1, INT8_MAX + 1, (m, group // 2), generator=gen)
         x = torch.stack([magnitude, -magnitude], dim=-1).reshape(m, group).repeat(1, groups)
@@ -290,11 +292,13 @@ def _random_fp_activations(config: MixPEConfig, m: int, k: int, gen: torch.Gener
         signed_zero = torch.where(torch.rand((m, k), generator=gen) < 0.5, -0.0, 0.0).double()
         values = torch.where(torch.arange(m)[:, None] % 2 == 0, signed_zero, values)
     elif kind == "outlier":
+        # odd groups' outliers twice as large: the format's second largest exponent too (FP16: 29)
+        big = fmt.max_finite / 4 * (1 + torch.arange(k // group) % 2).double()
         tiny = torch.pow(2.0, torch.tensor(-(fmt.man_bits + config.guard + 2), dtype=torch.float64))
-        values = (values / row_scale * tiny * fmt.max_finite / 4).clamp(-fmt.max_finite, fmt.max_finite)
+        values = (values / row_scale * tiny * big.repeat_interleave(group)).clamp(-fmt.max_finite, fmt.max_finite)
         position = torch.randint(0, group, (m, k // group), generator=gen) + torch.arange(0, k, group)
         sign = torch.where(torch.rand((m, k // group), generator=gen) < 0.5, -1.0, 1.0).double()
-        values = values.scatter(1, position, sign * fmt.max_finite / 4)
+        values = values.scatter(1, position, sign * big)
     elif kind == "specials":
         token = torch.arange(m)[:, None]
         kind_of_row = (token + 2 * (token // config.rows)) % 4
