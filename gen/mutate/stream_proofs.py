@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import resource
 import shutil
 import subprocess
 import time
@@ -203,12 +204,12 @@ def _abc(work: Path, script: str, timeout: float) -> tuple[str, float, float]:
     """Run ABC's ``script`` in ``work``; returns (its output, wall seconds, CPU seconds of ABC)."""
     if shutil.which(ABC) is None:
         raise MutateError(f"{ABC} (ABC) is not installed")
-    start = time.monotonic()
-    run = subprocess.run(["/usr/bin/time", "-f", "CPU %U %S", ABC, "-c", script], cwd=work, capture_output=True,
-                         text=True, timeout=timeout)
+    start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = subprocess.run([ABC, "-c", script], cwd=work, capture_output=True, text=True, timeout=timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     (work / "abc.log").write_text(run.stdout + run.stderr)
-    cpu = re.findall(r"^CPU ([\d.]+) ([\d.]+)$", run.stderr, re.M)
-    return run.stdout, time.monotonic() - start, sum(map(float, cpu[-1])) if cpu else float("nan")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return run.stdout, time.monotonic() - start, cpu
 
 
 def prove_valid_beats(work: Path, proof: StreamProof, timeout: float = 3600.0, cell: str | None = None,
