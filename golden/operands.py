@@ -199,11 +199,13 @@ def random_operands(config: MixPEConfig, m: int, n: int, k: int, seed: int, kind
         Per group one value of a quarter (odd groups: a half) of the largest finite magnitude among
         tiny ones near the alignment LSB: the alignment error is as large as it gets.
     specials
-        Rows cycle through: all subnormals (shift 0, exact); +-Inf at a random step and at the
-        last step of the next group; NaN likewise (the "fn" formats have no Inf, so NaN there
-        too); plain values. Each block of
-        ``config.rows`` rows starts the cycle two kinds further on, so with M >= 2 R every array
-        row holds an Inf or a NaN in one of its tiles (its invalid flag is exercised).
+        Rows cycle through: all subnormals (shift 0, exact); -Inf at one random step that is not
+        its group's last (the "fn" formats have no Inf, so NaN there); NaN at the last step of a
+        random group; plain values. A special row holds that one invalid element only, so a flag
+        lost in its group is not masked by another group's. Each block of ``config.rows`` rows
+        starts the cycle one kind further on, so with M >= 4 R every array row holds both an
+        invalid element inside a group and one at a group's last step (the activation-sum unit's
+        running flag and its capture's own input).
 
     Other weight or scale formats: :func:`golden.codes.random_format_operands`.
 
@@ -301,15 +303,15 @@ def _random_fp_activations(config: MixPEConfig, m: int, k: int, gen: torch.Gener
         values = values.scatter(1, position, sign * big)
     elif kind == "specials":
         token = torch.arange(m)[:, None]
-        kind_of_row = (token + 2 * (token // config.rows)) % 4
+        kind_of_row = (token + token // config.rows) % 4
         subnormals = torch.randint(-(2 ** fmt.man_bits - 1), 2 ** fmt.man_bits, (m, k), generator=gen).double() \
             * fmt.min_subnormal
         values = torch.where(kind_of_row == 0, subnormals, values)
-        position = torch.randint(0, k, (m, 1), generator=gen)
-        groups = k // group    # and the last step of the next group (the same one when there is one)
-        last_of_next = (position // group + 1) % groups * group + group - 1
-        step = torch.arange(k)[None, :]
-        at = (step == position) | (step == last_of_next)
+        # One invalid element per row: a second one in another group would mask a flag lost in the first.
+        group_start = torch.randint(0, k // group, (m, 1), generator=gen) * group
+        inside = torch.randint(0, max(group - 1, 1), (m, 1), generator=gen)
+        position = torch.where(kind_of_row == 1, group_start + inside, group_start + group - 1)
+        at = torch.arange(k)[None, :] == position
         special = float("nan") if fmt.specials == "fn" else float("inf")
         values = torch.where((kind_of_row == 1) & at, -special, values)
         values = torch.where((kind_of_row == 2) & at, float("nan"), values)

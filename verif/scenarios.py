@@ -125,7 +125,7 @@ def scenario_array(config: MixPEConfig, seed: int | None, waves: bool) -> bool:
         (rows, rng.randrange(1, cols + 1), g, "zeros"),
     ]
     if config.fp_activation:
-        cases += [(rows, cols, 2 * g, "outlier"), (2 * rows, cols, 2 * g, "specials")]
+        cases += [(rows, cols, 2 * g, "outlier"), (4 * rows, cols, 2 * g, "specials")]
     # The worst case's token scales times 2**-64 to 2**64: biased exponents 53 to 186 instead of 117 to
     # 122, so the token multiplier's upper exponent bits toggle (issue 16: mpgemm mutant #153), results finite.
     results = [gemm_case(config, m, n, k, seed + i, kind=kind, label="array", waves=waves,

@@ -337,18 +337,24 @@ def test_special_values_policy(activation):
     """Inf or NaN anywhere in a row's group: that row's outputs are NaN (all columns), other rows
     unaffected; subnormal rows are exact before the FP32 steps; +-0 rows give zeros."""
     config = config_for(activation, group_size=16)
-    x, _, weights = random_operands(config, 8, 5, 32, seed=seed_for("specials", activation), kind="specials")
+    m, group = 4 * config.rows, config.group_size
+    x, _, weights = random_operands(config, m, 5, 2 * group, seed=seed_for("specials", activation), kind="specials")
     y = bitexact_mpgemm(config, x, None, weights)
     values = decode_activations(config, x)
-    non_finite_rows = (~torch.isfinite(values)).any(dim=1)
-    kind = [(r + 2 * (r // config.rows)) % 4 for r in range(8)]   # each block of R rows starts 2 kinds on
+    invalid = ~torch.isfinite(values)
+    non_finite_rows = invalid.any(dim=1)
+    kind = [(r + r // config.rows) % 4 for r in range(m)]   # each block of R rows starts 1 kind on
     assert non_finite_rows.tolist() == [k in (1, 2) for k in kind]
-    assert {r % config.rows for r in range(8) if kind[r] in (1, 2)} == set(range(config.rows)), \
-        "every array row holds an Inf or a NaN in one of its tiles"
+    assert invalid.sum(dim=1).max() == 1, "one invalid element per row: no group's flag masks another's"
+    at_last = [bool(invalid[r].nonzero()[0, 0] % group == group - 1) for r in range(m) if non_finite_rows[r]]
+    assert at_last == [kind[r] == 2 for r in range(m) if non_finite_rows[r]], "Inf inside a group, NaN at its end"
+    for k in (1, 2):
+        assert {r % config.rows for r in range(m) if kind[r] == k} == set(range(config.rows)), \
+            "every array row holds an invalid element inside a group and one at a group's last step"
     assert bool(torch.isnan(y[non_finite_rows]).all())
     assert bool(bits(y[non_finite_rows]).eq(0x7FC00000).all()), "canonical NaN"
     assert bool(torch.isfinite(y[~non_finite_rows]).all())
-    _, e_eff, _, _ = activation_fields(config, x[[r for r in range(8) if kind[r] == 0]])
+    _, e_eff, _, _ = activation_fields(config, x[[r for r in range(m) if kind[r] == 0]])
     assert bool((e_eff == 1).all()), "kind 0 rows hold only subnormals and zeros"
     assert bool(within_bound(config, x, None, weights, y).all())
     zero_rows = encode_activations(config, torch.tensor([[0.0, -0.0] * 16], dtype=torch.float64))
