@@ -30,6 +30,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from amaranth import Shape
+
 from gen.mutate.core_proofs import _cells, flat_name, small_configuration
 from gen.mutate.errors import MutateError
 from gen.mutate.netlist import PREPARE, EquivalenceResult, Mutation, _yosys, rtlil_with_src
@@ -120,8 +122,7 @@ def spurious_row_invariants(small: MixPEConfig, registers: list[str]) -> list[st
     is set, and where only the mutant's is, a row 0 of column index 0, bank 0, ``first`` and ``last``
     0; the lane's parameters are the same; the accumulator words but bank 0, row 0 of column index 0
     are the same."""
-    from hw.gdu import GroupDequant
-    from hw.layouts import row_info_layout
+    from hw.layouts import row_index_shape, row_info_layout
 
     def pair(name: str) -> tuple[str, str]:
         return f"gold_{harness_name(name)}", f"gate_{harness_name(name)}"
@@ -147,9 +148,8 @@ def spurious_row_invariants(small: MixPEConfig, registers: list[str]) -> list[st
     invariants += [f"{' == '.join(pair(r))}" for r in registers if re.fullmatch(r"(column|scale|zero)(\$\d+)?", r)]
     invariants += [f"{' == '.join(pair(r))} || {' || '.join(spurious)}" for r in registers
                    if re.fullmatch(r"psum(\$\d+)?", r)]
-    row = GroupDequant(small)._row_layout()
-    low = sum(row[name].width for name in ("row", "first", "last", "bank", "column"))
-    assert all(row[name].offset < low for name in ("row", "first", "last", "bank", "column"))
+    # The GDU's row registers (hw/gdu.py, GroupDequant._row_layout) start with row, first, last, bank, column.
+    low = Shape.cast(row_index_shape(small)).width + 3 + Shape.cast(range(small.columns_per_lane)).width
     writes = small.gdu_stage_cycles["write"]
     cycles = small.gdu_stage_cycles
     for lane in range(small.lanes):
