@@ -19,10 +19,21 @@ induction cannot see past: the activation-sum unit's row counter counts below R 
 (else it wraps to a row 0 that no group's end started), and the lane walk's row is 0 while it is
 idle (else an idle walk would hold row 2 on a lane forever).
 
+Floating-point activations keep their format on the small core (the aligner, the invalid flags, the
+PE's widths), and a group's end reaches the array and the activation-sum unit through the edge
+registers first, so the schedule's bounds count those cycles too. A PE's reset value changed (the
+forwarded ``x_out``, ``valid_out``) differs only in the register and its copies to the right, and
+only where the neighbour does not read it.
+
 Logic the mutant cannot reach is cut out (``expose -evert``): the GDU lanes, or only their FP32
-units when the mutant is inside a lane. A cut block's inputs become outputs that must agree and its
+units when the mutant is inside a lane; for a PE's mutant with floating-point activations also the
+aligner and the other rows' PEs. A cut block's inputs become outputs that must agree and its
 outputs inputs that both cores share; that is sound because a cut block is the same deterministic
 logic in both, so equal inputs give equal outputs.
+
+Before any role, a stateless mutated cell is tried alone (:func:`cell_alone_proof`): its output
+the same for every input means the same design, whatever its size (the 16 x 16 array's drain-row
+compares, whose proofs at the array's ports time out).
 """
 
 from __future__ import annotations
@@ -52,39 +63,62 @@ DEPTH = 1
 #: What is cut out of the core: whole GDU lanes, or only their FP32 units (a lane's submodules).
 CUT_PATTERNS = {"lanes": "mpgemm.gdu_*", "fp32_units": "mpgemm.gdu_*.*"}
 
+
+def _pe_cut(small: MixPEConfig, row: int) -> str:
+    """What a PE's mutant in ``row`` cannot reach, to cut out: the GDU lanes; with floating-point
+    activations (a larger problem: the aligner and wider sums) also the aligner and the PEs of the
+    other rows (a row's PEs pass values to the right only, and the codes down from registers that
+    stay equal); a name of :data:`CUT_PATTERNS` or the patterns themselves."""
+    if not small.fp_activation:
+        return "lanes"
+    return " ".join([CUT_PATTERNS["lanes"], "mpgemm.aligner",
+                     *(f"mpgemm.array.pe_{r}_*" for r in range(small.rows) if r != row)])
+
 _PSUM_Q = re.compile(r"-cell \$flatten\\array\.\\pe_(\d+)_(\d+)\.\S+ -port Q -portbit (\d+)(?: -ctrlbit (\d+))? "
                      r"-wire array\.pe_\d+_\d+\.psum -wirebit \d+")
 _GDU_CELL = re.compile(r"-cell \$flatten\\gdu_(\d+)\.\S+ -port A -portbit (\d+)")
 _BAND_FIRST_LINE = "hw/gdu.py:162"
-_PE_PROCMUX = re.compile(r"-cell (\$flatten\\array\.\\pe_(\d+)_(\d+)\.\$procmux\$\d+) -port S -portbit 0$")
+_PE_PROCMUX = re.compile(r"-cell (\$flatten\\array\.\\pe_(\d+)_(\d+)\.\$procmux\$\d+) -port ([SAB]) -portbit (\d+)")
+#: A PE's registers whose copy the right neighbour reads, and when it reads the copy: a changed
+#: reset value of one (its reset ``$procmux``'s B input) may differ only where it is not read.
+FORWARDED = {"x_out": "!{valid_out}", "valid_out": "({x_out} == 0 && !{group_last_out})"}
 
 
 @dataclasses.dataclass(frozen=True)
 class SmallCoreProof:
     """A mutant mapped to the small core: ``small`` its configuration, ``cut`` what is cut out
     (:data:`CUT_PATTERNS`), ``role`` and ``place`` which cell (``pe_psum``: the drain register
-    ``psum`` of PE ``place`` = (row, column); ``flag_reset``: the reset multiplexer of that PE's
-    ``group_last_out``; ``band_first``: the row-0 compare of lane ``place`` = (lane,)),
-    ``options`` the mutation's own options (mode, port, bits) kept as they are; ``note`` how the
-    place was mapped."""
+    ``psum`` of PE ``place`` = (row, column), at its output or at the non-reset input of its reset
+    multiplexer; ``flag_reset``: the reset multiplexer of that PE's ``group_last_out``;
+    ``forward_reset``: the reset multiplexer of that PE's ``register`` (:data:`FORWARDED`);
+    ``band_first``: the row-0 compare of lane ``place`` = (lane,); ``cell``: the mutated cell alone,
+    ``small`` the campaign's own configuration, ``cut`` the RTLIL file of the cell as a module of its
+    own, :func:`cell_alone_proof`), ``options`` the mutation's own options (mode, port, bits) kept
+    as they are; ``note`` how the place was mapped; ``alone``: the role ``cell`` twin of the same
+    mutant, tried first."""
     small: MixPEConfig
     cut: str
     role: str
     place: tuple[int, ...]
     options: str
     note: str
+    register: str = ""
+    alone: "SmallCoreProof | None" = None
 
     @property
     def method(self) -> str:
+        if self.role == "cell":
+            return "the mutated cell alone + sat"
         return f"invariants + k-induction on the {self.small.rows} x {self.small.cols} core"
 
 
 def small_configuration(config: MixPEConfig) -> MixPEConfig | None:
-    """The small core of ``config``'s structure, or None when ``config`` has another: INT8
-    activations, integer codes, one row band, 2 GDU lanes, a lane period whose difference to the
+    """The small core of ``config``'s structure, or None when ``config`` has another: INT8 or
+    floating-point activations (the aligner, the invalid flags and the PE's widths as in
+    ``config``), integer codes, one row band, 2 GDU lanes, a lane period whose difference to the
     lane count is even (the parity of the walk's read offsets), at least the small core's rows and
     columns."""
-    if (config.fp_activation or config.kquant or config.signed_codes or config.row_groups != 1 or config.lanes != 2
+    if (config.kquant or config.signed_codes or config.row_groups != 1 or config.lanes != 2
             or config.rows < SMALL_ROWS or config.cols < SMALL_COLUMNS or (config.lane_period(2) - 2) % 2):
         return None
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
@@ -101,37 +135,113 @@ def _scaled(value: int, count: int, small_count: int) -> int:
     return 1 + (value - 1) * (small_count - 2) // (count - 2)
 
 
+def _pe_place(config: MixPEConfig, small: MixPEConfig, row: int, column: int) -> tuple[tuple[int, int], str]:
+    """PE (``row``, ``column``) of ``config`` -> the PE of ``small`` in the same lane at the scaled row
+    and column index (:func:`_scaled`), and a note of the mapping."""
+    lane, index = column % 2, column // 2
+    small_row = _scaled(row, config.rows, small.rows)
+    small_index = _scaled(index, config.columns_per_lane, small.columns_per_lane)
+    return (small_row, lane + 2 * small_index), (
+        f"PE ({row}, {column}) (lane {lane}, column index {index} of {config.columns_per_lane}) -> "
+        f"PE ({small_row}, {lane + 2 * small_index}) (lane {lane}, index {small_index} of {small.columns_per_lane})")
+
+
+def _psum_proof(config: MixPEConfig, small: MixPEConfig, row: int, column: int, options: str) -> SmallCoreProof:
+    place, note = _pe_place(config, small, row, column)
+    bit = Mutation(0, f"mutate {options}").option("portbit")
+    return SmallCoreProof(small, _pe_cut(small, place[0]), "pe_psum", place, options,
+                          f"{note}; psum bit {bit} of {config.psum_bits} ({small.psum_bits})")
+
+
 def small_core_proof(mutation: Mutation, config: MixPEConfig, work: Path | None = None) -> SmallCoreProof | None:
     """The small-core twin of ``mutation`` (of the core ``mpgemm`` on ``config``), or None when its
-    role has no proof here: a bit of a PE's drain register ``psum`` changed at the register's
+    role has no proof here. With ``work`` (the campaign's directory, its ``design.il``), first the
+    mutated cell alone when it is a stateless cell (:func:`cell_alone_proof`). Then the roles that
+    need the small core: a bit of a PE's drain register ``psum`` changed at the register's
     output (``inv``, ``cnot0``/``cnot1``: the forms that keep the register's hold path toggling);
     an input bit of a lane's row-0 compare (``hw/gdu.py:162``) tied to a constant; with ``work``
-    (the campaign's directory, its ``design.il``), the select of a PE's ``$procmux`` tied to 0 that
-    turns out to be the reset of its ``group_last_out`` (:func:`_resets_group_last`)."""
+    (the campaign's directory, its ``design.il``), a PE's reset ``$procmux`` (:func:`_reset_target`):
+    its select tied to 0 for ``group_last_out``, its B input (the reset value) changed for a
+    register of :data:`FORWARDED`, or its A input (the value loaded or held) changed by ``inv``,
+    ``cnot0`` or ``cnot1`` for ``psum``."""
     small = small_configuration(config)
     if small is None:
         return None
-    spec = mutation.spec
-    if (found := _PSUM_Q.search(spec)) and mutation.mode in ("inv", "cnot0", "cnot1"):
-        row, column, bit, control = int(found[1]), int(found[2]), int(found[3]), found[4]
-        lane, index = column % 2, column // 2
-        small_row = _scaled(row, config.rows, small.rows)
-        small_index = _scaled(index, config.columns_per_lane, small.columns_per_lane)
-        options = f"-mode {mutation.mode} -port Q -portbit {bit}" + (f" -ctrlbit {control}" if control else "")
-        note = (f"PE ({row}, {column}) (lane {lane}, column index {index} of {config.columns_per_lane}) -> "
-                f"PE ({small_row}, {lane + 2 * small_index}) (lane {lane}, index {small_index} of "
-                f"{small.columns_per_lane}); psum bit {bit} of {config.psum_bits} ({small.psum_bits})")
-        return SmallCoreProof(small, "lanes", "pe_psum", (small_row, lane + 2 * small_index), options, note)
+    alone = cell_alone_proof(mutation, config, Path(work)) if work is not None else None
+    twin = _role_twin(mutation, config, small, work)
+    return alone if twin is None else dataclasses.replace(twin, alone=alone)
+
+
+def _role_twin(mutation: Mutation, config: MixPEConfig, small: MixPEConfig, work: Path | None) -> SmallCoreProof | None:
+    """The small-core twin of ``mutation``'s role (:func:`small_core_proof`), or None."""
+    spec, toggles = mutation.spec, mutation.mode in ("inv", "cnot0", "cnot1")
+    control = f" -ctrlbit {mutation.option('ctrlbit')}" if mutation.option("ctrlbit") else ""
+    if (found := _PSUM_Q.search(spec)) and toggles:
+        return _psum_proof(config, small, int(found[1]), int(found[2]),
+                           f"-mode {mutation.mode} -port Q -portbit {found[3]}{control}")
     if (work is not None and (found := _GDU_CELL.search(spec)) and mutation.mode in ("const0", "const1")
             and _BAND_FIRST_LINE in mutation.sources):
         lane, cell = int(found[1]), found[0].split()[1]
         copies = _band_first_copies(_dumped_cells(Path(work), mutation.index, f"gdu_{lane}"), lane)
         if cell in copies:
             return band_first_proof(config, lane, copies.index(cell), mutation.mode, int(found[2]))
-    if (work is not None and (found := _PE_PROCMUX.search(spec)) and mutation.mode == "const0"
-            and _resets_group_last(_dumped_cells(Path(work), mutation.index, f"pe_{found[2]}_{found[3]}"), found[1])):
-        return flag_reset_proof(config, int(found[2]), int(found[3]))
+    if work is not None and (found := _PE_PROCMUX.search(spec)):
+        row, column, port, bit = int(found[2]), int(found[3]), found[4], found[5]
+        target = _reset_target(_dumped_cells(Path(work), mutation.index, f"pe_{row}_{column}"), found[1])
+        if target == "group_last_out" and port == "S" and mutation.mode == "const0":
+            return flag_reset_proof(config, row, column)
+        if target in FORWARDED and port == "B":
+            return forward_reset_proof(config, row, column, target, f"-mode {mutation.mode} -port B -portbit {bit}")
+        if target == "psum" and port == "A" and toggles:
+            return _psum_proof(config, small, row, column, f"-mode {mutation.mode} -port A -portbit {bit}{control}")
     return None
+
+
+#: Yosys cells whose outputs are a function of their inputs alone (no state, no clock).
+STATELESS = frozenset(f"${name}" for name in (
+    "eq ne lt le gt ge eqx nex mux pmux bmux logic_not logic_and logic_or not and or xor xnor add sub neg pos mul "
+    "reduce_and reduce_or reduce_xor reduce_xnor reduce_bool shl shr sshl sshr shift shiftx").split())
+#: The module a cell alone becomes (:func:`cell_alone_proof`).
+CELL_MODULE = "cell_alone"
+
+
+def cell_alone_proof(mutation: Mutation, config: MixPEConfig, work: Path) -> SmallCoreProof | None:
+    """The mutated cell of the campaign's ``work/design.il`` as a module of its own (Yosys ``submod``:
+    its connections to other cells become ports, its constant inputs stay constants), when it is a
+    :data:`STATELESS` cell; None otherwise. A mutant whose cell gives the original's outputs for
+    every value of those ports is equivalent in any design that holds the cell (a compare with a
+    constant whose changed input bit cannot change the outcome, a constant bit tied to its own
+    value)."""
+    cell, tag = mutation.option("cell"), f"cell_{mutation.index}"
+    if not cell or mutation.option("module") != "mpgemm":
+        return None
+    try:
+        _yosys(work, "read_rtlil design.il\nhierarchy -top mpgemm\n" + "\n".join(PREPARE)
+               + f"\nsubmod -name {CELL_MODULE} mpgemm/{cell}\nhierarchy -top {CELL_MODULE}\nwrite_rtlil {tag}.il\n",
+               tag)
+    except MutateError:  # a name Yosys does not select: the other methods still try
+        return None
+    [kind] = [found[1] for found in re.finditer(r"^  cell (\S+) (\S+)$", (work / f"{tag}.il").read_text(), re.M)
+              if found[2] == cell] or [None]
+    if kind not in STATELESS:
+        return None
+    options = " ".join(f"-{name} {mutation.option(name)}" for name in ("mode", "cell", "port", "portbit", "ctrlbit")
+                       if mutation.option(name) is not None)
+    return SmallCoreProof(config, str((work / f"{tag}.il").resolve()), "cell", (), options, f"{kind} {cell}")
+
+
+def _prove_cell_alone(work: Path, proof: SmallCoreProof, timeout: float) -> EquivalenceResult:
+    """``proof`` (role ``cell``): a miter of the cell alone and its mutant, proven by one SAT call."""
+    (work / "cell.il").write_text(Path(proof.cut).read_text())  # Yosys (WebAssembly) reads below its directory
+    script = (f"read_rtlil cell.il\ndesign -save base\nmutate -module {CELL_MODULE} {proof.options}\n"
+              f"rename {CELL_MODULE} gate\ndesign -stash gate\ndesign -load base\nrename {CELL_MODULE} gold\n"
+              "design -copy-from gate -as gate gate\nmiter -equiv -flatten -make_assert gold gate miter\n"
+              "hierarchy -top miter\nsat -verify -prove-asserts -show-inputs miter\n")
+    try:
+        _yosys(work, script, "cell_alone", timeout=timeout)
+    except MutateError as error:
+        return EquivalenceResult(False, f"not proven with the cell alone ({proof.note}): {str(error).splitlines()[0]}")
+    return EquivalenceResult(True, f"proven with the cell alone ({proof.note}; cell_alone.log)", proof.method)
 
 
 def band_first_proof(config: MixPEConfig, lane: int, copy: int, mode: str, bit: int) -> SmallCoreProof | None:
@@ -153,10 +263,22 @@ def flag_reset_proof(config: MixPEConfig, row: int, column: int) -> SmallCorePro
     small = small_configuration(config)
     if small is None:
         return None
-    place = (_scaled(row, config.rows, small.rows),
-             column % 2 + 2 * _scaled(column // 2, config.columns_per_lane, small.columns_per_lane))
-    note = f"PE ({row}, {column}) -> PE {place}: group_last_out's reset ignored"
-    return SmallCoreProof(small, "lanes", "flag_reset", place, "-mode const0 -port S -portbit 0", note)
+    place, note = _pe_place(config, small, row, column)
+    return SmallCoreProof(small, "lanes", "flag_reset", place, "-mode const0 -port S -portbit 0",
+                          f"{note}: group_last_out's reset ignored")
+
+
+def forward_reset_proof(config: MixPEConfig, row: int, column: int, register: str,
+                        options: str) -> SmallCoreProof | None:
+    """The small-core twin of PE (``row``, ``column``)'s ``register`` (one of :data:`FORWARDED`) with
+    its reset value changed (``options`` on its reset ``$procmux``'s B input)."""
+    small = small_configuration(config)
+    if small is None:
+        return None
+    place, note = _pe_place(config, small, row, column)
+    return SmallCoreProof(small, _pe_cut(small, place[0]), "forward_reset", place, options,
+                          f"{note}: {register}'s reset value",
+                          register)
 
 
 def _flops_and_muxes(rtlil: str) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
@@ -187,13 +309,22 @@ def _band_first_copies(rtlil: str, lane: int) -> list[str]:
             and kind in ("$logic_not", "$eq") and f'/{_BAND_FIRST_LINE}"' in body]
 
 
-def _resets_group_last(rtlil: str, cell: str) -> bool:
-    """``cell`` (a ``$procmux`` of a PE in ``rtlil``) selects on ``rst`` and drives the D input of that
-    PE's ``group_last_out``."""
+def _reset_target(rtlil: str, cell: str) -> str | None:
+    """The register of the PE (``group_last_out``, ``psum``, ...) whose D input ``cell`` (a ``$procmux``
+    of a PE in ``rtlil``) drives when it selects on ``rst``; else None."""
     pe = re.search(r"\\(pe_\d+_\d+)\.", cell)[1]
     flops, muxes = _flops_and_muxes(rtlil)
     select, output = muxes.get(cell, ("", ""))
-    return select == "\\rst" and flops.get(output, "").endswith(f"{pe}.group_last_out")
+    register = re.fullmatch(rf"\\array\.{pe}\.(\w+)", flops.get(output, ""))
+    return register[1] if select == "\\rst" and register else None
+
+
+def _reset_mux(rtlil: str, row: int, column: int, register: str) -> list[str]:
+    """The reset multiplexers of PE (``row``, ``column``)'s ``register`` in the prepared small core ``rtlil``."""
+    flops, muxes = _flops_and_muxes(rtlil)
+    wire = "\\" + flat_name(f"array.pe_{row}_{column}.{register}")
+    return [name for name, (select, output) in muxes.items() if name.startswith(f"$flatten\\array.\\pe_{row}_{column}.")
+            and select == "\\rst" and flops.get(output) == wire]
 
 
 _CELL = re.compile(r"^((?:  attribute .*\n)*)  cell (\S+) (\S+)\n((?:    .*\n)*?)  end$", re.M)
@@ -214,20 +345,22 @@ def flat_name(name: str) -> str:
 
 def prepare_core(work: Path, small: MixPEConfig, cut: str) -> tuple[str, list[str]]:
     """Write ``work/core-<cut>.il``: the small core's ``mpgemm``, flat, memories as registers, the
-    :data:`CUT_PATTERNS` ``cut`` blocks replaced by ports, every public name through
+    :data:`CUT_PATTERNS` ``cut`` blocks (or those ``cut`` names) replaced by ports, every public name through
     :func:`flat_name` and every register output named; returns (its file name, the names of the
     wires its registers drive)."""
     from hw.mpgemm import MPGemm
     work.mkdir(parents=True, exist_ok=True)
     (work / "small.il").write_text(rtlil_with_src(MPGemm(small), "mpgemm"))
-    pattern = CUT_PATTERNS[cut]
+    pattern = CUT_PATTERNS.get(cut, cut)
+    label = cut if cut in CUT_PATTERNS else "pe_row"
     _yosys(work, "read_rtlil small.il\nhierarchy -top mpgemm\n" + "\n".join(PREPARE[:1]) + "\n"
            f"setattr -mod -set keep_hierarchy 1 {pattern}\n" + "\n".join(PREPARE[1:]) + "\nmemory_map\nopt_clean\n"
-           f"expose -evert mpgemm/t:{pattern}\nhierarchy -top mpgemm\nopt_clean\n"
+           f"expose -evert {' '.join(f'mpgemm/t:{part}' for part in pattern.split())}\n"
+           "hierarchy -top mpgemm\nopt_clean\n"
            "rename -enumerate -pattern register_% mpgemm/t:$dff %co1:+[Q] mpgemm/w:$* %i\n"
-           "write_rtlil cut.il\n", f"prepare-{cut}")
+           "write_rtlil cut.il\n", f"prepare-{label}")
     rtlil = _PUBLIC_NAME.sub(lambda match: "\\" + flat_name(match[1]), (work / "cut.il").read_text())
-    name = f"core-{cut}.il"
+    name = f"core-{label}.il"
     (work / name).write_text(rtlil)
     registers = []
     for kind, cell, body in _cells(rtlil):
@@ -241,16 +374,13 @@ def prepare_core(work: Path, small: MixPEConfig, cut: str) -> tuple[str, list[st
 
 def _small_mutation(proof: SmallCoreProof, rtlil: str) -> Mutation:
     """The mutation of ``proof``'s cell in the prepared small core (``rtlil``)."""
-    if proof.role == "pe_psum":
+    if proof.role == "pe_psum" and "-port Q" in proof.options:
         row, column = proof.place
         wire = flat_name(f"array.pe_{row}_{column}.psum")
         cells = [name for kind, name, body in _cells(rtlil) if kind == "$dff" and f"connect \\Q \\{wire}\n" in body]
-    elif proof.role == "flag_reset":
-        row, column = proof.place
-        flops, muxes = _flops_and_muxes(rtlil)
-        flag = "\\" + flat_name(f"array.pe_{row}_{column}.group_last_out")
-        cells = [name for name, (select, output) in muxes.items()
-                 if name.startswith(f"$flatten\\array.\\pe_{row}_{column}.") and select == "\\rst" and flops.get(output) == flag]
+    elif proof.role in ("pe_psum", "flag_reset", "forward_reset"):
+        register = {"pe_psum": "psum", "flag_reset": "group_last_out"}.get(proof.role, proof.register)
+        cells = _reset_mux(rtlil, *proof.place, register)
     else:
         lane, copy = proof.place
         cells = _band_first_copies(rtlil, lane)[copy:copy + 1]
@@ -270,19 +400,23 @@ def _schedule_invariants(small: MixPEConfig) -> list[str]:
     the lane walk's row is 0 while it is idle and its column index in range while active; and no
     group can end while a group's rows are on their way (from its end through the walk and the
     two lane registers after it): the scheduler's step counter, reset by a group's end, is at most
-    the cycles since, far below g - 1."""
+    the cycles since, far below g - 1 (the edge registers of floating-point activations add their
+    cycles: the array and the activation-sum unit see the group's end that much later, the step
+    counter being at most i while it is in edge register i)."""
     age = f"(3 + {_gold('capture.phase')} + {small.lane_period(2)} * {_gold('capture.index')})"
-    step, active = _gold("scheduler.step_in_group"), _gold("capture.active")
-    walk_end = 2 + small.lane_period(2) * small.columns_per_lane
+    step, active, edge = _gold("scheduler.step_in_group"), _gold("capture.active"), small.edge_stages
+    walk_end = 2 + small.lane_period(2) * small.columns_per_lane + edge
     lane_info, gdu_info = _gold("capture.lane_info_1_0"), _gold("lane_1_info_0")
+    later = f" + {edge}" if edge else ""
     return [f"!{_gold('act_sum.emitting')} || {_gold('act_sum.next_row')} < {small.rows}",
             f"{active} || {_gold('capture.phase')} == 0",
             f"!{active} || {_gold('capture.index')} < {small.columns_per_lane}",
-            f"!{_gold('act_sum.emitting')} || {step} <= {_gold('act_sum.next_row')}",
-            f"!{_gold('act_sum.row_valid')} || {step} <= {_gold('act_sum.row')} + 1",
-            f"!{active} || {step} < {age}",
+            f"!{_gold('act_sum.emitting')} || {step} <= {_gold('act_sum.next_row')}{later}",
+            f"!{_gold('act_sum.row_valid')} || {step} <= {_gold('act_sum.row')} + {1 + edge}",
+            f"!{active} || {step} < {age}{later}",
             f"!{lane_info}[0] || {step} <= {walk_end}",
-            f"!{gdu_info}[0] || {step} <= {walk_end + 1}"]
+            f"!{gdu_info}[0] || {step} <= {walk_end + 1}",
+            *(f"!({_gold(f'edge_valid_{i}')} & {_gold(f'edge_group_last_{i}')}) || {step} <= {i}" for i in range(edge))]
 
 
 def _walk_invariants(small: MixPEConfig, row: int, column: int, mutation: Mutation) -> list[str]:
@@ -306,12 +440,17 @@ def _walk_invariants(small: MixPEConfig, row: int, column: int, mutation: Mutati
     age = f"(3 + {_gold('capture.phase')} + {period} * {_gold('capture.index')})"
     states = {1: f"({_gold('act_sum.emitting')} && {_gold('act_sum.next_row')} == 0)",
               2: f"({_gold('act_sum.row_valid')} && {_gold('act_sum.row')} == 0)"}
+    # Floating-point activations: the group's end is first in the edge registers (stages 1 - edge to 0),
+    # which feed the array and the activation-sum unit alike.
+    edge = small.edge_stages
+    chain = [f"({_gold(f'edge_valid_{i}')} & {_gold(f'edge_group_last_{i}')})" for i in range(edge)] + tokens
     invariants = []
-    for stage, token in enumerate(tokens, start=1):
+    for position, token in enumerate(chain):
+        stage = position + 1 - edge
         state = states.get(stage, f"({active} && {age} == {stage})")
-        invariants += [f"{token} == {state}", f"!{token} || {step} <= {stage - 1}",
-                       f"!({active} && {age} != {stage} && {token})"]
-        invariants += [f"!({token} && {later})" for later in tokens[stage:]]
+        invariants += [f"{token} == {state}"] if stage >= 1 else []
+        invariants += [f"!{token} || {step} <= {stage - 1 + edge}", f"!({active} && {age} != {stage} && {token})"]
+        invariants += [f"!({token} && {later})" for later in chain[position + 1:]]
     psum, bit = flat_name(f"array.pe_{row}_{column}.psum"), int(mutation.option("portbit"))
     control = mutation.option("ctrlbit")
     toggles = {"inv": "1'b1", "cnot1": f"gold_{psum}[{control}]", "cnot0": f"!gold_{psum}[{control}]"}[mutation.mode]
@@ -378,11 +517,12 @@ def _lane_parameter_invariants(small: MixPEConfig, lane: int, registers: list[st
 def relational_proof(proof: SmallCoreProof, registers: list[str]) -> RelationalProof:
     """Every register equal in both cores but the mutated bit (of a mutated register output; for a
     PE's ``group_last_out`` whose reset is ignored: equal wherever the PE's ``valid_out`` is 1, the only
-    case a PE reads it, for it and its copies to the right), the schedule's invariants
+    case a PE reads it, for it and its copies to the right; for a register of :data:`FORWARDED` whose
+    reset value changed: equal wherever it is read, for it and its copies to the right), the schedule's invariants
     (:func:`_schedule_invariants`) and for a drain register bit those of the walk
     (:func:`_walk_invariants`), for a lane's row-0 compare those of its parameters
     (:func:`_lane_parameter_invariants`)."""
-    changed, flags = {}, {}
+    changed, unless = {}, {}  # the mutated bit; a register -> when it may differ
     extra = _schedule_invariants(proof.small)
     own = Mutation(0, f"mutate {proof.options}")  # the role's mutation: the property is the same for any run
     if proof.role == "pe_psum":
@@ -393,15 +533,20 @@ def relational_proof(proof: SmallCoreProof, registers: list[str]) -> RelationalP
         extra += _lane_parameter_invariants(proof.small, proof.place[0], registers)
     elif proof.role == "flag_reset":  # the flag and its copies to the right, read only with valid_out
         row, column = proof.place
-        flags = {flat_name(f"array.pe_{row}_{c}.group_last_out"): flat_name(f"array.pe_{row}_{c}.valid_out")
-                 for c in range(column, proof.small.cols)}
+        unless = {flat_name(f"array.pe_{row}_{c}.group_last_out"): f"!{_gold(f'array.pe_{row}_{c}.valid_out')}"
+                  for c in range(column, proof.small.cols)}
+    elif proof.role == "forward_reset":  # the register and its copies to the right, where they are not read
+        row, column = proof.place
+        for c in range(column, proof.small.cols):
+            names = {name: _gold(f"array.pe_{row}_{c}.{name}") for name in ("x_out", "valid_out", "group_last_out")}
+            unless[flat_name(f"array.pe_{row}_{c}.{proof.register}")] = FORWARDED[proof.register].format(**names)
     invariants = []
     for wire in registers:
         gold, gate = f"gold_{harness_name(wire)}", f"gate_{harness_name(wire)}"
         if wire in changed:
             invariants.append(f"(({gold} ^ {gate}) & ~(64'd1 << {changed[wire]})) == 0")
-        elif wire in flags:
-            invariants.append(f"!gold_{harness_name(flags[wire])} || {gold} == {gate}")
+        elif wire in unless:
+            invariants.append(f"{unless[wire]} || {gold} == {gate}")
         else:
             invariants.append(f"{gold} == {gate}")
     named = {harness_name(wire) for wire in registers}
@@ -416,6 +561,12 @@ def prove_on_small_core(work: Path, proof: SmallCoreProof, timeout: float = 900.
     check that the property can fail)."""
     work = Path(work)
     start = time.monotonic()
+    if proof.role == "cell":
+        work.mkdir(parents=True, exist_ok=True)
+        return _prove_cell_alone(work, proof, timeout)
+    if proof.alone is not None and mutation is None:
+        if (verdict := prove_on_small_core(work / "cell", proof.alone, timeout)).equivalent:
+            return verdict
     design, registers = prepare_core(work, proof.small, proof.cut)
     mutation = mutation or _small_mutation(proof, (work / design).read_text())
     proven, detail = prove_relational(work, design, "mpgemm", mutation, relational_proof(proof, registers),
