@@ -82,6 +82,6 @@ def run(args) -> int:
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     low = [r for r in results if args.min_score is not None and r.score < args.min_score]
     for result in low:
-        print(f"mixpe mutate: block {result.block} score {result.score:.3f} < --min-score {args.min_score}",
+        print(f"mixpe mutate: block {result.block} score {result.score:.4f} < --min-score {args.min_score}",
               file=sys.stderr)
     return 1 if low else 0

@@ -205,7 +205,7 @@ PLANS = {plan.block: plan for plan in (
               invariants=(("scale_mul", multiplier_zero_operand_invariants),)),
     BlockPlan("fp_align", "fp_product", ("hw/fp_align.py",), ("fp_product_bench",), ("fp_product_bench",),
               fp_only=True),
-    BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL),
+    BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL, small_core=True),
     BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL, unit_bench="fp32",
               invariants=(("act_sum", act_sum_invariants),), mutant_invariants=(("act_sum", row_counter_invariants),),
               small_core=True),

@@ -475,6 +475,6 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     count = {status: sum(r.status == status for r in records) for status in ("killed", "equivalent", "hole")}
     result = BlockResult(plan.block, plan.bench, config.name, len(records), count["killed"], count["equivalent"],
                          count["hole"], round(simulated + time.monotonic() - proving, 1), records)
-    log(f"{plan.block}: score {result.score:.3f} ({result.killed} killed, {result.equivalent} equivalent, "
+    log(f"{plan.block}: score {result.score:.4f} ({result.killed} killed, {result.equivalent} equivalent, "
         f"{result.holes} holes of {result.mutants}) in {result.seconds:.0f} s")
     return result

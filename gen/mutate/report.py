@@ -61,7 +61,7 @@ def write_reports(results: list[BlockResult], out_dir: Path, command: str, min_s
              "| block | bench | config | mutants | killed | equivalent | holes | score | seconds |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {b['block']} | {b['bench']} | {b['config']} | {b['mutants']} | {b['killed']} | {b['equivalent']} | "
-              f"{b['holes']} | {b['score']:.3f} | {b['seconds']:.0f} |" for b in blocks]
+              f"{b['holes']} | {b['score']:.4f} | {b['seconds']:.0f} |" for b in blocks]
     lines += ["", f"## Holes ({len(holes)})", ""]
     if not holes:
         lines.append("None.")
