@@ -28,12 +28,13 @@ from gen.mutate.stream_proofs import ABC, prove_valid_beats, row_valid_proof
 from hw.config import load_config
 
 DEFAULT = load_config("w4a8-g128-16x16")
-_SRC = "-src /work/main/hw/act_sum.py:55"
+_ROOT = Path(__file__).resolve().parents[2]   # the campaign writes absolute source paths
+_SRC = f"-src {_ROOT}/hw/act_sum.py:55"
 #: act_sum mutant index -> its spec in the default preset's campaign (``gen.mutate.netlist.list_mutations``
 #: on the ``mpgemm`` design with ``PLANS["act_sum"].sources``, 200, seed 1).
 MUTANTS = {
     53: rf"mutate -mode const1 -module mpgemm -cell $flatten\act_sum.$107 -port Q -portbit 0 -wire sum_valid "
-        rf"-wirebit 0 -src /work/main/hw/param_capture.py:77 {_SRC}",
+        rf"-wirebit 0 -src {_ROOT}/hw/param_capture.py:77 {_SRC}",
     104: rf"mutate -mode const1 -module mpgemm -cell $flatten\act_sum.$107 -port D -portbit 0 {_SRC}",
 }
 
@@ -159,7 +160,7 @@ def test_the_row_valid_mutants_map_to_the_small_core(index):
 
 def test_other_cells_do_not_map():
     assert row_valid_proof(Mutation(1, r"mutate -mode const1 -module mpgemm -cell $flatten\act_sum.$9 -port Y "
-                                       r"-portbit 0 -src /work/main/hw/act_sum.py:79"), DEFAULT) is None
+                                       rf"-portbit 0 -src {_ROOT}/hw/act_sum.py:79"), DEFAULT) is None
 
 
 @pytest.mark.slow
