@@ -133,11 +133,16 @@ def _prove(tmp_path, proof, mutation=None):
     return prove_on_small_core(tmp_path, proof, timeout=3600, mutation=mutation)
 
 
+#: The small-core twin of a campaign mutant, per preset.
+_TWINS = {"default": _proof, "fp": _fp_proof}
+
+
 @pytest.mark.slow
 @pytest.mark.synth
-@pytest.mark.parametrize("index", [20, 53, 64, 62, 85])
-def test_default_mutant_is_proven_on_the_small_core(tmp_path, index):
-    verdict = _prove(tmp_path, _proof(index))
+@pytest.mark.parametrize("preset, index", [("default", index) for index in (20, 53, 64, 62, 85)]
+                         + [("fp", index) for index in (114, 200, 170, 82, 148)])
+def test_mutant_is_proven_on_the_small_core(tmp_path, preset, index):
+    verdict = _prove(tmp_path, _TWINS[preset](index))
     assert verdict.equivalent, verdict.detail
 
 
@@ -151,33 +156,15 @@ def _same_cell_otherwise(tmp_path, proof, options: str) -> Mutation:
 
 @pytest.mark.slow
 @pytest.mark.synth
-@pytest.mark.parametrize("index, options", [
-    (20, "-mode const1 -port Q -portbit 18"),   # the bit stuck: wrong in every read of a sum with bit 18 clear
-    (62, "-mode const1 -port A -portbit 1"),    # row 0 no longer latches: it takes the previous column's zero
-    (85, "-mode const1 -port S -portbit 0"),    # the flag always cleared: the PE never drains
+@pytest.mark.parametrize("preset, index, options", [
+    ("default", 20, "-mode const1 -port Q -portbit 18"),  # stuck: wrong in every read of a sum with bit 18 clear
+    ("default", 62, "-mode const1 -port A -portbit 1"),  # row 0 no longer latches: takes the previous column's zero
+    ("default", 85, "-mode const1 -port S -portbit 0"),  # the flag always cleared: the PE never drains
+    ("fp", 114, "-mode const1 -port Q -portbit 1"),  # the FP core's walk reads the stuck bit
+    ("fp", 82, "-mode inv -port A -portbit 0"),  # valid_out inverted whatever the reset: bubbles become steps
+    ("fp", 148, "-mode const1 -port A -portbit 13"),  # x_out's bit 13 set on every step, read while valid
 ])
-def test_the_same_property_fails_on_a_mutant_that_changes_the_ports(tmp_path, index, options):
-    proof = _proof(index)
-    verdict = _prove(tmp_path, proof, _same_cell_otherwise(tmp_path, proof, options))
-    assert not verdict.equivalent
-
-
-@pytest.mark.slow
-@pytest.mark.synth
-@pytest.mark.parametrize("index", [114, 200, 170, 82, 148])
-def test_fp_mutant_is_proven_on_the_small_core(tmp_path, index):
-    verdict = _prove(tmp_path, _fp_proof(index))
-    assert verdict.equivalent, verdict.detail
-
-
-@pytest.mark.slow
-@pytest.mark.synth
-@pytest.mark.parametrize("index, options", [
-    (114, "-mode const1 -port Q -portbit 1"),     # the FP core's walk reads the stuck bit
-    (82, "-mode inv -port A -portbit 0"),         # valid_out inverted whatever the reset: bubbles become steps
-    (148, "-mode const1 -port A -portbit 13"),    # x_out's bit 13 set on every step, read while valid
-])
-def test_the_same_fp_property_fails_on_a_mutant_that_changes_the_ports(tmp_path, index, options):
-    proof = _fp_proof(index)
+def test_the_same_property_fails_on_a_mutant_that_changes_the_ports(tmp_path, preset, index, options):
+    proof = _TWINS[preset](index)
     verdict = _prove(tmp_path, proof, _same_cell_otherwise(tmp_path, proof, options))
     assert not verdict.equivalent
