@@ -38,7 +38,7 @@ from gen.mutate.netlist import (PREPARE, EquivalenceResult, Mutation, _yosys, li
                                 prove_equivalent, rtlil_with_src)
 from gen.mutate.relational import prove_relational
 from gen.mutate.subblocks import prove_folding, prove_operand
-from gen.mutate.units import unit_mutations
+from gen.mutate.units import prepared_module, unit_mutations
 from hw.config import MixPEConfig
 
 __all__ = ["MutantRecord", "BlockResult", "run_block", "dask_map", "MapTasks", "WORKERS_LOG"]
@@ -230,16 +230,17 @@ def _proof_key(netlist_key: str, design: Path, invariants: dict, small_core: Mix
     return digest.hexdigest()[:16]
 
 
-def _cached_proofs(path: Path, keys: dict[int, str]) -> dict[int, EquivalenceResult]:
-    """The proven verdicts in ``path`` (``proofs.jsonl``) whose key is the mutant's in ``keys``."""
+def _cached_proofs(path: Path, keys: dict[int, list[str]]) -> dict[int, dict]:
+    """The records of proven verdicts in ``path`` (``proofs.jsonl``) whose key is one of the mutant's in
+    ``keys``, one under its first key (the current one) when there is one."""
     cached = {}
     if path.exists():
         for line in path.read_text().splitlines():
             with contextlib.suppress(json.JSONDecodeError, KeyError):
                 record = json.loads(line)
-                if keys.get(record["index"]) == record["key"]:
-                    cached[record["index"]] = EquivalenceResult(True, f"{record['detail']} (cached proof)",
-                                                                record["method"])
+                own = keys.get(record["index"], [])
+                if record["key"] in own and cached.get(record["index"], {}).get("key") != own[0]:
+                    cached[record["index"]] = record
     return cached
 
 
@@ -272,7 +273,9 @@ def _prepare(plan: BlockPlan, config: MixPEConfig, work: Path, count: int,
         unit_work.mkdir(exist_ok=True)
         unit_design = rtlil_with_src(unit.host().component(config), unit.toplevel)
         write_if_changed(unit_work / "design.il", unit_design)
-        mapped = unit_mutations(mutations, bench.toplevel, (work / "design.il").read_text(), unit.toplevel, unit_design)
+        mapped = unit_mutations(mutations, bench.toplevel, (work / "design.il").read_text(), unit.toplevel, unit_design,
+                                lambda: (prepared_module(work, "design.il", bench.toplevel),
+                                         prepared_module(unit_work, "design.il", unit.toplevel)))
         if mapped:
             mutants_verilog(unit_work, "design.il", unit.toplevel, mapped)
             netlists.insert(0, Netlist(plan.unit_bench, unit_work / "mutants.v", unit_work,
@@ -318,23 +321,59 @@ def _stages(plan: BlockPlan, netlists: list[Netlist], seed: int) -> list[tuple[s
                      ("full", main, tuple((name, seed + 1) for name in plan.full))]
 
 
+def _stage_keys(plan: BlockPlan, netlist: Netlist, seed: int) -> dict[str, str]:
+    """What a stage's outcome for a mutant depends on: its own netlist's :func:`_cache_key` (``key``) and
+    :func:`_netlist_key` (``netlist``), as ``progress.jsonl`` records them. With one netlist these are the
+    block's keys; with a unit bench, a changed unit netlist keeps the core stages' outcomes."""
+    return {"key": _cache_key(plan, [netlist], seed), "netlist": _netlist_key(plan, [netlist], seed)}
+
+
+def _earlier_keys(plan: BlockPlan, work: Path, seed: int) -> dict[str, dict[str, dict[str, str]]]:
+    """For a block with a unit bench, the keys under which versions before :func:`_stage_keys` recorded
+    outcomes (``progress.jsonl``) and proofs for the netlists that the last run left in ``work``: both
+    netlists' keys together -> per stage, :func:`_stage_keys` of its netlist alone; by record field.
+    Read before the netlists are written again ({} when there are not two)."""
+    if not plan.unit_bench:
+        return {}
+    unit_work = work / f"unit-{plan.unit_bench}"
+    both = [Netlist(plan.unit_bench, unit_work / "mutants.v", unit_work, ()),
+            Netlist(plan.bench, work / "mutants.v", work, ())]
+    if not all(netlist.verilog.exists() for netlist in both):
+        return {}
+    stages = {label: _stage_keys(plan, netlist, seed) for label, netlist, _ in _stages(plan, both, seed)}
+    return {"key": {_cache_key(plan, both, seed): {label: keys["key"] for label, keys in stages.items()}},
+            "netlist": {_netlist_key(plan, both, seed): {label: keys["netlist"] for label, keys in stages.items()}}}
+
+
 def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[Mutation], netlists: list[Netlist],
-              seed: int, key: str, map_tasks: MapTasks, log: Callable[[str], None]) -> dict[int, str]:
+              seed: int, map_tasks: MapTasks, log: Callable[[str], None],
+              earlier: dict[str, dict[str, dict[str, str]]] | None = None) -> dict[int, str]:
     """Run the unmutated netlists, then every mutant through the stages; returns the killed mutants'
-    indices and the test that killed each. Each outcome goes to ``progress.jsonl`` (with ``key`` and
-    the ``netlist`` key) as it arrives; outcomes already there under the same key are not run again,
-    and a mutant killed on the same netlist by an earlier version of the benches stays killed (bench
-    changes add checks: only the survivors run again)."""
-    stages = _stages(plan, netlists, seed)
+    indices and the test that killed each. Each outcome goes to ``progress.jsonl`` (with its stage's
+    ``key`` and ``netlist`` key, :func:`_stage_keys`) as it arrives; outcomes already there under the
+    stage's key are not run again, and a mutant killed on the stage's netlist by an earlier version
+    of the benches stays killed (bench changes add checks: only the survivors run again). ``earlier``
+    (:func:`_earlier_keys`) reads the records of an earlier version; those used are written again
+    under the stages' keys (``cpu_s`` 0)."""
+    stages, earlier = _stages(plan, netlists, seed), earlier or {}
+    keys = {label: _stage_keys(plan, netlist, seed) for label, netlist, _ in stages}
     progress_path = work / "progress.jsonl"
-    netlist_key = _netlist_key(plan, netlists, seed)
-    done = {}
+    done, own = {}, set()
     if progress_path.exists():
         for line in progress_path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
+            with contextlib.suppress(json.JSONDecodeError, KeyError):
                 record = json.loads(line)
-                if record.get("key") == key or (record.get("netlist") == netlist_key and record["failed"]):
-                    done[(record["stage"], record["index"])] = record["failed"]
+                label = record["stage"]
+                key, netlist_key = (earlier.get(field, {}).get(record.get(field), {}).get(label, record.get(field))
+                                    for field in ("key", "netlist"))
+                if label in keys and (key == keys[label]["key"]
+                                      or (netlist_key == keys[label]["netlist"] and record["failed"])):
+                    done[(label, record["index"])] = record["failed"]
+                    if (key, netlist_key) == (record.get("key"), record.get("netlist")):
+                        own.add((label, record["index"]))
+        with progress_path.open("a") as out:
+            out.writelines(json.dumps({**keys[label], "stage": label, "index": index, "failed": failed, "cpu_s": 0.0})
+                           + "\n" for (label, index), failed in done.items() if (label, index) not in own)
     start = time.monotonic()
 
     def run_stage(label: str, netlist: Netlist, indices: list[int], runs: tuple) -> tuple[dict[int, str | None], float]:
@@ -345,8 +384,8 @@ def _simulate(plan: BlockPlan, config: MixPEConfig, work: Path, mutations: list[
         with progress_path.open("a") as out:
             for index, failed, seconds in map_tasks(run_tests, tasks):
                 outcome[index], cpu = failed, cpu + seconds
-                out.write(json.dumps({"key": key, "netlist": netlist_key, "stage": label, "index": index,
-                                      "failed": failed, "cpu_s": seconds}) + "\n")
+                out.write(json.dumps({**keys[label], "stage": label, "index": index, "failed": failed,
+                                      "cpu_s": seconds}) + "\n")
                 out.flush()
         return outcome, cpu
 
@@ -390,18 +429,24 @@ def _mutant_invariants(plan: BlockPlan, config: MixPEConfig, work: Path, topleve
 
 def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invariants: Callable[[Mutation], dict],
                      small_core: MixPEConfig | None, timeout: float, netlist_key: str, use_cache: bool,
-                     map_tasks: MapTasks, log: Callable[[str], None]) -> dict[int, EquivalenceResult]:
+                     map_tasks: MapTasks, log: Callable[[str], None],
+                     earlier_netlist_keys: tuple[str, ...] = ()) -> dict[int, EquivalenceResult]:
     """Each survivor's verdict (:func:`_prove` on ``map_tasks``, with ``invariants(survivor)``: per
     sub-block module, its invariants). A proven verdict is appended to
-    ``work/proofs.jsonl`` under :func:`_proof_key` as it arrives and taken from there next time
-    (unless not ``use_cache``); a verdict that is not a proof (a time limit) is tried again. A
-    mutation of a clock input (:data:`CLOCK_PORTS`) is not tried."""
+    ``work/proofs.jsonl`` under :func:`_proof_key` (with ``netlist_key``, the mutated design's netlist:
+    the proofs read that design alone) as it arrives and taken from there next time (unless not
+    ``use_cache``), as is one recorded under ``earlier_netlist_keys`` (an earlier version's keys of
+    the same netlist; written again under the current key); a verdict that is not a proof (a time
+    limit) is tried again. A mutation of a clock input (:data:`CLOCK_PORTS`) is not tried."""
     proofs_path = work / "proofs.jsonl"
     own = {m.index: invariants(m) for m in survivors}
-    keys = {m.index: _proof_key(netlist_key, work / "design.il", own[m.index], small_core, m.spec) for m in survivors}
+    keys = {m.index: [_proof_key(key, work / "design.il", own[m.index], small_core, m.spec)
+                      for key in (netlist_key, *earlier_netlist_keys)] for m in survivors}
     if not use_cache:
         proofs_path.unlink(missing_ok=True)
-    verdicts = _cached_proofs(proofs_path, keys)
+    cached = _cached_proofs(proofs_path, keys)
+    verdicts = {index: EquivalenceResult(True, f"{record['detail']} (cached proof)", record["method"])
+                for index, record in cached.items()}
     if verdicts:
         log(f"{len(verdicts)} of {len(survivors)} survivors proven equivalent by an earlier run ({proofs_path})")
     for m in survivors:
@@ -410,12 +455,14 @@ def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invar
                                                          f"passes step every flip-flop once a cycle whatever its "
                                                          f"clock edge, so no method here can prove it")
     with proofs_path.open("a") as out:
+        out.writelines(json.dumps({**record, "key": keys[index][0]}) + "\n"
+                       for index, record in cached.items() if record["key"] != keys[index][0])
         tasks = [(str(work), toplevel, m.index, m.spec, timeout, own[m.index], small_core)
                  for m in survivors if m.index not in verdicts]
         for index, verdict in map_tasks(_prove, tasks):
             verdicts[index] = verdict
             if verdict.equivalent:
-                out.write(json.dumps({"key": keys[index], "index": index, "detail": verdict.detail,
+                out.write(json.dumps({"key": keys[index][0], "index": index, "detail": verdict.detail,
                                       "method": verdict.method}) + "\n")
                 out.flush()
     return verdicts
@@ -442,6 +489,7 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     start = time.monotonic()
     work = (Path(out_root) / f"{plan.block}-{config.hash}").resolve()
     work.mkdir(parents=True, exist_ok=True)
+    earlier = _earlier_keys(plan, work, seed) if use_cache else {}
     mutations, netlists = _prepare(plan, config, work, mutants, seed)
     key, cache = _cache_key(plan, netlists, seed), work / "tests.json"
     cached = json.loads(cache.read_text()) if use_cache and cache.exists() else {}
@@ -452,7 +500,7 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     else:
         if not use_cache:
             (work / "progress.jsonl").unlink(missing_ok=True)
-        killed = _simulate(plan, config, work, mutations, netlists, seed, key, map_tasks, log)
+        killed = _simulate(plan, config, work, mutations, netlists, seed, map_tasks, log, earlier)
         simulated = time.monotonic() - start
         cache.write_text(json.dumps({"key": key, "killed": killed, "seconds": round(simulated, 1)}, indent=1) + "\n")
     by_index = {m.index: m for m in mutations}
@@ -460,11 +508,13 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
     toplevel = BENCHES[plan.bench].toplevel
     proving = time.monotonic()
     invariants = {f"{toplevel}.{path}": make(config) for path, make in plan.invariants}
+    design_key = _stage_keys(plan, netlists[-1], seed)["netlist"]
     verdicts = _prove_survivors(work, toplevel, [by_index[i] for i in survivors],
                                 functools.partial(_mutant_invariants, plan, config, work, toplevel, invariants),
-                                config if plan.small_core else None, equiv_timeout,
-                                _netlist_key(plan, netlists, seed), use_cache, map_tasks,
-                                lambda line: log(f"{plan.block}: {line}"))
+                                config if plan.small_core else None, equiv_timeout, design_key, use_cache, map_tasks,
+                                lambda line: log(f"{plan.block}: {line}"),
+                                tuple(combined for combined, stages in earlier.get("netlist", {}).items()
+                                      if stages["full"] == design_key))
     records = []
     for mutation in mutations:
         verdict = verdicts.get(mutation.index)

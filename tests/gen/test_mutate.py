@@ -11,8 +11,8 @@ from amaranth.lib.wiring import In, Out
 
 from gen.cli import mutate as cli_mutate
 from gen.mutate.blocks import MUTATION_BLOCKS, PLANS, TESTS, plan_for
-from gen.mutate.campaign import (BlockResult, MutantRecord, Netlist, _netlist_key, _prove_survivors, _simulate,
-                                 run_block)
+from gen.mutate.campaign import (BlockResult, MutantRecord, Netlist, _cache_key, _earlier_keys, _netlist_key,
+                                 _proof_key, _prove_survivors, _simulate, run_block)
 from gen.mutate.netlist import (CONTROL, CUT_POINTS, MITER, EquivalenceResult, Mutation, list_mutations,
                                 mutants_verilog, prove_equivalent, rtlil_with_src)
 from gen.mutate.subblocks import FOLDING, OPERAND, prove_folding, prove_operand, sub_blocks
@@ -246,7 +246,7 @@ def test_resume_keeps_the_mutants_killed_by_earlier_benches(tmp_path):
             yield task[4], None, 0.0
 
     mutations = [Mutation(i, f"mutate -mode inv -module pe -cell ${i} -port Y -portbit 0") for i in (1, 2, 3)]
-    killed = _simulate(PLANS["pe"], from_preset("w4a8-g32-4x4"), tmp_path, mutations, netlists, 1, "new", map_tasks,
+    killed = _simulate(PLANS["pe"], from_preset("w4a8-g32-4x4"), tmp_path, mutations, netlists, 1, map_tasks,
                        lambda line: None)
     assert killed == {1: "fast: pe_bench (seed 1)"}
     assert [(index, runs) for index, runs in ran if index] == [(2, (("pe_bench", 1),)), (3, (("pe_bench", 1),)),
@@ -280,6 +280,141 @@ def test_mutants_of_the_gdu_fp32_units_map_onto_the_unit_bench():
         Mutation(1, r"mutate -mode cnot1 -module fp32_units -cell $flatten\scale_mul.$727 -port Q -portbit 0 "
                     r"-ctrlbit 20 -wire scale_mul.partial_rows_7 -wirebit 0 -src /x/hw/fp_common.py:100"),
         Mutation(3, r"mutate -mode inv -module fp32_units -cell $flatten\adder.$257 -port B -portbit 3")]
+
+
+class Pick(wiring.Component):
+    """``o`` = ``a`` when ``s`` is 3, ``b`` when 1, else 0: Yosys' ``proc`` makes two ``$procmux`` cells, the
+    inner one (``s[1]``) driving no public wire."""
+    a: In(4)
+    b: In(4)
+    s: In(2)
+    o: Out(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.s[0]):
+            with m.If(self.s[1]):
+                m.d.comb += self.o.eq(self.a)
+            with m.Else():
+                m.d.comb += self.o.eq(self.b)
+        return m
+
+
+class Picks(wiring.Component):
+    """``count`` :class:`Pick` in a chain (``pick_0`` first): their ``$procmux`` cells are numbered one
+    after another across the design."""
+    a: In(4)
+    b: In(4)
+    s: In(2)
+    o: Out(4)
+
+    def __init__(self, count):
+        self.count = count
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        o = self.a
+        for i in range(self.count):
+            m.submodules[f"pick_{i}"] = pick = Pick()
+            m.d.comb += [pick.a.eq(o), pick.b.eq(self.b), pick.s.eq(self.s)]
+            o = pick.o
+        m.d.comb += self.o.eq(o)
+        return m
+
+
+def test_a_procmux_maps_onto_the_unit_cell_that_drives_the_same_wire(tmp_path):
+    """A ``$procmux`` of either sub-block maps onto the unit design's cell of the same type and parameters
+    that drives the same public wire (``pick_0.o``), whatever the numbers; refused: the inner cell (no
+    public wire), a cell the design does not have, and a cell whose description two unit cells share."""
+    from gen.mutate.units import prepared_module, unit_mutations
+    (tmp_path / "unit").mkdir()
+    (tmp_path / "design.il").write_text(design := rtlil_with_src(Picks(2), "picks"))
+    (tmp_path / "unit" / "design.il").write_text(unit_design := rtlil_with_src(Picks(1), "unit"))
+    core = prepared_module(tmp_path, "design.il", "picks")
+    unit = prepared_module(tmp_path / "unit", "design.il", "unit")
+
+    def driving(module, wire):
+        [cell] = [name for name, cell in module["cells"].items()
+                  if cell["connections"].get("Y") == module["netnames"][wire]["bits"]]
+        return cell
+
+    unit_cell, outer_0, outer_1 = driving(unit, "pick_0.o"), driving(core, "pick_0.o"), driving(core, "pick_1.o")
+    [inner] = [name for name, cell in core["cells"].items()
+               if cell["type"] == "$mux" and name.startswith("$flatten\\pick_0.") and name != outer_0]
+    assert outer_0.rpartition(".")[2] != unit_cell.rpartition(".")[2]  # numbered differently
+    cells = [outer_0, outer_1, inner, r"$flatten\pick_0.$procmux$999"]
+    mutations = [Mutation(i, f"mutate -mode inv -module picks -cell {cell} -port Y -portbit 1")
+                 for i, cell in enumerate(cells, start=1)]
+    asked = []
+
+    def prepared():
+        asked.append(1)
+        return core, unit
+
+    assert unit_mutations(mutations, "picks", design, "unit", unit_design, prepared) == [
+        Mutation(i, f"mutate -mode inv -module unit -cell {unit_cell} -port Y -portbit 1") for i in (1, 2)]
+    assert asked == [1]
+    assert unit_mutations(mutations, "picks", design, "unit", unit_design) == []
+    twin = {**unit, "cells": {**unit["cells"], r"$flatten\pick_0.$procmux$1000": unit["cells"][unit_cell]}}
+    assert unit_mutations(mutations, "picks", design, "unit", unit_design, lambda: (core, twin)) == []
+
+
+def test_a_changed_unit_netlist_keeps_the_core_stages_outcomes(tmp_path):
+    """With a unit bench, each stage's outcomes are kept under its own netlist's keys: a mutant newly
+    mapped to the unit bench (#3) runs the unit stage again with the other unit mutants, while the core
+    stages' kill (#2) and survivor (#3) stand, also when recorded under both netlists' keys together (the
+    version before) for the netlists on disk. A proof is kept under such a key too; both are written again
+    under the new keys."""
+    plan, config, seed = PLANS["fp32"], from_preset("w4a8-g32-4x4"), 1
+    (tmp_path / "unit-fp32").mkdir()
+    unit, main = tmp_path / "unit-fp32" / "mutants.v", tmp_path / "mutants.v"
+    unit.write_text("module unit_before; endmodule\n")
+    main.write_text("module gdu; endmodule\n")
+    before = [Netlist("fp32", unit, unit.parent, (1,)), Netlist("gdu", main, tmp_path, (1, 2, 3))]
+    old = {"key": _cache_key(plan, before, seed), "netlist": _netlist_key(plan, before, seed)}
+    (tmp_path / "progress.jsonl").write_text("".join(json.dumps(old | record) + "\n" for record in (
+        {"stage": "unit", "index": 1, "failed": None}, {"stage": "fast", "index": 2, "failed": "gdu_bench (seed 1)"},
+        {"stage": "fast", "index": 3, "failed": None}, {"stage": "full", "index": 3, "failed": None})))
+    earlier = _earlier_keys(plan, tmp_path, seed)
+    unit.write_text("module unit_after; endmodule\n")
+    netlists = [Netlist("fp32", unit, unit.parent, (1, 3)), before[1]]
+    mutations = [Mutation(i, f"mutate -mode inv -module gdu -cell ${i} -port Y -portbit 0") for i in (1, 2, 3)]
+    ran = []
+
+    def map_tasks(function, tasks):
+        for task in tasks:
+            ran.append((task[0], task[4], task[5]))
+            yield task[4], None, 0.0
+
+    def simulate(earlier_keys):
+        ran.clear()
+        killed = _simulate(plan, config, tmp_path, mutations, netlists, seed, map_tasks, lambda line: None,
+                           earlier_keys)
+        return killed, [(bench, index, runs) for bench, index, runs in ran if index]
+
+    assert simulate(earlier) == ({2: "fast: gdu_bench (seed 1)"}, [
+        ("fp32", 1, (("fp32_bench", 1),)), ("fp32", 3, (("fp32_bench", 1),)), ("gdu", 1, (("gdu_bench", 1),)),
+        ("gdu", 1, (("gdu_bench", 2),))])
+    assert simulate(None) == ({2: "fast: gdu_bench (seed 1)"}, [])  # written again under the stages' own keys
+    (tmp_path / "design.il").write_text("module \\gdu\nend\n")
+    spec = "mutate -mode inv -module gdu -cell $3 -port Y -portbit 0"
+    old_proof = _proof_key(old["netlist"], tmp_path / "design.il", {}, None, spec)
+    (tmp_path / "proofs.jsonl").write_text(json.dumps({"key": old_proof, "index": 3, "detail": "proven",
+                                                       "method": MITER}) + "\n")
+
+    def prove(function, tasks):
+        return [(task[2], EquivalenceResult(False, "not proven")) for task in tasks]
+
+    def verdict(*earlier_netlist_keys):
+        return _prove_survivors(tmp_path, "gdu", [Mutation(3, spec)], lambda _: {}, None, 60.0,
+                                _netlist_key(plan, netlists[1:], seed), True, prove, lambda line: None,
+                                earlier_netlist_keys)[3]
+
+    assert not verdict().equivalent
+    assert verdict(*(combined for combined, stages in earlier["netlist"].items()
+                     if stages["full"] == _netlist_key(plan, netlists[1:], seed))).equivalent
+    assert verdict().equivalent  # written again under the current key
 
 
 def test_dask_map_runs_every_task_with_its_output_in_the_log(tmp_path):
