@@ -14,11 +14,26 @@ from .fp_stages import gdu_cuts
 from .layouts import FP32_BITS, row_index_shape, row_info_layout, scale_shape, zero_shape
 from .scale_decode import scale_widener
 
-__all__ = ["GroupDequant"]
+__all__ = ["GroupDequant", "gdu_row_layout"]
 
 #: -0.0: ``-0 + t == t`` for every term t the scale multiplier or term adder can produce (never a
 #: subnormal: both flush), so a tile's first group adds its term to -0 instead of the accumulator.
 NEGATIVE_ZERO = 0x80000000
+
+
+def gdu_row_layout(config: MixPEConfig) -> data.StructLayout:
+    """What travels with a row through the GDU after ``dsum``: its place, and the row parameter still
+    needed (INT8: the token scale, for ``write``; floating point: the LSB exponent, for ``scale``)."""
+    fields = {"row": row_index_shape(config), "first": 1, "last": 1, "bank": 1}
+    if config.columns_per_lane > 1:
+        fields["column"] = range(config.columns_per_lane)
+    if config.fp_activation:
+        fields.update(lsb_exponent=signed(config.lsb_exponent_bits), invalid=1)
+    else:
+        fields["token_scale"] = FP32_BITS
+    if config.kquant:
+        fields.update(sub_first=1, sub_last=1)
+    return data.StructLayout(fields)
 
 
 class GroupDequant(wiring.Component):
@@ -133,21 +148,6 @@ class GroupDequant(wiring.Component):
         """Cycles from a partial sum on ``psum`` to its accumulator word being readable."""
         return self._config.gdu_latency
 
-    def _row_layout(self) -> data.StructLayout:
-        """What travels with a row after ``dsum``: its place, and the row parameter still needed
-        (INT8: the token scale, for ``write``; floating point: the LSB exponent, for ``scale``)."""
-        config = self._config
-        fields = {"row": row_index_shape(config), "first": 1, "last": 1, "bank": 1}
-        if config.columns_per_lane > 1:
-            fields["column"] = range(config.columns_per_lane)
-        if config.fp_activation:
-            fields.update(lsb_exponent=signed(config.lsb_exponent_bits), invalid=1)
-        else:
-            fields["token_scale"] = FP32_BITS
-        if config.kquant:
-            fields.update(sub_first=1, sub_last=1)
-        return data.StructLayout(fields)
-
     def elaborate(self, platform):
         config = self._config
         rows, stages = config.rows, config.gdu_unit_stages
@@ -168,7 +168,7 @@ class GroupDequant(wiring.Component):
         with m.If(info.valid & is_band_first):
             m.d.sync += [scale_held.eq(self.scale), zero_held.eq(self.zero)]
 
-        row_now = Signal(self._row_layout())
+        row_now = Signal(gdu_row_layout(config))
         m.d.comb += [row_now.row.eq(info.row), row_now.first.eq(info.first), row_now.last.eq(info.last),
                      row_now.bank.eq(info.bank)]
         if config.columns_per_lane > 1:

@@ -15,7 +15,7 @@ from .config import MixPEConfig
 from .errors import MixPEError
 
 __all__ = ["activation_layout", "pe_activation_layout", "weight_layout", "scale_shape", "zero_shape", "group_layout", "result_layout", "row_info_layout",
-           "row_index_shape", "row_param_shape", "pack", "unpack", "LayoutValueError"]
+           "row_index_shape", "row_param_shape", "descriptor_layout", "pack", "unpack", "LayoutValueError"]
 
 FP32_BITS = 32
 FP16_BITS = 16
@@ -129,6 +129,16 @@ def row_info_layout(config: MixPEConfig) -> data.StructLayout:
         "parity": unsigned(1),
         **({"sub_first": unsigned(1), "sub_last": unsigned(1)} if config.kquant else {}),
     })
+
+
+def descriptor_layout(config: MixPEConfig) -> data.StructLayout:
+    """A group's row sideband as the parameter capture keeps it from the group's end until its rows
+    are drained (:class:`~hw.param_capture.ParameterCapture`): the fields of :func:`row_info_layout`
+    that belong to the group, each row's ``row_param``."""
+    return data.StructLayout({
+        "row_params": data.ArrayLayout(row_param_shape(config), config.rows),
+        "first": 1, "last": 1, "bank": 1, "parity": 1,
+        **({"sub_first": 1, "sub_last": 1} if config.kquant else {})})
 
 
 def _scalar_range(shape: Shape) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import MixPEConfig
 from .fp_common import delay
-from .layouts import group_layout, row_index_shape, row_info_layout, row_param_shape, scale_shape, zero_shape
+from .layouts import descriptor_layout, group_layout, row_index_shape, row_info_layout, row_param_shape, scale_shape, zero_shape
 
 __all__ = ["ParameterCapture"]
 
@@ -128,10 +128,7 @@ class ParameterCapture(wiring.Component):
         # early as t_L + R: so the descriptor is taken one cycle after the group ends (``pending``
         # still holds it then, since a new group's parameters land at the end of that cycle at the
         # earliest) and delayed by the registers between the issue and the array (``edge_stages``).
-        descriptor = Signal(data.StructLayout({
-            "row_params": data.ArrayLayout(row_param_shape(config), rows),
-            "first": 1, "last": 1, "bank": 1, "parity": 1,
-            **({"sub_first": 1, "sub_last": 1} if config.kquant else {})}))
+        descriptor = Signal(descriptor_layout(config))
         group_ended = Signal()
         m.d.sync += group_ended.eq(self.group_end)
         with m.If(group_ended):

@@ -180,7 +180,9 @@ class BlockPlan:
     ``mutant_invariants``: per sub-block, a function of (configuration, the mutation of the sub-block
     alone, its flattened cells as Yosys dumps them) that gives a mutant its own invariants in place
     of those, or None; ``small_core``: a survivor whose cell role has a twin on the small core of the same structure
-    (:func:`gen.mutate.core_proofs.small_core_proof`) is proven there first."""
+    (:func:`gen.mutate.core_proofs.small_core_proof`) is proven there first; ``valid_beats``: a survivor
+    that ties ``act_sum``'s ``row_valid`` to 1 is proven to keep every valid beat on the stream core
+    (:func:`gen.mutate.stream_proofs.row_valid_proof`) first."""
     block: str
     bench: str
     sources: tuple[str, ...]
@@ -193,13 +195,15 @@ class BlockPlan:
     mutant_invariants: tuple[tuple[str, Callable[[MixPEConfig, Mutation, str], RelationalProof | None]], ...] = (
         dataclasses.field(default=(), repr=False))  # likewise
     small_core: bool = dataclasses.field(default=False, repr=False)  # likewise
+    valid_beats: bool = dataclasses.field(default=False, repr=False)  # likewise
 
 
 #: Block name -> plan, in the order of the report.
 PLANS = {plan.block: plan for plan in (
     BlockPlan("pe", "pe", ("hw/pe.py",), ("pe_bench",), ("pe_bench",)),
     BlockPlan("act_sum", "mpgemm", ("hw/act_sum.py",), ("core_stall_free",), _CORE_FULL,
-              invariants=(("act_sum", act_sum_invariants),), mutant_invariants=(("act_sum", row_counter_invariants),)),
+              invariants=(("act_sum", act_sum_invariants),), mutant_invariants=(("act_sum", row_counter_invariants),),
+              valid_beats=True),
     BlockPlan("gdu", "gdu", ("hw/gdu.py",), ("gdu_bench",), ("gdu_bench",)),
     BlockPlan("fp32", "gdu", _FP32_UNITS, ("gdu_bench",), ("gdu_bench",), unit_bench="fp32",
               invariants=(("scale_mul", multiplier_zero_operand_invariants),)),
@@ -208,7 +212,7 @@ PLANS = {plan.block: plan for plan in (
     BlockPlan("array", "mpgemm", ("hw/array.py",), ("core_stall_free",), _CORE_FULL, small_core=True),
     BlockPlan("mpgemm", "mpgemm", (), ("core_stall_free",), _CORE_FULL, unit_bench="fp32",
               invariants=(("act_sum", act_sum_invariants),), mutant_invariants=(("act_sum", row_counter_invariants),),
-              small_core=True),
+              small_core=True, valid_beats=True),
 )}
 
 MUTATION_BLOCKS = tuple(PLANS)

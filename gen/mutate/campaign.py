@@ -33,6 +33,7 @@ from pathlib import Path
 
 from gen.mutate.blocks import TESTS, BlockPlan
 from gen.mutate.core_proofs import prove_on_small_core, small_core_proof
+from gen.mutate.stream_proofs import prove_valid_beats, row_valid_proof
 from gen.mutate.errors import MutateError
 from gen.mutate.netlist import (PREPARE, EquivalenceResult, Mutation, _yosys, list_mutations, mutants_verilog,
                                 prove_equivalent, rtlil_with_src)
@@ -170,9 +171,15 @@ def _prove(task: tuple) -> tuple[int, object]:
     as black boxes, a third of ``timeout``; then the cell's fan-out into one sub-block). Last, at
     the ports of the whole design in ``work``. Each attempt has its own time limit. With a
     ``small_core`` configuration (the plan's :attr:`~gen.mutate.blocks.BlockPlan.small_core`), a
-    twin of the cell's role on that core is tried before all of these."""
-    work, toplevel, index, spec, timeout, invariants, small_core = task
+    twin of the cell's role on that core is tried before all of these; with a ``stream_core``
+    configuration (:attr:`~gen.mutate.blocks.BlockPlan.valid_beats`), a stuck ``row_valid`` is proven
+    to keep every valid beat (:mod:`gen.mutate.stream_proofs`) before anything else."""
+    work, toplevel, index, spec, timeout, invariants, small_core, stream_core = task
     mutation = Mutation(index, spec)
+    if stream_core is not None and (twin := row_valid_proof(mutation, stream_core, Path(work))) is not None:
+        verdict = prove_valid_beats(Path(work) / f"valid_beats_{index}", twin, timeout=timeout)
+        if verdict.equivalent:
+            return index, dataclasses.replace(verdict, method=f"{verdict.method} at {toplevel}")
     if small_core is not None and (twin := small_core_proof(mutation, small_core, Path(work))) is not None:
         verdict = prove_on_small_core(Path(work) / f"small_core_{index}", twin, timeout=timeout)
         if verdict.equivalent:
@@ -216,15 +223,18 @@ _PROVER_SOURCES = ("netlist.py", "relational.py", "subblocks.py")
 _SRC_LINE = re.compile(rb"^\s*attribute \\src .*\n", re.MULTILINE)
 
 
-def _proof_key(netlist_key: str, design: Path, invariants: dict, small_core: MixPEConfig | None, spec: str) -> str:
+def _proof_key(netlist_key: str, design: Path, invariants: dict, small_core: MixPEConfig | None, spec: str,
+               stream_core: MixPEConfig | None = None) -> str:
     """What a proof of mutation ``spec`` depends on: the mutants (:func:`_netlist_key`), the design the
-    proofs read (without source locations), the plan's invariants and small core, the prover's own
-    source (:data:`_PROVER_SOURCES`, ``core_proofs.py`` for a plan with a small core, and
-    :func:`_prove`) and the mutation."""
+    proofs read (without source locations), the plan's invariants, small core and stream core, the
+    prover's own source (:data:`_PROVER_SOURCES`, ``core_proofs.py`` for a plan with a small core,
+    ``stream_proofs.py`` for one with a stream core, and :func:`_prove`) and the mutation."""
     core = small_core.to_dict() if small_core is not None else None
-    digest = hashlib.sha256(f"{netlist_key}\n{spec}\n{sorted(invariants.items())!r}\n{core!r}\n".encode())
+    stream = f"{stream_core.to_dict()!r}\n" if stream_core is not None else ""  # absent: the keys of before
+    digest = hashlib.sha256(f"{netlist_key}\n{spec}\n{sorted(invariants.items())!r}\n{core!r}\n{stream}".encode())
     digest.update(_SRC_LINE.sub(b"", design.read_bytes()))
-    for name in _PROVER_SOURCES + (("core_proofs.py",) if small_core is not None else ()):
+    for name in (_PROVER_SOURCES + (("core_proofs.py",) if small_core is not None else ())
+                 + (("stream_proofs.py",) if stream_core is not None else ())):
         digest.update((Path(__file__).parent / name).read_bytes())
     digest.update(inspect.getsource(_prove).encode())
     return digest.hexdigest()[:16]
@@ -430,17 +440,23 @@ def _mutant_invariants(plan: BlockPlan, config: MixPEConfig, work: Path, topleve
 def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invariants: Callable[[Mutation], dict],
                      small_core: MixPEConfig | None, timeout: float, netlist_key: str, use_cache: bool,
                      map_tasks: MapTasks, log: Callable[[str], None],
-                     earlier_netlist_keys: tuple[str, ...] = ()) -> dict[int, EquivalenceResult]:
+                     earlier_netlist_keys: tuple[str, ...] = (),
+                     stream_core: MixPEConfig | None = None) -> dict[int, EquivalenceResult]:
     """Each survivor's verdict (:func:`_prove` on ``map_tasks``, with ``invariants(survivor)``: per
     sub-block module, its invariants). A proven verdict is appended to
     ``work/proofs.jsonl`` under :func:`_proof_key` (with ``netlist_key``, the mutated design's netlist:
     the proofs read that design alone) as it arrives and taken from there next time (unless not
     ``use_cache``), as is one recorded under ``earlier_netlist_keys`` (an earlier version's keys of
     the same netlist; written again under the current key); a verdict that is not a proof (a time
-    limit) is tried again. A mutation of a clock input (:data:`CLOCK_PORTS`) is not tried."""
+    limit) is tried again. A mutation of a clock input (:data:`CLOCK_PORTS`) is not tried. With
+    ``stream_core`` (the campaign's configuration), a survivor that ties ``row_valid`` to 1 is given the
+    stream core's "same valid beats" proof (:mod:`gen.mutate.stream_proofs`) first."""
     proofs_path = work / "proofs.jsonl"
     own = {m.index: invariants(m) for m in survivors}
-    keys = {m.index: [_proof_key(key, work / "design.il", own[m.index], small_core, m.spec)
+    # The stream core counts for the mutants it may prove alone: the other survivors keep their proofs.
+    streams = {m.index: stream_core if stream_core is not None and row_valid_proof(m, stream_core) else None
+               for m in survivors}
+    keys = {m.index: [_proof_key(key, work / "design.il", own[m.index], small_core, m.spec, streams[m.index])
                       for key in (netlist_key, *earlier_netlist_keys)] for m in survivors}
     if not use_cache:
         proofs_path.unlink(missing_ok=True)
@@ -457,7 +473,7 @@ def _prove_survivors(work: Path, toplevel: str, survivors: list[Mutation], invar
     with proofs_path.open("a") as out:
         out.writelines(json.dumps({**record, "key": keys[index][0]}) + "\n"
                        for index, record in cached.items() if record["key"] != keys[index][0])
-        tasks = [(str(work), toplevel, m.index, m.spec, timeout, own[m.index], small_core)
+        tasks = [(str(work), toplevel, m.index, m.spec, timeout, own[m.index], small_core, streams[m.index])
                  for m in survivors if m.index not in verdicts]
         for index, verdict in map_tasks(_prove, tasks):
             verdicts[index] = verdict
@@ -514,7 +530,7 @@ def run_block(plan: BlockPlan, config: MixPEConfig, *, mutants: int, seed: int, 
                                 config if plan.small_core else None, equiv_timeout, design_key, use_cache, map_tasks,
                                 lambda line: log(f"{plan.block}: {line}"),
                                 tuple(combined for combined, stages in earlier.get("netlist", {}).items()
-                                      if stages["full"] == design_key))
+                                      if stages["full"] == design_key), config if plan.valid_beats else None)
     records = []
     for mutation in mutations:
         verdict = verdicts.get(mutation.index)

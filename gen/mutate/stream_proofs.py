@@ -1,70 +1,104 @@
-"""Equivalence of a core mutant on its valid beats, proven on the small core by ABC's PDR.
+"""Equivalence of a core mutant on its valid beats: ``act_sum``'s ``row_valid`` tied to 1.
 
-``act_sum``'s ``row_valid`` register tied to 1 (default preset #53 at its output, #104 at its
-input) is not equivalent at the core's ports: after a reset the stuck ``sum_valid`` restarts the
-capture's lane walk every cycle until the group's row 0, the GDU lanes accumulate those spurious
-rows (row 0, bank 0, the reset descriptor) onto bank 0, row 0 of their first columns, and the
-result reader shows that word on ``res.payload`` while ``res.valid`` is 0, until the group's own
-row 0 (``first`` set) overwrites it (``tests/verif/test_act_sum_row_valid.py``). Under the stream
-protocol a payload without valid means nothing, so the property here is "the same valid beats":
-for every input sequence, resets included, the original and the mutant agree on every ``valid``
-and ``ready`` output on every cycle and on every stream's payload on the cycles its valid is set.
+The mutant (default preset #53 at the register's output, #104 at its input; FP #48, #130) is not
+equivalent at the core's ports: after a reset the stuck ``sum_valid`` restarts the capture's lane
+walk every cycle until the group's row 0 is emitted, the GDU lanes accumulate those spurious rows
+(row 0, column index 0, bank 0, the reset descriptor) onto bank 0, row 0 of their first column, and
+the result reader shows that word on ``res.payload`` while ``res.valid`` is 0, until the group's
+own row 0 (``first`` set) overwrites it (``tests/verif/test_act_sum_row_valid.py``). Under the
+stream protocol a payload without valid means nothing, so the property is "the same valid beats":
+for every input sequence, resets included, the original and the mutant agree on every ``valid`` and
+``ready`` output on every cycle and on every stream's payload on its valid beats
+(:class:`~gen.mutate.relational.RelationalProof` with ``streams``).
 
-The two small cores (:func:`gen.mutate.core_proofs.small_configuration`: the same structure, 4 x 6)
-are put side by side in the harness of :func:`gen.mutate.relational.harness` with its ``streams``
-option, flat, with the memories as registers, and written as an AIGER miter whose bad states are the
-asserts: the ports, every register outside :data:`DIFFERING` equal in both cores, and optionally the
-relations of the spurious rows (:func:`spurious_row_invariants`). All of them are proof obligations,
-none is assumed. ABC's PDR (``yosys-abc``) looks for the rest of an inductive invariant itself; the
-initial state is the registers' ``init`` values (an uninitialised one is a free input), ``rst`` is a
-free input on every cycle. "Property proved" is a proof; a time limit or a counterexample is not.
+It is proven by induction (``sat -tempinduct``, length 1) on the *stream core*
+(:func:`stream_configuration`: 2 x 4, g = 8, 2 GDU lanes, combinational FP32 units, the preset's
+number formats) with the invariants of :func:`row_valid_invariants`, every one of them a proof
+obligation beside the ports. They say where the two designs may differ and why that never reaches a
+valid beat:
+
+* *fresh* (the original's ``act_sum`` has emitted nothing since the reset: ``row == 0`` and not
+  ``row_valid``): the original's walk, lanes and GDU stages are empty, its descriptors and result
+  flags are at their reset values, the scheduler's pending group (if one has started) is its tile's
+  first, in bank 0;
+* the schedule: a group's rows are emitted on consecutive cycles with no capture in between, a walk
+  (R x columns per lane cycles) ends before the next group's row 0 (the scheduler's step count
+  bounds how far off it is), so two valid neighbours in a lane hold consecutive rows;
+* every register equal in both designs but ``row_valid``, the walk, the lane and GDU stage
+  registers, ``scale_held``/``zero_held`` and one accumulator word per lane; the capture's row sums
+  too, because a write while ``row_valid`` is 0 puts back the value that is there;
+* the walk is the original's, or restarted at row 0, column index 0 while the original's is idle;
+  a lane or GDU stage holds the original's row where the original's is valid (payload included),
+  and where only the mutant's is, a spurious one (row 0, ``first``, ``last``, bank and column 0);
+  lane 1 holds lane 0's rows one stage later;
+* ``scale_held``/``zero_held`` differ only while no later row of a group is at the GDU input;
+* a spurious row, and a difference in bank 0, row 0, column index 0's word, exist only while the
+  result flags are clear and the original's first row 0 of that column (``first`` set) is on its way
+  with nothing valid ahead of it in the lane (or the original is fresh, or emits that row 0 now),
+  in this lane and in the last lane, the one whose writes release result rows.
+
+What carries the proof from the stream core to the presets (R = C = 16, g = 128, the pipelined GDU
+of 21 cycles): the mutated register, the walk, the lanes and the GDU stages are the same code; the
+invariants are written for any R, columns per lane and stage count, and their timing conditions hold
+there with a wider margin (a walk of R x columns per lane = 128 cycles ends by the next row 0 at
+least g = 128 cycles later; the spurious rows leave the GDU 21 + 2 cycles after it, where the next
+group's row 0 comes 128 later). The stream core has combinational FP32 units because the pipelined
+ones add some 600 registers whose stage the invariants would have to name one by one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import resource
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 from amaranth import Shape
 
-from gen.mutate.core_proofs import _cells, flat_name, small_configuration
+from gen.mutate.core_proofs import _cells, flat_name
 from gen.mutate.errors import MutateError
 from gen.mutate.netlist import PREPARE, EquivalenceResult, Mutation, _yosys, rtlil_with_src
-from gen.mutate.relational import RelationalProof, harness, harness_name, module_wires
+from gen.mutate.relational import RelationalProof, harness, module_wires
 from hw.config import MixPEConfig
 
-__all__ = ["ABC", "StreamProof", "row_valid_flop", "row_valid_proof", "stream_miter", "prove_valid_beats"]
+__all__ = ["STREAM_CORE", "StreamProof", "stream_configuration", "row_valid_flop", "row_valid_proof",
+           "row_valid_invariants", "prove_valid_beats"]
 
-#: The ABC executable (Yosys' own build of ABC); YoWASP's Yosys links ABC in but ships no binary.
-ABC = "yosys-abc"
+#: The stream core's shape: 2 rows, 4 columns in 2 lanes (2 columns each, the last lane 1), g = 8,
+#: combinational FP32 units (the GDU's stages 1 cycle each).
+STREAM_CORE = {"rows": 2, "cols": 4, "group_size": 8, "gdu_lanes": 2, "gdu_stages": 0}
 #: The source line of ``act_sum``'s ``row_valid`` register.
 ROW_VALID_SOURCE = "hw/act_sum.py:55"
 _ROW_VALID_Q = re.compile(r"connect \\Q \\(sum_valid|act_sum\.row_valid|act_sum__row_valid)$", re.M)
-#: The registers the mutant may change (``act_sum``'s ``row_valid``, the capture's lane walk and lane
-#: 1's register after it, the core's lane registers before the GDUs, named after the GDU inputs they
-#: drive once flat, and the GDUs): every other register of the two cores is equal, an obligation of
-#: the proof beside the ports (proven, never assumed), so that PDR starts from those equalities.
-DIFFERING = re.compile(r"^(act_sum__row_valid|sum_valid|gdu_\d+__|(psum|info|column|scale|zero)(\$\d+)?$"
-                       r"|capture__(active|phase|index|parity\$\d+|lane_info_1_0|lane_column_1_0))")
 _PUBLIC_NAME = re.compile(r"(?<=\s)\\(\S+)")
+#: The GDU's stages on the stream core, in pipeline order, and the registers holding each stage's
+#: payload beside its ``<stage>_valid_0``/``<stage>_row_0`` (:class:`hw.gdu.GroupDequant`).
+GDU_STAGES = {"dsum": ("dsum_value_0", "dsum_scale_0"), "to_float": ("to_float_out_0", "widen_out_0"),
+              "scale": ("scale_mul_out_0",), "accumulate": ("sum_value",)}
+#: The core's registers in front of each GDU's inputs (``hw/mpgemm.py``, ``_connect_lanes``).
+LANE_PORTS = ("info", "psum", "column", "scale", "zero")
+
+
+def stream_configuration(config: MixPEConfig) -> MixPEConfig | None:
+    """The stream core of ``config``'s structure (:data:`STREAM_CORE`, ``config``'s number formats),
+    or None when ``config`` has another: K-quants, signed codes, float offsets, row bands or other
+    than 2 GDU lanes."""
+    if config.kquant or config.signed_codes or config.float_offset or config.row_groups != 1 or config.lanes != 2:
+        return None
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return MixPEConfig(**{**fields, **STREAM_CORE, "name": f"{config.name}-stream"})
 
 
 @dataclasses.dataclass(frozen=True)
 class StreamProof:
-    """A mutant mapped to the small core: ``small`` its configuration, ``options`` the mutation's own
-    options (mode, port, bit) applied to the small core's ``row_valid`` register; ``note`` the mapping."""
+    """A mutant mapped to the stream core: ``small`` its configuration, ``options`` the mutation's own
+    options (mode, port, bit) applied to the stream core's ``row_valid`` register; ``note`` the mapping."""
     small: MixPEConfig
     options: str
     note: str
 
     @property
     def method(self) -> str:
-        return f"same valid beats: miter + abc pdr on the {self.small.rows} x {self.small.cols} core"
+        return f"same valid beats: invariants + sat -tempinduct on the {self.small.rows} x {self.small.cols} stream core"
 
 
 def row_valid_flop(work: Path, design: str) -> str:
@@ -81,24 +115,24 @@ def row_valid_flop(work: Path, design: str) -> str:
 
 def row_valid_proof(mutation: Mutation, config: MixPEConfig, work: Path | None = None,
                     design: str = "design.il") -> StreamProof | None:
-    """The small-core twin of ``mutation`` (of the core ``mpgemm`` on ``config``) when it changes
-    ``act_sum``'s ``row_valid`` register at its ``Q`` or ``D`` port (with ``work``: checked to be that
-    register in ``work/design``, the campaign's design), else None."""
-    small = small_configuration(config)
+    """The stream-core twin of ``mutation`` (of the core ``mpgemm`` on ``config``) when it ties
+    ``act_sum``'s ``row_valid`` register to 1 at its ``Q`` or ``D`` port (with ``work``: checked to
+    be that register in ``work/design``, the campaign's design), else None."""
+    small = stream_configuration(config)
     port = mutation.option("port")
-    if small is None or ROW_VALID_SOURCE not in mutation.sources or port not in ("Q", "D"):
+    if (small is None or ROW_VALID_SOURCE not in mutation.sources or port not in ("Q", "D")
+            or mutation.mode != "const1"):
         return None
     if work is not None and mutation.option("cell") != row_valid_flop(Path(work), design):
         return None
-    options = " ".join(f"-{name} {mutation.option(name)}" for name in ("mode", "port", "portbit", "ctrlbit")
-                       if mutation.option(name) is not None)
-    return StreamProof(small, options, f"act_sum's row_valid register ({options}) -> the same on the small core")
+    options = f"-mode const1 -port {port} -portbit 0"
+    return StreamProof(small, options, f"act_sum's row_valid register ({options}) -> the same on the stream core")
 
 
 def _flat_core(work: Path, small: MixPEConfig) -> tuple[str, list[str]]:
-    """Write ``work/flat.il``: the small core's ``mpgemm``, flat, memories as registers, public names
-    through :func:`~gen.mutate.core_proofs.flat_name` and every register output named; returns (its
-    text, the names of the wires its registers drive)."""
+    """Write ``work/flat.il``: the core ``mpgemm`` of ``small``, flat, memories as registers, public
+    names through :func:`~gen.mutate.core_proofs.flat_name` and every register output named; returns
+    (its text, the names of the wires its registers drive)."""
     from hw.mpgemm import MPGemm
     work.mkdir(parents=True, exist_ok=True)
     (work / "small.il").write_text(rtlil_with_src(MPGemm(small), "mpgemm"))
@@ -114,121 +148,252 @@ def _flat_core(work: Path, small: MixPEConfig) -> tuple[str, list[str]]:
     return rtlil, registers
 
 
-def spurious_row_invariants(small: MixPEConfig, registers: list[str]) -> list[str]:
-    """Relations of the registers in :data:`DIFFERING` (proof obligations like the others) that follow
-    the spurious rows of a stuck ``row_valid``: the mutant's walk is the original's, or restarted at
-    row 0, column index 0 while the original's is idle after a reset (``act_sum``'s ``row`` still 0);
-    every row register of the lanes and the GDU pipelines is the original's where the original's valid
-    is set, and where only the mutant's is, a row 0 of column index 0, bank 0, ``first`` and ``last``
-    0; the lane's parameters are the same; the accumulator words but bank 0, row 0 of column index 0
-    are the same."""
-    from hw.layouts import row_index_shape, row_info_layout
+class _Names:
+    """Verilog expressions over the harness's signals: ``gold_<register>``/``gate_<register>``, fields."""
 
-    def pair(name: str) -> tuple[str, str]:
-        return f"gold_{harness_name(name)}", f"gate_{harness_name(name)}"
+    def __init__(self, small: MixPEConfig):
+        from hw.gdu import gdu_row_layout
+        from hw.layouts import descriptor_layout, row_info_layout
+        self.info, self.descriptor, self.row = row_info_layout(small), descriptor_layout(small), gdu_row_layout(small)
 
-    (ga, ta), (gp, tp), (gi, ti) = (pair(f"capture__{name}") for name in ("active", "phase", "index"))
-    [walk_parity] = [register for register in registers if register.startswith("capture__parity$")]
-    gq, tq = pair(walk_parity)
-    invariants = [f"!{ga} || ({ta} && {gp} == {tp} && {gi} == {ti} && {gq} == {tq})",
-                  f"{ga} || !{ta} || ({tp} == 0 && {ti} == 0 && {gp} == 0 && {gi} == 0 && {gq} == {tq} && "
-                  f"{pair('act_sum__row')[0]} == 0)",
-                  f"{ga} || {ta} || ({gp} == {tp} && {gi} == {ti} && {gq} == {tq})"]
-    info = row_info_layout(small)
-    width = info.size
-    fields = [(info[name].offset, info[name].width) for name in ("row", "first", "last", "bank")]
-    infos = ["capture__lane_info_1_0"] + [r for r in registers if re.fullmatch(r"info(\$\d+)?", r)]
-    spurious = []
-    for name in infos:
-        gold, gate = pair(name)
-        zero = " && ".join(f"{gate}[{offset + size - 1}:{offset}] == 0" for offset, size in fields)
-        invariants += [f"!{gold}[0] || {gate} == {gold}",
-                       f"{gate}[{width - 1}:1] == {gold}[{width - 1}:1] && (!{gate}[0] || {gold}[0] || ({zero}))"]
-        spurious.append(f"({gate}[0] && !{gold}[0])")
-    invariants += [f"{' == '.join(pair(r))}" for r in registers if re.fullmatch(r"(column|scale|zero)(\$\d+)?", r)]
-    invariants += [f"{' == '.join(pair(r))} || {' || '.join(spurious)}" for r in registers
-                   if re.fullmatch(r"psum(\$\d+)?", r)]
-    # The GDU's row registers (hw/gdu.py, GroupDequant._row_layout) start with row, first, last, bank, column.
-    low = Shape.cast(row_index_shape(small)).width + 3 + Shape.cast(range(small.columns_per_lane)).width
-    writes = small.gdu_stage_cycles["write"]
-    cycles = small.gdu_stage_cycles
-    for lane in range(small.lanes):
-        stages = [("dsum_valid_0", "dsum_rows_2"), ("dsum_valid_1", "dsum_row_0")]
-        stages += [(f"{stage}_valid_{i}", f"{stage}_row_{i}") for stage in ("to_float", "scale", "accumulate")
-                   for i in range(cycles[stage])]
-        stages += [(f"write_valid{i}_0", f"write_row{i}_0") for i in range(1, writes)]
-        for valid, row_register in stages:
-            (gv, tv), (gr, tr) = pair(f"gdu_{lane}__{valid}"), pair(f"gdu_{lane}__{row_register}")
-            invariants += [f"!{gv} || ({tv} && {gr} == {tr})", f"{gv} || !{tv} || {tr}[{low - 1}:0] == 0"]
-        words = [r for r in registers if re.fullmatch(rf"gdu_{lane}__acc_memory_\d+_", r)]
-        top = 32 * small.columns_per_lane - 1
-        for word in words:
-            gold, gate = pair(word)
-            invariants.append(f"{gold}[{top}:32] == {gate}[{top}:32]" if word == f"gdu_{lane}__acc_memory_0_"
-                              else f"{gold} == {gate}")
+    @staticmethod
+    def side(side: str, register: str) -> str:
+        return f"{side}_{re.sub(r'[^A-Za-z0-9_]', '_', register)}"
+
+    @staticmethod
+    def bits(value: str, layout, name: str) -> str:
+        field = layout[name]
+        return f"{value}[{field.offset + Shape.cast(field.shape).width - 1}:{field.offset}]"
+
+
+def lane_registers(rtlil: str, lanes: int) -> list[dict[str, str]]:
+    """Per GDU lane, the core's registers that drive its inputs (:data:`LANE_PORTS`), by their name in ``rtlil``."""
+    driven = dict(re.findall(r"^  connect \\gdu_(\d+__\w+) \\(\S+)$", rtlil, re.M))
+    try:
+        return [{port: driven[f"{lane}__{port}"] for port in LANE_PORTS} for lane in range(lanes)]
+    except KeyError as missing:
+        raise MutateError(f"GDU input {missing} is not driven by a named register in the stream core") from None
+
+
+def row_valid_invariants(small: MixPEConfig, rtlil: str, registers: list[str]) -> list[str]:
+    """The invariants of the module docstring over the two stream cores (``small``, flat in ``rtlil``
+    with ``registers``), as Verilog expressions over ``gold_<register>`` and ``gate_<register>``."""
+    n = _Names(small)
+    rows, per_lane, lanes = small.rows, small.columns_per_lane, small.lanes
+    if lanes != 2 or (small.cols - 1) % lanes != lanes - 1 or any(small.gdu_stage_cycles[s] != 1 for s in GDU_STAGES):
+        raise MutateError(f"stream core {small.name}: expected 2 lanes, the last column in lane 1, 1-cycle GDU stages")
+
+    def g(register: str) -> str:
+        return n.side("gold", register)
+
+    def t(register: str) -> str:
+        return n.side("gate", register)
+
+    lane_of = lane_registers(rtlil, lanes)
+    [walk_parity] = [r for r in registers if re.fullmatch(r"capture__parity\$\d+", r)]
+    active, phase, index = "capture__active", "capture__phase", "capture__index"
+    row, row_valid, emitting, next_row = "act_sum__row", "act_sum__row_valid", "act_sum__emitting", "act_sum__next_row"
+    fresh = f"({g(row)} == 0 && !{g(row_valid)})"
+    steps = g("scheduler__step_in_group")
+    drain, descriptors = "capture__descriptor", ("capture__descriptor_0", "capture__descriptor_1")
+    empty = " && ".join(f"{g(r)} == 0" for r in registers if r.startswith("reader__rows_ready_"))
+    invariants = [
+        # act_sum emits a group's rows on consecutive cycles, with no capture in between
+        f"!{g(row_valid)} || {g(row)} == {rows - 1} || {g(emitting)}",
+        f"!({g(row_valid)} && {g(emitting)}) || {g(next_row)} == {g(row)} + 1",
+        f"!{g(emitting)} || {steps} <= {g(next_row)}",
+        f"!{g(emitting)} || {g(next_row)} < {rows}",
+        f"!{g('capture__group_ended')} || ({g(emitting)} && {g(next_row)} == 0)",
+        f"!({g(row_valid)} && {g(row)} == 0) || {steps} <= 1",
+        # fresh: nothing emitted since the reset
+        f"!{fresh} || (!{g(active)} && {g(phase)} == 0 && {g(index)} == 0 && {g(walk_parity)} == 0)",
+        f"!{fresh} || {g(next_row)} == 0",
+        f"!{fresh} || ({' && '.join(f'{g(r)} == 0' for r in (drain, *descriptors))})",
+        f"!{fresh} || ({empty})",
+        f"!{fresh} || {g('scheduler__at_group_start')} || ({g('capture__pending_first')} && "
+        f"!{g('capture__pending_bank')} && !{g('scheduler__tile_bank')})",
+        f"!({fresh} && {g(emitting)}) || ({g('capture__group_ended')} && {g('capture__pending_first')} && "
+        f"!{g('capture__pending_bank')})",
+        f"!({fresh} && {g('scheduler__at_group_start')} && !{g(emitting)}) || ({g('scheduler__next_is_tile_first')} && "
+        f"!{g('scheduler__next_tile_bank')} && {steps} == 0 && !{g('capture__group_ended')})",
+    ]
+    # a walk ends before the next group's row 0
+    progress = f"({g(index)} * {small.lane_period(lanes)} + {g(phase)})"
+    invariants += [f"!{g(active)} || {steps} <= {progress} + 2",
+                   f"!{g(active)} || !({g(row_valid)} && {g(row)} == 0)",
+                   f"!{g(active)} || !({g(emitting)} && {g(next_row)} == 0)"]
+    # the capture's row sums: a write while row_valid is 0 puts back what is there
+    width = small.asum_bits
+    parity = n.bits(g(drain), n.descriptor, "parity")
+    sums = [f"{g(f'capture__sums_{p}')}[{g(row)} * {width} +: {width}]" for p in range(2)]
+    invariants.append(f"{g(row_valid)} || ({parity} ? {sums[1]} : {sums[0]}) == {g('act_sum__asum')}")
+    # every register equal but those the mutant reaches
+    reached = {row_valid, active, phase, index, walk_parity, "capture__lane_info_1_0", "capture__lane_column_1_0",
+               *(register for lane in lane_of for register in lane.values())}
+    invariants += [f"{g(r)} == {t(r)}" for r in registers if r not in reached and not r.startswith("gdu_")]
+    # the walk
+    walk = [(g(r), t(r)) for r in (active, phase, index, walk_parity)]
+    (ga, ta), (gp, tp), (gi, ti), (gq, tq) = walk
+    same_walk = " && ".join(f"{gold} == {gate}" for gold, gate in walk[1:])
+    invariants += [f"!{ga} || ({ta} && {same_walk})",
+                   f"{ga} || !{ta} || ({tp} == 0 && {ti} == 0 && {tq} == 0 && {gp} == 0 && {gi} == 0 && {gq} == 0 && "
+                   f"{' && '.join(f'{g(r)} == 0' for r in descriptors)} && ({fresh} || ({g(row_valid)} && {g(row)} == 0)))",
+                   f"{ga} || {ta} || ({same_walk})"]
+
+    def info_place(register: str, column: str) -> dict:
+        """A lane position that holds a row sideband (``register``) and a column index (``column``)."""
+        def value(side):
+            return {"valid": f"{side(register)}[0]", "column": side(column),
+                    **{name: n.bits(side(register), n.info, name) for name in ("row", "first", "last", "bank")}}
+        return {"gold": value(g), "gate": value(t)}
+
+    def stage_place(lane: int, stage: str) -> dict:
+        def value(side):
+            held = side(f"gdu_{lane}__{stage}_row_0")
+            return {"valid": side(f"gdu_{lane}__{stage}_valid_0"),
+                    **{name: n.bits(held, n.row, name) for name in ("row", "first", "last", "bank", "column")}}
+        return {"gold": value(g), "gate": value(t)}
+
+    fields = ("row", "first", "last", "bank", "column")
+    walked = {side: {"valid": f"({walk[0][k]} && {walk[1][k]} < {rows})", "row": walk[1][k], "column": walk[2][k]}
+              for k, side in enumerate(("gold", "gate"))}
+    chains, quiet_of = [], []
+    for lane, inputs in enumerate(lane_of):
+        # downstream first: the GDU's stages, its input registers, lane 1's register after the walk, the walk
+        places = [stage_place(lane, stage) for stage in reversed(GDU_STAGES)]
+        places.append(info_place(inputs["info"], inputs["column"]))
+        if lane:
+            places.append(info_place("capture__lane_info_1_0", "capture__lane_column_1_0"))
+        places.append(walked)
+        p = f"gdu_{lane}__"
+        for stage, payload in GDU_STAGES.items():
+            same = " && ".join(f"{g(p + r)} == {t(p + r)}" for r in (f"{stage}_row_0", *payload))
+            invariants.append(f"!{g(p + stage + '_valid_0')} || ({t(p + stage + '_valid_0')} && {same})")
+        for place in places[:-1]:
+            gold, gate = place["gold"], place["gate"]
+            spurious = " && ".join(f"{gate[name]} == 0" for name in fields)
+            invariants += [f"!{gold['valid']} || {gate['valid']}", f"{gold['valid']} || !{gate['valid']} || ({spurious})"]
+        for register, column in ((inputs["info"], inputs["column"]),) + ((("capture__lane_info_1_0",
+                                                                           "capture__lane_column_1_0"),) if lane else ()):
+            top = n.info.size - 1
+            invariants += [f"{t(register)}[{top}:1] == {g(register)}[{top}:1]", f"{g(column)} == {t(column)}"]
+        invariants += [f"{g(inputs[port])} == {t(inputs[port])}" for port in ("scale", "zero")]
+        invariants.append(f"{g(inputs['psum'])} == {t(inputs['psum'])} || !{g(inputs['info'])}[0]")
+        # a column index's rows follow each other without gaps; two valid neighbours hold consecutive rows
+        for down, up in zip(places, places[1:]):
+            d, u = down["gold"], up["gold"]
+            wraps = f"{d['row']} == {rows - 1}"
+            invariants.append(f"!({u['valid']} && {u['row']} != 0) || {d['valid']}")
+            invariants.append(f"!({d['valid']} && {u['valid']}) || ({u['row']} == ({wraps} ? 0 : {d['row']} + 1) && "
+                              f"{u['column']} == ({wraps} ? ({d['column']} == {per_lane - 1} ? 0 : {d['column']} + 1) : "
+                              f"{d['column']}))")
+        # scale_held/zero_held differ only while no later row of a group is at the GDU input
+        held = " || ".join(f"{g(p + r)} != {t(p + r)}" for r in ("scale_held", "zero_held"))
+        at_input = places[len(GDU_STAGES)]["gold"]
+        invariants.append(f"!({held}) || !({at_input['valid']} && {at_input['row']} != 0)")
+        # where the tile's first row 0 of column index 0 may be: at a place with nothing valid ahead of it
+        walk_first = " && ".join(f"({gq} ? {n.bits(g(descriptors[1]), n.descriptor, name)} : "
+                                 f"{n.bits(g(descriptors[0]), n.descriptor, name)}) == {value}"
+                                 for name, value in (("first", 1), ("bank", 0)))
+        pending, quiet = [], []
+        for place in places:
+            gold = place["gold"]
+            first = (f"{gold['row']} == 0 && {gold['column']} == 0 && "
+                     + (walk_first if place is walked else f"{gold['first']} && {gold['bank']} == 0"))
+            pending.append("(" + " && ".join([*quiet, gold["valid"], first]) + ")")
+            quiet.append(f"!{gold['valid']}")
+        emitting_first = " && ".join([*quiet, g(row_valid), f"{g(row)} == 0", n.bits(g(drain), n.descriptor, "first"),
+                                      f"{n.bits(g(drain), n.descriptor, 'bank')} == 0"])
+        chains.append((places, pending + [f"({emitting_first})", f"({fresh} && {' && '.join(quiet)})"]))
+        quiet_of.append(" && ".join(quiet))
+    invariants += [f"!{fresh} || ({quiet})" for quiet in quiet_of]
+    # lane 1 carries lane 0's rows one stage later
+    for side in ("gold", "gate"):
+        for one, zero in zip(chains[1][0][1:-1], chains[0][0][:-1]):
+            one, zero = one[side], zero[side]
+            same = " && ".join(f"{one[name]} == {zero[name]}" for name in fields)
+            invariants.append(f"{one['valid']} == {zero['valid']} && (!{one['valid']} || ({same}))")
+    last_window = "(" + " || ".join(chains[lanes - 1][1]) + ")"
+    for lane, (places, windows) in enumerate(chains):
+        word = next(r for r in registers if r == f"gdu_{lane}__acc_memory_0_")
+        invariants += [f"{g(r)} == {t(r)}" for r in registers if re.fullmatch(rf"gdu_{lane}__acc_memory_[1-9]\d*_", r)]
+        invariants.append(f"{g(word)}[{32 * per_lane - 1}:32] == {t(word)}[{32 * per_lane - 1}:32]")
+
+        def window(k: int) -> str:
+            return f"({empty} && ({' || '.join(windows[k:])}) && {last_window})"
+        invariants.append(f"{g(word)}[31:0] == {t(word)}[31:0] || {window(0)}")
+        for k, place in enumerate(places):
+            invariants.append(f"!({place['gate']['valid']} && !{place['gold']['valid']}) || {window(k + 1)}")
     return invariants
 
 
-def stream_miter(work: Path, small: MixPEConfig, options: str, cell: str | None = None,
-                 hints: bool = False) -> tuple[str, float]:
-    """Write ``work/miter.aig``: the small core and its mutant (``options`` on its ``row_valid``
-    register, or on ``cell``) side by side, every output compared every cycle but a stream's payload
-    (compared on its valid beats), and every register outside :data:`DIFFERING` equal in both, with
-    ``hints`` :func:`spurious_row_invariants` too; returns (the mutation applied, Yosys' seconds)."""
-    start = time.monotonic()
-    rtlil, registers = _flat_core(work, small)
-    spec = f"mutate -module mpgemm -cell {cell or row_valid_flop(work, 'flat.il')} {options}"
+def _named_checks(harness_text: str) -> tuple[str, int]:
+    """``harness_text`` with each assert's expression on a wire of its own (``check_<i>``); returns (the
+    text, the number of checks)."""
+    body = re.search(r"  always @\* begin\n(.*?)  end\n", harness_text, re.S)
+    checks = re.findall(r"    assert \((.*)\);", body[1])
+    named = "".join(f"  wire check_{i} = {check};\n" for i, check in enumerate(checks))
+    named += "  always @* begin\n" + "".join(f"    assert (check_{i});\n" for i in range(len(checks))) + "  end\n"
+    return harness_text[:body.start()] + named + harness_text[body.end():], len(checks)
+
+
+#: Checks proven together in one SAT problem of the induction step; a check of a GDU stage's payload
+#: (through an FP32 unit) alone.
+BATCH = 24
+
+
+def _batches(checked: str, count: int) -> list[list[int]]:
+    """The checks of the harness text ``checked`` in the groups the induction step proves together."""
+    payload = re.compile("|".join(re.escape(name) for names in GDU_STAGES.values() for name in names))
+    alone = [i for i in range(count) if payload.search(re.search(rf"wire check_{i} = (.*);", checked)[1])]
+    rest = [i for i in range(count) if i not in alone]
+    return [[i] for i in alone] + [rest[k:k + BATCH] for k in range(0, len(rest), BATCH)]
+
+
+def prove_valid_beats(work: Path, proof: StreamProof, timeout: float = 3600.0, cell: str | None = None,
+                      options: str | None = None) -> EquivalenceResult:
+    """Prove ``proof``'s mutant equivalent on its valid beats on the stream core in ``work`` (a
+    directory of its own) with :func:`row_valid_invariants`; ``cell`` and ``options``: another
+    mutation of the same core to run the same property on instead (a check that it can fail).
+
+    Induction of length 1, the step split by check: the base case (every check on the first cycle
+    from the registers' ``init`` values, any inputs), then for each check, that it holds on a cycle
+    after one on which all of them held, from any state. Together that is ``sat -tempinduct``'s
+    proof; split into groups (:data:`BATCH`, :func:`_batches`) its problems are solved in minutes where
+    the conjunction's ran 20 minutes without an answer."""
+    work = Path(work)
+    rtlil, registers = _flat_core(work, proof.small)
+    spec = f"mutate -module mpgemm -cell {cell or row_valid_flop(work, 'flat.il')} {options or proof.options}"
+    invariants = row_valid_invariants(proof.small, rtlil, registers)
+    text = " ".join(invariants)
+    exposed = tuple(r for r in registers if _Names.side("gold", r) in text or _Names.side("gate", r) in text)
     wires = module_wires(rtlil, "mpgemm")
     outputs = {name for name, _, direction in wires if direction == "output"}
     streams = tuple((name, name.removesuffix("payload") + "valid") for name in sorted(outputs)
                     if name.endswith("__payload") and name.removesuffix("payload") + "valid" in outputs)
-    equal = tuple(register for register in registers if not DIFFERING.match(register))
-    invariants = [f"gold_{harness_name(register)} == gate_{harness_name(register)}" for register in equal]
-    exposed = equal
-    if hints:
-        invariants += spurious_row_invariants(small, registers)
-        exposed = tuple(sorted({name for name in registers if f"gold_{harness_name(name)}" in " ".join(invariants)}))
-    proof = RelationalProof(signals=exposed, streams=streams, invariants=tuple(invariants))
-    (work / "miter.v").write_text(harness(wires, proof, {name: width for name, width, _ in wires}))
-    # The FFs stay plain $dff (no enables or synchronous resets folded in): write_aiger takes only those.
-    _yosys(work, "read_rtlil flat.il\nhierarchy -top mpgemm\n" + f"expose {' '.join(f'mpgemm/{r}' for r in exposed)}\n"
-           f"design -save base\n{spec}\nrename mpgemm gate\ndesign -stash gate\ndesign -load base\nrename mpgemm gold\n"
-           "design -copy-from gate -as gate gate\nread_verilog -formal miter.v\nhierarchy -top proof\nproc\n"
-           "chformal -lower\nflatten\nopt -fast -nodffe -nosdff\ndelete t:$scopeinfo\nasync2sync\n"
-           "dffunmap\ntechmap\nopt -fast -nodffe -nosdff\nabc -g AND\nopt_clean\nstat\n"
-           "write_aiger -zinit -map miter.aim miter.aig\n", "miter")
-    return spec, time.monotonic() - start
-
-
-def _abc(work: Path, script: str, timeout: float) -> tuple[str, float, float]:
-    """Run ABC's ``script`` in ``work``; returns (its output, wall seconds, CPU seconds of ABC)."""
-    if shutil.which(ABC) is None:
-        raise MutateError(f"{ABC} (ABC) is not installed")
-    start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    run = subprocess.run([ABC, "-c", script], cwd=work, capture_output=True, text=True, timeout=timeout)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    (work / "abc.log").write_text(run.stdout + run.stderr)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return run.stdout, time.monotonic() - start, cpu
-
-
-def prove_valid_beats(work: Path, proof: StreamProof, timeout: float = 3600.0, cell: str | None = None,
-                      options: str | None = None, hints: bool = True) -> EquivalenceResult:
-    """Prove ``proof``'s mutant equivalent on its valid beats on its small core in ``work`` (a directory of
-    its own), by PDR on :func:`stream_miter`'s miter (``hints``: with :func:`spurious_row_invariants`);
-    ``cell`` and ``options``: another mutation of the same small core to run the same property on
-    instead (a check that it can fail)."""
-    work = Path(work)
-    start = time.monotonic()
-    spec, _ = stream_miter(work, proof.small, options or proof.options, cell, hints)
-    limit = max(1, int(timeout - (time.monotonic() - start)))
+    relational = RelationalProof(signals=exposed, invariants=tuple(invariants), depth=1, streams=streams)
+    checked, count = _named_checks(harness(wires, relational, {name: width for name, width, _ in wires}))
+    (work / "valid_beats.v").write_text(checked)
+    assume = " ".join(f"-set-at 1 check_{i} 1" for i in range(count))
+    steps = "".join(f"log -stdout CHECK {','.join(map(str, batch))}\nsat -seq 2 -prove-skip 1 {assume} "
+                    + " ".join(f"-prove check_{i} 1" for i in batch) + " -timeout 1800 proof\n"
+                    for batch in _batches(checked, count))
+    script = (f"read_rtlil flat.il\nhierarchy -top mpgemm\nexpose {' '.join(f'mpgemm/{r}' for r in exposed)}\n"
+              f"design -save base\n{spec}\nrename mpgemm gate\ndesign -stash gate\ndesign -load base\nrename mpgemm gold\n"
+              "design -copy-from gate -as gate gate\nread_verilog -formal valid_beats.v\nhierarchy -top proof\nproc\n"
+              "setattr -set keep 1 w:check_*\nchformal -lower\nflatten\nopt -fast -keepdc\nlog -stdout BASE\n"
+              "sat -tempinduct -tempinduct-baseonly -prove-asserts -maxsteps 1 proof\nchformal -remove\n"
+              "setattr -unset init w:*\n" + steps)
+    where = f"{proof.small.rows} x {proof.small.cols} stream core ({spec}; {count} checks; valid_beats.log)"
     try:
-        log, wall, cpu = _abc(work, f"read_aiger miter.aig; strash; orpos; print_stats; pdr -T {limit}", limit + 60)
-    except subprocess.TimeoutExpired:
-        return EquivalenceResult(False, f"ABC timed out after {limit} s ({spec})")
-    where = f"{proof.small.rows} x {proof.small.cols} core ({spec}; ABC {wall:.0f} s, {cpu:.0f} CPU s)"
-    if "Property proved" in log:
-        return EquivalenceResult(True, f"same valid beats proven by PDR on the {where}", proof.method)
-    found = re.search(r"asserted in frame (\d+)", log)
-    return EquivalenceResult(False, (f"counterexample in frame {found[1]}" if found else "undecided")
-                             + f" on the {where}")
+        log = _yosys(work, script, "valid_beats", timeout=timeout)
+    except MutateError as error:
+        return EquivalenceResult(False, f"{str(error).splitlines()[0]} on the {where}")
+    sections = re.split(r"^(BASE|CHECK [\d,]+)$", log, flags=re.M)[1:]
+    verdicts = dict(zip(sections[::2], sections[1::2]))
+    failed = [label for label, text in verdicts.items() if "SUCCESS!" not in text or "FAIL!" in text]
+    proven = sum(len(label.split(",")) for label in verdicts if label.startswith("CHECK") and label not in failed)
+    if "BASE" in verdicts and proven == count and not failed:
+        return EquivalenceResult(True, f"same valid beats proven by induction with {len(invariants)} invariants "
+                                       f"on the {where}", proof.method)
+    return EquivalenceResult(False, f"not proven: {', '.join(failed) or 'incomplete run'} on the {where}")

@@ -24,7 +24,7 @@ import pytest
 
 from gen.mutate.netlist import PREPARE, Mutation, _yosys, rtlil_with_src
 from gen.mutate.relational import module_wires
-from gen.mutate.stream_proofs import ABC, prove_valid_beats, row_valid_proof
+from gen.mutate.stream_proofs import prove_valid_beats, row_valid_proof
 from hw.config import load_config
 
 DEFAULT = load_config("w4a8-g128-16x16")
@@ -148,24 +148,31 @@ def test_stuck_row_valid_shows_only_on_idle_payloads_of_the_default_core(tmp_pat
         assert counts["beats"] == 0 and counts["idle"] > 0, (index, counts)
 
 
-# The "same valid beats" miter of gen.mutate.stream_proofs (not a proof of these two yet: ABC's PDR does
-# not converge, docs/verification.md): the mutants map to the small core's row_valid register, and the
-# miter, whose payload check is masked by res.valid, still refutes a mutant that changes res.valid.
+# The "same valid beats" proof of gen.mutate.stream_proofs: the mutants map to the stream core's row_valid
+# register; the property (with its invariants) is proven there, and refuted for a mutant that changes res.valid.
 @pytest.mark.parametrize("index", sorted(MUTANTS))
-def test_the_row_valid_mutants_map_to_the_small_core(index):
+def test_the_row_valid_mutants_map_to_the_stream_core(index):
     proof = row_valid_proof(Mutation(index, MUTANTS[index]), DEFAULT)
-    assert proof is not None and (proof.small.rows, proof.small.cols) == (4, 6)
+    assert proof is not None and (proof.small.rows, proof.small.cols, proof.small.group_size) == (2, 4, 8)
     assert proof.options == f"-mode const1 -port {'Q' if index == 53 else 'D'} -portbit 0"
 
 
 def test_other_cells_do_not_map():
     assert row_valid_proof(Mutation(1, r"mutate -mode const1 -module mpgemm -cell $flatten\act_sum.$9 -port Y "
                                        rf"-portbit 0 -src {_ROOT}/hw/act_sum.py:79"), DEFAULT) is None
+    assert row_valid_proof(Mutation(2, MUTANTS[53].replace("const1", "const0")), DEFAULT) is None
 
 
 @pytest.mark.slow
 @pytest.mark.synth
-@pytest.mark.skipif(shutil.which(ABC) is None, reason=f"ABC ({ABC}) is not installed")
+@pytest.mark.parametrize("preset", ["w4a8-g128-16x16", "w4a16-g128-16x16"])
+def test_stuck_row_valid_keeps_every_valid_beat(tmp_path, preset):
+    verdict = prove_valid_beats(tmp_path, row_valid_proof(Mutation(53, MUTANTS[53]), load_config(preset)), timeout=5400)
+    assert verdict.equivalent, verdict.detail
+
+
+@pytest.mark.slow
+@pytest.mark.synth
 def test_a_mutant_that_changes_res_valid_is_refuted(tmp_path):
     from hw.mpgemm import MPGemm
     proof = row_valid_proof(Mutation(53, MUTANTS[53]), DEFAULT)
@@ -173,4 +180,4 @@ def test_a_mutant_that_changes_res_valid_is_refuted(tmp_path):
     [cell] = re.findall(r"cell \$gt (\$\d+)\n(?:    .*\n)*?    connect \\Y \\res__valid\n", reader)
     verdict = prove_valid_beats(tmp_path, proof, timeout=1800, cell=f"$flatten\\reader.{cell}",
                                 options="-mode const1 -port Y -portbit 0")
-    assert not verdict.equivalent and "counterexample in frame 0" in verdict.detail, verdict.detail
+    assert not verdict.equivalent and "BASE" in verdict.detail, verdict.detail
