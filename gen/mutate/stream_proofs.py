@@ -74,6 +74,9 @@ _PUBLIC_NAME = re.compile(r"(?<=\s)\\(\S+)")
 #: payload beside its ``<stage>_valid_0``/``<stage>_row_0`` (:class:`hw.gdu.GroupDequant`).
 GDU_STAGES = {"dsum": ("dsum_value_0", "dsum_scale_0"), "to_float": ("to_float_out_0", "widen_out_0"),
               "scale": ("scale_mul_out_0",), "accumulate": ("sum_value",)}
+#: The GDU's FP32 units whose output the mutant's copy takes from the original's when their operands
+#: are equal (:func:`_consistent_units`): a function of its operands, so the value is the same.
+CONSISTENT_UNITS = ("to_float", "widen", "scale_mul", "accumulate")
 #: The core's registers in front of each GDU's inputs (``hw/mpgemm.py``, ``_connect_lanes``).
 LANE_PORTS = ("info", "psum", "column", "scale", "zero")
 
@@ -227,6 +230,9 @@ def row_valid_invariants(small: MixPEConfig, rtlil: str, registers: list[str]) -
     parity = n.bits(g(drain), n.descriptor, "parity")
     sums = [f"{g(f'capture__sums_{p}')}[{g(row)} * {width} +: {width}]" for p in range(2)]
     invariants.append(f"{g(row_valid)} || ({parity} ? {sums[1]} : {sums[0]}) == {g('act_sum__asum')}")
+    if small.fp_activation:  # the row's invalid flag is kept beside its sum
+        flags = [f"{g(f'capture__sums_{p}')}[{rows * width} + {g(row)}]" for p in range(2)]
+        invariants.append(f"{g(row_valid)} || ({parity} ? {flags[1]} : {flags[0]}) == {g('act_sum__invalid')}")
     # every register equal but those the mutant reaches
     reached = {row_valid, active, phase, index, walk_parity, "capture__lane_info_1_0", "capture__lane_column_1_0",
                *(register for lane in lane_of for register in lane.values())}
@@ -350,6 +356,33 @@ def _batches(checked: str, count: int) -> list[list[int]]:
     return [[i] for i in alone] + [rest[k:k + BATCH] for k in range(0, len(rest), BATCH)]
 
 
+def _consistent_units(rtlil: str, lanes: int) -> list[tuple[str, tuple[str, ...]]]:
+    """(output wire, operand wires) of every :data:`CONSISTENT_UNITS` instance of the flat core ``rtlil``."""
+    wires = {name for name, _, _ in module_wires(rtlil, "mpgemm")}
+    units = []
+    for lane in range(lanes):
+        for unit in CONSISTENT_UNITS:
+            stem = f"gdu_{lane}__{unit}__"
+            operands = tuple(sorted(w for w in wires if w.startswith(stem) and w[len(stem):] in ("a", "b", "i")))
+            if f"{stem}o" in wires and operands:
+                units.append((f"{stem}o", operands))
+    return units
+
+
+def _take_equal_outputs(harness_text: str, units: list[tuple[str, tuple[str, ...]]]) -> str:
+    """Connect each unit's output in the mutant (cut by ``expose -cut``: ``<o>`` what the unit computes,
+    ``<o>.i`` what the rest reads) to the original's output when the operands are equal, else its own."""
+    declared, gold_ports, gate_ports = [], [], []
+    for output, operands in units:
+        gold, gate = _Names.side("gold", output), _Names.side("gate", output)
+        declared.append(f"  wire [31:0] {gold}, {gate};")
+        equal = " && ".join(f"{_Names.side('gold', w)} == {_Names.side('gate', w)}" for w in operands)
+        gold_ports.append(f".\\{output} ({gold})")
+        gate_ports += [f".\\{output} ({gate})", f".\\{output}.i (({equal}) ? {gold} : {gate})"]
+    text = harness_text.replace("  gold gold_design(", "\n".join(declared) + "\n  gold gold_design(" + ", ".join(gold_ports) + ", ")
+    return text.replace("  gate gate_design(", "  gate gate_design(" + ", ".join(gate_ports) + ", ")
+
+
 def prove_valid_beats(work: Path, proof: StreamProof, timeout: float = 3600.0, cell: str | None = None,
                       options: str | None = None) -> EquivalenceResult:
     """Prove ``proof``'s mutant equivalent on its valid beats on the stream core in ``work`` (a
@@ -366,20 +399,25 @@ def prove_valid_beats(work: Path, proof: StreamProof, timeout: float = 3600.0, c
     spec = f"mutate -module mpgemm -cell {cell or row_valid_flop(work, 'flat.il')} {options or proof.options}"
     invariants = row_valid_invariants(proof.small, rtlil, registers)
     text = " ".join(invariants)
+    units = _consistent_units(rtlil, proof.small.lanes)
     exposed = tuple(r for r in registers if _Names.side("gold", r) in text or _Names.side("gate", r) in text)
+    exposed += tuple(w for _, operands in units for w in operands if w not in exposed)
     wires = module_wires(rtlil, "mpgemm")
     outputs = {name for name, _, direction in wires if direction == "output"}
     streams = tuple((name, name.removesuffix("payload") + "valid") for name in sorted(outputs)
                     if name.endswith("__payload") and name.removesuffix("payload") + "valid" in outputs)
     relational = RelationalProof(signals=exposed, invariants=tuple(invariants), depth=1, streams=streams)
     checked, count = _named_checks(harness(wires, relational, {name: width for name, width, _ in wires}))
+    checked = _take_equal_outputs(checked, units)
+    outputs_of_units = " ".join(f"mpgemm/{output}" for output, _ in units)
     (work / "valid_beats.v").write_text(checked)
     assume = " ".join(f"-set-at 1 check_{i} 1" for i in range(count))
     steps = "".join(f"log -stdout CHECK {','.join(map(str, batch))}\nsat -seq 2 -prove-skip 1 {assume} "
                     + " ".join(f"-prove check_{i} 1" for i in batch) + " -timeout 1800 proof\n"
                     for batch in _batches(checked, count))
     script = (f"read_rtlil flat.il\nhierarchy -top mpgemm\nexpose {' '.join(f'mpgemm/{r}' for r in exposed)}\n"
-              f"design -save base\n{spec}\nrename mpgemm gate\ndesign -stash gate\ndesign -load base\nrename mpgemm gold\n"
+              f"design -save base\n{spec}\nexpose -cut {outputs_of_units}\nrename mpgemm gate\ndesign -stash gate\n"
+              f"design -load base\nexpose {outputs_of_units}\nrename mpgemm gold\n"
               "design -copy-from gate -as gate gate\nread_verilog -formal valid_beats.v\nhierarchy -top proof\nproc\n"
               "setattr -set keep 1 w:check_*\nchformal -lower\nflatten\nopt -fast -keepdc\nlog -stdout BASE\n"
               "sat -tempinduct -tempinduct-baseonly -prove-asserts -maxsteps 1 proof\nchformal -remove\n"
