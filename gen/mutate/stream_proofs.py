@@ -345,15 +345,23 @@ def _named_checks(harness_text: str) -> tuple[str, int]:
 
 #: Checks proven together in one SAT problem of the induction step; a check of a GDU stage's payload
 #: (through an FP32 unit) alone.
-BATCH = 24
+BATCH = 1
 
 
-def _batches(checked: str, count: int) -> list[list[int]]:
-    """The checks of the harness text ``checked`` in the groups the induction step proves together."""
+def _batches(checked: str, checks: list[int]) -> list[list[int]]:
+    """``checks`` of the harness text ``checked`` in the groups the induction step proves together."""
     payload = re.compile("|".join(re.escape(name) for names in GDU_STAGES.values() for name in names))
-    alone = [i for i in range(count) if payload.search(re.search(rf"wire check_{i} = (.*);", checked)[1])]
-    rest = [i for i in range(count) if i not in alone]
+    alone = [i for i in checks if payload.search(re.search(rf"wire check_{i} = (.*);", checked)[1])]
+    rest = [i for i in checks if i not in alone]
     return [[i] for i in alone] + [rest[k:k + BATCH] for k in range(0, len(rest), BATCH)]
+
+
+def _output_checks(checked: str, count: int, outputs: set[str]) -> list[int]:
+    """The checks of ``checked`` that read the two designs' output ports only (the streams' handshakes
+    and payloads), no register."""
+    sides = {_Names.side(side, name) for name in outputs for side in ("gold", "gate")}
+    return [i for i in range(count)
+            if set(re.findall(r"\b(?:gold|gate)_\w+", re.search(rf"wire check_{i} = (.*);", checked)[1])) <= sides]
 
 
 def _consistent_units(rtlil: str, lanes: int) -> list[tuple[str, tuple[str, ...]]]:
@@ -383,6 +391,14 @@ def _take_equal_outputs(harness_text: str, units: list[tuple[str, tuple[str, ...
     return text.replace("  gate gate_design(", "  gate gate_design(" + ", ".join(gate_ports) + ", ")
 
 
+def _sections(log: str | Path) -> dict[str, str]:
+    """The log of :func:`prove_valid_beats`'s Yosys run (its text, or the file) by problem: ``BASE``,
+    ``CHECK <i>,...`` and ``OUTPUT <i>`` -> what the problem printed."""
+    text = log.read_text() if isinstance(log, Path) and log.exists() else log if isinstance(log, str) else ""
+    sections = re.split(r"^(BASE|(?:CHECK|OUTPUT) [\d,]+)$", text, flags=re.M)[1:]
+    return dict(zip(sections[::2], sections[1::2]))
+
+
 def prove_valid_beats(work: Path, proof: StreamProof, timeout: float = 3600.0, cell: str | None = None,
                       options: str | None = None) -> EquivalenceResult:
     """Prove ``proof``'s mutant equivalent on its valid beats on the stream core in ``work`` (a
@@ -390,10 +406,13 @@ def prove_valid_beats(work: Path, proof: StreamProof, timeout: float = 3600.0, c
     mutation of the same core to run the same property on instead (a check that it can fail).
 
     Induction of length 1, the step split by check: the base case (every check on the first cycle
-    from the registers' ``init`` values, any inputs), then for each check, that it holds on a cycle
-    after one on which all of them held, from any state. Together that is ``sat -tempinduct``'s
-    proof; split into groups (:data:`BATCH`, :func:`_batches`) its problems are solved in minutes where
-    the conjunction's ran 20 minutes without an answer."""
+    from the registers' ``init`` values, any inputs), then for each check of registers, that it holds
+    on a cycle after one on which all of them held, from any state; a check of the output ports only
+    (:func:`_output_checks`) is proven on one cycle from the checks of registers on that cycle, so it
+    holds whenever they do. Together that is ``sat -tempinduct``'s proof; split into groups
+    (:data:`BATCH`, :func:`_batches`) its problems are solved in seconds each where the conjunction's
+    ran 20 minutes without an answer (and the result payload's step, through the accumulator's
+    writes, 10 minutes)."""
     work = Path(work)
     rtlil, registers = _flat_core(work, proof.small)
     spec = f"mutate -module mpgemm -cell {cell or row_valid_flop(work, 'flat.il')} {options or proof.options}"
@@ -411,26 +430,35 @@ def prove_valid_beats(work: Path, proof: StreamProof, timeout: float = 3600.0, c
     checked = _take_equal_outputs(checked, units)
     outputs_of_units = " ".join(f"mpgemm/{output}" for output, _ in units)
     (work / "valid_beats.v").write_text(checked)
+    on_outputs = _output_checks(checked, count, outputs)
+    on_registers = [i for i in range(count) if i not in on_outputs]
     assume = " ".join(f"-set-at 1 check_{i} 1" for i in range(count))
     steps = "".join(f"log -stdout CHECK {','.join(map(str, batch))}\nsat -seq 2 -prove-skip 1 {assume} "
-                    + " ".join(f"-prove check_{i} 1" for i in batch) + " -timeout 1800 proof\n"
-                    for batch in _batches(checked, count))
+                    + " ".join(f"-prove check_{i} 1" for i in batch) + " -timeout 1800 -verify proof\n"
+                    for batch in _batches(checked, on_registers))
+    implied = " ".join(f"-set-at 1 check_{i} 1" for i in on_registers)
+    steps += "".join(f"log -stdout OUTPUT {i}\nsat -seq 1 {implied} -prove check_{i} 1 -timeout 1800 -verify proof\n"
+                     for i in on_outputs)
     script = (f"read_rtlil flat.il\nhierarchy -top mpgemm\nexpose {' '.join(f'mpgemm/{r}' for r in exposed)}\n"
               f"design -save base\n{spec}\nexpose -cut {outputs_of_units}\nrename mpgemm gate\ndesign -stash gate\n"
               f"design -load base\nexpose {outputs_of_units}\nrename mpgemm gold\n"
               "design -copy-from gate -as gate gate\nread_verilog -formal valid_beats.v\nhierarchy -top proof\nproc\n"
               "setattr -set keep 1 w:check_*\nchformal -lower\nflatten\nopt -fast -keepdc\nlog -stdout BASE\n"
-              "sat -tempinduct -tempinduct-baseonly -prove-asserts -maxsteps 1 proof\nchformal -remove\n"
+              "sat -tempinduct -tempinduct-baseonly -prove-asserts -maxsteps 1 -verify proof\nchformal -remove\n"
               "setattr -unset init w:*\n" + steps)
     where = f"{proof.small.rows} x {proof.small.cols} stream core ({spec}; {count} checks; valid_beats.log)"
     try:
         log = _yosys(work, script, "valid_beats", timeout=timeout)
     except MutateError as error:
+        reached = _sections(work / "valid_beats.log")  # -verify: Yosys stops at the first problem not proven
+        if reached:
+            last, text = list(reached.items())[-1]
+            why = "failed" if "FAIL!" in text else "timed out" if "TIMEOUT" in text else str(error).splitlines()[0]
+            return EquivalenceResult(False, f"not proven: {last} {why} on the {where}")
         return EquivalenceResult(False, f"{str(error).splitlines()[0]} on the {where}")
-    sections = re.split(r"^(BASE|CHECK [\d,]+)$", log, flags=re.M)[1:]
-    verdicts = dict(zip(sections[::2], sections[1::2]))
+    verdicts = _sections(log)
     failed = [label for label, text in verdicts.items() if "SUCCESS!" not in text or "FAIL!" in text]
-    proven = sum(len(label.split(",")) for label in verdicts if label.startswith("CHECK") and label not in failed)
+    proven = sum(len(label.split(",")) for label in verdicts if label != "BASE" and label not in failed)
     if "BASE" in verdicts and proven == count and not failed:
         return EquivalenceResult(True, f"same valid beats proven by induction with {len(invariants)} invariants "
                                        f"on the {where}", proof.method)
