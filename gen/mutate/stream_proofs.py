@@ -17,6 +17,8 @@ number formats) with the invariants of :func:`row_valid_invariants`, every one o
 obligation beside the ports. They say where the two designs may differ and why that never reaches a
 valid beat:
 
+* the mutant's ``row_valid`` is 0 only in the initial state, where every register equals the
+  original's (tied at ``D``, the register takes 1 on the first clock edge, resets included);
 * *fresh* (the original's ``act_sum`` has emitted nothing since the reset: ``row == 0`` and not
   ``row_valid``): the original's walk, lanes and GDU stages are empty, its descriptors and result
   flags are at their reset values, the scheduler's pending group (if one has started) is its tile's
@@ -76,7 +78,7 @@ GDU_STAGES = {"dsum": ("dsum_value_0", "dsum_scale_0"), "to_float": ("to_float_o
               "scale": ("scale_mul_out_0",), "accumulate": ("sum_value",)}
 #: The GDU's FP32 units whose output the mutant's copy takes from the original's when their operands
 #: are equal (:func:`_consistent_units`): a function of its operands, so the value is the same.
-CONSISTENT_UNITS = ("to_float", "widen", "scale_mul", "accumulate")
+CONSISTENT_UNITS = ("to_float", "widen", "scale_mul", "accumulate", "token_mul")
 #: The core's registers in front of each GDU's inputs (``hw/mpgemm.py``, ``_connect_lanes``).
 LANE_PORTS = ("info", "psum", "column", "scale", "zero")
 
@@ -237,6 +239,9 @@ def row_valid_invariants(small: MixPEConfig, rtlil: str, registers: list[str]) -
     reached = {row_valid, active, phase, index, walk_parity, "capture__lane_info_1_0", "capture__lane_column_1_0",
                *(register for lane in lane_of for register in lane.values())}
     invariants += [f"{g(r)} == {t(r)}" for r in registers if r not in reached and not r.startswith("gdu_")]
+    # the mutant's row_valid is 0 only in the initial state (tied at D: the reset no longer clears it)
+    others = [r for r in registers if r != row_valid and (r in reached or r.startswith("gdu_"))]
+    invariants.append(f"{t(row_valid)} || (!{g(row_valid)} && {' && '.join(f'{g(r)} == {t(r)}' for r in others)})")
     # the walk
     walk = [(g(r), t(r)) for r in (active, phase, index, walk_parity)]
     (ga, ta), (gp, tp), (gi, ti), (gq, tq) = walk

@@ -165,9 +165,10 @@ def test_other_cells_do_not_map():
 
 @pytest.mark.slow
 @pytest.mark.synth
+@pytest.mark.parametrize("index", sorted(MUTANTS))
 @pytest.mark.parametrize("preset", ["w4a8-g128-16x16", "w4a16-g128-16x16"])
-def test_stuck_row_valid_keeps_every_valid_beat(tmp_path, preset):
-    verdict = prove_valid_beats(tmp_path, row_valid_proof(Mutation(53, MUTANTS[53]), load_config(preset)), timeout=5400)
+def test_stuck_row_valid_keeps_every_valid_beat(tmp_path, preset, index):
+    verdict = prove_valid_beats(tmp_path, row_valid_proof(Mutation(index, MUTANTS[index]), load_config(preset)), timeout=5400)
     assert verdict.equivalent, verdict.detail
 
 
